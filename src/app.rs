@@ -1,0 +1,800 @@
+//! The commands, wiring the stages together: import, run, suppress, check.
+//! Everything here takes its time from the caller (`now`, or a clock for
+//! bookkeeping), so every decision is reproducible.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::config::Config;
+use crate::deliver::{self, FileTransport, Outcome, Outgoing, Transport};
+use crate::error::{Error, Result, exit};
+use crate::ingest::{self, Format};
+use crate::model::{Cart, CartStatus, LineItem, SendState, parse_email};
+use crate::output::{DecisionRecord, Output};
+use crate::plan::{self, Decision, Step, Verdict};
+use crate::render::{Links, Renderer};
+use crate::store::{CartImport, Claim, Confirmation, OrderImport, RunCounts, Store};
+use crate::token::{Claims, Signer};
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Done,
+    /// Some rows or mails failed; the rest was done.
+    Partial,
+}
+
+impl Completion {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Completion::Done => exit::OK,
+            Completion::Partial => exit::PARTIAL,
+        }
+    }
+
+    fn or(self, other: Completion) -> Completion {
+        if self == Completion::Partial || other == Completion::Partial {
+            Completion::Partial
+        } else {
+            Completion::Done
+        }
+    }
+}
+
+/// The wall clock, for bookkeeping only (when a run started and ended).
+pub type Clock<'a> = &'a dyn Fn() -> DateTime<Utc>;
+
+// ---------------------------------------------------------------- import
+
+/// What importing one file did.
+#[derive(Debug, Default, Clone)]
+pub struct FileImport {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub rejected: u64,
+    pub carts: Option<CartImport>,
+    pub orders: Option<OrderImport>,
+    pub marked_ordered: u64,
+}
+
+impl FileImport {
+    /// The figures, as `import` prints them.
+    pub fn line(&self) -> String {
+        let path = self.path.display();
+        match (&self.carts, &self.orders) {
+            (_, Some(orders)) => format!(
+                "{path}: {} rows read, {} orders added, {} unchanged, {} rejected, {} carts marked ordered",
+                self.rows, orders.added, orders.unchanged, self.rejected, self.marked_ordered
+            ),
+            (carts, None) => {
+                let carts = carts.unwrap_or_default();
+                format!(
+                    "{path}: {} rows read, {} carts upserted, {} unchanged, {} rejected",
+                    self.rows, carts.upserted, carts.unchanged, self.rejected
+                )
+            }
+        }
+    }
+}
+
+/// `recart import FILE...`
+pub fn import(
+    store_path: &Path,
+    files: &[PathBuf],
+    format: Format,
+    out: &mut Output,
+) -> Result<Completion> {
+    let store = Store::open(store_path)?;
+    let mut completion = Completion::Done;
+    let mut last_failure = None;
+    let mut failures = 0;
+    for file in files {
+        match import_file(&store, file, format, out) {
+            Ok(result) => {
+                out.data(&result.line());
+                if result.rejected > 0 {
+                    completion = Completion::Partial;
+                }
+            }
+            // One unreadable file does not stop the others.
+            Err(error @ (Error::Input { .. } | Error::Io { .. })) => {
+                failures += 1;
+                completion = Completion::Partial;
+                if let Some(previous) = last_failure.replace(error) {
+                    out.log(&format!("recart: {previous}"));
+                }
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    match last_failure {
+        Some(error) if failures == files.len() => Err(error),
+        Some(error) => {
+            out.log(&format!("recart: {error}"));
+            Ok(completion)
+        }
+        None => Ok(completion),
+    }
+}
+
+/// Reads one file into the store; reports its rejected rows on stderr.
+fn import_file(store: &Store, path: &Path, format: Format, out: &mut Output) -> Result<FileImport> {
+    let parsed = ingest::read_file(path, format)?;
+    for error in &parsed.errors {
+        out.log(&error.to_string());
+    }
+    let mut result = FileImport {
+        path: path.to_path_buf(),
+        rows: parsed.rows,
+        rejected: parsed.rejected_rows,
+        ..FileImport::default()
+    };
+    if parsed.format.is_some_and(Format::is_orders) {
+        let orders = store.import_orders(&parsed.orders)?;
+        result.orders = Some(orders);
+        result.marked_ordered = orders.marked_ordered;
+    } else {
+        let carts = store.import_carts(&parsed.carts)?;
+        result.carts = Some(carts);
+        result.marked_ordered = carts.marked_ordered;
+    }
+    Ok(result)
+}
+
+// ---------------------------------------------------------------- run
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    pub json: bool,
+    pub preview: Option<PathBuf>,
+    pub limit: Option<usize>,
+}
+
+/// The figures of a run, for the summary line.
+#[derive(Debug, Default, Clone)]
+pub struct RunSummary {
+    pub dry_run: bool,
+    pub carts_imported: u64,
+    pub orders_imported: u64,
+    pub rows_rejected: u64,
+    /// `send` (dry run), `sent`, `retry`, `failed`, `unknown`, `skip`.
+    pub decisions: BTreeMap<&'static str, u64>,
+    pub skips: BTreeMap<String, u64>,
+}
+
+impl RunSummary {
+    pub fn count(&self, decision: &str) -> u64 {
+        self.decisions.get(decision).copied().unwrap_or(0)
+    }
+
+    /// One line for the log, e.g. for cron.
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "imported {} carts, {} orders ({} rows rejected); ",
+            self.carts_imported, self.orders_imported, self.rows_rejected
+        );
+        if self.dry_run {
+            line.push_str(&format!("dry run: {} would be sent", self.count("send")));
+        } else {
+            line.push_str(&format!(
+                "{} sent, {} retry, {} failed, {} unknown",
+                self.count("sent"),
+                self.count("retry"),
+                self.count("failed"),
+                self.count("unknown")
+            ));
+        }
+        line.push_str(&format!(", {} skipped", self.count("skip")));
+        if !self.skips.is_empty() {
+            let reasons: Vec<String> = self
+                .skips
+                .iter()
+                .map(|(reason, count)| format!("{reason} {count}"))
+                .collect();
+            line.push_str(&format!(" ({})", reasons.join(", ")));
+        }
+        line
+    }
+}
+
+/// Mails go out in batches: claimed together, sent, confirmed together.
+const BATCH: usize = 200;
+
+/// `recart run`: import the configured sources, plan, render, deliver,
+/// record. A dry run does all of it inside a transaction it rolls back.
+pub fn run(
+    config: &Config,
+    options: &RunOptions,
+    clock: Clock<'_>,
+    out: &mut Output,
+) -> Result<(Completion, RunSummary)> {
+    let now = options.now;
+    // Everything that can fail for configuration reasons fails first.
+    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?;
+    let signer = link_signer(config)?;
+    let links = LinkMaker {
+        config,
+        signer: &signer,
+        now,
+    };
+    for step in &config.steps {
+        let sample = sample_cart(now);
+        renderer.render(&sample, step, &links.for_cart(&sample, step))?;
+    }
+
+    let store = if options.dry_run && !config.store_path.exists() {
+        Store::open_in_memory()?
+    } else {
+        Store::open(&config.store_path)?
+    };
+    if options.dry_run {
+        store.begin_discarded()?;
+    }
+    let run_id = if options.dry_run {
+        0
+    } else {
+        store.start_run(clock(), now)?
+    };
+
+    let mut summary = RunSummary {
+        dry_run: options.dry_run,
+        ..RunSummary::default()
+    };
+    let mut completion = import_sources(config, &store, &mut summary, out)?;
+
+    // The candidate window, by index: open carts active up to now (the
+    // ones not yet due are listed as such), and not so old that listing
+    // them as too old would drown the rest.
+    let newest = now;
+    let oldest = now - config.policy.max_age - config.policy.max_age;
+    let candidates = store.candidates(oldest, newest)?;
+    let history = store.history(oldest, newest, now, config.policy.cooldown)?;
+    let decisions = plan::plan(&candidates, &history, &config.policy, &config.steps, now);
+
+    let mut transport: Option<Box<dyn Transport>> = None;
+    let mut preview = match &options.preview {
+        Some(dir) => Some(FileTransport::new(dir)?),
+        None => None,
+    };
+    let mut printer = Printer {
+        json: options.json,
+        table: (options.dry_run && !options.json).then(Vec::new),
+    };
+    let mut budget = options.limit.unwrap_or(usize::MAX);
+    let mut fatal = None;
+    let mut batch: Vec<(&Decision, Outgoing)> = Vec::new();
+
+    let mut decisions = decisions.iter().peekable();
+    while let Some(decision) = decisions.next() {
+        let cart = &candidates[decision.cart];
+        let step_name = decision.step.map(|index| config.steps[index].name.as_str());
+        let mut skip = |reason: &str, summary: &mut RunSummary, out: &mut Output| {
+            printer.emit(
+                out,
+                summary,
+                DecisionRecord {
+                    cart_id: &cart.id,
+                    email: &cart.email,
+                    step: step_name,
+                    decision: "skip",
+                    reason: Some(reason),
+                },
+            );
+        };
+        match decision.verdict {
+            Verdict::Skip(reason) => skip(reason.as_str(), &mut summary, out),
+            Verdict::Send if fatal.is_some() => skip("not-sent", &mut summary, out),
+            Verdict::Send if budget == 0 => {
+                skip(plan::SkipReason::Limit.as_str(), &mut summary, out)
+            }
+            Verdict::Send => {
+                budget -= 1;
+                let step = &config.steps[decision.step.expect("a send has a step")];
+                match compose(&store, config, &renderer, &links, &cart.id, step)? {
+                    Some(mail) => batch.push((decision, mail)),
+                    None => skip("gone", &mut summary, out),
+                }
+            }
+        }
+        if batch.len() >= BATCH || (decisions.peek().is_none() && !batch.is_empty()) {
+            if let Some(preview) = &mut preview {
+                let mails: Vec<Outgoing> = batch.iter().map(|(_, mail)| mail.clone()).collect();
+                if let Some(message) = preview.send(&mails).fatal {
+                    return Err(Error::Transport(format!("preview: {message}")));
+                }
+            }
+            if options.dry_run {
+                for (decision, mail) in batch.drain(..) {
+                    let cart = &candidates[decision.cart];
+                    printer.emit(
+                        out,
+                        &mut summary,
+                        DecisionRecord {
+                            cart_id: &cart.id,
+                            email: &cart.email,
+                            step: Some(&mail.step),
+                            decision: "send",
+                            reason: None,
+                        },
+                    );
+                }
+            } else {
+                let transport = match &mut transport {
+                    Some(transport) => transport,
+                    None => transport.insert(deliver::open(config)?),
+                };
+                let (batch_completion, batch_fatal) = deliver_batch(
+                    &store,
+                    transport.as_mut(),
+                    run_id,
+                    now,
+                    &candidates,
+                    std::mem::take(&mut batch),
+                    &mut printer,
+                    &mut summary,
+                    out,
+                )?;
+                completion = completion.or(batch_completion);
+                fatal = fatal.or(batch_fatal);
+            }
+        }
+    }
+    if let Some(transport) = &mut transport {
+        transport.close();
+    }
+    if let Some(mut rows) = printer.table.take() {
+        // Sends first, then skips grouped by reason; plan order within.
+        rows.sort_by(|a, b| (a[3] != "send", &a[4]).cmp(&(b[3] != "send", &b[4])));
+        out.table(&["CART", "EMAIL", "STEP", "DECISION", "REASON"], &rows);
+    }
+    if !options.dry_run {
+        let counts = RunCounts {
+            imported: summary.carts_imported + summary.orders_imported,
+            sent: summary.count("sent"),
+            skipped: summary.count("skip"),
+            retry: summary.count("retry"),
+            failed: summary.count("failed"),
+            unknown: summary.count("unknown"),
+        };
+        let code = if fatal.is_some() {
+            exit::ERROR
+        } else {
+            completion.exit_code()
+        };
+        store.finish_run(run_id, clock(), counts, code)?;
+    }
+    if let Some(message) = fatal {
+        out.log(&format!("recart run: {}", summary.line()));
+        return Err(Error::Transport(format!(
+            "{message}; sending stopped, the mails not handed over stay due"
+        )));
+    }
+    Ok((completion, summary))
+}
+
+/// Prints decisions as they are made: JSON lines, or rows of the dry-run
+/// table; and counts them.
+struct Printer {
+    json: bool,
+    table: Option<Vec<Vec<String>>>,
+}
+
+impl Printer {
+    fn emit(&mut self, out: &mut Output, summary: &mut RunSummary, record: DecisionRecord<'_>) {
+        let decision = match record.decision {
+            "send" => "send",
+            "sent" => "sent",
+            "retry" => "retry",
+            "failed" => "failed",
+            "unknown" => "unknown",
+            _ => "skip",
+        };
+        *summary.decisions.entry(decision).or_default() += 1;
+        if decision == "skip" {
+            *summary
+                .skips
+                .entry(record.reason.unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        if self.json {
+            out.json(&record);
+        }
+        if let Some(rows) = &mut self.table {
+            rows.push(vec![
+                record.cart_id.to_string(),
+                record.email.to_string(),
+                record.step.unwrap_or("-").to_string(),
+                record.decision.to_string(),
+                record.reason.unwrap_or("").to_string(),
+            ]);
+        }
+    }
+}
+
+fn import_sources(
+    config: &Config,
+    store: &Store,
+    summary: &mut RunSummary,
+    out: &mut Output,
+) -> Result<Completion> {
+    let mut completion = Completion::Done;
+    for source in &config.sources {
+        let paths = glob::glob(&source.pattern).map_err(|error| {
+            Error::config(
+                &config.path,
+                format!("sources path {:?}: {error}", source.pattern),
+            )
+        })?;
+        for path in paths {
+            let path = path.map_err(|error| Error::io(error.path().to_path_buf(), error.into()))?;
+            match import_file(store, &path, source.format, out) {
+                Ok(result) => {
+                    summary.carts_imported += result.carts.map_or(0, |c| c.upserted);
+                    summary.orders_imported += result.orders.map_or(0, |o| o.added);
+                    summary.rows_rejected += result.rejected;
+                    if result.rejected > 0 {
+                        completion = Completion::Partial;
+                    }
+                }
+                Err(error @ Error::Input { .. }) => {
+                    out.log(&format!("recart: {error}"));
+                    completion = Completion::Partial;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+    Ok(completion)
+}
+
+/// Loads the cart and renders its mail; `None` if the cart vanished.
+fn compose(
+    store: &Store,
+    config: &Config,
+    renderer: &Renderer,
+    links: &LinkMaker<'_>,
+    cart_id: &str,
+    step: &Step,
+) -> Result<Option<Outgoing>> {
+    let Some(cart) = store.cart(cart_id)? else {
+        return Ok(None);
+    };
+    let rendered = renderer.render(&cart, step, &links.for_cart(&cart, step))?;
+    deliver::build(
+        &config.from,
+        &cart.first_name,
+        &cart.email,
+        &cart.id,
+        &step.name,
+        &rendered,
+        links.now,
+    )
+    .map(Some)
+}
+
+/// Claim → send → confirm for one batch. Returns whether anything failed
+/// and the transport's breakdown, if any.
+#[allow(clippy::too_many_arguments)]
+fn deliver_batch(
+    store: &Store,
+    transport: &mut dyn Transport,
+    run_id: i64,
+    now: DateTime<Utc>,
+    candidates: &[plan::Candidate],
+    batch: Vec<(&Decision, Outgoing)>,
+    printer: &mut Printer,
+    summary: &mut RunSummary,
+    out: &mut Output,
+) -> Result<(Completion, Option<String>)> {
+    let claims: Vec<Claim> = batch
+        .iter()
+        .map(|(decision, mail)| Claim {
+            cart_id: mail.cart_id.clone(),
+            step: mail.step.clone(),
+            email: candidates[decision.cart].email.clone(),
+        })
+        .collect();
+    let won = store.claim(run_id, now, &claims)?;
+    let mut claimed = Vec::new();
+    for ((decision, mail), won) in batch.into_iter().zip(won) {
+        if won {
+            claimed.push((decision, mail));
+        } else {
+            let cart = &candidates[decision.cart];
+            printer.emit(
+                out,
+                summary,
+                DecisionRecord {
+                    cart_id: &cart.id,
+                    email: &cart.email,
+                    step: Some(&mail.step),
+                    decision: "skip",
+                    reason: Some(plan::SkipReason::Claimed.as_str()),
+                },
+            );
+        }
+    }
+    let mails: Vec<Outgoing> = claimed.iter().map(|(_, mail)| mail.clone()).collect();
+    let report = transport.send(&mails);
+    let mut completion = Completion::Done;
+    let mut confirmations = Vec::with_capacity(mails.len());
+    let mut hard_bounces = Vec::new();
+    for ((decision, mail), outcome) in claimed.iter().zip(&report.outcomes) {
+        let cart = &candidates[decision.cart];
+        let (state, reason) = match outcome {
+            Outcome::Sent => (Some(SendState::Sent), None),
+            Outcome::Retry(reason) => (Some(SendState::Retry), Some(reason.clone())),
+            Outcome::Failed(reason) => {
+                if is_hard_bounce(reason) {
+                    hard_bounces.push(cart.email.clone());
+                }
+                (Some(SendState::Failed), Some(reason.clone()))
+            }
+            Outcome::Unknown(reason) => (Some(SendState::Unknown), Some(reason.clone())),
+            Outcome::NotHandedOver => (None, None),
+        };
+        if state != Some(SendState::Sent) {
+            completion = Completion::Partial;
+        }
+        confirmations.push((
+            Confirmation {
+                cart_id: mail.cart_id.clone(),
+                step: mail.step.clone(),
+                state: state.unwrap_or(SendState::Retry),
+                reason: reason.clone(),
+                message_id: Some(mail.message_id.clone()),
+            },
+            state.is_some(),
+        ));
+        printer.emit(
+            out,
+            summary,
+            DecisionRecord {
+                cart_id: &cart.id,
+                email: &cart.email,
+                step: Some(&mail.step),
+                decision: state.map_or("skip", SendState::as_str),
+                reason: match state {
+                    None => Some("not-sent"),
+                    Some(_) => reason.as_deref(),
+                },
+            },
+        );
+    }
+    store.confirm(run_id, now, &confirmations)?;
+    if !hard_bounces.is_empty() {
+        store.suppress(&hard_bounces, "hard-bounce", now)?;
+    }
+    Ok((completion, report.fatal))
+}
+
+/// A 5.1.x status (bad destination mailbox) means the address will never
+/// work: it is suppressed.
+fn is_hard_bounce(reason: &str) -> bool {
+    reason
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .any(|word| word.starts_with("5.1.") && word.len() > 4)
+}
+
+/// Signs the links of one mail.
+struct LinkMaker<'a> {
+    config: &'a Config,
+    signer: &'a Signer,
+    now: DateTime<Utc>,
+}
+
+impl LinkMaker<'_> {
+    fn for_cart(&self, cart: &Cart, step: &Step) -> Links {
+        let recover = self.signer.sign(&Claims {
+            cart_id: cart.id.clone(),
+            email: cart.email.clone(),
+            step: step.name.clone(),
+            expires: self.now + self.config.links.recover_ttl,
+        });
+        // An unsubscribe link must keep working long after the reminder.
+        let unsubscribe = self.signer.sign(&Claims {
+            cart_id: cart.id.clone(),
+            email: cart.email.clone(),
+            step: "unsubscribe".into(),
+            expires: self.now + TimeDelta::days(366),
+        });
+        Links {
+            recover: self.config.links.recover.replace("{token}", &recover),
+            unsubscribe: self
+                .config
+                .links
+                .unsubscribe
+                .replace("{token}", &unsubscribe),
+        }
+    }
+}
+
+/// The link-signing key: from the environment variable `links.secret_env`,
+/// else from the file `links.secret_file`.
+fn link_signer(config: &Config) -> Result<Signer> {
+    let links = &config.links;
+    if let Some(variable) = &links.secret_env
+        && let Ok(value) = std::env::var(variable)
+        && !value.trim().is_empty()
+    {
+        return Ok(Signer::new(value.trim().as_bytes()));
+    }
+    if let Some(file) = &links.secret_file {
+        let value = std::fs::read_to_string(file).map_err(|error| {
+            Error::config(
+                &config.path,
+                format!("links.secret_file {}: {error}", file.display()),
+            )
+        })?;
+        if value.trim().is_empty() {
+            return Err(Error::config(
+                &config.path,
+                format!("links.secret_file {} is empty", file.display()),
+            ));
+        }
+        return Ok(Signer::new(value.trim().as_bytes()));
+    }
+    Err(Error::config(
+        &config.path,
+        format!(
+            "links.secret_env: the variable {} is not set (it holds the key that signs links)",
+            links.secret_env.as_deref().unwrap_or("?")
+        ),
+    ))
+}
+
+/// A realistic cart to try every template on before anything is sent.
+fn sample_cart(now: DateTime<Utc>) -> Cart {
+    let item = |sku: &str, name: &str, quantity, price| LineItem {
+        sku: sku.into(),
+        name: name.into(),
+        category: "sample".into(),
+        quantity,
+        unit_price_minor: price,
+        image_url: format!("https://shop.example/img/{sku}.jpg"),
+        product_url: format!("https://shop.example/products/{sku}"),
+    };
+    Cart {
+        id: "SAMPLE-1".into(),
+        email: "sample@example.com".into(),
+        first_name: "Sam".into(),
+        locale: "en".into(),
+        currency: "EUR".parse().expect("a valid code"),
+        status: CartStatus::Open,
+        accepts_marketing: true,
+        created_at: now - TimeDelta::hours(3),
+        updated_at: now - TimeDelta::hours(2),
+        utc_offset_seconds: Some(0),
+        items: vec![
+            item("SAMPLE-TENT", "Sample tent", 1, 19900),
+            item("SAMPLE-MUG", "Sample mug", 2, 1250),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------- check, suppress
+
+/// `recart check`: the configuration loads (done by the caller), the link
+/// key is there, and every step's templates render against a sample cart.
+pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
+    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?;
+    let signer = link_signer(config)?;
+    let links = LinkMaker {
+        config,
+        signer: &signer,
+        now,
+    };
+    let sample = sample_cart(now);
+    for step in &config.steps {
+        let mail = renderer.render(&sample, step, &links.for_cart(&sample, step))?;
+        out.data(&format!(
+            "step {}: template {} renders (subject: {:?})",
+            step.name, step.template, mail.subject
+        ));
+    }
+    out.data(&format!("{}: ok", config.path.display()));
+    Ok(Completion::Done)
+}
+
+pub fn suppress_add(
+    store_path: &Path,
+    emails: &[String],
+    now: DateTime<Utc>,
+    out: &mut Output,
+) -> Result<Completion> {
+    let mut valid = Vec::new();
+    for email in emails {
+        valid.push(parse_email(email).map_err(Error::Usage)?);
+    }
+    let store = Store::open(store_path)?;
+    let added = store.suppress(&valid, "manual", now)?;
+    out.data(&format!(
+        "{added} added, {} already suppressed",
+        valid.len() as u64 - added
+    ));
+    Ok(Completion::Done)
+}
+
+/// Reads addresses from a file: one per line, or a CSV with an `email`
+/// column. Lines that hold no address are reported and skipped.
+pub fn suppress_import(
+    store_path: &Path,
+    file: &Path,
+    now: DateTime<Utc>,
+    out: &mut Output,
+) -> Result<Completion> {
+    let text = std::fs::read_to_string(file).map_err(|source| Error::io(file, source))?;
+    let mut lines = text.lines().enumerate().peekable();
+    let mut column = None;
+    if let Some((_, header)) = lines.peek() {
+        let fields: Vec<String> = header
+            .split(',')
+            .map(|f| f.trim().to_ascii_lowercase())
+            .collect();
+        if let Some(index) = fields.iter().position(|f| f == "email") {
+            column = Some(index);
+            lines.next();
+        }
+    }
+    let mut emails = Vec::new();
+    let mut completion = Completion::Done;
+    for (index, line) in lines {
+        let field = match column {
+            Some(column) => line.split(',').nth(column).unwrap_or(""),
+            None => line,
+        };
+        let field = field.trim().trim_matches('"');
+        if field.is_empty() {
+            continue;
+        }
+        match parse_email(field) {
+            Ok(email) => emails.push(email),
+            Err(message) => {
+                out.log(&format!(
+                    "{}:{}: field email: {message}",
+                    file.display(),
+                    index + 1
+                ));
+                completion = Completion::Partial;
+            }
+        }
+    }
+    let store = Store::open(store_path)?;
+    let added = store.suppress(&emails, "import", now)?;
+    out.data(&format!(
+        "{}: {} addresses read, {added} added, {} already suppressed",
+        file.display(),
+        emails.len(),
+        emails.len() as u64 - added
+    ));
+    Ok(completion)
+}
+
+pub fn suppress_list(store_path: &Path, out: &mut Output) -> Result<Completion> {
+    let store = Store::open(store_path)?;
+    let rows: Vec<Vec<String>> = store
+        .suppressions()?
+        .into_iter()
+        .map(|(email, reason, at)| vec![email, reason, at.to_rfc3339()])
+        .collect();
+    out.table(&["EMAIL", "REASON", "SINCE"], &rows);
+    Ok(Completion::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hard_bounces_are_5_1_x() {
+        assert!(is_hard_bounce("permanent error (550): 5.1.1 user unknown"));
+        assert!(!is_hard_bounce(
+            "permanent error (554): 5.7.1 rejected as spam"
+        ));
+        assert!(!is_hard_bounce("transient error (450): 4.1.1 try later"));
+    }
+}

@@ -1,0 +1,86 @@
+//! Command-line definitions only (clap derive). `main.rs` turns these into
+//! a [`crate::config::Config`] and calls [`crate::app`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "recart",
+    version,
+    about = "Wins back abandoned shopping carts by e-mail",
+    long_about = "Imports cart snapshots, decides which open carts are due a reminder, renders \
+                  a templated e-mail per cart and sends it, recording every send so nobody is \
+                  mailed twice for the same reminder."
+)]
+pub struct Cli {
+    /// Configuration file [default: $RECART_CONFIG, else ./recart.toml]
+    #[arg(long, global = true, value_name = "FILE", env = "RECART_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write recart.toml, starter templates and a sample CSV into DIR
+    Init {
+        /// Directory to create or fill
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Import carts or orders from CSV files into the store
+    Import {
+        /// auto | native | native-orders | shopify | shopify-orders
+        #[arg(long, default_value = "auto", value_name = "F")]
+        format: String,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Import configured sources, plan, render, send and record
+    Run(RunArgs),
+    /// Manage addresses that are never mailed
+    Suppress {
+        #[command(subcommand)]
+        action: SuppressAction,
+    },
+    /// Validate the configuration and render every template against a sample cart
+    Check,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Decide and print, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The time to decide at (RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// One JSON object per decision on stdout
+    #[arg(long)]
+    pub json: bool,
+    /// Also write each planned mail as .eml into DIR
+    #[arg(long, value_name = "DIR")]
+    pub preview: Option<PathBuf>,
+    /// Send at most N mails
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressAction {
+    /// Suppress addresses
+    Add {
+        #[arg(required = true, value_name = "EMAIL")]
+        emails: Vec<String>,
+    },
+    /// Suppress every address in FILE (one per line, or a CSV with an `email` column)
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List suppressed addresses
+    List,
+}

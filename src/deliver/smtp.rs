@@ -1,0 +1,313 @@
+//! The SMTP transport: lettre's async connection over a TCP stream we open
+//! ourselves, with TCP_NODELAY set (lettre leaves it off, which stalls every
+//! message on a delayed ACK), and the SMTP transaction driven command by
+//! command so that each failure is known to be before or after the message
+//! was handed over.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
+
+use crate::config::{SmtpSettings, Tls};
+use crate::error::{Error, Result};
+
+use super::{BatchReport, Outcome, Outgoing, Transport};
+
+pub struct SmtpTransport {
+    settings: SmtpSettings,
+    password: Option<String>,
+    runtime: Runtime,
+    connections: Vec<Option<AsyncSmtpConnection>>,
+}
+
+impl SmtpTransport {
+    /// Checks the settings and opens the first connection, so that a wrong
+    /// host or port fails the run before anything is claimed.
+    pub fn connect(settings: &SmtpSettings, config_path: &Path) -> Result<SmtpTransport> {
+        let password = match (&settings.username, &settings.password_env) {
+            (Some(_), Some(variable)) => Some(std::env::var(variable).map_err(|_| {
+                Error::config(
+                    config_path,
+                    format!("transport.password_env: the variable {variable} is not set"),
+                )
+            })?),
+            (Some(_), None) => {
+                return Err(Error::config(
+                    config_path,
+                    "transport.username is set but transport.password_env is not",
+                ));
+            }
+            (None, _) => None,
+        };
+        if password.is_some() && settings.tls == Tls::None {
+            return Err(Error::config(
+                config_path,
+                "transport.tls = \"none\" would send the password in clear text; use starttls or implicit",
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| Error::Transport(format!("cannot start the SMTP runtime: {error}")))?;
+        let mut transport = SmtpTransport {
+            settings: settings.clone(),
+            password,
+            runtime,
+            connections: (0..settings.connections).map(|_| None).collect(),
+        };
+        let first = transport
+            .runtime
+            .block_on(open_connection(
+                &transport.settings,
+                transport.password.as_deref(),
+            ))
+            .map_err(Error::Transport)?;
+        transport.connections[0] = Some(first);
+        Ok(transport)
+    }
+}
+
+impl Transport for SmtpTransport {
+    fn send(&mut self, mails: &[Outgoing]) -> BatchReport {
+        let lanes = self.connections.len().min(mails.len()).max(1);
+        let settings = &self.settings;
+        let password = self.password.as_deref();
+        let work = self
+            .connections
+            .iter_mut()
+            .take(lanes)
+            .enumerate()
+            .map(|(lane, slot)| {
+                let share: Vec<(usize, &Outgoing)> =
+                    mails.iter().enumerate().skip(lane).step_by(lanes).collect();
+                send_lane(slot, share, settings, password)
+            });
+        let results = self.runtime.block_on(join_all(work));
+        let mut report = BatchReport {
+            outcomes: vec![Outcome::NotHandedOver; mails.len()],
+            fatal: None,
+        };
+        for (outcomes, fatal) in results {
+            for (index, outcome) in outcomes {
+                report.outcomes[index] = outcome;
+            }
+            if report.fatal.is_none() {
+                report.fatal = fatal;
+            }
+        }
+        report
+    }
+
+    fn close(&mut self) {
+        let timeout = self.settings.timeout;
+        for slot in &mut self.connections {
+            if let Some(mut connection) = slot.take() {
+                let _ = self
+                    .runtime
+                    .block_on(tokio::time::timeout(timeout, connection.command(Quit)));
+            }
+        }
+    }
+}
+
+fn describe(settings: &SmtpSettings) -> String {
+    format!("SMTP server {}:{}", settings.host, settings.port)
+}
+
+async fn open_connection(
+    settings: &SmtpSettings,
+    password: Option<&str>,
+) -> std::result::Result<AsyncSmtpConnection, String> {
+    let fail = |what: &str, error: &dyn std::fmt::Display| {
+        format!("{}: {what}: {error}", describe(settings))
+    };
+    let hello = ClientId::default();
+    let timeout = settings.timeout;
+    let address = (settings.host.as_str(), settings.port);
+    let connect = async {
+        let mut connection = match settings.tls {
+            // lettre opens implicit TLS itself (without TCP_NODELAY).
+            Tls::Implicit => {
+                let tls = TlsParameters::new(settings.host.clone())
+                    .map_err(|error| fail("TLS setup", &error))?;
+                AsyncSmtpConnection::connect_tokio1(address, Some(timeout), &hello, Some(tls), None)
+                    .await
+                    .map_err(|error| fail("cannot connect", &error))?
+            }
+            Tls::Starttls | Tls::None => {
+                let stream = TcpStream::connect(address)
+                    .await
+                    .map_err(|error| fail("cannot connect", &error))?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|error| fail("cannot set TCP_NODELAY", &error))?;
+                let mut connection =
+                    AsyncSmtpConnection::connect_with_transport(Box::new(stream), &hello)
+                        .await
+                        .map_err(|error| fail("greeting failed", &error))?;
+                if settings.tls == Tls::Starttls {
+                    let tls = TlsParameters::new(settings.host.clone())
+                        .map_err(|error| fail("TLS setup", &error))?;
+                    connection
+                        .starttls(tls, &hello)
+                        .await
+                        .map_err(|error| fail("STARTTLS failed", &error))?;
+                }
+                connection
+            }
+        };
+        if let (Some(username), Some(password)) = (&settings.username, password) {
+            let credentials = Credentials::new(username.clone(), password.to_string());
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
+                .await
+                .map_err(|error| fail("authentication failed", &error))?;
+        }
+        Ok(connection)
+    };
+    tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| fail("timed out", &format!("no answer within {timeout:?}")))?
+}
+
+/// Sends one lane's share of the batch over one connection, in order.
+async fn send_lane(
+    slot: &mut Option<AsyncSmtpConnection>,
+    mails: Vec<(usize, &Outgoing)>,
+    settings: &SmtpSettings,
+    password: Option<&str>,
+) -> (Vec<(usize, Outcome)>, Option<String>) {
+    let mut outcomes = Vec::with_capacity(mails.len());
+    let mut fatal = None;
+    for (index, mail) in mails {
+        if fatal.is_some() {
+            outcomes.push((index, Outcome::NotHandedOver));
+            continue;
+        }
+        if slot.is_none() {
+            match open_connection(settings, password).await {
+                Ok(connection) => *slot = Some(connection),
+                Err(message) => {
+                    fatal = Some(message);
+                    outcomes.push((index, Outcome::NotHandedOver));
+                    continue;
+                }
+            }
+        }
+        let connection = slot.as_mut().expect("connected above");
+        let outcome = send_one(connection, mail, settings.timeout).await;
+        match outcome {
+            Step::Done(outcome) => outcomes.push((index, outcome)),
+            Step::Refused(outcome) => {
+                // Reset the transaction; if that fails the connection is gone.
+                if command(connection, Rset, settings.timeout).await.is_err() {
+                    *slot = None;
+                }
+                outcomes.push((index, outcome));
+            }
+            Step::Broken(outcome, message) => {
+                *slot = None;
+                fatal = Some(format!("{}: {message}", describe(settings)));
+                outcomes.push((index, outcome));
+            }
+        }
+    }
+    (outcomes, fatal)
+}
+
+enum Step {
+    /// The transaction ended (sent, or refused after the data).
+    Done(Outcome),
+    /// Refused before the data: the transaction needs a reset.
+    Refused(Outcome),
+    /// The connection broke.
+    Broken(Outcome, String),
+}
+
+enum Failure {
+    /// The server answered 4xx/5xx.
+    Refused(lettre::transport::smtp::Error),
+    /// No usable answer: network error, timeout, garbage.
+    Broken(String),
+}
+
+async fn command<C: std::fmt::Display>(
+    connection: &mut AsyncSmtpConnection,
+    command: C,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    match tokio::time::timeout(timeout, connection.command(command)).await {
+        Err(_) => Err(Failure::Broken(format!("no answer within {timeout:?}"))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(classify(error)),
+    }
+}
+
+fn classify(error: lettre::transport::smtp::Error) -> Failure {
+    if error.is_transient() || error.is_permanent() {
+        Failure::Refused(error)
+    } else {
+        Failure::Broken(error.to_string())
+    }
+}
+
+fn refusal(error: &lettre::transport::smtp::Error) -> Outcome {
+    if error.is_transient() {
+        Outcome::Retry(error.to_string())
+    } else {
+        Outcome::Failed(error.to_string())
+    }
+}
+
+async fn send_one(
+    connection: &mut AsyncSmtpConnection,
+    mail: &Outgoing,
+    timeout: Duration,
+) -> Step {
+    let mut parameters = Vec::new();
+    if !mail.bytes.is_ascii() {
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let before_data = async {
+        command(
+            connection,
+            Mail::new(mail.envelope.from().cloned(), parameters),
+            timeout,
+        )
+        .await?;
+        for recipient in mail.envelope.to() {
+            command(
+                connection,
+                Rcpt::new(recipient.clone(), Vec::new()),
+                timeout,
+            )
+            .await?;
+        }
+        command(connection, Data, timeout).await
+    };
+    match before_data.await {
+        Ok(()) => {}
+        Err(Failure::Refused(error)) => return Step::Refused(refusal(&error)),
+        Err(Failure::Broken(message)) => return Step::Broken(Outcome::NotHandedOver, message),
+    }
+    // From here on the message is in the server's hands: a broken
+    // connection leaves its fate unknown.
+    match tokio::time::timeout(timeout, connection.message(&mail.bytes)).await {
+        Ok(Ok(_)) => Step::Done(Outcome::Sent),
+        Ok(Err(error)) => match classify(error) {
+            Failure::Refused(error) => Step::Done(refusal(&error)),
+            Failure::Broken(message) => Step::Broken(Outcome::Unknown(message.clone()), message),
+        },
+        Err(_) => {
+            let message = format!("no answer to the message within {timeout:?}");
+            Step::Broken(Outcome::Unknown(message.clone()), message)
+        }
+    }
+}

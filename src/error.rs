@@ -1,0 +1,88 @@
+//! Typed errors of the library. Each knows the exit code it stands for, so
+//! the binary maps errors to exit codes in one place.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes of the user-facing contract.
+pub mod exit {
+    /// Everything was done.
+    pub const OK: u8 = 0;
+    /// An error: nothing, or not everything, was done.
+    pub const ERROR: u8 = 1;
+    /// A usage or configuration error.
+    pub const USAGE: u8 = 2;
+    /// Partial: some rows or mails failed, the rest was done.
+    pub const PARTIAL: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line asks for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+
+    /// The configuration file is missing, malformed, or names bad values.
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+
+    /// A template is missing or does not render.
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An input file is not what its format says (as a whole, not one row).
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
+
+    /// The SQLite store failed.
+    #[error("store {path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The store's schema could not be migrated.
+    #[error("store {path}: migration failed: {message}")]
+    Migration { path: PathBuf, message: String },
+
+    /// The mail transport failed as a whole (not one message).
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::Config { .. } | Error::Template { .. } => exit::USAGE,
+            Error::Io { .. }
+            | Error::Input { .. }
+            | Error::Store { .. }
+            | Error::Migration { .. }
+            | Error::Transport(_) => exit::ERROR,
+        }
+    }
+
+    pub fn config(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Config {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

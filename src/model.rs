@@ -1,0 +1,318 @@
+//! The words of the domain: carts, line items, orders, money, steps.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// A cart's status as the shop reports it (or as an order marks it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CartStatus {
+    Open,
+    Ordered,
+    Closed,
+}
+
+impl CartStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CartStatus::Open => "open",
+            CartStatus::Ordered => "ordered",
+            CartStatus::Closed => "closed",
+        }
+    }
+}
+
+impl FromStr for CartStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Ok(CartStatus::Open),
+            "ordered" => Ok(CartStatus::Ordered),
+            "closed" => Ok(CartStatus::Closed),
+            _ => Err(()),
+        }
+    }
+}
+
+/// One snapshot of a cart with its line items, as read from an input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cart {
+    pub id: String,
+    pub email: String,
+    pub first_name: String,
+    pub locale: String,
+    pub currency: Currency,
+    pub status: CartStatus,
+    pub accepts_marketing: bool,
+    pub created_at: DateTime<Utc>,
+    /// Last activity: reminders count their delay from here.
+    pub updated_at: DateTime<Utc>,
+    /// The offset the input gave `updated_at` in, kept for local-time rules.
+    pub utc_offset_seconds: Option<i32>,
+    pub items: Vec<LineItem>,
+}
+
+impl Cart {
+    /// The cart's value in minor units of its currency.
+    pub fn total_minor(&self) -> i64 {
+        self.items.iter().map(LineItem::line_total_minor).sum()
+    }
+
+    /// How many units the cart holds.
+    pub fn item_count(&self) -> i64 {
+        self.items.iter().map(|item| i64::from(item.quantity)).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineItem {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    pub quantity: u32,
+    /// Minor units of the cart's currency.
+    pub unit_price_minor: i64,
+    pub image_url: String,
+    pub product_url: String,
+}
+
+impl LineItem {
+    pub fn line_total_minor(&self) -> i64 {
+        self.unit_price_minor * i64::from(self.quantity)
+    }
+}
+
+/// A completed purchase. It stops reminders for its cart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub id: String,
+    pub email: String,
+    pub cart_id: Option<String>,
+    pub total_minor: i64,
+    pub currency: Currency,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An ISO 4217 currency code, upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Digits after the decimal point of the currency's minor unit.
+    pub fn exponent(&self) -> u32 {
+        match self.0.as_str() {
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
+            | "UGX" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+            _ => 2,
+        }
+    }
+
+    /// Parses a decimal amount ("12.5", "1200") into minor units; refuses
+    /// negative amounts and more decimals than the currency has.
+    pub fn parse_amount(&self, text: &str) -> Result<i64, String> {
+        let amount = Decimal::from_str(text.trim())
+            .map_err(|_| format!("{text:?} is not a decimal amount"))?;
+        self.amount_to_minor(amount)
+            .map_err(|why| format!("{text:?} {why}"))
+    }
+
+    pub fn amount_to_minor(&self, amount: Decimal) -> Result<i64, String> {
+        if amount.is_sign_negative() && !amount.is_zero() {
+            return Err("is negative".into());
+        }
+        let exponent = self.exponent();
+        let amount = amount.normalize();
+        if amount.scale() > exponent {
+            return Err(format!("has more than {exponent} decimals for {}", self.0));
+        }
+        let minor = amount * Decimal::from(10_i64.pow(exponent));
+        i64::try_from(minor).map_err(|_| "is too large".to_string())
+    }
+
+    pub fn minor_to_amount(&self, minor: i64) -> Decimal {
+        Decimal::new(minor, self.exponent())
+    }
+
+    /// Formats minor units for a reader: `€1,234.50`, `$5.00`, `129.80 SEK`.
+    pub fn format(&self, minor: i64) -> String {
+        let exponent = self.exponent() as usize;
+        let negative = minor < 0;
+        let digits = minor.unsigned_abs().to_string();
+        let digits = format!("{digits:0>width$}", width = exponent + 1);
+        let (whole, fraction) = digits.split_at(digits.len() - exponent);
+        let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+        for (index, digit) in whole.chars().enumerate() {
+            if index > 0 && (whole.len() - index) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        let number = if exponent == 0 {
+            grouped
+        } else {
+            format!("{grouped}.{fraction}")
+        };
+        let sign = if negative { "-" } else { "" };
+        match self.0.as_str() {
+            "EUR" => format!("{sign}€{number}"),
+            "USD" => format!("{sign}${number}"),
+            "GBP" => format!("{sign}£{number}"),
+            "JPY" => format!("{sign}¥{number}"),
+            code => format!("{sign}{number} {code}"),
+        }
+    }
+}
+
+impl FromStr for Currency {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let code = text.trim().to_ascii_uppercase();
+        if code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Currency(code))
+        } else {
+            Err(format!("{text:?} is not a three-letter currency code"))
+        }
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The state of one (cart, step) entry in the sends ledger.
+///
+/// `claimed` is written before a mail leaves and replaced after: `sent`
+/// (the server took it), `retry` (a temporary refusal), `failed` (a
+/// permanent one) or `unknown` (the outcome cannot be known, e.g. the
+/// connection died after the message was handed over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendState {
+    Claimed,
+    Sent,
+    Retry,
+    Failed,
+    Unknown,
+}
+
+impl SendState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendState::Claimed => "claimed",
+            SendState::Sent => "sent",
+            SendState::Retry => "retry",
+            SendState::Failed => "failed",
+            SendState::Unknown => "unknown",
+        }
+    }
+}
+
+impl FromStr for SendState {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "claimed" => Ok(SendState::Claimed),
+            "sent" => Ok(SendState::Sent),
+            "retry" => Ok(SendState::Retry),
+            "failed" => Ok(SendState::Failed),
+            "unknown" => Ok(SendState::Unknown),
+            other => Err(format!("{other:?} is not a send state")),
+        }
+    }
+}
+
+/// The form an address is matched by: suppressions, cooldowns and orders
+/// compare addresses case-insensitively.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Checks an e-mail address the way the SMTP layer will need it.
+pub fn parse_email(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    match lettre::Address::from_str(trimmed) {
+        Ok(_) => Ok(trimmed.to_string()),
+        Err(_) => Err(format!("{text:?} is not an e-mail address")),
+    }
+}
+
+/// Parses the input time formats: RFC 3339, or `YYYY-MM-DD HH:MM:SS ±HHMM`
+/// (Shopify's). Returns the UTC instant and the offset it was written in.
+pub fn parse_time(text: &str) -> Result<(DateTime<Utc>, i32), String> {
+    let trimmed = text.trim();
+    let parsed = DateTime::parse_from_rfc3339(trimmed)
+        .or_else(|_| DateTime::<FixedOffset>::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S %z"))
+        .map_err(|_| format!("{text:?} is not a time (RFC 3339 or YYYY-MM-DD HH:MM:SS +HHMM)"))?;
+    Ok((
+        parsed.with_timezone(&Utc),
+        parsed.offset().local_minus_utc(),
+    ))
+}
+
+/// Parses booleans as exports write them.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" => Ok(true),
+        "false" | "no" | "n" | "0" => Ok(false),
+        _ => Err(format!("{text:?} is not true/false/yes/no")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn currency(code: &str) -> Currency {
+        code.parse().unwrap()
+    }
+
+    #[test]
+    fn amounts_parse_to_minor_units() {
+        assert_eq!(currency("EUR").parse_amount("12.5"), Ok(1250));
+        assert_eq!(currency("EUR").parse_amount("12.50"), Ok(1250));
+        assert_eq!(currency("EUR").parse_amount("0"), Ok(0));
+        assert_eq!(currency("JPY").parse_amount("1200"), Ok(1200));
+        assert!(currency("JPY").parse_amount("12.5").is_err());
+        assert!(currency("EUR").parse_amount("-1.00").is_err());
+        assert!(currency("EUR").parse_amount("abc").is_err());
+        assert!(currency("EUR").parse_amount("1.005").is_err());
+    }
+
+    #[test]
+    fn money_formats_for_readers() {
+        assert_eq!(currency("EUR").format(123450), "€1,234.50");
+        assert_eq!(currency("USD").format(500), "$5.00");
+        assert_eq!(currency("SEK").format(12980), "129.80 SEK");
+        assert_eq!(currency("JPY").format(1200), "¥1,200");
+        assert_eq!(currency("EUR").format(5), "€0.05");
+    }
+
+    #[test]
+    fn times_parse_in_both_formats() {
+        let (utc, offset) = parse_time("2026-03-07 13:28:42 +0100").unwrap();
+        assert_eq!(utc.to_rfc3339(), "2026-03-07T12:28:42+00:00");
+        assert_eq!(offset, 3600);
+        let (utc, offset) = parse_time("2026-11-21T12:00:00Z").unwrap();
+        assert_eq!(utc.to_rfc3339(), "2026-11-21T12:00:00+00:00");
+        assert_eq!(offset, 0);
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn currency_codes_are_checked() {
+        assert_eq!(currency("eur").as_str(), "EUR");
+        assert!("EURO".parse::<Currency>().is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! The one place that writes to the terminal: data to stdout, logs and
+//! summaries to stderr. Library code reports through [`Output`].
+
+use std::io::Write;
+
+use serde::Serialize;
+
+pub struct Output {
+    out: Box<dyn Write>,
+    err: Box<dyn Write>,
+}
+
+/// One decision of a run, as printed (`--json` or the dry-run table).
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord<'a> {
+    pub cart_id: &'a str,
+    pub email: &'a str,
+    pub step: Option<&'a str>,
+    /// `send` (dry run), `sent`, `retry`, `failed`, `unknown` or `skip`.
+    pub decision: &'a str,
+    pub reason: Option<&'a str>,
+}
+
+impl Output {
+    pub fn new(out: Box<dyn Write>, err: Box<dyn Write>) -> Output {
+        Output { out, err }
+    }
+
+    /// The process's stdout and stderr.
+    pub fn terminal() -> Output {
+        Output::new(
+            Box::new(std::io::BufWriter::new(std::io::stdout())),
+            Box::new(std::io::stderr()),
+        )
+    }
+
+    /// A line of data on stdout. A closed pipe (`| head`) is not an error
+    /// worth failing a run for, so write errors are ignored.
+    pub fn data(&mut self, line: &str) {
+        let _ = writeln!(self.out, "{line}");
+    }
+
+    /// A log line on stderr.
+    pub fn log(&mut self, line: &str) {
+        let _ = self.out.flush();
+        let _ = writeln!(self.err, "{line}");
+    }
+
+    pub fn json(&mut self, value: &impl Serialize) {
+        match serde_json::to_string(value) {
+            Ok(line) => self.data(&line),
+            Err(error) => self.log(&format!("recart: cannot print JSON: {error}")),
+        }
+    }
+
+    /// Prints rows as a table with aligned columns.
+    pub fn table(&mut self, header: &[&str], rows: &[Vec<String>]) {
+        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        for row in rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| -> String {
+            let last = cells.len().saturating_sub(1);
+            cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(index, (cell, width))| {
+                    if index == last {
+                        cell.to_string()
+                    } else {
+                        format!("{cell:<width$}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        self.data(&line(header.to_vec()));
+        for row in rows {
+            self.data(&line(row.iter().map(String::as_str).collect()));
+        }
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+        let _ = self.err.flush();
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

@@ -1,0 +1,246 @@
+//! The sends ledger: what the plan needs to know of past sends, and the
+//! claim → send → confirm protocol that makes every (cart, step) go out at
+//! most once, even across crashed or overlapping runs.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use rusqlite::params;
+
+use crate::error::Result;
+use crate::model::{SendState, normalize_email};
+use crate::plan::History;
+
+use super::{Store, from_unix, to_unix};
+
+/// A send about to be attempted.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub cart_id: String,
+    pub step: String,
+    pub email: String,
+}
+
+/// The outcome of one attempted send.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    pub cart_id: String,
+    pub step: String,
+    pub state: SendState,
+    pub reason: Option<String>,
+    pub message_id: Option<String>,
+}
+
+/// Figures of one run, as recorded in the `runs` table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunCounts {
+    pub imported: u64,
+    pub sent: u64,
+    pub skipped: u64,
+    pub retry: u64,
+    pub failed: u64,
+    pub unknown: u64,
+}
+
+impl Store {
+    /// Ledger entries, recent sends and suppressions that concern the open
+    /// carts last active within `[oldest, newest]`.
+    pub fn history(
+        &self,
+        oldest: DateTime<Utc>,
+        newest: DateTime<Utc>,
+        now: DateTime<Utc>,
+        cooldown: TimeDelta,
+    ) -> Result<History> {
+        let run = || -> rusqlite::Result<History> {
+            let mut history = History::default();
+            let window = params![to_unix(oldest), to_unix(newest)];
+            let mut sends = self.conn().prepare_cached(
+                "SELECT s.cart_id, s.step, s.state FROM sends s JOIN carts c ON c.id = s.cart_id
+                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2",
+            )?;
+            let mut rows = sends.query(window)?;
+            while let Some(row) = rows.next()? {
+                let state: String = row.get(2)?;
+                let state = state.parse::<SendState>().unwrap_or(SendState::Unknown);
+                history
+                    .sends
+                    .entry(row.get(0)?)
+                    .or_default()
+                    .insert(row.get(1)?, state);
+            }
+            // A claimed or unknown send may have reached the inbox: it counts
+            // for the cooldown like a sent one.
+            let mut recent = self.conn().prepare_cached(
+                "SELECT email_norm, MAX(claimed_at) FROM sends
+                 WHERE claimed_at > ?1 AND state IN ('sent', 'claimed', 'unknown')
+                 GROUP BY email_norm",
+            )?;
+            let mut rows = recent.query([to_unix(now - cooldown)])?;
+            while let Some(row) = rows.next()? {
+                history
+                    .last_sent_to
+                    .insert(row.get(0)?, from_unix(row.get(1)?));
+            }
+            let mut suppressed = self.conn().prepare_cached(
+                "SELECT DISTINCT s.email_norm FROM suppressions s JOIN carts c ON c.email_norm = s.email_norm
+                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2",
+            )?;
+            let mut rows = suppressed.query(window)?;
+            while let Some(row) = rows.next()? {
+                history.suppressed.insert(row.get(0)?);
+            }
+            Ok(history)
+        };
+        run().map_err(|source| self.error(source))
+    }
+
+    /// Claims sends before they leave, in one IMMEDIATE transaction. A claim
+    /// succeeds only for a (cart, step) with no ledger entry or one in
+    /// `retry`, whose cart is still open and whose address is not
+    /// suppressed — so a send another run claimed, or a cart bought since
+    /// the plan, is never sent. Returns which claims were won.
+    pub fn claim(&self, run_id: i64, now: DateTime<Utc>, claims: &[Claim]) -> Result<Vec<bool>> {
+        self.write(|conn| {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at)
+                 SELECT ?1, ?2, ?3, ?4, 'claimed', ?5, 1, ?6
+                 WHERE EXISTS (SELECT 1 FROM carts WHERE id = ?1 AND status = 'open')
+                   AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_norm = ?4)
+                 ON CONFLICT (cart_id, step) DO UPDATE SET
+                    state = 'claimed', run_id = excluded.run_id, attempts = sends.attempts + 1,
+                    claimed_at = excluded.claimed_at, email = excluded.email,
+                    email_norm = excluded.email_norm, reason = NULL
+                 WHERE sends.state = 'retry'",
+            )?;
+            claims
+                .iter()
+                .map(|claim| {
+                    let changed = insert.execute(params![
+                        claim.cart_id,
+                        claim.step,
+                        claim.email,
+                        normalize_email(&claim.email),
+                        run_id,
+                        to_unix(now),
+                    ])?;
+                    Ok(changed == 1)
+                })
+                .collect()
+        })
+    }
+
+    /// Records the outcome of claimed sends. A claim whose mail was never
+    /// handed to the server (state `None`) is released: it stays due.
+    pub fn confirm(
+        &self,
+        run_id: i64,
+        now: DateTime<Utc>,
+        outcomes: &[(Confirmation, bool)],
+    ) -> Result<()> {
+        self.write(|conn| {
+            let mut update = conn.prepare_cached(
+                "UPDATE sends SET state = ?3, reason = ?4, message_id = ?5,
+                        sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END
+                 WHERE cart_id = ?1 AND step = ?2 AND run_id = ?7 AND state = 'claimed'",
+            )?;
+            let mut release_new = conn.prepare_cached(
+                "DELETE FROM sends
+                 WHERE cart_id = ?1 AND step = ?2 AND run_id = ?3 AND state = 'claimed' AND attempts = 1",
+            )?;
+            let mut release_retry = conn.prepare_cached(
+                "UPDATE sends SET state = 'retry', attempts = attempts - 1
+                 WHERE cart_id = ?1 AND step = ?2 AND run_id = ?3 AND state = 'claimed'",
+            )?;
+            for (outcome, handed_over) in outcomes {
+                if *handed_over {
+                    update.execute(params![
+                        outcome.cart_id,
+                        outcome.step,
+                        outcome.state.as_str(),
+                        outcome.reason,
+                        outcome.message_id,
+                        to_unix(now),
+                        run_id,
+                    ])?;
+                } else {
+                    let key = params![outcome.cart_id, outcome.step, run_id];
+                    if release_new.execute(key)? == 0 {
+                        release_retry.execute(key)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Records the start of a run; returns its id.
+    pub fn start_run(&self, started_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<i64> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO runs (started_at, now) VALUES (?1, ?2)",
+                params![to_unix(started_at), to_unix(now)],
+            )?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    pub fn finish_run(
+        &self,
+        run_id: i64,
+        finished_at: DateTime<Utc>,
+        counts: RunCounts,
+        exit_code: u8,
+    ) -> Result<()> {
+        self.write(|conn| {
+            conn.execute(
+                "UPDATE runs SET finished_at = ?2, imported = ?3, sent = ?4, skipped = ?5,
+                        retry = ?6, failed = ?7, unknown = ?8, exit_code = ?9
+                 WHERE id = ?1",
+                params![
+                    run_id,
+                    to_unix(finished_at),
+                    counts.imported as i64,
+                    counts.sent as i64,
+                    counts.skipped as i64,
+                    counts.retry as i64,
+                    counts.failed as i64,
+                    counts.unknown as i64,
+                    exit_code,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+impl Store {
+    /// Adds addresses to the suppression list; returns how many were new.
+    pub fn suppress(&self, emails: &[String], reason: &str, at: DateTime<Utc>) -> Result<u64> {
+        self.write(|conn| {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO suppressions (email_norm, reason, created_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (email_norm) DO NOTHING",
+            )?;
+            let mut added = 0;
+            for email in emails {
+                added +=
+                    insert.execute(params![normalize_email(email), reason, to_unix(at)])? as u64;
+            }
+            Ok(added)
+        })
+    }
+
+    /// Every suppressed address with its reason and time, by address.
+    pub fn suppressions(&self) -> Result<Vec<(String, String, DateTime<Utc>)>> {
+        let run = || -> rusqlite::Result<Vec<(String, String, DateTime<Utc>)>> {
+            let mut query = self.conn().prepare(
+                "SELECT email_norm, reason, created_at FROM suppressions ORDER BY email_norm",
+            )?;
+            query
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, from_unix(row.get(2)?)))
+                })?
+                .collect()
+        };
+        run().map_err(|source| self.error(source))
+    }
+}

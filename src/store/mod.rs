@@ -1,0 +1,230 @@
+//! The store: one SQLite file (WAL) that holds all state — carts and their
+//! items, orders, the sends ledger, suppressions and runs. The schema is a
+//! list of migrations applied on open.
+
+mod carts;
+mod ledger;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::{Error, Result};
+
+pub use carts::{CartImport, OrderImport};
+pub use ledger::{Claim, Confirmation, RunCounts};
+
+/// Versioned schema. Append new migrations; never edit a released one.
+const MIGRATIONS: &[M<'static>] = &[M::up(
+    "
+CREATE TABLE carts (
+    id                TEXT PRIMARY KEY,
+    email             TEXT NOT NULL,
+    email_norm        TEXT NOT NULL,
+    first_name        TEXT NOT NULL,
+    locale            TEXT NOT NULL,
+    currency          TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('open', 'ordered', 'closed')),
+    accepts_marketing INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL,  -- unix seconds, UTC
+    updated_at        INTEGER NOT NULL,  -- last activity, unix seconds, UTC
+    utc_offset        INTEGER,           -- seconds east of UTC the input used
+    total_minor       INTEGER NOT NULL,
+    item_count        INTEGER NOT NULL,
+    snapshot_hash     BLOB NOT NULL      -- tells a re-imported snapshot from a changed one
+) STRICT;
+-- The candidate window: open carts by last activity.
+CREATE INDEX carts_open_by_activity ON carts (updated_at) WHERE status = 'open';
+CREATE INDEX carts_by_email ON carts (email_norm);
+
+CREATE TABLE cart_items (
+    cart_id          TEXT NOT NULL REFERENCES carts (id) ON DELETE CASCADE,
+    position         INTEGER NOT NULL,
+    sku              TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    category         TEXT NOT NULL,
+    quantity         INTEGER NOT NULL,
+    unit_price_minor INTEGER NOT NULL,
+    image_url        TEXT NOT NULL,
+    product_url      TEXT NOT NULL,
+    PRIMARY KEY (cart_id, position)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE orders (
+    id          TEXT PRIMARY KEY,
+    email       TEXT NOT NULL,
+    email_norm  TEXT NOT NULL,
+    cart_id     TEXT,
+    total_minor INTEGER NOT NULL,
+    currency    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX orders_by_email ON orders (email_norm, created_at);
+CREATE INDEX orders_by_cart ON orders (cart_id) WHERE cart_id IS NOT NULL;
+
+-- The sends ledger: one row per (cart, step), claimed before the mail
+-- leaves and confirmed after.
+CREATE TABLE sends (
+    id          INTEGER PRIMARY KEY,
+    cart_id     TEXT NOT NULL,
+    step        TEXT NOT NULL,
+    email       TEXT NOT NULL,
+    email_norm  TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('claimed', 'sent', 'retry', 'failed', 'unknown')),
+    run_id      INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL,
+    claimed_at  INTEGER NOT NULL,
+    sent_at     INTEGER,
+    reason      TEXT,
+    message_id  TEXT,
+    UNIQUE (cart_id, step)
+) STRICT;
+CREATE INDEX sends_by_claim_time ON sends (claimed_at);
+
+CREATE TABLE suppressions (
+    email_norm TEXT PRIMARY KEY,
+    reason     TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER,
+    now         INTEGER NOT NULL,
+    imported    INTEGER NOT NULL DEFAULT 0,
+    sent        INTEGER NOT NULL DEFAULT 0,
+    skipped     INTEGER NOT NULL DEFAULT 0,
+    retry       INTEGER NOT NULL DEFAULT 0,
+    failed      INTEGER NOT NULL DEFAULT 0,
+    unknown     INTEGER NOT NULL DEFAULT 0,
+    exit_code   INTEGER
+) STRICT;
+",
+)];
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if need be) the store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|source| Error::Store {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Store::setup(conn, path)
+    }
+
+    /// A store that lives in memory only: for a dry run with no store yet.
+    pub fn open_in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory().map_err(|source| Error::Store {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Store::setup(conn, Path::new(":memory:"))
+    }
+
+    fn setup(mut conn: Connection, path: &Path) -> Result<Store> {
+        let fail = |source| Error::Store {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Overlapping runs wait for each other's short write transactions.
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(fail)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(fail)?;
+        Migrations::from_slice(MIGRATIONS)
+            .to_latest(&mut conn)
+            .map_err(|error| Error::Migration {
+                path: path.to_path_buf(),
+                message: error.to_string(),
+            })?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn error(&self, source: rusqlite::Error) -> Error {
+        Error::Store {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Starts a transaction that is never committed: everything written
+    /// until the store is dropped is rolled back (a dry run).
+    pub fn begin_discarded(&self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|source| self.error(source))
+    }
+
+    /// Runs `work` as one atomic write: an IMMEDIATE transaction (so it
+    /// waits for other writers instead of failing), or a savepoint inside
+    /// the transaction of a dry run.
+    pub(crate) fn write<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let nested = !self.conn.is_autocommit();
+        let (begin, commit, rollback) = if nested {
+            (
+                "SAVEPOINT batch",
+                "RELEASE batch",
+                "ROLLBACK TO batch; RELEASE batch",
+            )
+        } else {
+            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
+        };
+        self.conn
+            .execute_batch(begin)
+            .map_err(|source| self.error(source))?;
+        match work(&self.conn) {
+            Ok(value) => {
+                self.conn
+                    .execute_batch(commit)
+                    .map_err(|source| self.error(source))?;
+                Ok(value)
+            }
+            Err(source) => {
+                let _ = self.conn.execute_batch(rollback);
+                Err(self.error(source))
+            }
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+pub(crate) fn to_unix(at: DateTime<Utc>) -> i64 {
+    at.timestamp()
+}
+
+pub(crate) fn from_unix(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        Migrations::from_slice(MIGRATIONS).validate().unwrap();
+    }
+}
