@@ -109,9 +109,10 @@ impl Transport for SmtpTransport {
         let timeout = self.settings.timeout;
         for slot in &mut self.connections {
             if let Some(mut connection) = slot.take() {
-                let _ = self
-                    .runtime
-                    .block_on(tokio::time::timeout(timeout, connection.command(Quit)));
+                // Timers need the runtime: build the timeout inside it.
+                let _ = self.runtime.block_on(async {
+                    tokio::time::timeout(timeout, connection.command(Quit)).await
+                });
             }
         }
     }
