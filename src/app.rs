@@ -223,7 +223,9 @@ pub fn run(
     };
     for step in &config.steps {
         let sample = sample_cart(now);
-        renderer.render(&sample, step, &links.for_cart(&sample, step))?;
+        for template in step.templates() {
+            renderer.render(&sample, step, template, &links.for_cart(&sample, step))?;
+        }
     }
 
     let store = if options.dry_run && !config.store_path.exists() {
@@ -252,7 +254,7 @@ pub fn run(
     let newest = now;
     let oldest = now - config.policy.max_age - config.policy.max_age;
     let candidates = store.candidates(oldest, newest)?;
-    let history = store.history(oldest, newest, now, config.policy.cooldown)?;
+    let history = store.history(oldest, newest, now, &config.policy)?;
     let decisions = plan::plan(&candidates, &history, &config.policy, &config.steps, now);
 
     let mut transport: Option<Box<dyn Transport>> = None;
@@ -333,6 +335,7 @@ pub fn run(
                     run_id,
                     now,
                     &candidates,
+                    &config.steps,
                     std::mem::take(&mut batch),
                     &mut printer,
                     &mut summary,
@@ -463,7 +466,8 @@ fn compose(
     let Some(cart) = store.cart(cart_id)? else {
         return Ok(None);
     };
-    let rendered = renderer.render(&cart, step, &links.for_cart(&cart, step))?;
+    let template = step.template_for(&cart.id);
+    let rendered = renderer.render(&cart, step, template, &links.for_cart(&cart, step))?;
     deliver::build(
         &config.from,
         &cart.first_name,
@@ -485,6 +489,7 @@ fn deliver_batch(
     run_id: i64,
     now: DateTime<Utc>,
     candidates: &[plan::Candidate],
+    steps: &[Step],
     batch: Vec<(&Decision, Outgoing)>,
     printer: &mut Printer,
     summary: &mut RunSummary,
@@ -496,6 +501,11 @@ fn deliver_batch(
             cart_id: mail.cart_id.clone(),
             step: mail.step.clone(),
             email: candidates[decision.cart].email.clone(),
+            variant: decision
+                .step
+                .map(|index| &steps[index])
+                .filter(|step| !step.variants.is_empty())
+                .map(|step| step.template_for(&mail.cart_id).to_string()),
         })
         .collect();
     let won = store.claim(run_id, now, &claims)?;
@@ -669,6 +679,7 @@ fn sample_cart(now: DateTime<Utc>) -> Cart {
         created_at: now - TimeDelta::hours(3),
         updated_at: now - TimeDelta::hours(2),
         utc_offset_seconds: Some(0),
+        timezone: String::new(),
         items: vec![
             item("SAMPLE-TENT", "Sample tent", 1, 19900),
             item("SAMPLE-MUG", "Sample mug", 2, 1250),
@@ -690,11 +701,13 @@ pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Co
     };
     let sample = sample_cart(now);
     for step in &config.steps {
-        let mail = renderer.render(&sample, step, &links.for_cart(&sample, step))?;
-        out.data(&format!(
-            "step {}: template {} renders (subject: {:?})",
-            step.name, step.template, mail.subject
-        ));
+        for template in step.templates() {
+            let mail = renderer.render(&sample, step, template, &links.for_cart(&sample, step))?;
+            out.data(&format!(
+                "step {}: template {template} renders (subject: {:?})",
+                step.name, mail.subject
+            ));
+        }
     }
     out.data(&format!("{}: ok", config.path.display()));
     Ok(Completion::Done)

@@ -5,14 +5,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use chrono_tz::Tz;
 use lettre::message::Mailbox;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::ingest::Format;
-use crate::plan::{Policy, Step};
+use crate::model::Currency;
+use crate::plan::{Filters, Policy, QuietHours, Step, Threshold};
 
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "recart.toml";
@@ -205,9 +207,46 @@ struct RawLinks {
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     require_consent: Option<bool>,
-    min_value: Option<String>,
     max_age: Option<String>,
+    not_before: Option<String>,
     cooldown: Option<String>,
+    max_per_address: Option<u32>,
+    window: Option<String>,
+    quiet_hours: Option<String>,
+    timezone: Option<String>,
+    purchased_within: Option<String>,
+    max_sends_per_run: Option<usize>,
+    min_value: Option<toml::Value>,
+    max_value: Option<toml::Value>,
+    include_skus: Option<Vec<String>>,
+    exclude_skus: Option<Vec<String>>,
+    include_categories: Option<Vec<String>>,
+    exclude_categories: Option<Vec<String>>,
+}
+
+/// Content filters: in `[policy]`, and per step where they replace the
+/// policy's. (Repeated in both structs rather than `flatten`ed: serde's
+/// `deny_unknown_fields` does not work through `flatten`.)
+struct RawFilters<'a> {
+    min_value: &'a Option<toml::Value>,
+    max_value: &'a Option<toml::Value>,
+    include_skus: &'a Option<Vec<String>>,
+    exclude_skus: &'a Option<Vec<String>>,
+    include_categories: &'a Option<Vec<String>>,
+    exclude_categories: &'a Option<Vec<String>>,
+}
+
+macro_rules! raw_filters {
+    ($raw:expr) => {
+        RawFilters {
+            min_value: &$raw.min_value,
+            max_value: &$raw.max_value,
+            include_skus: &$raw.include_skus,
+            exclude_skus: &$raw.exclude_skus,
+            include_categories: &$raw.include_categories,
+            exclude_categories: &$raw.exclude_categories,
+        }
+    };
 }
 
 #[derive(Deserialize)]
@@ -215,7 +254,16 @@ struct RawPolicy {
 struct RawStep {
     name: String,
     after: String,
-    template: String,
+    template: Option<String>,
+    #[serde(default)]
+    variants: Vec<String>,
+    require_consent: Option<bool>,
+    min_value: Option<toml::Value>,
+    max_value: Option<toml::Value>,
+    include_skus: Option<Vec<String>>,
+    exclude_skus: Option<Vec<String>>,
+    include_categories: Option<Vec<String>>,
+    exclude_categories: Option<Vec<String>>,
 }
 
 impl Config {
@@ -349,31 +397,60 @@ impl Config {
             Some(text) => parse_duration(text).map_err(|message| fail(key, message)),
             None => Ok(default),
         };
-        let min_value = match &raw.policy.min_value {
-            Some(text) => {
-                let value: Decimal = text.trim().parse().map_err(|_| {
-                    fail(
-                        "policy.min_value",
-                        format!("{text:?} is not a decimal amount"),
-                    )
-                })?;
-                if value.is_sign_negative() {
-                    return Err(fail("policy.min_value", format!("{text:?} is negative")));
-                }
-                value
-            }
-            None => Decimal::ZERO,
-        };
+        let policy_filters = filters(
+            &raw_filters!(raw.policy),
+            &Filters::default(),
+            "policy",
+            &fail,
+        )?;
         let policy = Policy {
-            require_consent: raw.policy.require_consent.unwrap_or(true),
-            min_value,
             max_age: duration_or("policy.max_age", &raw.policy.max_age, TimeDelta::days(7))?,
+            not_before: match &raw.policy.not_before {
+                Some(text) => Some(
+                    DateTime::parse_from_rfc3339(text.trim())
+                        .map_err(|_| {
+                            fail(
+                                "policy.not_before",
+                                format!(
+                                    "{text:?} is not an RFC 3339 time like 2026-11-21T00:00:00Z"
+                                ),
+                            )
+                        })?
+                        .with_timezone(&Utc),
+                ),
+                None => None,
+            },
             cooldown: duration_or(
                 "policy.cooldown",
                 &raw.policy.cooldown,
                 TimeDelta::hours(20),
             )?,
+            max_per_address: raw.policy.max_per_address,
+            window: duration_or("policy.window", &raw.policy.window, TimeDelta::days(7))?,
+            quiet_hours: match &raw.policy.quiet_hours {
+                Some(text) => Some(
+                    parse_quiet_hours(text)
+                        .map_err(|message| fail("policy.quiet_hours", message))?,
+                ),
+                None => None,
+            },
+            timezone: match &raw.policy.timezone {
+                Some(name) => name.trim().parse::<Tz>().map_err(|_| {
+                    fail(
+                        "policy.timezone",
+                        format!("{name:?} is not an IANA time zone like \"Europe/Berlin\""),
+                    )
+                })?,
+                None => Tz::UTC,
+            },
+            purchased_within: duration_or(
+                "policy.purchased_within",
+                &raw.policy.purchased_within,
+                TimeDelta::days(30),
+            )?,
+            max_sends_per_run: raw.policy.max_sends_per_run,
         };
+        let require_consent = raw.policy.require_consent.unwrap_or(true);
 
         if raw.steps.is_empty() {
             return Err(fail("steps", "at least one [[steps]] is required".into()));
@@ -401,19 +478,33 @@ impl Config {
                     "steps must be in order: each `after` at least the one before".into(),
                 ));
             }
-            if step.template.contains(['/', '\\']) || step.template.trim().is_empty() {
-                return Err(fail(
-                    &format!("{key}.template"),
-                    format!(
-                        "{:?} is not a template name (a file stem in the templates dir)",
-                        step.template
-                    ),
-                ));
+            let template = match (&step.template, step.variants.first()) {
+                (Some(template), _) => template.clone(),
+                (None, Some(first)) => first.clone(),
+                (None, None) => {
+                    return Err(fail(
+                        &format!("{key}.template"),
+                        "is required (or give variants)".into(),
+                    ));
+                }
+            };
+            for name in std::iter::once(&template).chain(&step.variants) {
+                if name.contains(['/', '\\']) || name.trim().is_empty() {
+                    return Err(fail(
+                        &format!("{key}.template"),
+                        format!(
+                            "{name:?} is not a template name (a file stem in the templates dir)"
+                        ),
+                    ));
+                }
             }
             steps.push(Step {
                 name: step.name.clone(),
                 after,
-                template: step.template.clone(),
+                template,
+                variants: step.variants.clone(),
+                require_consent: step.require_consent.unwrap_or(require_consent),
+                filters: filters(&raw_filters!(step), &policy_filters, &key, &fail)?,
             });
         }
 
@@ -434,6 +525,95 @@ impl Config {
             steps,
         })
     }
+}
+
+/// Resolves filters; what `raw` leaves out comes from `inherited`.
+fn filters(
+    raw: &RawFilters<'_>,
+    inherited: &Filters,
+    prefix: &str,
+    fail: &dyn Fn(&str, String) -> Error,
+) -> Result<Filters> {
+    let threshold = |key: &str, value: &Option<toml::Value>, inherited: &Option<Threshold>| {
+        let key = format!("{prefix}.{key}");
+        match value {
+            None => Ok(inherited.clone()),
+            Some(value) => parse_threshold(value)
+                .map(Some)
+                .map_err(|message| fail(&key, message)),
+        }
+    };
+    let patterns = |key: &str, value: &Option<Vec<String>>, inherited: &Vec<glob::Pattern>| {
+        let key = format!("{prefix}.{key}");
+        match value {
+            None => Ok(inherited.clone()),
+            Some(texts) => texts
+                .iter()
+                .map(|text| {
+                    glob::Pattern::new(text).map_err(|error| {
+                        fail(&key, format!("{text:?} is not a glob pattern: {error}"))
+                    })
+                })
+                .collect(),
+        }
+    };
+    Ok(Filters {
+        min_value: threshold("min_value", raw.min_value, &inherited.min_value)?,
+        max_value: threshold("max_value", raw.max_value, &inherited.max_value)?,
+        include_skus: patterns("include_skus", raw.include_skus, &inherited.include_skus)?,
+        exclude_skus: patterns("exclude_skus", raw.exclude_skus, &inherited.exclude_skus)?,
+        include_categories: patterns(
+            "include_categories",
+            raw.include_categories,
+            &inherited.include_categories,
+        )?,
+        exclude_categories: patterns(
+            "exclude_categories",
+            raw.exclude_categories,
+            &inherited.exclude_categories,
+        )?,
+    })
+}
+
+/// `"20.00"`, `20`, or `{ EUR = "20", USD = "25" }`.
+fn parse_threshold(value: &toml::Value) -> Result<Threshold, String> {
+    let amount = |value: &toml::Value| -> Result<Decimal, String> {
+        let text = match value {
+            toml::Value::String(text) => text.trim().to_string(),
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Float(number) => number.to_string(),
+            other => return Err(format!("{other} is not an amount")),
+        };
+        let amount: Decimal = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not a decimal amount"))?;
+        if amount.is_sign_negative() {
+            return Err(format!("{text:?} is negative"));
+        }
+        Ok(amount)
+    };
+    match value {
+        toml::Value::Table(table) => table
+            .iter()
+            .map(|(currency, value)| {
+                let code: Currency = currency.parse()?;
+                Ok((code.as_str().to_string(), amount(value)?))
+            })
+            .collect::<Result<_, String>>()
+            .map(Threshold::PerCurrency),
+        other => amount(other).map(Threshold::Any),
+    }
+}
+
+/// `"21:00-08:00"`: local hours without reminders.
+fn parse_quiet_hours(text: &str) -> Result<QuietHours, String> {
+    let bad = || format!("{text:?} is not a range of local times like \"21:00-08:00\"");
+    let (start, end) = text.split_once('-').ok_or_else(bad)?;
+    let time = |part: &str| NaiveTime::parse_from_str(part.trim(), "%H:%M").map_err(|_| bad());
+    Ok(QuietHours {
+        start: time(start)?,
+        end: time(end)?,
+    })
 }
 
 /// Durations as people write them: `30m`, `1h`, `7d`, `1h 30m`.
@@ -471,7 +651,7 @@ template = "reminder"
         assert!(
             matches!(config.transport, Transport::File { ref dir } if dir == Path::new("/shop/outbox"))
         );
-        assert!(config.policy.require_consent);
+        assert!(config.steps[0].require_consent);
         assert_eq!(config.policy.max_age, TimeDelta::days(7));
         assert_eq!(config.steps[0].after, TimeDelta::hours(1));
     }

@@ -53,6 +53,8 @@ pub struct Cart {
     pub updated_at: DateTime<Utc>,
     /// The offset the input gave `updated_at` in, kept for local-time rules.
     pub utc_offset_seconds: Option<i32>,
+    /// IANA zone name (`Europe/Stockholm`), or empty when the input has none.
+    pub timezone: String,
     pub items: Vec<LineItem>,
 }
 

@@ -1,17 +1,20 @@
 //! The policy, as a pure function: given the candidate carts, what the
-//! ledger says was sent, the suppressions, the policy and `now`, decide for
-//! every cart whether a step is due and, if not, why. No I/O, no clock.
+//! ledger and the orders say, the suppressions, the policy and `now`, decide
+//! for every cart whether a step is due and, if not, why. No I/O, no clock.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, NaiveTime, TimeDelta, Timelike, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::model::{CartStatus, Currency, SendState};
 
-/// One reminder of the sequence.
+/// One reminder of the sequence, with the policy already merged into its
+/// own overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub name: String,
@@ -19,41 +22,154 @@ pub struct Step {
     pub after: TimeDelta,
     /// Template stem: `<template>.subject`, `.html`, `.txt`.
     pub template: String,
+    /// A/B variants (template stems); empty means just `template`.
+    pub variants: Vec<String>,
+    pub require_consent: bool,
+    pub filters: Filters,
+}
+
+impl Step {
+    /// The template a cart gets: a variant chosen by a stable hash of the
+    /// cart id, so a cart always sees the same variant.
+    pub fn template_for(&self, cart_id: &str) -> &str {
+        if self.variants.is_empty() {
+            return &self.template;
+        }
+        let digest = Sha256::digest(cart_id.as_bytes());
+        let value = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        &self.variants[(value % self.variants.len() as u64) as usize]
+    }
+
+    /// Every template stem the step may use.
+    pub fn templates(&self) -> Vec<&str> {
+        if self.variants.is_empty() {
+            vec![&self.template]
+        } else {
+            self.variants.iter().map(String::as_str).collect()
+        }
+    }
+}
+
+/// A money threshold: one amount for every currency, or one per currency
+/// (a currency not listed has no threshold).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Threshold {
+    Any(Decimal),
+    PerCurrency(BTreeMap<String, Decimal>),
+}
+
+impl Threshold {
+    pub fn for_currency(&self, currency: &Currency) -> Option<Decimal> {
+        match self {
+            Threshold::Any(amount) => Some(*amount),
+            Threshold::PerCurrency(amounts) => amounts.get(currency.as_str()).copied(),
+        }
+    }
+}
+
+/// What a cart must contain (or not) to be reminded.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filters {
+    pub min_value: Option<Threshold>,
+    pub max_value: Option<Threshold>,
+    pub include_skus: Vec<glob::Pattern>,
+    pub exclude_skus: Vec<glob::Pattern>,
+    pub include_categories: Vec<glob::Pattern>,
+    pub exclude_categories: Vec<glob::Pattern>,
+}
+
+/// Local hours in which no reminder is sent; `start > end` spans midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl QuietHours {
+    pub fn contains(&self, time: NaiveTime) -> bool {
+        let time = time.with_nanosecond(0).unwrap_or(time);
+        if self.start <= self.end {
+            self.start <= time && time < self.end
+        } else {
+            time >= self.start || time < self.end
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
-    pub require_consent: bool,
-    /// Cart total, in the cart's currency.
-    pub min_value: Decimal,
     /// Flood guard: carts idle longer than this are never reminded.
     pub max_age: TimeDelta,
+    /// Carts last active before this are never reminded (a safe first run).
+    pub not_before: Option<DateTime<Utc>>,
     /// At most one reminder per address per this period, across carts.
     pub cooldown: TimeDelta,
+    /// At most this many reminders per address per `window`.
+    pub max_per_address: Option<u32>,
+    pub window: TimeDelta,
+    pub quiet_hours: Option<QuietHours>,
+    /// The customer's zone when the cart says nothing.
+    pub timezone: Tz,
+    /// An order of one of the cart's SKUs within this stops reminders.
+    pub purchased_within: TimeDelta,
+    /// At most this many sends per run, most overdue first.
+    pub max_sends_per_run: Option<usize>,
 }
 
-/// What the plan needs to know of a cart (its items are loaded only for
-/// the carts that are sent).
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_age: TimeDelta::days(7),
+            not_before: None,
+            cooldown: TimeDelta::hours(20),
+            max_per_address: None,
+            window: TimeDelta::days(7),
+            quiet_hours: None,
+            timezone: Tz::UTC,
+            purchased_within: TimeDelta::days(30),
+            max_sends_per_run: None,
+        }
+    }
+}
+
+/// What the plan needs to know of a cart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     pub id: String,
     pub email: String,
-    /// Lower-cased address: what suppressions and cooldowns match on.
+    /// Lower-cased address: what suppressions, orders and caps match on.
     pub email_norm: String,
     pub status: CartStatus,
     pub accepts_marketing: bool,
     pub updated_at: DateTime<Utc>,
     pub total_minor: i64,
     pub currency: Currency,
+    /// (sku, category) of each line item.
+    pub items: Vec<(String, String)>,
+    /// IANA zone name from the input, if any.
+    pub timezone: Option<String>,
+    /// The UTC offset the input's timestamps were written in, if known.
+    pub utc_offset_seconds: Option<i32>,
 }
 
-/// What the ledger and suppressions say, as far as the candidates go.
+/// An order, as far as stopping reminders goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderFact {
+    pub created_at: DateTime<Utc>,
+    pub skus: HashSet<String>,
+}
+
+/// What the ledger, the orders and the suppressions say, as far as the
+/// candidates go.
 #[derive(Debug, Default, Clone)]
 pub struct History {
     /// Cart id → step name → state of that send.
     pub sends: HashMap<String, HashMap<String, SendState>>,
-    /// Normalised address → when it was last sent a reminder.
-    pub last_sent_to: HashMap<String, DateTime<Utc>>,
+    /// Normalised address → times it was sent (or may have been sent) a
+    /// reminder, within the longest of `cooldown` and `window`.
+    pub sent_to: HashMap<String, Vec<DateTime<Utc>>>,
+    /// Normalised address → its orders.
+    pub orders: HashMap<String, Vec<OrderFact>>,
     /// Normalised addresses never to mail.
     pub suppressed: HashSet<String>,
 }
@@ -62,24 +178,50 @@ pub struct History {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SkipReason {
-    /// The cart was bought.
+    /// The cart was bought, or its customer ordered after its last activity.
     Ordered,
     /// The shop closed the cart.
     Closed,
+    /// The customer bought one of the cart's products within `purchased_within`.
+    AlreadyPurchased,
     /// The address is on the suppression list.
     Suppressed,
+    /// The same address has a more recently active open cart.
+    Superseded,
     /// No marketing consent and the policy requires it.
     NoConsent,
     /// Idle longer than `max_age`.
     TooOld,
+    /// Last active before `not_before`.
+    BeforeNotBefore,
+    /// The cart has no items.
+    EmptyCart,
+    /// The cart total is zero.
+    ZeroValue,
     /// The cart total is below `min_value`.
     BelowMinValue,
+    /// The cart total is above `max_value`.
+    AboveMaxValue,
+    /// No item matches `include_skus`.
+    SkuNotIncluded,
+    /// An item matches `exclude_skus`.
+    ExcludedSku,
+    /// No item matches `include_categories`.
+    CategoryNotIncluded,
+    /// An item matches `exclude_categories`.
+    ExcludedCategory,
     /// The next step's delay has not passed yet.
     NotDue,
     /// Every step was sent.
     Done,
+    /// It is night where the customer is.
+    QuietHours,
     /// The address had a reminder within `cooldown`.
     Cooldown,
+    /// The address had `max_per_address` reminders within `window`.
+    FrequencyCap,
+    /// Over `max_sends_per_run`: due again next run.
+    Budget,
     /// Another run holds a claim on this send.
     Claimed,
     /// An earlier attempt's outcome is unknown; not re-sent automatically.
@@ -91,17 +233,59 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    pub const ALL: [SkipReason; 26] = [
+        SkipReason::Ordered,
+        SkipReason::Closed,
+        SkipReason::AlreadyPurchased,
+        SkipReason::Suppressed,
+        SkipReason::Superseded,
+        SkipReason::NoConsent,
+        SkipReason::TooOld,
+        SkipReason::BeforeNotBefore,
+        SkipReason::EmptyCart,
+        SkipReason::ZeroValue,
+        SkipReason::BelowMinValue,
+        SkipReason::AboveMaxValue,
+        SkipReason::SkuNotIncluded,
+        SkipReason::ExcludedSku,
+        SkipReason::CategoryNotIncluded,
+        SkipReason::ExcludedCategory,
+        SkipReason::NotDue,
+        SkipReason::Done,
+        SkipReason::QuietHours,
+        SkipReason::Cooldown,
+        SkipReason::FrequencyCap,
+        SkipReason::Budget,
+        SkipReason::Claimed,
+        SkipReason::Unknown,
+        SkipReason::Failed,
+        SkipReason::Limit,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::Ordered => "ordered",
             SkipReason::Closed => "closed",
+            SkipReason::AlreadyPurchased => "already-purchased",
             SkipReason::Suppressed => "suppressed",
+            SkipReason::Superseded => "superseded",
             SkipReason::NoConsent => "no-consent",
             SkipReason::TooOld => "too-old",
+            SkipReason::BeforeNotBefore => "before-not-before",
+            SkipReason::EmptyCart => "empty-cart",
+            SkipReason::ZeroValue => "zero-value",
             SkipReason::BelowMinValue => "below-min-value",
+            SkipReason::AboveMaxValue => "above-max-value",
+            SkipReason::SkuNotIncluded => "sku-not-included",
+            SkipReason::ExcludedSku => "excluded-sku",
+            SkipReason::CategoryNotIncluded => "category-not-included",
+            SkipReason::ExcludedCategory => "excluded-category",
             SkipReason::NotDue => "not-due",
             SkipReason::Done => "done",
+            SkipReason::QuietHours => "quiet-hours",
             SkipReason::Cooldown => "cooldown",
+            SkipReason::FrequencyCap => "frequency-cap",
+            SkipReason::Budget => "budget",
             SkipReason::Claimed => "claimed",
             SkipReason::Unknown => "unknown",
             SkipReason::Failed => "failed",
@@ -132,8 +316,9 @@ pub struct Decision {
     pub verdict: Verdict,
 }
 
-/// Decides every candidate. Sends come out most overdue first, so that a
-/// run cut short (by `--limit` or an error) serves the oldest carts first.
+/// Decides every candidate. Sends come first, most overdue first, so that
+/// a budget or a run cut short serves the longest-waiting carts; skips
+/// follow in order of last activity.
 pub fn plan(
     candidates: &[Candidate],
     history: &History,
@@ -141,6 +326,24 @@ pub fn plan(
     steps: &[Step],
     now: DateTime<Utc>,
 ) -> Vec<Decision> {
+    // The most recently active open cart of each address is the one that
+    // speaks for the customer.
+    let mut newest: HashMap<&str, usize> = HashMap::new();
+    for (index, cart) in candidates.iter().enumerate() {
+        if cart.status != CartStatus::Open {
+            continue;
+        }
+        newest
+            .entry(cart.email_norm.as_str())
+            .and_modify(|best| {
+                let current = &candidates[*best];
+                if (cart.updated_at, &cart.id) > (current.updated_at, &current.id) {
+                    *best = index;
+                }
+            })
+            .or_insert(index);
+    }
+
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| {
         let (a, b) = (&candidates[a], &candidates[b]);
@@ -148,32 +351,49 @@ pub fn plan(
             .cmp(&b.updated_at)
             .then_with(|| a.id.cmp(&b.id))
     });
-    // Addresses given a reminder by this plan: the cooldown covers them too.
-    let mut planned_to: HashSet<&str> = HashSet::new();
-    order
-        .into_iter()
-        .map(|index| {
-            let cart = &candidates[index];
-            let (step, verdict) = decide(cart, history, policy, steps, now, &planned_to);
-            if verdict == Verdict::Send {
-                planned_to.insert(&cart.email_norm);
-            }
-            Decision {
-                cart: index,
-                step,
-                verdict,
-            }
-        })
-        .collect()
+    let mut sends = Vec::new();
+    let mut skips = Vec::new();
+    for index in order {
+        let cart = &candidates[index];
+        let superseded = newest.get(cart.email_norm.as_str()) != Some(&index);
+        let (step, verdict) = decide(cart, superseded, history, policy, steps, now);
+        let decision = Decision {
+            cart: index,
+            step,
+            verdict,
+        };
+        match verdict {
+            Verdict::Send => sends.push(decision),
+            Verdict::Skip(_) => skips.push(decision),
+        }
+    }
+
+    // Most overdue first: the longest past its step's delay.
+    let overdue = |decision: &Decision| {
+        let step = &steps[decision.step.expect("a send has a step")];
+        now - candidates[decision.cart].updated_at - step.after
+    };
+    sends.sort_by(|a, b| {
+        overdue(b)
+            .cmp(&overdue(a))
+            .then_with(|| candidates[a.cart].id.cmp(&candidates[b.cart].id))
+    });
+    if let Some(budget) = policy.max_sends_per_run {
+        for decision in sends.iter_mut().skip(budget) {
+            decision.verdict = Verdict::Skip(SkipReason::Budget);
+        }
+    }
+    sends.extend(skips);
+    sends
 }
 
 fn decide(
     cart: &Candidate,
+    superseded: bool,
     history: &History,
     policy: &Policy,
     steps: &[Step],
     now: DateTime<Utc>,
-    planned_to: &HashSet<&str>,
 ) -> (Option<usize>, Verdict) {
     let skip = |step, reason| (step, Verdict::Skip(reason));
     match cart.status {
@@ -184,15 +404,34 @@ fn decide(
     if history.suppressed.contains(&cart.email_norm) {
         return skip(None, SkipReason::Suppressed);
     }
-    if policy.require_consent && !cart.accepts_marketing {
-        return skip(None, SkipReason::NoConsent);
+    let orders = history
+        .orders
+        .get(&cart.email_norm)
+        .map_or(&[][..], Vec::as_slice);
+    if orders
+        .iter()
+        .any(|order| order.created_at >= cart.updated_at)
+    {
+        return skip(None, SkipReason::Ordered);
+    }
+    if orders.iter().any(|order| {
+        now - order.created_at <= policy.purchased_within
+            && cart.items.iter().any(|(sku, _)| order.skus.contains(sku))
+    }) {
+        return skip(None, SkipReason::AlreadyPurchased);
+    }
+    if superseded {
+        return skip(None, SkipReason::Superseded);
     }
     let idle = now - cart.updated_at;
     if idle > policy.max_age {
         return skip(None, SkipReason::TooOld);
     }
-    if cart.currency.minor_to_amount(cart.total_minor) < policy.min_value {
-        return skip(None, SkipReason::BelowMinValue);
+    if policy
+        .not_before
+        .is_some_and(|limit| cart.updated_at < limit)
+    {
+        return skip(None, SkipReason::BeforeNotBefore);
     }
 
     // The next step is the first one not sent; earlier ones must be sent.
@@ -204,253 +443,120 @@ fn decide(
     else {
         return skip(None, SkipReason::Done);
     };
-    match state_of(&steps[next]) {
+    let step = &steps[next];
+    match state_of(step) {
         None | Some(SendState::Retry) => {}
         Some(SendState::Claimed) => return skip(Some(next), SkipReason::Claimed),
         Some(SendState::Unknown) => return skip(Some(next), SkipReason::Unknown),
         Some(SendState::Failed) => return skip(Some(next), SkipReason::Failed),
         Some(SendState::Sent) => unreachable!("the next step is one not sent"),
     }
-    if idle < steps[next].after {
+    if step.require_consent && !cart.accepts_marketing {
+        return skip(Some(next), SkipReason::NoConsent);
+    }
+    if let Some(reason) = filter(cart, &step.filters) {
+        return skip(Some(next), reason);
+    }
+    if idle < step.after {
         return skip(Some(next), SkipReason::NotDue);
     }
-    if policy.cooldown > TimeDelta::zero() {
-        let recent = history
-            .last_sent_to
-            .get(&cart.email_norm)
-            .is_some_and(|&at| now - at < policy.cooldown);
-        if recent || planned_to.contains(cart.email_norm.as_str()) {
-            return skip(Some(next), SkipReason::Cooldown);
+    if let Some(quiet) = &policy.quiet_hours
+        && quiet.contains(local_time(cart, policy, now))
+    {
+        return skip(Some(next), SkipReason::QuietHours);
+    }
+    let sent_to = history
+        .sent_to
+        .get(&cart.email_norm)
+        .map_or(&[][..], Vec::as_slice);
+    if policy.cooldown > TimeDelta::zero() && sent_to.iter().any(|&at| now - at < policy.cooldown) {
+        return skip(Some(next), SkipReason::Cooldown);
+    }
+    if let Some(cap) = policy.max_per_address {
+        let recent = sent_to
+            .iter()
+            .filter(|&&at| now - at < policy.window)
+            .count();
+        if recent >= cap as usize {
+            return skip(Some(next), SkipReason::FrequencyCap);
         }
     }
     (Some(next), Verdict::Send)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .with_timezone(&Utc)
+/// The first content filter the cart fails, if any.
+fn filter(cart: &Candidate, filters: &Filters) -> Option<SkipReason> {
+    if cart.items.is_empty() {
+        return Some(SkipReason::EmptyCart);
     }
-
-    fn now() -> DateTime<Utc> {
-        at("2026-11-21T12:00:00Z")
+    if cart.total_minor == 0 {
+        return Some(SkipReason::ZeroValue);
     }
-
-    fn steps() -> Vec<Step> {
-        [("1h", 1), ("24h", 24), ("72h", 72)]
-            .into_iter()
-            .map(|(name, hours)| Step {
-                name: name.into(),
-                after: TimeDelta::hours(hours),
-                template: "reminder".into(),
-            })
-            .collect()
+    let total = cart.currency.minor_to_amount(cart.total_minor);
+    if let Some(min) = filters
+        .min_value
+        .as_ref()
+        .and_then(|t| t.for_currency(&cart.currency))
+        && total < min
+    {
+        return Some(SkipReason::BelowMinValue);
     }
-
-    fn policy() -> Policy {
-        Policy {
-            require_consent: true,
-            min_value: Decimal::ZERO,
-            max_age: TimeDelta::days(7),
-            cooldown: TimeDelta::hours(20),
-        }
+    if let Some(max) = filters
+        .max_value
+        .as_ref()
+        .and_then(|t| t.for_currency(&cart.currency))
+        && total > max
+    {
+        return Some(SkipReason::AboveMaxValue);
     }
-
-    fn cart(id: &str, idle_hours: i64) -> Candidate {
-        Candidate {
-            id: id.into(),
-            email: format!("{id}@example.com"),
-            email_norm: format!("{id}@example.com").to_lowercase(),
-            status: CartStatus::Open,
-            accepts_marketing: true,
-            updated_at: now() - TimeDelta::hours(idle_hours),
-            total_minor: 5000,
-            currency: "EUR".parse().unwrap(),
-        }
+    let options = glob::MatchOptions {
+        case_sensitive: false,
+        require_literal_separator: false,
+        require_literal_leading_dot: false,
+    };
+    let any = |patterns: &[glob::Pattern], pick: fn(&(String, String)) -> &str| {
+        cart.items.iter().any(|item| {
+            patterns
+                .iter()
+                .any(|pattern| pattern.matches_with(pick(item), options))
+        })
+    };
+    fn sku(item: &(String, String)) -> &str {
+        &item.0
     }
-
-    fn decide_one(cart: Candidate, history: &History, policy: &Policy) -> (Option<usize>, Verdict) {
-        let decisions = plan(&[cart], history, policy, &steps(), now());
-        (decisions[0].step, decisions[0].verdict)
+    fn category(item: &(String, String)) -> &str {
+        &item.1
     }
-
-    fn sent(history: &mut History, cart: &str, step: &str, state: SendState) {
-        history
-            .sends
-            .entry(cart.into())
-            .or_default()
-            .insert(step.into(), state);
+    if !filters.include_skus.is_empty() && !any(&filters.include_skus, sku) {
+        return Some(SkipReason::SkuNotIncluded);
     }
-
-    #[test]
-    fn a_cart_idle_past_the_first_delay_gets_step_one() {
-        let verdict = decide_one(cart("c1", 2), &History::default(), &policy());
-        assert_eq!(verdict, (Some(0), Verdict::Send));
+    if any(&filters.exclude_skus, sku) {
+        return Some(SkipReason::ExcludedSku);
     }
-
-    #[test]
-    fn the_clock_decides_when_a_step_is_due() {
-        let mut fresh = cart("c1", 0);
-        fresh.updated_at = now() - TimeDelta::minutes(59);
-        assert_eq!(
-            decide_one(fresh.clone(), &History::default(), &policy()),
-            (Some(0), Verdict::Skip(SkipReason::NotDue))
-        );
-        fresh.updated_at = now() - TimeDelta::minutes(60);
-        assert_eq!(
-            decide_one(fresh, &History::default(), &policy()),
-            (Some(0), Verdict::Send)
-        );
+    if !filters.include_categories.is_empty() && !any(&filters.include_categories, category) {
+        return Some(SkipReason::CategoryNotIncluded);
     }
-
-    #[test]
-    fn steps_go_in_order_and_never_twice() {
-        // Idle 30h but step 1 not sent: step 1 comes first, never step 2.
-        assert_eq!(
-            decide_one(cart("c1", 30), &History::default(), &policy()),
-            (Some(0), Verdict::Send)
-        );
-        let mut history = History::default();
-        sent(&mut history, "c1", "1h", SendState::Sent);
-        assert_eq!(
-            decide_one(cart("c1", 30), &history, &policy()),
-            (Some(1), Verdict::Send)
-        );
-        assert_eq!(
-            decide_one(cart("c1", 10), &history, &policy()),
-            (Some(1), Verdict::Skip(SkipReason::NotDue))
-        );
-        sent(&mut history, "c1", "24h", SendState::Sent);
-        sent(&mut history, "c1", "72h", SendState::Sent);
-        assert_eq!(
-            decide_one(cart("c1", 100), &history, &policy()),
-            (None, Verdict::Skip(SkipReason::Done))
-        );
+    if any(&filters.exclude_categories, category) {
+        return Some(SkipReason::ExcludedCategory);
     }
-
-    #[test]
-    fn ledger_states_other_than_sent_block_the_step() {
-        for (state, verdict) in [
-            (SendState::Claimed, Verdict::Skip(SkipReason::Claimed)),
-            (SendState::Unknown, Verdict::Skip(SkipReason::Unknown)),
-            (SendState::Failed, Verdict::Skip(SkipReason::Failed)),
-            (SendState::Retry, Verdict::Send),
-        ] {
-            let mut history = History::default();
-            sent(&mut history, "c1", "1h", state);
-            assert_eq!(
-                decide_one(cart("c1", 2), &history, &policy()),
-                (Some(0), verdict),
-                "{state:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn each_gate_has_its_reason() {
-        let mut no_consent = cart("c1", 2);
-        no_consent.accepts_marketing = false;
-        assert_eq!(
-            decide_one(no_consent.clone(), &History::default(), &policy()).1,
-            Verdict::Skip(SkipReason::NoConsent)
-        );
-        let lax = Policy {
-            require_consent: false,
-            ..policy()
-        };
-        assert_eq!(
-            decide_one(no_consent, &History::default(), &lax).1,
-            Verdict::Send
-        );
-
-        let mut history = History::default();
-        history.suppressed.insert("c1@example.com".into());
-        assert_eq!(
-            decide_one(cart("c1", 2), &history, &policy()).1,
-            Verdict::Skip(SkipReason::Suppressed)
-        );
-
-        assert_eq!(
-            decide_one(cart("c1", 7 * 24 + 1), &History::default(), &policy()).1,
-            Verdict::Skip(SkipReason::TooOld)
-        );
-
-        let picky = Policy {
-            min_value: Decimal::new(5001, 2),
-            ..policy()
-        };
-        assert_eq!(
-            decide_one(cart("c1", 2), &History::default(), &picky).1,
-            Verdict::Skip(SkipReason::BelowMinValue)
-        );
-        let exact = Policy {
-            min_value: Decimal::new(5000, 2),
-            ..policy()
-        };
-        assert_eq!(
-            decide_one(cart("c1", 2), &History::default(), &exact).1,
-            Verdict::Send
-        );
-
-        for (status, reason) in [
-            (CartStatus::Ordered, SkipReason::Ordered),
-            (CartStatus::Closed, SkipReason::Closed),
-        ] {
-            let mut bought = cart("c1", 2);
-            bought.status = status;
-            assert_eq!(
-                decide_one(bought, &History::default(), &policy()).1,
-                Verdict::Skip(reason)
-            );
-        }
-    }
-
-    #[test]
-    fn cooldown_spaces_reminders_to_one_address() {
-        let mut history = History::default();
-        history
-            .last_sent_to
-            .insert("c1@example.com".into(), now() - TimeDelta::hours(19));
-        assert_eq!(
-            decide_one(cart("c1", 2), &history, &policy()).1,
-            Verdict::Skip(SkipReason::Cooldown)
-        );
-        history
-            .last_sent_to
-            .insert("c1@example.com".into(), now() - TimeDelta::hours(20));
-        assert_eq!(
-            decide_one(cart("c1", 2), &history, &policy()).1,
-            Verdict::Send
-        );
-
-        // Two carts of one address in one run: the older goes, the other waits.
-        let mut first = cart("a", 5);
-        let mut second = cart("b", 3);
-        first.email_norm = "same@example.com".into();
-        second.email_norm = "same@example.com".into();
-        let decisions = plan(
-            &[second, first],
-            &History::default(),
-            &policy(),
-            &steps(),
-            now(),
-        );
-        assert_eq!(decisions[0].cart, 1);
-        assert_eq!(decisions[0].verdict, Verdict::Send);
-        assert_eq!(decisions[1].verdict, Verdict::Skip(SkipReason::Cooldown));
-    }
-
-    #[test]
-    fn the_most_overdue_carts_come_first() {
-        let carts = [cart("new", 2), cart("old", 50), cart("mid", 10)];
-        let order: Vec<&str> = plan(&carts, &History::default(), &policy(), &steps(), now())
-            .iter()
-            .map(|d| carts[d.cart].id.as_str())
-            .collect();
-        assert_eq!(order, ["old", "mid", "new"]);
-    }
+    None
 }
+
+/// The customer's wall-clock time at `now`: from the cart's zone, else the
+/// offset its timestamps were written in, else the policy's zone.
+pub fn local_time(cart: &Candidate, policy: &Policy, now: DateTime<Utc>) -> NaiveTime {
+    if let Some(zone) = cart
+        .timezone
+        .as_deref()
+        .and_then(|name| name.parse::<Tz>().ok())
+    {
+        return now.with_timezone(&zone).time();
+    }
+    if let Some(offset) = cart.utc_offset_seconds.and_then(FixedOffset::east_opt) {
+        return now.with_timezone(&offset).time();
+    }
+    now.with_timezone(&policy.timezone).time()
+}
+
+#[cfg(test)]
+mod tests;

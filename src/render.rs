@@ -86,9 +86,12 @@ impl Renderer {
     pub fn load(dir: &Path, steps: &[Step], shop_name: &str) -> Result<Renderer> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for step in steps {
+        for (step, template) in steps
+            .iter()
+            .flat_map(|step| step.templates().into_iter().map(move |t| (step, t)))
+        {
             for part in PARTS {
-                let name = format!("{}.{part}", step.template);
+                let name = format!("{template}.{part}");
                 if env.get_template(&name).is_ok() {
                     continue;
                 }
@@ -111,7 +114,14 @@ impl Renderer {
         })
     }
 
-    pub fn render(&self, cart: &Cart, step: &Step, links: &Links) -> Result<Rendered> {
+    /// Renders `template` (the step's, or its variant for this cart).
+    pub fn render(
+        &self,
+        cart: &Cart,
+        step: &Step,
+        template: &str,
+        links: &Links,
+    ) -> Result<Rendered> {
         let currency = &cart.currency;
         let context = Context {
             shop: Shop {
@@ -147,7 +157,7 @@ impl Renderer {
         };
         let context = minijinja::Value::from(minijinja::value::Serde(&context));
         let render = |part: &str| -> Result<String> {
-            let name = format!("{}.{part}", step.template);
+            let name = format!("{template}.{part}");
             let template = self
                 .env
                 .get_template(&name)
@@ -209,6 +219,7 @@ mod tests {
             created_at: Utc::now(),
             updated_at: Utc::now(),
             utc_offset_seconds: None,
+            timezone: String::new(),
             items: vec![LineItem {
                 sku: "S1".into(),
                 name: "<script>alert(1)</script> Tent".into(),
@@ -230,6 +241,9 @@ mod tests {
             name: "1h".into(),
             after: TimeDelta::hours(1),
             template: "reminder".into(),
+            variants: Vec::new(),
+            require_consent: true,
+            filters: Default::default(),
         };
         (dir, step)
     }
@@ -249,7 +263,9 @@ mod tests {
             "{% for item in items %}{{ item.quantity }} × {{ item.name }} {{ item.line_total }}\n{% endfor %}{{ links.recover }}",
         );
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let mail = renderer.render(&cart(), &step, &links()).unwrap();
+        let mail = renderer
+            .render(&cart(), &step, "reminder", &links())
+            .unwrap();
         assert_eq!(mail.subject, "Ann Bcc: x@evil.example, your cart at Shop");
         assert!(mail.html.contains("&lt;script&gt;"), "{}", mail.html);
         assert!(!mail.html.contains("<script>"));
@@ -265,7 +281,9 @@ mod tests {
     fn undefined_names_and_missing_files_are_errors() {
         let (dir, step) = setup("{{ custmer.first_name }}", "x", "x");
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let error = renderer.render(&cart(), &step, &links()).unwrap_err();
+        let error = renderer
+            .render(&cart(), &step, "reminder", &links())
+            .unwrap_err();
         assert!(error.to_string().contains("reminder.subject"), "{error}");
         assert_eq!(error.exit_code(), crate::error::exit::USAGE);
 

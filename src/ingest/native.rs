@@ -132,6 +132,7 @@ fn placeholder(id: String) -> Cart {
         created_at: Default::default(),
         updated_at: Default::default(),
         utc_offset_seconds: None,
+        timezone: String::new(),
         items: Vec::new(),
     }
 }
@@ -176,6 +177,13 @@ fn start_cart(row: &Row<'_>, cart_id: &str) -> Result<Cart, RowError> {
         "" => false,
         text => parse_bool(text).map_err(|message| row.error("accepts_marketing", message))?,
     };
+    let timezone = row.get("timezone")?;
+    if !timezone.is_empty() && timezone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(row.error(
+            "timezone",
+            format!("{timezone:?} is not an IANA time zone like Europe/Stockholm"),
+        ));
+    }
     let mut cart = Cart {
         id: cart_id.to_string(),
         email,
@@ -187,6 +195,7 @@ fn start_cart(row: &Row<'_>, cart_id: &str) -> Result<Cart, RowError> {
         created_at,
         updated_at,
         utc_offset_seconds: Some(offset),
+        timezone: timezone.to_string(),
         items: Vec::new(),
     };
     if let Some(item) = read_item(row, &cart.currency)? {

@@ -1,5 +1,7 @@
 //! Carts, items and orders: snapshot upserts and the candidate window.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
@@ -93,39 +95,65 @@ impl Store {
         })
     }
 
-    /// Open carts last active within `[oldest, newest]`, by index.
+    /// Open carts last active within `[oldest, newest]`, by index, with the
+    /// SKUs and categories of their items.
     pub fn candidates(
         &self,
         oldest: DateTime<Utc>,
         newest: DateTime<Utc>,
     ) -> Result<Vec<Candidate>> {
         let run = || -> rusqlite::Result<Vec<Candidate>> {
+            let window = params![to_unix(oldest), to_unix(newest)];
             let mut query = self.conn().prepare_cached(
-                "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency
+                "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
+                        timezone, utc_offset
                  FROM carts
                  WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
                  ORDER BY updated_at, id",
             )?;
-            let rows = query.query_map(params![to_unix(oldest), to_unix(newest)], |row| {
-                let currency: String = row.get(6)?;
-                Ok(Candidate {
-                    id: row.get(0)?,
-                    email: row.get(1)?,
-                    email_norm: row.get(2)?,
-                    status: CartStatus::Open,
-                    accepts_marketing: row.get(3)?,
-                    updated_at: from_unix(row.get(4)?),
-                    total_minor: row.get(5)?,
-                    currency: currency.parse().map_err(|message: String| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            6,
-                            rusqlite::types::Type::Text,
-                            message.into(),
-                        )
-                    })?,
-                })
-            })?;
-            rows.collect()
+            let mut candidates = query
+                .query_map(window, |row| {
+                    let currency: String = row.get(6)?;
+                    let timezone: String = row.get(7)?;
+                    Ok(Candidate {
+                        id: row.get(0)?,
+                        email: row.get(1)?,
+                        email_norm: row.get(2)?,
+                        status: CartStatus::Open,
+                        accepts_marketing: row.get(3)?,
+                        updated_at: from_unix(row.get(4)?),
+                        total_minor: row.get(5)?,
+                        currency: currency.parse().map_err(|message: String| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                6,
+                                rusqlite::types::Type::Text,
+                                message.into(),
+                            )
+                        })?,
+                        items: Vec::new(),
+                        timezone: (!timezone.is_empty()).then_some(timezone),
+                        utc_offset_seconds: row.get(8)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let index: HashMap<String, usize> = candidates
+                .iter()
+                .enumerate()
+                .map(|(position, cart)| (cart.id.clone(), position))
+                .collect();
+            let mut items = self.conn().prepare_cached(
+                "SELECT i.cart_id, i.sku, i.category FROM cart_items i JOIN carts c ON c.id = i.cart_id
+                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
+                 ORDER BY i.cart_id, i.position",
+            )?;
+            let mut rows = items.query(window)?;
+            while let Some(row) = rows.next()? {
+                let cart_id: String = row.get(0)?;
+                if let Some(&position) = index.get(&cart_id) {
+                    candidates[position].items.push((row.get(1)?, row.get(2)?));
+                }
+            }
+            Ok(candidates)
         };
         run().map_err(|source| self.error(source))
     }
@@ -135,7 +163,7 @@ impl Store {
         let run = || -> rusqlite::Result<Option<Cart>> {
             let mut query = self.conn().prepare_cached(
                 "SELECT id, email, first_name, locale, currency, status, accepts_marketing,
-                        created_at, updated_at, utc_offset
+                        created_at, updated_at, utc_offset, timezone
                  FROM carts WHERE id = ?1",
             )?;
             let Some(mut cart) = query
@@ -155,6 +183,7 @@ impl Store {
                         created_at: from_unix(row.get(7)?),
                         updated_at: from_unix(row.get(8)?),
                         utc_offset_seconds: row.get(9)?,
+                        timezone: row.get(10)?,
                         items: Vec::new(),
                     })
                 })
@@ -201,8 +230,8 @@ fn upsert_cart(conn: &Connection, cart: &Cart) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
                             accepts_marketing, created_at, updated_at, utc_offset, total_minor,
-                            item_count, snapshot_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                            item_count, snapshot_hash, timezone)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (id) DO UPDATE SET
             email = excluded.email, email_norm = excluded.email_norm,
             first_name = excluded.first_name, locale = excluded.locale,
@@ -212,7 +241,7 @@ fn upsert_cart(conn: &Connection, cart: &Cart) -> rusqlite::Result<bool> {
             accepts_marketing = excluded.accepts_marketing, created_at = excluded.created_at,
             updated_at = excluded.updated_at, utc_offset = excluded.utc_offset,
             total_minor = excluded.total_minor, item_count = excluded.item_count,
-            snapshot_hash = excluded.snapshot_hash",
+            snapshot_hash = excluded.snapshot_hash, timezone = excluded.timezone",
     )?
     .execute(params![
         cart.id,
@@ -229,6 +258,7 @@ fn upsert_cart(conn: &Connection, cart: &Cart) -> rusqlite::Result<bool> {
         cart.total_minor(),
         cart.item_count(),
         hash,
+        cart.timezone,
     ])?;
     conn.prepare_cached("DELETE FROM cart_items WHERE cart_id = ?1")?
         .execute([&cart.id])?;

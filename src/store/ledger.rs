@@ -2,12 +2,12 @@
 //! claim → send → confirm protocol that makes every (cart, step) go out at
 //! most once, even across crashed or overlapping runs.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::params;
 
 use crate::error::Result;
 use crate::model::{SendState, normalize_email};
-use crate::plan::History;
+use crate::plan::{History, OrderFact, Policy};
 
 use super::{Store, from_unix, to_unix};
 
@@ -17,6 +17,8 @@ pub struct Claim {
     pub cart_id: String,
     pub step: String,
     pub email: String,
+    /// The A/B variant (template) the mail uses, if the step has variants.
+    pub variant: Option<String>,
 }
 
 /// The outcome of one attempted send.
@@ -41,14 +43,14 @@ pub struct RunCounts {
 }
 
 impl Store {
-    /// Ledger entries, recent sends and suppressions that concern the open
-    /// carts last active within `[oldest, newest]`.
+    /// Ledger entries, recent sends, orders and suppressions that concern
+    /// the open carts last active within `[oldest, newest]`.
     pub fn history(
         &self,
         oldest: DateTime<Utc>,
         newest: DateTime<Utc>,
         now: DateTime<Utc>,
-        cooldown: TimeDelta,
+        policy: &Policy,
     ) -> Result<History> {
         let run = || -> rusqlite::Result<History> {
             let mut history = History::default();
@@ -68,17 +70,40 @@ impl Store {
                     .insert(row.get(1)?, state);
             }
             // A claimed or unknown send may have reached the inbox: it counts
-            // for the cooldown like a sent one.
+            // for the caps like a sent one.
+            let caps_since = now - policy.cooldown.max(policy.window);
             let mut recent = self.conn().prepare_cached(
-                "SELECT email_norm, MAX(claimed_at) FROM sends
-                 WHERE claimed_at > ?1 AND state IN ('sent', 'claimed', 'unknown')
-                 GROUP BY email_norm",
+                "SELECT email_norm, claimed_at FROM sends
+                 WHERE claimed_at > ?1 AND state IN ('sent', 'claimed', 'unknown')",
             )?;
-            let mut rows = recent.query([to_unix(now - cooldown)])?;
+            let mut rows = recent.query([to_unix(caps_since)])?;
             while let Some(row) = rows.next()? {
                 history
-                    .last_sent_to
-                    .insert(row.get(0)?, from_unix(row.get(1)?));
+                    .sent_to
+                    .entry(row.get(0)?)
+                    .or_default()
+                    .push(from_unix(row.get(1)?));
+            }
+            let orders_since = oldest.min(now - policy.purchased_within);
+            let mut orders = self.conn().prepare_cached(
+                "SELECT o.email_norm, o.created_at FROM orders o
+                 WHERE o.created_at >= ?3 AND o.email_norm IN (
+                    SELECT email_norm FROM carts WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2)",
+            )?;
+            let mut rows = orders.query(params![
+                to_unix(oldest),
+                to_unix(newest),
+                to_unix(orders_since)
+            ])?;
+            while let Some(row) = rows.next()? {
+                history
+                    .orders
+                    .entry(row.get(0)?)
+                    .or_default()
+                    .push(OrderFact {
+                        created_at: from_unix(row.get(1)?),
+                        skus: Default::default(),
+                    });
             }
             let mut suppressed = self.conn().prepare_cached(
                 "SELECT DISTINCT s.email_norm FROM suppressions s JOIN carts c ON c.email_norm = s.email_norm
@@ -101,14 +126,14 @@ impl Store {
     pub fn claim(&self, run_id: i64, now: DateTime<Utc>, claims: &[Claim]) -> Result<Vec<bool>> {
         self.write(|conn| {
             let mut insert = conn.prepare_cached(
-                "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at)
-                 SELECT ?1, ?2, ?3, ?4, 'claimed', ?5, 1, ?6
+                "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at, variant)
+                 SELECT ?1, ?2, ?3, ?4, 'claimed', ?5, 1, ?6, ?7
                  WHERE EXISTS (SELECT 1 FROM carts WHERE id = ?1 AND status = 'open')
                    AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email_norm = ?4)
                  ON CONFLICT (cart_id, step) DO UPDATE SET
                     state = 'claimed', run_id = excluded.run_id, attempts = sends.attempts + 1,
                     claimed_at = excluded.claimed_at, email = excluded.email,
-                    email_norm = excluded.email_norm, reason = NULL
+                    email_norm = excluded.email_norm, reason = NULL, variant = excluded.variant
                  WHERE sends.state = 'retry'",
             )?;
             claims
@@ -121,6 +146,7 @@ impl Store {
                         normalize_email(&claim.email),
                         run_id,
                         to_unix(now),
+                        claim.variant,
                     ])?;
                     Ok(changed == 1)
                 })

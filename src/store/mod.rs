@@ -17,8 +17,9 @@ pub use carts::{CartImport, OrderImport};
 pub use ledger::{Claim, Confirmation, RunCounts};
 
 /// Versioned schema. Append new migrations; never edit a released one.
-const MIGRATIONS: &[M<'static>] = &[M::up(
-    "
+const MIGRATIONS: &[M<'static>] = &[
+    M::up(
+        "
 CREATE TABLE carts (
     id                TEXT PRIMARY KEY,
     email             TEXT NOT NULL,
@@ -103,7 +104,15 @@ CREATE TABLE runs (
     exit_code   INTEGER
 ) STRICT;
 ",
-)];
+    ),
+    // 2: the customer's time zone (quiet hours); the A/B variant sent.
+    M::up(
+        "
+ALTER TABLE carts ADD COLUMN timezone TEXT NOT NULL DEFAULT '';
+ALTER TABLE sends ADD COLUMN variant TEXT;
+",
+    ),
+];
 
 pub struct Store {
     conn: Connection,
