@@ -145,13 +145,26 @@ fn import_file(store: &Store, path: &Path, format: Format, out: &mut Output) -> 
 
 // ---------------------------------------------------------------- run
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub now: DateTime<Utc>,
     pub dry_run: bool,
     pub json: bool,
     pub preview: Option<PathBuf>,
     pub limit: Option<usize>,
+    /// Re-send mails whose earlier outcome is unknown, on purpose.
+    pub resend_unknown: bool,
+    /// Test send: deliver the due mails to this address only, record nothing.
+    pub to: Option<String>,
+    /// Wait for another run's lock instead of exiting.
+    pub wait: bool,
+}
+
+impl RunOptions {
+    /// Whatever this run writes to the store is rolled back at the end.
+    fn discards(&self) -> bool {
+        self.dry_run || self.to.is_some()
+    }
 }
 
 /// The figures of a run, for the summary line.
@@ -161,6 +174,8 @@ pub struct RunSummary {
     pub carts_imported: u64,
     pub orders_imported: u64,
     pub rows_rejected: u64,
+    /// Claims of crashed runs turned `unknown` at the start of this run.
+    pub expired_claims: u64,
     /// `send` (dry run), `sent`, `retry`, `failed`, `unknown`, `skip`.
     pub decisions: BTreeMap<&'static str, u64>,
     pub skips: BTreeMap<String, u64>,
@@ -197,6 +212,12 @@ impl RunSummary {
                 .collect();
             line.push_str(&format!(" ({})", reasons.join(", ")));
         }
+        if self.expired_claims > 0 {
+            line.push_str(&format!(
+                "; {} claims of an earlier run that died marked unknown",
+                self.expired_claims
+            ));
+        }
         line
     }
 }
@@ -227,16 +248,25 @@ pub fn run(
             renderer.render(&sample, step, template, &links.for_cart(&sample, step))?;
         }
     }
+    if let Some(address) = &options.to {
+        parse_email(address).map_err(|message| Error::Usage(format!("--to: {message}")))?;
+    }
 
-    let store = if options.dry_run && !config.store_path.exists() {
+    // One real run at a time per store; the lock goes when the process does.
+    let _lock = if options.discards() {
+        None
+    } else {
+        Some(lock_store(&config.store_path, options.wait)?)
+    };
+    let store = if options.discards() && !config.store_path.exists() {
         Store::open_in_memory()?
     } else {
         Store::open(&config.store_path)?
     };
-    if options.dry_run {
+    if options.discards() {
         store.begin_discarded()?;
     }
-    let run_id = if options.dry_run {
+    let run_id = if options.discards() {
         0
     } else {
         store.start_run(clock(), now)?
@@ -246,6 +276,9 @@ pub fn run(
         dry_run: options.dry_run,
         ..RunSummary::default()
     };
+    if !options.discards() {
+        summary.expired_claims = store.expire_claims(now, config.delivery.lease)?;
+    }
     let mut completion = import_sources(config, &store, &mut summary, out)?;
 
     // The candidate window, by index: open carts active up to now (the
@@ -253,11 +286,14 @@ pub fn run(
     // them as too old would drown the rest.
     let newest = now;
     let oldest = now - config.policy.max_age - config.policy.max_age;
+    let policy = plan::Policy {
+        resend_unknown: options.resend_unknown,
+        ..config.policy.clone()
+    };
     let candidates = store.candidates(oldest, newest)?;
-    let history = store.history(oldest, newest, now, &config.policy)?;
-    let decisions = plan::plan(&candidates, &history, &config.policy, &config.steps, now);
+    let history = store.history(oldest, newest, now, &policy)?;
+    let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
 
-    let mut transport: Option<Box<dyn Transport>> = None;
     let mut preview = match &options.preview {
         Some(dir) => Some(FileTransport::new(dir)?),
         None => None,
@@ -266,7 +302,17 @@ pub fn run(
         json: options.json,
         table: (options.dry_run && !options.json).then(Vec::new),
     };
-    let mut budget = options.limit.unwrap_or(usize::MAX);
+    let mut sender = Sender {
+        store: &store,
+        config,
+        run_id,
+        now,
+        resend_unknown: options.resend_unknown,
+        transport: None,
+    };
+    let mut budget = options
+        .limit
+        .unwrap_or(if options.to.is_some() { 1 } else { usize::MAX });
     let mut fatal = None;
     let mut batch: Vec<(&Decision, Outgoing)> = Vec::new();
 
@@ -296,7 +342,8 @@ pub fn run(
             Verdict::Send => {
                 budget -= 1;
                 let step = &config.steps[decision.step.expect("a send has a step")];
-                match compose(&store, config, &renderer, &links, &cart.id, step)? {
+                let to = options.to.as_deref();
+                match compose(&store, config, &renderer, &links, &cart.id, step, to)? {
                     Some(mail) => batch.push((decision, mail)),
                     None => skip("gone", &mut summary, out),
                 }
@@ -325,17 +372,8 @@ pub fn run(
                     );
                 }
             } else {
-                let transport = match &mut transport {
-                    Some(transport) => transport,
-                    None => transport.insert(deliver::open(config)?),
-                };
-                let (batch_completion, batch_fatal) = deliver_batch(
-                    &store,
-                    transport.as_mut(),
-                    run_id,
-                    now,
+                let (batch_completion, batch_fatal) = sender.deliver(
                     &candidates,
-                    &config.steps,
                     std::mem::take(&mut batch),
                     &mut printer,
                     &mut summary,
@@ -346,7 +384,7 @@ pub fn run(
             }
         }
     }
-    if let Some(transport) = &mut transport {
+    if let Some(transport) = &mut sender.transport {
         transport.close();
     }
     if let Some(mut rows) = printer.table.take() {
@@ -354,14 +392,20 @@ pub fn run(
         rows.sort_by(|a, b| (a[3] != "send", &a[4]).cmp(&(b[3] != "send", &b[4])));
         out.table(&["CART", "EMAIL", "STEP", "DECISION", "REASON"], &rows);
     }
-    if !options.dry_run {
+    if let Some(address) = &options.to {
+        out.log(&format!(
+            "recart run: test send: {} mail(s) delivered to {address}; nothing recorded",
+            summary.count("sent")
+        ));
+    }
+    if !options.discards() {
         let counts = RunCounts {
             imported: summary.carts_imported + summary.orders_imported,
             sent: summary.count("sent"),
             skipped: summary.count("skip"),
             retry: summary.count("retry"),
             failed: summary.count("failed"),
-            unknown: summary.count("unknown"),
+            unknown: summary.count("unknown") + summary.expired_claims,
         };
         let code = if fatal.is_some() {
             exit::ERROR
@@ -377,6 +421,30 @@ pub fn run(
         )));
     }
     Ok((completion, summary))
+}
+
+/// Takes the store's run lock (`<store>.lock`): exits at once if another
+/// run holds it, or waits with `wait`. The operating system releases it
+/// when the process ends, however it ends.
+fn lock_store(store_path: &Path, wait: bool) -> Result<std::fs::File> {
+    let mut path = store_path.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::io(&path, source))?;
+    if wait {
+        file.lock().map_err(|source| Error::io(&path, source))?;
+        return Ok(file);
+    }
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { lock: path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::io(&path, source)),
+    }
 }
 
 /// Prints decisions as they are made: JSON lines, or rows of the dry-run
@@ -462,16 +530,18 @@ fn compose(
     links: &LinkMaker<'_>,
     cart_id: &str,
     step: &Step,
+    to: Option<&str>,
 ) -> Result<Option<Outgoing>> {
     let Some(cart) = store.cart(cart_id)? else {
         return Ok(None);
     };
     let template = step.template_for(&cart.id);
     let rendered = renderer.render(&cart, step, template, &links.for_cart(&cart, step))?;
+    // A test send goes to the operator's address instead of the customer's.
     deliver::build(
         &config.from,
         &cart.first_name,
-        &cart.email,
+        to.unwrap_or(&cart.email),
         &cart.id,
         &step.name,
         &rendered,
@@ -480,41 +550,100 @@ fn compose(
     .map(Some)
 }
 
-/// Claim → send → confirm for one batch. Returns whether anything failed
-/// and the transport's breakdown, if any.
-#[allow(clippy::too_many_arguments)]
-fn deliver_batch(
-    store: &Store,
-    transport: &mut dyn Transport,
+/// Delivers batches for one run: claim → send → confirm.
+struct Sender<'a> {
+    store: &'a Store,
+    config: &'a Config,
     run_id: i64,
     now: DateTime<Utc>,
-    candidates: &[plan::Candidate],
-    steps: &[Step],
-    batch: Vec<(&Decision, Outgoing)>,
-    printer: &mut Printer,
-    summary: &mut RunSummary,
-    out: &mut Output,
-) -> Result<(Completion, Option<String>)> {
-    let claims: Vec<Claim> = batch
-        .iter()
-        .map(|(decision, mail)| Claim {
-            cart_id: mail.cart_id.clone(),
-            step: mail.step.clone(),
-            email: candidates[decision.cart].email.clone(),
-            variant: decision
-                .step
-                .map(|index| &steps[index])
-                .filter(|step| !step.variants.is_empty())
-                .map(|step| step.template_for(&mail.cart_id).to_string()),
-        })
-        .collect();
-    let won = store.claim(run_id, now, &claims)?;
-    let mut claimed = Vec::new();
-    for ((decision, mail), won) in batch.into_iter().zip(won) {
-        if won {
-            claimed.push((decision, mail));
-        } else {
+    resend_unknown: bool,
+    /// Opened at the first batch: a run with nothing to send connects to
+    /// nothing.
+    transport: Option<Box<dyn Transport>>,
+}
+
+impl Sender<'_> {
+    /// Returns whether anything failed, and the transport's breakdown if any.
+    fn deliver(
+        &mut self,
+        candidates: &[plan::Candidate],
+        batch: Vec<(&Decision, Outgoing)>,
+        printer: &mut Printer,
+        summary: &mut RunSummary,
+        out: &mut Output,
+    ) -> Result<(Completion, Option<String>)> {
+        let steps = &self.config.steps;
+        let claims: Vec<Claim> = batch
+            .iter()
+            .map(|(decision, mail)| Claim {
+                cart_id: mail.cart_id.clone(),
+                step: mail.step.clone(),
+                email: candidates[decision.cart].email.clone(),
+                variant: decision
+                    .step
+                    .map(|index| &steps[index])
+                    .filter(|step| !step.variants.is_empty())
+                    .map(|step| step.template_for(&mail.cart_id).to_string()),
+            })
+            .collect();
+        let won = self
+            .store
+            .claim(self.run_id, self.now, &claims, self.resend_unknown)?;
+        let mut claimed = Vec::new();
+        for ((decision, mail), won) in batch.into_iter().zip(won) {
+            if won {
+                claimed.push((decision, mail));
+            } else {
+                let cart = &candidates[decision.cart];
+                printer.emit(
+                    out,
+                    summary,
+                    DecisionRecord {
+                        cart_id: &cart.id,
+                        email: &cart.email,
+                        step: Some(&mail.step),
+                        decision: "skip",
+                        reason: Some(plan::SkipReason::Claimed.as_str()),
+                    },
+                );
+            }
+        }
+        let transport = match &mut self.transport {
+            Some(transport) => transport,
+            None => self.transport.insert(deliver::open(self.config)?),
+        };
+        let mails: Vec<Outgoing> = claimed.iter().map(|(_, mail)| mail.clone()).collect();
+        let report = transport.send(&mails);
+        let mut completion = Completion::Done;
+        let mut confirmations = Vec::with_capacity(mails.len());
+        let mut hard_bounces = Vec::new();
+        for ((decision, mail), outcome) in claimed.iter().zip(&report.outcomes) {
             let cart = &candidates[decision.cart];
+            let (state, reason) = match outcome {
+                Outcome::Sent => (Some(SendState::Sent), None),
+                Outcome::Retry(reason) => (Some(SendState::Retry), Some(reason.clone())),
+                Outcome::Failed(reason) => {
+                    if is_hard_bounce(reason) {
+                        hard_bounces.push(cart.email.clone());
+                    }
+                    (Some(SendState::Failed), Some(reason.clone()))
+                }
+                Outcome::Unknown(reason) => (Some(SendState::Unknown), Some(reason.clone())),
+                Outcome::NotHandedOver => (None, None),
+            };
+            if state != Some(SendState::Sent) {
+                completion = Completion::Partial;
+            }
+            confirmations.push((
+                Confirmation {
+                    cart_id: mail.cart_id.clone(),
+                    step: mail.step.clone(),
+                    state: state.unwrap_or(SendState::Retry),
+                    reason: reason.clone(),
+                    message_id: Some(mail.message_id.clone()),
+                },
+                state.is_some(),
+            ));
             printer.emit(
                 out,
                 summary,
@@ -522,64 +651,26 @@ fn deliver_batch(
                     cart_id: &cart.id,
                     email: &cart.email,
                     step: Some(&mail.step),
-                    decision: "skip",
-                    reason: Some(plan::SkipReason::Claimed.as_str()),
+                    decision: state.map_or("skip", SendState::as_str),
+                    reason: match state {
+                        None => Some("not-sent"),
+                        Some(_) => reason.as_deref(),
+                    },
                 },
             );
         }
-    }
-    let mails: Vec<Outgoing> = claimed.iter().map(|(_, mail)| mail.clone()).collect();
-    let report = transport.send(&mails);
-    let mut completion = Completion::Done;
-    let mut confirmations = Vec::with_capacity(mails.len());
-    let mut hard_bounces = Vec::new();
-    for ((decision, mail), outcome) in claimed.iter().zip(&report.outcomes) {
-        let cart = &candidates[decision.cart];
-        let (state, reason) = match outcome {
-            Outcome::Sent => (Some(SendState::Sent), None),
-            Outcome::Retry(reason) => (Some(SendState::Retry), Some(reason.clone())),
-            Outcome::Failed(reason) => {
-                if is_hard_bounce(reason) {
-                    hard_bounces.push(cart.email.clone());
-                }
-                (Some(SendState::Failed), Some(reason.clone()))
-            }
-            Outcome::Unknown(reason) => (Some(SendState::Unknown), Some(reason.clone())),
-            Outcome::NotHandedOver => (None, None),
-        };
-        if state != Some(SendState::Sent) {
-            completion = Completion::Partial;
+        self.store.confirm(
+            self.run_id,
+            self.now,
+            &confirmations,
+            self.config.delivery.max_attempts,
+        )?;
+        if !hard_bounces.is_empty() {
+            self.store
+                .suppress(&hard_bounces, "hard-bounce", self.now)?;
         }
-        confirmations.push((
-            Confirmation {
-                cart_id: mail.cart_id.clone(),
-                step: mail.step.clone(),
-                state: state.unwrap_or(SendState::Retry),
-                reason: reason.clone(),
-                message_id: Some(mail.message_id.clone()),
-            },
-            state.is_some(),
-        ));
-        printer.emit(
-            out,
-            summary,
-            DecisionRecord {
-                cart_id: &cart.id,
-                email: &cart.email,
-                step: Some(&mail.step),
-                decision: state.map_or("skip", SendState::as_str),
-                reason: match state {
-                    None => Some("not-sent"),
-                    Some(_) => reason.as_deref(),
-                },
-            },
-        );
+        Ok((completion, report.fatal))
     }
-    store.confirm(run_id, now, &confirmations)?;
-    if !hard_bounces.is_empty() {
-        store.suppress(&hard_bounces, "hard-bounce", now)?;
-    }
-    Ok((completion, report.fatal))
 }
 
 /// A 5.1.x status (bad destination mailbox) means the address will never

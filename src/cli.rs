@@ -67,6 +67,15 @@ pub struct RunArgs {
     /// Send at most N mails
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Re-send, on purpose, the mails whose earlier outcome is unknown
+    #[arg(long)]
+    pub resend_unknown: bool,
+    /// Test send: deliver due mails to ADDRESS only (1 unless --limit), record nothing
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "dry_run")]
+    pub to: Option<String>,
+    /// If another run holds the store, wait for it instead of exiting with 4
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Subcommand)]

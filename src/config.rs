@@ -33,6 +33,17 @@ pub struct Config {
     pub links: Links,
     pub policy: Policy,
     pub steps: Vec<Step>,
+    pub delivery: Delivery,
+}
+
+/// Ledger rules that hold for every transport.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Attempts before a send refused for now (4xx) is given up as failed.
+    pub max_attempts: u32,
+    /// A claim older than this, never confirmed, was left by a crashed run:
+    /// it becomes `unknown`.
+    pub lease: TimeDelta,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +80,8 @@ pub struct SmtpSettings {
     pub password_env: Option<String>,
     pub connections: usize,
     pub timeout: std::time::Duration,
+    /// Mails per second across all connections, for relays that throttle.
+    pub rate_limit: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +183,10 @@ struct RawTransport {
     connections: Option<usize>,
     timeout: Option<String>,
     from: Option<String>,
+    rate_limit: Option<f64>,
+    retry_after: Option<String>,
+    max_attempts: Option<u32>,
+    lease: Option<String>,
 }
 
 impl Default for RawTransport {
@@ -185,6 +202,10 @@ impl Default for RawTransport {
             connections: None,
             timeout: None,
             from: None,
+            rate_limit: None,
+            retry_after: None,
+            max_attempts: None,
+            lease: None,
         }
     }
 }
@@ -342,6 +363,15 @@ impl Config {
                         .unwrap_or_default(),
                     None => std::time::Duration::from_secs(30),
                 };
+                let rate_limit = match raw.transport.rate_limit {
+                    Some(rate) if !(rate > 0.0 && rate.is_finite()) => {
+                        return Err(fail(
+                            "transport.rate_limit",
+                            format!("{rate} is not a positive number of mails per second"),
+                        ));
+                    }
+                    other => other,
+                };
                 Transport::Smtp(SmtpSettings {
                     host,
                     port,
@@ -350,6 +380,7 @@ impl Config {
                     password_env: raw.transport.password_env.clone(),
                     connections,
                     timeout,
+                    rate_limit,
                 })
             }
             other => {
@@ -449,6 +480,24 @@ impl Config {
                 TimeDelta::days(30),
             )?,
             max_sends_per_run: raw.policy.max_sends_per_run,
+            retry_after: duration_or(
+                "transport.retry_after",
+                &raw.transport.retry_after,
+                TimeDelta::minutes(30),
+            )?,
+            resend_unknown: false,
+        };
+        let delivery = Delivery {
+            max_attempts: match raw.transport.max_attempts {
+                Some(0) => return Err(fail("transport.max_attempts", "must be at least 1".into())),
+                Some(attempts) => attempts,
+                None => 5,
+            },
+            lease: duration_or(
+                "transport.lease",
+                &raw.transport.lease,
+                TimeDelta::minutes(15),
+            )?,
         };
         let require_consent = raw.policy.require_consent.unwrap_or(true);
 
@@ -523,6 +572,7 @@ impl Config {
             links,
             policy,
             steps,
+            delivery,
         })
     }
 }

@@ -15,6 +15,8 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Partial: some rows or mails failed, the rest was done.
     pub const PARTIAL: u8 = 3;
+    /// Another run holds the store's run lock; nothing was done.
+    pub const BUSY: u8 = 4;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,10 @@ pub enum Error {
     /// The mail transport failed as a whole (not one message).
     #[error("{0}")]
     Transport(String),
+
+    /// Another `recart run` is working on the same store.
+    #[error("another recart run holds {lock}; nothing done (use --wait to wait for it)")]
+    Busy { lock: PathBuf },
 }
 
 impl Error {
@@ -69,6 +75,7 @@ impl Error {
             | Error::Store { .. }
             | Error::Migration { .. }
             | Error::Transport(_) => exit::ERROR,
+            Error::Busy { .. } => exit::BUSY,
         }
     }
 

@@ -68,6 +68,9 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
                 json: args.json,
                 preview: args.preview,
                 limit: args.limit,
+                resend_unknown: args.resend_unknown,
+                to: args.to,
+                wait: args.wait,
             };
             let started = Instant::now();
             let (completion, summary) = app::run(&config, &options, &Utc::now, out)

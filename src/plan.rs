@@ -114,6 +114,10 @@ pub struct Policy {
     pub purchased_within: TimeDelta,
     /// At most this many sends per run, most overdue first.
     pub max_sends_per_run: Option<usize>,
+    /// A send refused for now waits this long, doubled on every attempt.
+    pub retry_after: TimeDelta,
+    /// Sends whose outcome is unknown are due again (`run --resend-unknown`).
+    pub resend_unknown: bool,
 }
 
 impl Default for Policy {
@@ -128,6 +132,8 @@ impl Default for Policy {
             timezone: Tz::UTC,
             purchased_within: TimeDelta::days(30),
             max_sends_per_run: None,
+            retry_after: TimeDelta::minutes(30),
+            resend_unknown: false,
         }
     }
 }
@@ -159,12 +165,22 @@ pub struct OrderFact {
     pub skus: HashSet<String>,
 }
 
+/// One ledger entry, as far as the plan goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendRecord {
+    pub state: SendState,
+    /// How many times it was claimed.
+    pub attempts: u32,
+    /// When it was last claimed.
+    pub at: DateTime<Utc>,
+}
+
 /// What the ledger, the orders and the suppressions say, as far as the
 /// candidates go.
 #[derive(Debug, Default, Clone)]
 pub struct History {
-    /// Cart id → step name → state of that send.
-    pub sends: HashMap<String, HashMap<String, SendState>>,
+    /// Cart id → step name → that send.
+    pub sends: HashMap<String, HashMap<String, SendRecord>>,
     /// Normalised address → times it was sent (or may have been sent) a
     /// reminder, within the longest of `cooldown` and `window`.
     pub sent_to: HashMap<String, Vec<DateTime<Utc>>>,
@@ -222,6 +238,8 @@ pub enum SkipReason {
     FrequencyCap,
     /// Over `max_sends_per_run`: due again next run.
     Budget,
+    /// Refused for now by the server; waiting out the backoff.
+    RetryWait,
     /// Another run holds a claim on this send.
     Claimed,
     /// An earlier attempt's outcome is unknown; not re-sent automatically.
@@ -233,7 +251,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 26] = [
+    pub const ALL: [SkipReason; 27] = [
         SkipReason::Ordered,
         SkipReason::Closed,
         SkipReason::AlreadyPurchased,
@@ -256,6 +274,7 @@ impl SkipReason {
         SkipReason::Cooldown,
         SkipReason::FrequencyCap,
         SkipReason::Budget,
+        SkipReason::RetryWait,
         SkipReason::Claimed,
         SkipReason::Unknown,
         SkipReason::Failed,
@@ -286,6 +305,7 @@ impl SkipReason {
             SkipReason::Cooldown => "cooldown",
             SkipReason::FrequencyCap => "frequency-cap",
             SkipReason::Budget => "budget",
+            SkipReason::RetryWait => "retry-wait",
             SkipReason::Claimed => "claimed",
             SkipReason::Unknown => "unknown",
             SkipReason::Failed => "failed",
@@ -436,20 +456,30 @@ fn decide(
 
     // The next step is the first one not sent; earlier ones must be sent.
     let sent = history.sends.get(&cart.id);
-    let state_of = |step: &Step| sent.and_then(|states| states.get(&step.name)).copied();
+    let record_of = |step: &Step| sent.and_then(|records| records.get(&step.name)).copied();
     let Some(next) = steps
         .iter()
-        .position(|step| state_of(step) != Some(SendState::Sent))
+        .position(|step| record_of(step).map(|r| r.state) != Some(SendState::Sent))
     else {
         return skip(None, SkipReason::Done);
     };
     let step = &steps[next];
-    match state_of(step) {
-        None | Some(SendState::Retry) => {}
-        Some(SendState::Claimed) => return skip(Some(next), SkipReason::Claimed),
-        Some(SendState::Unknown) => return skip(Some(next), SkipReason::Unknown),
-        Some(SendState::Failed) => return skip(Some(next), SkipReason::Failed),
-        Some(SendState::Sent) => unreachable!("the next step is one not sent"),
+    if let Some(record) = record_of(step) {
+        match record.state {
+            SendState::Retry => {
+                // 30m, 1h, 2h, …: exponential backoff from the last attempt.
+                let doublings = record.attempts.saturating_sub(1).min(20);
+                let wait = policy.retry_after * (1_i32 << doublings);
+                if now - record.at < wait {
+                    return skip(Some(next), SkipReason::RetryWait);
+                }
+            }
+            SendState::Unknown if policy.resend_unknown => {}
+            SendState::Claimed => return skip(Some(next), SkipReason::Claimed),
+            SendState::Unknown => return skip(Some(next), SkipReason::Unknown),
+            SendState::Failed => return skip(Some(next), SkipReason::Failed),
+            SendState::Sent => unreachable!("the next step is one not sent"),
+        }
     }
     if step.require_consent && !cart.accepts_marketing {
         return skip(Some(next), SkipReason::NoConsent);

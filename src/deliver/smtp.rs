@@ -4,6 +4,7 @@
 //! command so that each failure is known to be before or after the message
 //! was handed over.
 
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
+use tokio::time::Instant;
 
 use crate::config::{SmtpSettings, Tls};
 use crate::error::{Error, Result};
@@ -25,6 +27,9 @@ pub struct SmtpTransport {
     password: Option<String>,
     runtime: Runtime,
     connections: Vec<Option<AsyncSmtpConnection>>,
+    /// `rate_limit`: the earliest time the next mail may start, shared by
+    /// all connections.
+    next_slot: Cell<Option<Instant>>,
 }
 
 impl SmtpTransport {
@@ -61,6 +66,7 @@ impl SmtpTransport {
             password,
             runtime,
             connections: (0..settings.connections).map(|_| None).collect(),
+            next_slot: Cell::new(None),
         };
         let first = transport
             .runtime
@@ -79,6 +85,13 @@ impl Transport for SmtpTransport {
         let lanes = self.connections.len().min(mails.len()).max(1);
         let settings = &self.settings;
         let password = self.password.as_deref();
+        let pacer = Pacer {
+            interval: settings
+                .rate_limit
+                .map(|rate| Duration::from_secs_f64(1.0 / rate)),
+            next_slot: &self.next_slot,
+        };
+        let pacer = &pacer;
         let work = self
             .connections
             .iter_mut()
@@ -87,7 +100,7 @@ impl Transport for SmtpTransport {
             .map(|(lane, slot)| {
                 let share: Vec<(usize, &Outgoing)> =
                     mails.iter().enumerate().skip(lane).step_by(lanes).collect();
-                send_lane(slot, share, settings, password)
+                send_lane(slot, share, settings, password, pacer)
             });
         let results = self.runtime.block_on(join_all(work));
         let mut report = BatchReport {
@@ -178,12 +191,31 @@ async fn open_connection(
         .map_err(|_| fail("timed out", &format!("no answer within {timeout:?}")))?
 }
 
+/// Spaces mails out to `rate_limit` per second across all connections.
+struct Pacer<'a> {
+    interval: Option<Duration>,
+    next_slot: &'a Cell<Option<Instant>>,
+}
+
+impl Pacer<'_> {
+    async fn wait_turn(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let now = Instant::now();
+        let slot = self.next_slot.get().map_or(now, |next| next.max(now));
+        self.next_slot.set(Some(slot + interval));
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
 /// Sends one lane's share of the batch over one connection, in order.
 async fn send_lane(
     slot: &mut Option<AsyncSmtpConnection>,
     mails: Vec<(usize, &Outgoing)>,
     settings: &SmtpSettings,
     password: Option<&str>,
+    pacer: &Pacer<'_>,
 ) -> (Vec<(usize, Outcome)>, Option<String>) {
     let mut outcomes = Vec::with_capacity(mails.len());
     let mut fatal = None;
@@ -203,6 +235,7 @@ async fn send_lane(
             }
         }
         let connection = slot.as_mut().expect("connected above");
+        pacer.wait_turn().await;
         let outcome = send_one(connection, mail, settings.timeout).await;
         match outcome {
             Step::Done(outcome) => outcomes.push((index, outcome)),

@@ -69,11 +69,25 @@ fn skip(reason: SkipReason) -> Verdict {
 }
 
 fn mark(history: &mut History, cart: &str, step: &str, state: SendState) {
-    history
-        .sends
-        .entry(cart.into())
-        .or_default()
-        .insert(step.into(), state);
+    mark_at(history, cart, step, state, 1, now() - TimeDelta::days(1));
+}
+
+fn mark_at(
+    history: &mut History,
+    cart: &str,
+    step: &str,
+    state: SendState,
+    attempts: u32,
+    at: DateTime<Utc>,
+) {
+    history.sends.entry(cart.into()).or_default().insert(
+        step.into(),
+        SendRecord {
+            state,
+            attempts,
+            at,
+        },
+    );
 }
 
 fn pattern(text: &str) -> glob::Pattern {
@@ -144,6 +158,40 @@ fn ledger_states_other_than_sent_block_the_step() {
             "{state:?}"
         );
     }
+}
+
+#[test]
+fn retries_back_off_exponentially_and_unknown_waits_for_a_decision() {
+    let retried = |attempts, minutes_ago| {
+        let mut history = History::default();
+        mark_at(
+            &mut history,
+            "c1",
+            "1h",
+            SendState::Retry,
+            attempts,
+            now() - TimeDelta::minutes(minutes_ago),
+        );
+        reason(cart("c1", 5), &history, &policy())
+    };
+    assert_eq!(retried(1, 29), skip(SkipReason::RetryWait));
+    assert_eq!(retried(1, 30), Verdict::Send);
+    assert_eq!(retried(2, 59), skip(SkipReason::RetryWait));
+    assert_eq!(retried(2, 60), Verdict::Send);
+    assert_eq!(retried(4, 239), skip(SkipReason::RetryWait));
+    assert_eq!(retried(4, 240), Verdict::Send);
+
+    let mut history = History::default();
+    mark(&mut history, "c1", "1h", SendState::Unknown);
+    assert_eq!(
+        reason(cart("c1", 5), &history, &policy()),
+        skip(SkipReason::Unknown)
+    );
+    let resend = Policy {
+        resend_unknown: true,
+        ..policy()
+    };
+    assert_eq!(reason(cart("c1", 5), &history, &resend), Verdict::Send);
 }
 
 #[test]

@@ -2,12 +2,12 @@
 //! claim → send → confirm protocol that makes every (cart, step) go out at
 //! most once, even across crashed or overlapping runs.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::params;
 
 use crate::error::Result;
 use crate::model::{SendState, normalize_email};
-use crate::plan::{History, OrderFact, Policy};
+use crate::plan::{History, OrderFact, Policy, SendRecord};
 
 use super::{Store, from_unix, to_unix};
 
@@ -56,18 +56,23 @@ impl Store {
             let mut history = History::default();
             let window = params![to_unix(oldest), to_unix(newest)];
             let mut sends = self.conn().prepare_cached(
-                "SELECT s.cart_id, s.step, s.state FROM sends s JOIN carts c ON c.id = s.cart_id
+                "SELECT s.cart_id, s.step, s.state, s.attempts, s.claimed_at
+                 FROM sends s JOIN carts c ON c.id = s.cart_id
                  WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2",
             )?;
             let mut rows = sends.query(window)?;
             while let Some(row) = rows.next()? {
                 let state: String = row.get(2)?;
-                let state = state.parse::<SendState>().unwrap_or(SendState::Unknown);
+                let record = SendRecord {
+                    state: state.parse::<SendState>().unwrap_or(SendState::Unknown),
+                    attempts: row.get(3)?,
+                    at: from_unix(row.get(4)?),
+                };
                 history
                     .sends
                     .entry(row.get(0)?)
                     .or_default()
-                    .insert(row.get(1)?, state);
+                    .insert(row.get(1)?, record);
             }
             // A claimed or unknown send may have reached the inbox: it counts
             // for the caps like a sent one.
@@ -123,9 +128,21 @@ impl Store {
     /// `retry`, whose cart is still open and whose address is not
     /// suppressed — so a send another run claimed, or a cart bought since
     /// the plan, is never sent. Returns which claims were won.
-    pub fn claim(&self, run_id: i64, now: DateTime<Utc>, claims: &[Claim]) -> Result<Vec<bool>> {
+    pub fn claim(
+        &self,
+        run_id: i64,
+        now: DateTime<Utc>,
+        claims: &[Claim],
+        resend_unknown: bool,
+    ) -> Result<Vec<bool>> {
+        // Which existing entries may be claimed again.
+        let reclaimable = if resend_unknown {
+            "sends.state IN ('retry', 'unknown')"
+        } else {
+            "sends.state = 'retry'"
+        };
         self.write(|conn| {
-            let mut insert = conn.prepare_cached(
+            let mut insert = conn.prepare_cached(&format!(
                 "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at, variant)
                  SELECT ?1, ?2, ?3, ?4, 'claimed', ?5, 1, ?6, ?7
                  WHERE EXISTS (SELECT 1 FROM carts WHERE id = ?1 AND status = 'open')
@@ -134,8 +151,8 @@ impl Store {
                     state = 'claimed', run_id = excluded.run_id, attempts = sends.attempts + 1,
                     claimed_at = excluded.claimed_at, email = excluded.email,
                     email_norm = excluded.email_norm, reason = NULL, variant = excluded.variant
-                 WHERE sends.state = 'retry'",
-            )?;
+                 WHERE {reclaimable}"
+            ))?;
             claims
                 .iter()
                 .map(|claim| {
@@ -155,16 +172,23 @@ impl Store {
     }
 
     /// Records the outcome of claimed sends. A claim whose mail was never
-    /// handed to the server (state `None`) is released: it stays due.
+    /// handed to the server (`handed_over` false) is released: it stays due.
+    /// A `retry` on the last allowed attempt becomes `failed`.
     pub fn confirm(
         &self,
         run_id: i64,
         now: DateTime<Utc>,
         outcomes: &[(Confirmation, bool)],
+        max_attempts: u32,
     ) -> Result<()> {
         self.write(|conn| {
             let mut update = conn.prepare_cached(
-                "UPDATE sends SET state = ?3, reason = ?4, message_id = ?5,
+                "UPDATE sends SET
+                        state = CASE WHEN ?3 = 'retry' AND attempts >= ?8 THEN 'failed' ELSE ?3 END,
+                        reason = CASE WHEN ?3 = 'retry' AND attempts >= ?8
+                                      THEN 'gave up after ' || attempts || ' attempts: ' || ?4
+                                      ELSE ?4 END,
+                        message_id = ?5,
                         sent_at = CASE WHEN ?3 = 'sent' THEN ?6 ELSE sent_at END
                  WHERE cart_id = ?1 AND step = ?2 AND run_id = ?7 AND state = 'claimed'",
             )?;
@@ -186,6 +210,7 @@ impl Store {
                         outcome.message_id,
                         to_unix(now),
                         run_id,
+                        max_attempts,
                     ])?;
                 } else {
                     let key = params![outcome.cart_id, outcome.step, run_id];
@@ -195,6 +220,21 @@ impl Store {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// Claims older than `lease` that no run confirmed were left by a run
+    /// that died: their mails may or may not have gone out. They become
+    /// `unknown` (never re-sent automatically). Returns how many.
+    pub fn expire_claims(&self, now: DateTime<Utc>, lease: TimeDelta) -> Result<u64> {
+        self.write(|conn| {
+            let changed = conn.execute(
+                "UPDATE sends SET state = 'unknown',
+                        reason = 'claimed by run ' || run_id || ', never confirmed'
+                 WHERE state = 'claimed' AND claimed_at <= ?1",
+                [to_unix(now - lease)],
+            )?;
+            Ok(changed as u64)
         })
     }
 
