@@ -41,8 +41,9 @@ pub struct Config {
 pub struct Delivery {
     /// Attempts before a send refused for now (4xx) is given up as failed.
     pub max_attempts: u32,
-    /// A claim older than this, never confirmed, was left by a crashed run:
-    /// it becomes `unknown`.
+    /// A claim older than this, never confirmed, was left by a run that
+    /// died: it becomes `unknown`. Runs hold the store's lock, so a claim
+    /// seen by the next run is already dead: the default is 0.
     pub lease: TimeDelta,
 }
 
@@ -493,11 +494,7 @@ impl Config {
                 Some(attempts) => attempts,
                 None => 5,
             },
-            lease: duration_or(
-                "transport.lease",
-                &raw.transport.lease,
-                TimeDelta::minutes(15),
-            )?,
+            lease: duration_or("transport.lease", &raw.transport.lease, TimeDelta::zero())?,
         };
         let require_consent = raw.policy.require_consent.unwrap_or(true);
 
