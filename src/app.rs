@@ -222,6 +222,10 @@ impl RunSummary {
     }
 }
 
+/// The reason of a due mail that was not handed over because the transport
+/// broke down: it stays due (decision `retry`).
+const NOT_SENT: &str = "not-sent";
+
 /// Mails go out in batches: claimed together, sent, confirmed together.
 const BATCH: usize = 200;
 
@@ -320,24 +324,25 @@ pub fn run(
     while let Some(decision) = decisions.next() {
         let cart = &candidates[decision.cart];
         let step_name = decision.step.map(|index| config.steps[index].name.as_str());
-        let mut skip = |reason: &str, summary: &mut RunSummary, out: &mut Output| {
-            printer.emit(
-                out,
-                summary,
-                DecisionRecord {
-                    cart_id: &cart.id,
-                    email: &cart.email,
-                    step: step_name,
-                    decision: "skip",
-                    reason: Some(reason),
-                },
-            );
-        };
+        let mut emit =
+            |decision: &str, reason: &str, summary: &mut RunSummary, out: &mut Output| {
+                printer.emit(
+                    out,
+                    summary,
+                    DecisionRecord {
+                        cart_id: &cart.id,
+                        email: &cart.email,
+                        step: step_name,
+                        decision,
+                        reason: Some(reason),
+                    },
+                );
+            };
         match decision.verdict {
-            Verdict::Skip(reason) => skip(reason.as_str(), &mut summary, out),
-            Verdict::Send if fatal.is_some() => skip("not-sent", &mut summary, out),
+            Verdict::Skip(reason) => emit("skip", reason.as_str(), &mut summary, out),
+            Verdict::Send if fatal.is_some() => emit("retry", NOT_SENT, &mut summary, out),
             Verdict::Send if budget == 0 => {
-                skip(plan::SkipReason::Limit.as_str(), &mut summary, out)
+                emit("skip", plan::SkipReason::Limit.as_str(), &mut summary, out)
             }
             Verdict::Send => {
                 budget -= 1;
@@ -345,7 +350,7 @@ pub fn run(
                 let to = options.to.as_deref();
                 match compose(&store, config, &renderer, &links, &cart.id, step, to)? {
                     Some(mail) => batch.push((decision, mail)),
-                    None => skip("gone", &mut summary, out),
+                    None => emit("skip", "gone", &mut summary, out),
                 }
             }
         }
@@ -572,6 +577,31 @@ impl Sender<'_> {
         summary: &mut RunSummary,
         out: &mut Output,
     ) -> Result<(Completion, Option<String>)> {
+        // Connect before claiming: a server that cannot be reached leaves
+        // every mail of the batch due, unclaimed.
+        if self.transport.is_none() {
+            match deliver::open(self.config) {
+                Ok(transport) => self.transport = Some(transport),
+                Err(Error::Transport(message)) => {
+                    for (decision, mail) in &batch {
+                        let cart = &candidates[decision.cart];
+                        printer.emit(
+                            out,
+                            summary,
+                            DecisionRecord {
+                                cart_id: &cart.id,
+                                email: &cart.email,
+                                step: Some(&mail.step),
+                                decision: "retry",
+                                reason: Some(NOT_SENT),
+                            },
+                        );
+                    }
+                    return Ok((Completion::Done, Some(message)));
+                }
+                Err(other) => return Err(other),
+            }
+        }
         let steps = &self.config.steps;
         let claims: Vec<Claim> = batch
             .iter()
@@ -608,10 +638,7 @@ impl Sender<'_> {
                 );
             }
         }
-        let transport = match &mut self.transport {
-            Some(transport) => transport,
-            None => self.transport.insert(deliver::open(self.config)?),
-        };
+        let transport = self.transport.as_mut().expect("connected above");
         let mails: Vec<Outgoing> = claimed.iter().map(|(_, mail)| mail.clone()).collect();
         let report = transport.send(&mails);
         let mut completion = Completion::Done;
@@ -651,9 +678,9 @@ impl Sender<'_> {
                     cart_id: &cart.id,
                     email: &cart.email,
                     step: Some(&mail.step),
-                    decision: state.map_or("skip", SendState::as_str),
+                    decision: state.map_or("retry", SendState::as_str),
                     reason: match state {
-                        None => Some("not-sent"),
+                        None => Some(NOT_SENT),
                         Some(_) => reason.as_deref(),
                     },
                 },

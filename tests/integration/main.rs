@@ -1,0 +1,20 @@
+//! recart's integration tests: one test binary (as in casey/just) that drives
+//! the built `recart` binary against real SQLite stores in temporary
+//! directories and a real SMTP server on the loopback interface.
+
+// Shared helpers: not every test module uses every helper.
+#[allow(dead_code)]
+mod fixtures;
+#[allow(dead_code)]
+mod harness;
+#[allow(dead_code)]
+mod mime;
+#[allow(dead_code)]
+mod smtp_server;
+
+mod config;
+mod import;
+mod init;
+mod run;
+mod sample_data;
+mod smtp;
