@@ -58,6 +58,10 @@ pub enum Error {
     /// The mail transport failed as a whole (not one message).
     #[error("{0}")]
     Transport(String),
+
+    /// A link token is malformed, forged or expired.
+    #[error("{0}")]
+    Token(String),
 }
 
 impl Error {
@@ -68,7 +72,8 @@ impl Error {
             | Error::Input { .. }
             | Error::Store { .. }
             | Error::Migration { .. }
-            | Error::Transport(_) => exit::ERROR,
+            | Error::Transport(_)
+            | Error::Token(_) => exit::ERROR,
         }
     }
 
