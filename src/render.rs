@@ -258,8 +258,8 @@ impl Renderer {
                     quantity: item.quantity,
                     unit_price: money(item.unit_price_minor),
                     line_total: money(item.line_total_minor()),
-                    image_url: &item.image_url,
-                    product_url: &item.product_url,
+                    image_url: web_url(&item.image_url),
+                    product_url: web_url(&item.product_url),
                 })
                 .collect(),
             links,
@@ -302,6 +302,18 @@ impl Renderer {
             text,
             locale,
         })
+    }
+}
+
+/// A URL from cart data as a link or image source: http(s) only, so a
+/// `javascript:` or `data:` URL from a CSV never reaches an `href`.
+fn web_url(url: &str) -> &str {
+    let url = url.trim();
+    let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if scheme.starts_with("https://") || scheme.starts_with("http://") {
+        url
+    } else {
+        ""
     }
 }
 
@@ -586,6 +598,22 @@ mod tests {
     }
 
     #[test]
+    fn only_web_urls_reach_links() {
+        assert_eq!(web_url("https://shop.example/p"), "https://shop.example/p");
+        assert_eq!(web_url(" HTTP://shop.example/p "), "HTTP://shop.example/p");
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,x",
+            "//evil",
+            "http:/x",
+            "",
+        ] {
+            assert_eq!(web_url(bad), "", "{bad}");
+        }
+    }
+
+    #[test]
     fn a_locale_set_needs_its_subject_and_html() {
         let (dir, step) = setup("s", "h", "t");
         write(dir.path(), &[("reminder.de.html", "<p>de</p>")]);
@@ -659,7 +687,8 @@ mod tests {
         let mut cart = cart();
         cart.first_name = "\"><img src=x onerror=alert(1)>".into();
         cart.items[0].name = "\"><img src=x onerror=alert(2)><script>alert(3)</script>".into();
-        cart.items[0].image_url = "javascript:alert(4)\" onerror=\"alert(5)".into();
+        cart.items[0].image_url = "https://x/\" onerror=\"alert(5)".into();
+        cart.items[0].product_url = "javascript:alert(6)".into();
         for template in ["reminder", "reminder-2", "reminder-3"] {
             let mail = renderer
                 .render(&cart, &starter_step(template), &links())
@@ -677,10 +706,11 @@ mod tests {
             );
             assert!(
                 mail.html
-                    .contains("src=\"javascript:alert(4)&quot; onerror=&quot;alert(5)\""),
+                    .contains("src=\"https://x/&quot; onerror=&quot;alert(5)\""),
                 "{template}"
             );
             assert!(mail.html.contains("&lt;script&gt;alert(3)"), "{template}");
+            assert!(!mail.html.contains("javascript:"), "{template}");
             assert!(mail.html.contains("Shop &amp; Co"), "{template}");
             assert!(!mail.subject.contains('\n'));
         }
