@@ -327,12 +327,14 @@ pub fn html_to_text(html: &str) -> String {
 
 /// Puts the (already escaped) preheader as a hidden block first in the
 /// body, padded so that inboxes do not pull body text into the preview.
+/// No tiny `font-size` in its style: SpamAssassin scores that as invisible
+/// text (`FONT_INVIS_MSGID`); `display:none` alone is not held against it.
 fn with_preheader(html: &str, preheader: &str) -> String {
     if preheader.is_empty() {
         return html.to_string();
     }
     let block = format!(
-        "<div style=\"display:none;font-size:1px;line-height:1px;max-height:0;max-width:0;opacity:0;overflow:hidden;mso-hide:all\">{preheader}{}</div>",
+        "<div style=\"display:none;max-height:0;max-width:0;opacity:0;overflow:hidden;mso-hide:all\">{preheader}{}</div>",
         "&#847;&zwnj;&nbsp;".repeat(20)
     );
     let lower = html.to_ascii_lowercase();
