@@ -16,7 +16,7 @@ use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
 use crate::store::{CartImport, Claim, Confirmation, OrderImport, RunCounts, Store};
-use crate::token::{Claims, Signer};
+use crate::token::{self, Claims, Signer};
 
 /// How a command ended when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,9 +247,17 @@ pub fn run(
         now,
     };
     for step in &config.steps {
-        let sample = sample_cart(now);
+        let mut sample = sample_cart(now);
         for template in step.templates() {
-            renderer.render(&sample, step, template, &links.for_cart(&sample, step))?;
+            for locale in std::iter::once(String::new()).chain(renderer.locales(template)) {
+                sample.locale = locale;
+                renderer.render_template(
+                    &sample,
+                    step,
+                    template,
+                    &links.for_cart(&sample, step),
+                )?;
+            }
         }
     }
     if let Some(address) = &options.to {
@@ -540,18 +548,20 @@ fn compose(
     let Some(cart) = store.cart(cart_id)? else {
         return Ok(None);
     };
-    let template = step.template_for(&cart.id);
-    let rendered = renderer.render(&cart, step, template, &links.for_cart(&cart, step))?;
-    // A test send goes to the operator's address instead of the customer's.
-    deliver::build(
-        &config.from,
-        &cart.first_name,
-        to.unwrap_or(&cart.email),
-        &cart.id,
-        &step.name,
-        &rendered,
-        links.now,
-    )
+    let signed = links.for_cart(&cart, step);
+    let rendered = renderer.render(&cart, step, &signed)?;
+    deliver::build(&deliver::Letter {
+        from: &config.from,
+        reply_to: config.reply_to.as_ref(),
+        to_name: &cart.first_name,
+        // A test send goes to the operator's address instead of the customer's.
+        to_email: to.unwrap_or(&cart.email),
+        cart_id: &cart.id,
+        step: &step.name,
+        rendered: &rendered,
+        links: &signed,
+        date: links.now,
+    })
     .map(Some)
 }
 
@@ -727,17 +737,33 @@ impl LinkMaker<'_> {
         let unsubscribe = self.signer.sign(&Claims {
             cart_id: cart.id.clone(),
             email: cart.email.clone(),
-            step: "unsubscribe".into(),
+            step: token::UNSUBSCRIBE.into(),
             expires: self.now + TimeDelta::days(366),
         });
+        let links = &self.config.links;
         Links {
-            recover: self.config.links.recover.replace("{token}", &recover),
-            unsubscribe: self
-                .config
-                .links
-                .unsubscribe
-                .replace("{token}", &unsubscribe),
+            recover: with_query(&links.recover.replace("{token}", &recover), &links.utm),
+            unsubscribe: links.unsubscribe.replace("{token}", &unsubscribe),
+            unsubscribe_mailto: links
+                .unsubscribe_mailto
+                .as_ref()
+                .map(|mailto| mailto.replace("{token}", &unsubscribe)),
         }
+    }
+}
+
+/// Appends `links.utm` to a URL's query (before any `#fragment`),
+/// percent-encoded; an invalid URL is left as it is (config checked it).
+fn with_query(url: &str, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return url.to_string();
+    }
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.query_pairs_mut().extend_pairs(pairs);
+            parsed.into()
+        }
+        Err(_) => url.to_string(),
     }
 }
 
@@ -817,14 +843,28 @@ pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Co
         signer: &signer,
         now,
     };
-    let sample = sample_cart(now);
+    let mut sample = sample_cart(now);
     for step in &config.steps {
         for template in step.templates() {
-            let mail = renderer.render(&sample, step, template, &links.for_cart(&sample, step))?;
-            out.data(&format!(
-                "step {}: template {template} renders (subject: {:?})",
-                step.name, mail.subject
-            ));
+            // "" picks the default set.
+            for locale in std::iter::once(String::new()).chain(renderer.locales(template)) {
+                sample.locale = locale.clone();
+                let mail = renderer.render_template(
+                    &sample,
+                    step,
+                    template,
+                    &links.for_cart(&sample, step),
+                )?;
+                let which = if locale.is_empty() {
+                    template.to_string()
+                } else {
+                    format!("{template}.{locale}")
+                };
+                out.data(&format!(
+                    "step {}: template {which} renders (subject: {:?})",
+                    step.name, mail.subject
+                ));
+            }
         }
     }
     out.data(&format!("{}: ok", config.path.display()));
@@ -851,9 +891,13 @@ pub fn suppress_add(
 }
 
 /// Reads addresses from a file: one per line, or a CSV with an `email`
-/// column. Lines that hold no address are reported and skipped.
+/// column. A field without `@` is read as a signed unsubscribe token (alone,
+/// or the last part of an unsubscribe URL or mail subject): it suppresses
+/// the address it binds. Expired unsubscribe tokens count (the signature
+/// proves the address got the link); forged ones and recovery tokens do
+/// not. Lines that hold neither are reported and skipped.
 pub fn suppress_import(
-    store_path: &Path,
+    config: &Config,
     file: &Path,
     now: DateTime<Utc>,
     out: &mut Output,
@@ -866,13 +910,16 @@ pub fn suppress_import(
             .split(',')
             .map(|f| f.trim().to_ascii_lowercase())
             .collect();
-        if let Some(index) = fields.iter().position(|f| f == "email") {
+        if let Some(index) = fields.iter().position(|f| f == "email" || f == "token") {
             column = Some(index);
             lines.next();
         }
     }
     let mut emails = Vec::new();
+    let mut tokens = 0;
     let mut completion = Completion::Done;
+    let mut tokens_context: Option<(Signer, Option<Store>)> = None;
+    let store_path = &config.store_path;
     for (index, line) in lines {
         let field = match column {
             Some(column) => line.split(',').nth(column).unwrap_or(""),
@@ -882,7 +929,27 @@ pub fn suppress_import(
         if field.is_empty() {
             continue;
         }
-        match parse_email(field) {
+        let read = if field.contains('@') {
+            parse_email(field)
+        } else {
+            let (signer, store) = match &tokens_context {
+                Some(context) => context,
+                None => tokens_context.insert((
+                    link_signer(config)?,
+                    if store_path.exists() {
+                        Some(Store::open(store_path)?)
+                    } else {
+                        None
+                    },
+                )),
+            };
+            let token = field
+                .rsplit(|c: char| c.is_whitespace() || "/?#&=:".contains(c))
+                .find(|part| !part.is_empty())
+                .unwrap_or(field);
+            unsubscribe_address(signer, store.as_ref(), token).inspect(|_| tokens += 1)
+        };
+        match read {
             Ok(email) => emails.push(email),
             Err(message) => {
                 out.log(&format!(
@@ -894,15 +961,99 @@ pub fn suppress_import(
             }
         }
     }
-    let store = Store::open(store_path)?;
+    let store = match tokens_context.and_then(|(_, store)| store) {
+        Some(store) => store,
+        None => Store::open(store_path)?,
+    };
     let added = store.suppress(&emails, "import", now)?;
     out.data(&format!(
-        "{}: {} addresses read, {added} added, {} already suppressed",
+        "{}: {} addresses read ({tokens} from tokens), {added} added, {} already suppressed",
         file.display(),
         emails.len(),
         emails.len() as u64 - added
     ));
     Ok(completion)
+}
+
+/// The address a signed unsubscribe token binds.
+fn unsubscribe_address(
+    signer: &Signer,
+    store: Option<&Store>,
+    token: &str,
+) -> std::result::Result<String, String> {
+    let unverified = token::Unverified::parse(token)
+        .map_err(|_| "neither an e-mail address nor a token".to_string())?;
+    if unverified.step != token::UNSUBSCRIBE {
+        return Err(format!(
+            "a token for step {:?}, not an unsubscribe token",
+            unverified.step
+        ));
+    }
+    let email = token_email(&unverified, store)
+        .map_err(|error| error.to_string())?
+        .ok_or_else(|| {
+            format!(
+                "token for cart {:?}, which is not in the store",
+                unverified.cart_id
+            )
+        })?;
+    unverified
+        .authenticate(signer, &email)
+        .map(|claims| claims.email)
+        .map_err(|error| error.to_string())
+}
+
+/// The address to check a token against: its own (v1), else the stored
+/// cart's.
+fn token_email(unverified: &token::Unverified, store: Option<&Store>) -> Result<Option<String>> {
+    if let Some(email) = &unverified.email {
+        return Ok(Some(email.clone()));
+    }
+    match store {
+        Some(store) => Ok(store.cart(&unverified.cart_id)?.map(|cart| cart.email)),
+        None => Ok(None),
+    }
+}
+
+/// `recart token verify TOKEN`: what it binds, or why it is invalid.
+pub fn token_verify(
+    config: &Config,
+    text: &str,
+    email: Option<&str>,
+    now: DateTime<Utc>,
+    out: &mut Output,
+) -> Result<Completion> {
+    let signer = link_signer(config)?;
+    let invalid = |error: token::TokenError| Error::Token(format!("invalid: {error}"));
+    let unverified = token::Unverified::parse(text).map_err(invalid)?;
+    let email = match email {
+        Some(email) => email.trim().to_string(),
+        None => {
+            let store = if config.store_path.exists() {
+                Some(Store::open(&config.store_path)?)
+            } else {
+                None
+            };
+            token_email(&unverified, store.as_ref())?.ok_or_else(|| {
+                Error::Token(format!(
+                    "cannot verify: cart {:?} is not in the store (give --email)",
+                    unverified.cart_id
+                ))
+            })?
+        }
+    };
+    let claims = unverified.verify(&signer, &email, now).map_err(invalid)?;
+    out.data("valid");
+    out.data(&format!("cart_id: {}", claims.cart_id));
+    out.data(&format!("email: {}", claims.email));
+    out.data(&format!("step: {}", claims.step));
+    out.data(&format!(
+        "expires: {}",
+        claims
+            .expires
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    ));
+    Ok(Completion::Done)
 }
 
 pub fn suppress_list(store_path: &Path, out: &mut Output) -> Result<Completion> {

@@ -48,6 +48,26 @@ pub enum Command {
     },
     /// Validate the configuration and render every template against a sample cart
     Check,
+    /// Signed link tokens
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Print what a token binds, or why it is invalid (malformed, forged, expired: exit 1)
+    Verify {
+        #[arg(value_name = "TOKEN")]
+        token: String,
+        /// The address it was sent to [default: the cart's, from the store]
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+        /// The time to check expiry at (RFC 3339) [default: now]
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -85,7 +105,8 @@ pub enum SuppressAction {
         #[arg(required = true, value_name = "EMAIL")]
         emails: Vec<String>,
     },
-    /// Suppress every address in FILE (one per line, or a CSV with an `email` column)
+    /// Suppress every address in FILE (one per line, or a CSV with an `email` column);
+    /// lines holding a signed unsubscribe token suppress the address it binds
     Import {
         #[arg(value_name = "FILE")]
         file: PathBuf,

@@ -29,6 +29,8 @@ pub struct Config {
     pub sources: Vec<Source>,
     pub transport: Transport,
     pub from: Mailbox,
+    /// `transport.reply_to`: where replies go, if not to `from`.
+    pub reply_to: Option<Mailbox>,
     pub shop_name: String,
     pub links: Links,
     pub policy: Policy,
@@ -90,6 +92,11 @@ pub struct Links {
     /// URL templates with a `{token}` placeholder.
     pub recover: String,
     pub unsubscribe: String,
+    /// `links.unsubscribe_mailto`: a `mailto:` URL (`{token}` optional) for
+    /// the `List-Unsubscribe` header beside the HTTPS link.
+    pub unsubscribe_mailto: Option<String>,
+    /// `links.utm`: query parameters appended to the recovery URL, by name.
+    pub utm: Vec<(String, String)>,
     pub secret_env: Option<String>,
     pub secret_file: Option<PathBuf>,
     pub recover_ttl: TimeDelta,
@@ -188,6 +195,7 @@ struct RawTransport {
     retry_after: Option<String>,
     max_attempts: Option<u32>,
     lease: Option<String>,
+    reply_to: Option<String>,
 }
 
 impl Default for RawTransport {
@@ -207,6 +215,7 @@ impl Default for RawTransport {
             retry_after: None,
             max_attempts: None,
             lease: None,
+            reply_to: None,
         }
     }
 }
@@ -220,6 +229,9 @@ fn default_kind() -> String {
 struct RawLinks {
     recover: String,
     unsubscribe: String,
+    unsubscribe_mailto: Option<String>,
+    #[serde(default)]
+    utm: BTreeMap<String, String>,
     secret_env: Option<String>,
     secret_file: Option<PathBuf>,
     recover_ttl: Option<String>,
@@ -340,6 +352,15 @@ impl Config {
                 format!("{transport_from:?} is not a mailbox like \"Shop <hello@shop.example>\""),
             )
         })?;
+        let reply_to = match &raw.transport.reply_to {
+            Some(text) => Some(text.parse::<Mailbox>().map_err(|_| {
+                fail(
+                    "transport.reply_to",
+                    format!("{text:?} is not a mailbox like \"Shop <help@shop.example>\""),
+                )
+            })?),
+            None => None,
+        };
         let transport = match raw.transport.kind.as_str() {
             "file" => Transport::File {
                 dir: base.join(raw.transport.dir.clone().unwrap_or_else(|| "outbox".into())),
@@ -405,6 +426,40 @@ impl Config {
             if !url.contains("{token}") {
                 return Err(fail(key, format!("{url:?} has no {{token}} placeholder")));
             }
+            let example = url.replace("{token}", "TOKEN");
+            match url::Url::parse(&example) {
+                Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => {}
+                _ => {
+                    return Err(fail(
+                        key,
+                        format!(
+                            "{url:?} is not an http(s) URL like \"https://shop.example/r/{{token}}\""
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(mailto) = &raw_links.unsubscribe_mailto {
+            let example = mailto.replace("{token}", "TOKEN");
+            let valid = url::Url::parse(&example).is_ok_and(|parsed| {
+                parsed.scheme() == "mailto" && parsed.path().parse::<lettre::Address>().is_ok()
+            });
+            if !valid {
+                return Err(fail(
+                    "links.unsubscribe_mailto",
+                    format!(
+                        "{mailto:?} is not a mailto URL like \"mailto:unsubscribe@shop.example?subject=unsubscribe%20{{token}}\""
+                    ),
+                ));
+            }
+        }
+        for (name, value) in &raw_links.utm {
+            if name.trim().is_empty() || value.trim().is_empty() {
+                return Err(fail(
+                    "links.utm",
+                    format!("{name:?} = {value:?}: names and values must not be empty"),
+                ));
+            }
         }
         if raw_links.secret_env.is_none() && raw_links.secret_file.is_none() {
             return Err(fail(
@@ -415,6 +470,8 @@ impl Config {
         let links = Links {
             recover: raw_links.recover,
             unsubscribe: raw_links.unsubscribe,
+            unsubscribe_mailto: raw_links.unsubscribe_mailto,
+            utm: raw_links.utm.into_iter().collect(),
             secret_env: raw_links.secret_env,
             secret_file: raw_links.secret_file.map(|file| base.join(file)),
             recover_ttl: match &raw_links.recover_ttl {
@@ -566,6 +623,7 @@ impl Config {
                 .or_else(|| from.name.clone())
                 .unwrap_or_else(|| from.email.domain().to_string()),
             from,
+            reply_to,
             links,
             policy,
             steps,
@@ -719,5 +777,58 @@ template = "reminder"
         ))
         .unwrap_err();
         assert!(error.to_string().contains("sources[0].format"), "{error}");
+    }
+
+    #[test]
+    fn mail_keys_reply_to_mailto_and_utm() {
+        let text = MINIMAL.replace(
+            "secret_env = \"RECART_SECRET\"",
+            "secret_env = \"RECART_SECRET\"\nunsubscribe_mailto = \"mailto:unsub@shop.example?subject=unsubscribe%20{token}\"\nutm = { utm_source = \"recart\", utm_medium = \"email\" }",
+        );
+        let config = parse(&format!(
+            "{text}\n[transport]\nreply_to = \"Help <help@shop.example>\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.reply_to.unwrap().to_string(),
+            "Help <help@shop.example>"
+        );
+        assert_eq!(
+            config.links.unsubscribe_mailto.as_deref(),
+            Some("mailto:unsub@shop.example?subject=unsubscribe%20{token}")
+        );
+        assert_eq!(
+            config.links.utm,
+            vec![
+                ("utm_medium".to_string(), "email".to_string()),
+                ("utm_source".to_string(), "recart".to_string())
+            ]
+        );
+        assert!(parse(MINIMAL).unwrap().reply_to.is_none());
+
+        for (bad, key) in [
+            (
+                MINIMAL.replace(
+                    "secret_env",
+                    "unsubscribe_mailto = \"unsub@shop.example\"\nsecret_env",
+                ),
+                "links.unsubscribe_mailto",
+            ),
+            (
+                MINIMAL.replace("https://shop.example/r/{token}", "shop.example/r/{token}"),
+                "links.recover",
+            ),
+            (
+                format!("{MINIMAL}\n[transport]\nreply_to = \"not an address\"\n"),
+                "transport.reply_to",
+            ),
+            (
+                MINIMAL.replace("secret_env", "utm = { utm_source = \"\" }\nsecret_env"),
+                "links.utm",
+            ),
+        ] {
+            let error = parse(&bad).unwrap_err();
+            assert!(error.to_string().contains(key), "{key}: {error}");
+        }
     }
 }

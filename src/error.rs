@@ -64,6 +64,10 @@ pub enum Error {
     /// Another `recart run` is working on the same store.
     #[error("another recart run holds {lock}; nothing done (use --wait to wait for it)")]
     Busy { lock: PathBuf },
+
+    /// A link token is malformed, forged or expired.
+    #[error("{0}")]
+    Token(String),
 }
 
 impl Error {
@@ -74,7 +78,8 @@ impl Error {
             | Error::Input { .. }
             | Error::Store { .. }
             | Error::Migration { .. }
-            | Error::Transport(_) => exit::ERROR,
+            | Error::Transport(_)
+            | Error::Token(_) => exit::ERROR,
             Error::Busy { .. } => exit::BUSY,
         }
     }

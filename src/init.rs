@@ -20,6 +20,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("reminder.html", include_str!("../templates/reminder.html")),
     ("reminder.txt", include_str!("../templates/reminder.txt")),
     (
+        "reminder.preheader",
+        include_str!("../templates/reminder.preheader"),
+    ),
+    (
         "reminder-2.subject",
         include_str!("../templates/reminder-2.subject"),
     ),
@@ -32,6 +36,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/reminder-2.txt"),
     ),
     (
+        "reminder-2.preheader",
+        include_str!("../templates/reminder-2.preheader"),
+    ),
+    (
         "reminder-3.subject",
         include_str!("../templates/reminder-3.subject"),
     ),
@@ -42,6 +50,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "reminder-3.txt",
         include_str!("../templates/reminder-3.txt"),
+    ),
+    (
+        "reminder-3.preheader",
+        include_str!("../templates/reminder-3.preheader"),
     ),
 ];
 

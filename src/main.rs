@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 
 use recart::app::{self, Completion, RunOptions};
-use recart::cli::{Cli, Command, SuppressAction};
+use recart::cli::{Cli, Command, SuppressAction, TokenAction};
 use recart::config::{self, Config};
 use recart::error::{Error, exit};
 use recart::ingest::Format;
@@ -89,10 +89,23 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
                     app::suppress_add(&config.store_path, &emails, Utc::now(), out)?
                 }
                 SuppressAction::Import { file } => {
-                    app::suppress_import(&config.store_path, &file, Utc::now(), out)?
+                    app::suppress_import(&config, &file, Utc::now(), out)?
                 }
                 SuppressAction::List => app::suppress_list(&config.store_path, out)?,
             })
+        }
+        Command::Token {
+            action: TokenAction::Verify { token, email, now },
+        } => {
+            let config = load()?;
+            let now = parse_now(now.as_deref())?;
+            Ok(app::token_verify(
+                &config,
+                &token,
+                email.as_deref(),
+                now,
+                out,
+            )?)
         }
         Command::Check => {
             let config = load()?;

@@ -145,32 +145,97 @@ impl Currency {
         Decimal::new(minor, self.exponent())
     }
 
-    /// Formats minor units for a reader: `€1,234.50`, `$5.00`, `129.80 SEK`.
+    /// Formats minor units for an English reader: `€1,234.50`, `$5.00`,
+    /// `129.80 SEK`.
     pub fn format(&self, minor: i64) -> String {
+        self.format_in(minor, "en")
+    }
+
+    /// Formats minor units for a reader of `locale` (a BCP 47 tag like
+    /// `de-AT` or `sv_SE`; only its language matters): `1.234,50 €` (de),
+    /// `$1,234.50` (en), `1 234,50 kr` (sv, with no-break spaces). Unknown
+    /// languages read as English.
+    pub fn format_in(&self, minor: i64, locale: &str) -> String {
+        let language = locale
+            .split(['-', '_'])
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let style = NumberStyle::of(&language);
         let exponent = self.exponent() as usize;
-        let negative = minor < 0;
         let digits = minor.unsigned_abs().to_string();
         let digits = format!("{digits:0>width$}", width = exponent + 1);
         let (whole, fraction) = digits.split_at(digits.len() - exponent);
-        let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+        let mut number = String::with_capacity(whole.len() + whole.len() / 3 * 2 + 4);
         for (index, digit) in whole.chars().enumerate() {
             if index > 0 && (whole.len() - index) % 3 == 0 {
-                grouped.push(',');
+                number.push(style.group);
             }
-            grouped.push(digit);
+            number.push(digit);
         }
-        let number = if exponent == 0 {
-            grouped
-        } else {
-            format!("{grouped}.{fraction}")
+        if exponent > 0 {
+            number.push(style.decimal);
+            number.push_str(fraction);
+        }
+        const NBSP: char = '\u{a0}';
+        let symbol = self.symbol(&language);
+        let sign = if minor < 0 { "-" } else { "" };
+        match (style.symbol, symbol) {
+            (Placement::Before, Some(symbol)) => format!("{sign}{symbol}{number}"),
+            (Placement::BeforeSpaced, Some(symbol)) => format!("{sign}{symbol}{NBSP}{number}"),
+            (Placement::After, Some(symbol)) => format!("{sign}{number}{NBSP}{symbol}"),
+            // English keeps the plain space `format` always had.
+            (Placement::Before, None) => format!("{sign}{number} {}", self.0),
+            (_, None) => format!("{sign}{number}{NBSP}{}", self.0),
+        }
+    }
+
+    /// The sign a reader of `language` knows the currency by, if any.
+    fn symbol(&self, language: &str) -> Option<&'static str> {
+        Some(match (self.0.as_str(), language) {
+            ("EUR", _) => "€",
+            ("USD", _) => "$",
+            ("GBP", _) => "£",
+            ("JPY", _) => "¥",
+            ("SEK", "sv") | ("NOK", "nb" | "nn" | "no") | ("DKK", "da") | ("ISK", "is") => "kr",
+            ("PLN", "pl") => "zł",
+            ("CZK", "cs") => "Kč",
+            _ => return None,
+        })
+    }
+}
+
+/// How a language writes amounts.
+struct NumberStyle {
+    group: char,
+    decimal: char,
+    symbol: Placement,
+}
+
+enum Placement {
+    /// `$1.00`
+    Before,
+    /// `€ 1,00`
+    BeforeSpaced,
+    /// `1,00 €`
+    After,
+}
+
+impl NumberStyle {
+    fn of(language: &str) -> NumberStyle {
+        let (group, decimal, symbol) = match language {
+            "de" | "es" | "it" | "pt" | "da" | "is" | "ro" | "hr" | "sl" | "el" | "id" | "tr" => {
+                ('.', ',', Placement::After)
+            }
+            "nl" => ('.', ',', Placement::BeforeSpaced),
+            "fr" | "sv" | "nb" | "nn" | "no" | "fi" | "pl" | "cs" | "sk" | "hu" | "ru" | "uk"
+            | "bg" | "lt" | "lv" | "et" => ('\u{a0}', ',', Placement::After),
+            _ => (',', '.', Placement::Before),
         };
-        let sign = if negative { "-" } else { "" };
-        match self.0.as_str() {
-            "EUR" => format!("{sign}€{number}"),
-            "USD" => format!("{sign}${number}"),
-            "GBP" => format!("{sign}£{number}"),
-            "JPY" => format!("{sign}¥{number}"),
-            code => format!("{sign}{number} {code}"),
+        NumberStyle {
+            group,
+            decimal,
+            symbol,
         }
     }
 }
@@ -299,6 +364,41 @@ mod tests {
         assert_eq!(currency("SEK").format(12980), "129.80 SEK");
         assert_eq!(currency("JPY").format(1200), "¥1,200");
         assert_eq!(currency("EUR").format(5), "€0.05");
+    }
+
+    #[test]
+    fn money_formats_per_locale() {
+        // `~` stands for a no-break space.
+        let nbsp = |text: &str| text.replace('~', "\u{a0}");
+        for (code, minor, locale, expected) in [
+            ("EUR", 123450, "de", "1.234,50~€"),
+            ("EUR", 123450, "de-AT", "1.234,50~€"),
+            ("EUR", 123450, "de_DE", "1.234,50~€"),
+            ("USD", 123450, "en-US", "$1,234.50"),
+            ("GBP", 19999, "en-GB", "£199.99"),
+            ("SEK", 123450, "sv-SE", "1~234,50~kr"),
+            ("SEK", 123450, "en", "1,234.50 SEK"),
+            ("EUR", 123450, "fr-FR", "1~234,50~€"),
+            ("EUR", 123450, "nl-NL", "€~1.234,50"),
+            ("EUR", 123456789, "de", "1.234.567,89~€"),
+            ("EUR", 5, "de", "0,05~€"),
+            ("JPY", 1200, "ja", "¥1,200"),
+            ("JPY", 1200, "de", "1.200~¥"),
+            ("CHF", 9990, "de-CH", "99,90~CHF"),
+            ("PLN", 123450, "pl", "1~234,50~zł"),
+            ("KWD", 1500, "en", "1.500 KWD"),
+            ("USD", 123450, "xx", "$1,234.50"),
+            ("USD", 123450, "", "$1,234.50"),
+            ("EUR", -250, "de", "-2,50~€"),
+            ("USD", -500, "en", "-$5.00"),
+            ("CHF", 9990, "en", "99.90 CHF"),
+        ] {
+            assert_eq!(
+                currency(code).format_in(minor, locale),
+                nbsp(expected),
+                "{code} {minor} {locale}"
+            );
+        }
     }
 
     #[test]

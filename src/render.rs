@@ -1,10 +1,20 @@
 //! Render: a cart and a step through the step's templates into a message
 //! (subject, HTML, text). Templates are minijinja with strict undefined, so
-//! a typo fails the run before anything is sent; `.html` is autoescaped.
+//! a typo fails the run before anything is sent; `.html` and `.preheader`
+//! are autoescaped.
+//!
+//! Per template and locale there is a set of files: `<name>[.<locale>].subject`
+//! and `.html` (required), `.txt` (else derived from the HTML) and
+//! `.preheader` (optional: a hidden first line that inboxes show beside the
+//! subject). A cart gets the set of its locale, else of its language, else
+//! the default: `de-AT` → `de` → none. The HTML's `<style>` rules are
+//! inlined into `style=` attributes (at-rules such as `@media` stay in a
+//! `<style>` block), for clients that strip `<style>`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -15,8 +25,11 @@ use crate::plan::Step;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub subject: String,
+    /// With the preheader in place and the CSS inlined.
     pub html: String,
     pub text: String,
+    /// The locale of the template set used; empty for the default set.
+    pub locale: String,
 }
 
 /// The links a mail carries, already signed.
@@ -24,13 +37,28 @@ pub struct Rendered {
 pub struct Links {
     pub recover: String,
     pub unsubscribe: String,
+    /// For the `List-Unsubscribe` header, when configured.
+    pub unsubscribe_mailto: Option<String>,
 }
 
-const PARTS: [&str; 3] = ["subject", "html", "txt"];
+const SUBJECT: &str = "subject";
+const HTML: &str = "html";
+const TEXT: &str = "txt";
+const PREHEADER: &str = "preheader";
+const PARTS: [&str; 4] = [SUBJECT, HTML, TEXT, PREHEADER];
+
+/// Which optional parts one template set has.
+#[derive(Debug, Clone, Copy, Default)]
+struct Set {
+    text: bool,
+    preheader: bool,
+}
 
 pub struct Renderer {
     env: Environment<'static>,
     shop_name: String,
+    /// template → locale (lower case, `-`; "" for the default) → its set.
+    sets: BTreeMap<String, BTreeMap<String, Set>>,
 }
 
 #[derive(Serialize)]
@@ -80,49 +108,147 @@ struct StepView<'a> {
     name: &'a str,
 }
 
+/// `de_AT` → `de-at`.
+fn normalize_locale(locale: &str) -> String {
+    locale.trim().replace('_', "-").to_ascii_lowercase()
+}
+
+fn template_name(template: &str, locale: &str, part: &str) -> String {
+    if locale.is_empty() {
+        format!("{template}.{part}")
+    } else {
+        format!("{template}.{locale}.{part}")
+    }
+}
+
+fn escape_for(name: &str) -> AutoEscape {
+    if name.ends_with(".html") || name.ends_with(".preheader") {
+        AutoEscape::Html
+    } else {
+        AutoEscape::None
+    }
+}
+
 impl Renderer {
-    /// Loads every template the steps name; a missing file is an error
+    /// Loads every template set the steps name; a missing file is an error
     /// naming it.
     pub fn load(dir: &Path, steps: &[Step], shop_name: &str) -> Result<Renderer> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        for (step, template) in steps
+        env.set_auto_escape_callback(escape_for);
+        let listing: Vec<String> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|entry| entry.ok())
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .collect(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(Error::io(dir, error)),
+        };
+        let mut sets: BTreeMap<String, BTreeMap<String, Set>> = BTreeMap::new();
+        for (step, stem) in steps
             .iter()
-            .flat_map(|step| step.templates().into_iter().map(move |t| (step, t)))
+            .flat_map(|step| step.templates().into_iter().map(move |stem| (step, stem)))
         {
-            for part in PARTS {
-                let name = format!("{template}.{part}");
-                if env.get_template(&name).is_ok() {
-                    continue;
-                }
-                let path: PathBuf = dir.join(&name);
-                let source = std::fs::read_to_string(&path).map_err(|error| Error::Template {
-                    name: path.display().to_string(),
-                    message: if error.kind() == std::io::ErrorKind::NotFound {
-                        format!("missing (step {:?} needs it)", step.name)
-                    } else {
-                        error.to_string()
-                    },
-                })?;
-                env.add_template_owned(name.clone(), source)
-                    .map_err(|error| template_error(&path, &error))?;
+            if sets.contains_key(stem) {
+                continue;
             }
+            // file locale (as spelled) → parts present
+            let mut found: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+            found.entry(String::new()).or_default();
+            let prefix = format!("{}.", stem);
+            for file in &listing {
+                let Some(rest) = file.strip_prefix(&prefix) else {
+                    continue;
+                };
+                let (locale, part) = rest.rsplit_once('.').unwrap_or(("", rest));
+                let Some(part) = PARTS.iter().find(|p| **p == part) else {
+                    continue;
+                };
+                if locale.is_empty()
+                    || locale
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    found.entry(locale.to_string()).or_default().push(part);
+                }
+            }
+            let mut by_locale = BTreeMap::new();
+            for (spelled, parts) in found {
+                for required in [SUBJECT, HTML] {
+                    if !parts.contains(&required) {
+                        let path = dir.join(template_name(stem, &spelled, required));
+                        return Err(Error::Template {
+                            name: path.display().to_string(),
+                            message: format!("missing (step {:?} needs it)", step.name),
+                        });
+                    }
+                }
+                let locale = normalize_locale(&spelled);
+                for part in &parts {
+                    let path: PathBuf = dir.join(template_name(stem, &spelled, part));
+                    let source =
+                        std::fs::read_to_string(&path).map_err(|error| Error::Template {
+                            name: path.display().to_string(),
+                            message: error.to_string(),
+                        })?;
+                    env.add_template_owned(template_name(stem, &locale, part), source)
+                        .map_err(|error| template_error(&path, &error))?;
+                }
+                by_locale.insert(
+                    locale,
+                    Set {
+                        text: parts.contains(&TEXT),
+                        preheader: parts.contains(&PREHEADER),
+                    },
+                );
+            }
+            sets.insert(stem.to_string(), by_locale);
         }
         Ok(Renderer {
             env,
             shop_name: shop_name.to_string(),
+            sets,
         })
     }
 
-    /// Renders `template` (the step's, or its variant for this cart).
-    pub fn render(
+    /// The locales a template has its own set for (not the default).
+    pub fn locales(&self, template: &str) -> Vec<String> {
+        self.sets
+            .get(template)
+            .map(|sets| sets.keys().filter(|l| !l.is_empty()).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The set for a cart's locale: the full tag, then shorter prefixes,
+    /// then the default.
+    fn choose(&self, template: &str, locale: &str) -> (String, Set) {
+        let sets = &self.sets[template];
+        let mut tag = normalize_locale(locale);
+        while !tag.is_empty() {
+            if let Some(set) = sets.get(&tag) {
+                return (tag, *set);
+            }
+            tag.truncate(tag.rfind('-').unwrap_or(0));
+        }
+        (String::new(), sets.get("").copied().unwrap_or_default())
+    }
+
+    /// Renders the step's template for this cart (its A/B variant, if the
+    /// step has variants).
+    pub fn render(&self, cart: &Cart, step: &Step, links: &Links) -> Result<Rendered> {
+        self.render_template(cart, step, step.template_for(&cart.id), links)
+    }
+
+    /// Renders one given template stem of the step.
+    pub fn render_template(
         &self,
         cart: &Cart,
         step: &Step,
-        template: &str,
+        stem: &str,
         links: &Links,
     ) -> Result<Rendered> {
         let currency = &cart.currency;
+        let money = |minor| currency.format_in(minor, &cart.locale);
         let context = Context {
             shop: Shop {
                 name: &self.shop_name,
@@ -134,7 +260,7 @@ impl Renderer {
             cart: CartView {
                 id: &cart.id,
                 currency: currency.as_str(),
-                total: currency.format(cart.total_minor()),
+                total: money(cart.total_minor()),
                 item_count: cart.item_count(),
                 locale: &cart.locale,
             },
@@ -146,18 +272,19 @@ impl Renderer {
                     sku: &item.sku,
                     category: &item.category,
                     quantity: item.quantity,
-                    unit_price: currency.format(item.unit_price_minor),
-                    line_total: currency.format(item.line_total_minor()),
-                    image_url: &item.image_url,
-                    product_url: &item.product_url,
+                    unit_price: money(item.unit_price_minor),
+                    line_total: money(item.line_total_minor()),
+                    image_url: web_url(&item.image_url),
+                    product_url: web_url(&item.product_url),
                 })
                 .collect(),
             links,
             step: StepView { name: &step.name },
         };
         let context = minijinja::Value::from(minijinja::value::Serde(&context));
+        let (locale, set) = self.choose(stem, &cart.locale);
         let render = |part: &str| -> Result<String> {
-            let name = format!("{template}.{part}");
+            let name = template_name(stem, &locale, part);
             let template = self
                 .env
                 .get_template(&name)
@@ -169,12 +296,86 @@ impl Renderer {
                 .render(&context)
                 .map_err(|error| template_error(Path::new(&name), &error))
         };
+        let html = render(HTML)?;
+        let text = if set.text {
+            render(TEXT)?
+        } else {
+            html_to_text(&html)
+        };
+        let preheader = if set.preheader {
+            one_line(&render(PREHEADER)?)
+        } else {
+            String::new()
+        };
+        let html =
+            inline_css(&with_preheader(&html, &preheader)).map_err(|message| Error::Template {
+                name: template_name(stem, &locale, HTML),
+                message,
+            })?;
         Ok(Rendered {
-            subject: one_line(&render("subject")?),
-            html: render("html")?,
-            text: render("txt")?,
+            subject: one_line(&render(SUBJECT)?),
+            html,
+            text,
+            locale,
         })
     }
+}
+
+/// A URL from cart data as a link or image source: http(s) only, so a
+/// `javascript:` or `data:` URL from a CSV never reaches an `href`.
+fn web_url(url: &str) -> &str {
+    let url = url.trim();
+    let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if scheme.starts_with("https://") || scheme.starts_with("http://") {
+        url
+    } else {
+        ""
+    }
+}
+
+/// The plain-text part for a set without `.txt`: the HTML as text, links
+/// as numbered footnotes.
+pub fn html_to_text(html: &str) -> String {
+    html2text::config::plain()
+        .string_from_read(html.as_bytes(), 78)
+        .unwrap_or_default()
+}
+
+/// Puts the (already escaped) preheader as a hidden block first in the
+/// body, padded so that inboxes do not pull body text into the preview.
+/// No tiny `font-size` in its style: SpamAssassin scores that as invisible
+/// text (`FONT_INVIS_MSGID`); `display:none` alone is not held against it.
+fn with_preheader(html: &str, preheader: &str) -> String {
+    if preheader.is_empty() {
+        return html.to_string();
+    }
+    let block = format!(
+        "<div style=\"display:none;max-height:0;max-width:0;opacity:0;overflow:hidden;mso-hide:all\">{preheader}{}</div>",
+        "&#847;&zwnj;&nbsp;".repeat(20)
+    );
+    let lower = html.to_ascii_lowercase();
+    let at = lower
+        .find("<body")
+        .and_then(|start| lower[start..].find('>').map(|end| start + end + 1))
+        .unwrap_or(0);
+    format!("{}{block}{}", &html[..at], &html[at..])
+}
+
+/// Inlines `<style>` rules into `style=` attributes; at-rules (`@media`)
+/// stay in a `<style>` block. Never loads anything from the network or
+/// from files.
+fn inline_css(html: &str) -> std::result::Result<String, String> {
+    if !html.to_ascii_lowercase().contains("<style") {
+        return Ok(html.to_string());
+    }
+    css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .keep_style_tags(false)
+        .keep_at_rules(true)
+        .keep_link_tags(true)
+        .build()
+        .inline(html)
+        .map_err(|error| format!("cannot inline its CSS: {error}"))
 }
 
 fn template_error(path: &Path, error: &minijinja::Error) -> Error {
@@ -194,11 +395,14 @@ fn template_error(path: &Path, error: &minijinja::Error) -> Error {
 
 /// A subject is one line: CR, LF and other controls can never reach the
 /// header (no header injection from cart data), runs of white space fold.
+/// No-break spaces (as in `1.234,50 €`) stay.
 fn one_line(text: &str) -> String {
-    text.split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|word| !word.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split(|c: char| {
+        c.is_ascii_whitespace() || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+    })
+    .filter(|word| !word.is_empty())
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 #[cfg(test)]
@@ -252,6 +456,7 @@ mod tests {
         Links {
             recover: "https://shop.example/r/T".into(),
             unsubscribe: "https://shop.example/u/T".into(),
+            unsubscribe_mailto: None,
         }
     }
 
@@ -263,9 +468,7 @@ mod tests {
             "{% for item in items %}{{ item.quantity }} × {{ item.name }} {{ item.line_total }}\n{% endfor %}{{ links.recover }}",
         );
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let mail = renderer
-            .render(&cart(), &step, "reminder", &links())
-            .unwrap();
+        let mail = renderer.render(&cart(), &step, &links()).unwrap();
         assert_eq!(mail.subject, "Ann Bcc: x@evil.example, your cart at Shop");
         assert!(mail.html.contains("&lt;script&gt;"), "{}", mail.html);
         assert!(!mail.html.contains("<script>"));
@@ -281,14 +484,279 @@ mod tests {
     fn undefined_names_and_missing_files_are_errors() {
         let (dir, step) = setup("{{ custmer.first_name }}", "x", "x");
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let error = renderer
-            .render(&cart(), &step, "reminder", &links())
-            .unwrap_err();
+        let error = renderer.render(&cart(), &step, &links()).unwrap_err();
         assert!(error.to_string().contains("reminder.subject"), "{error}");
         assert_eq!(error.exit_code(), crate::error::exit::USAGE);
 
-        std::fs::remove_file(dir.path().join("reminder.txt")).unwrap();
+        std::fs::remove_file(dir.path().join("reminder.html")).unwrap();
         let error = Renderer::load(dir.path(), &[step], "Shop").err().unwrap();
-        assert!(error.to_string().contains("reminder.txt"), "{error}");
+        assert!(error.to_string().contains("reminder.html"), "{error}");
+    }
+
+    fn write(dir: &Path, files: &[(&str, &str)]) {
+        for (name, source) in files {
+            std::fs::write(dir.join(name), source).unwrap();
+        }
+    }
+
+    #[test]
+    fn text_is_derived_from_the_html_when_there_is_no_txt() {
+        let (dir, step) = setup("Hi", "", "");
+        std::fs::remove_file(dir.path().join("reminder.txt")).unwrap();
+        write(
+            dir.path(),
+            &[(
+                "reminder.html",
+                "<html><head><style>p { color: red; }</style></head><body>\
+                 <h1>Your cart</h1>{% for item in items %}<p>{{ item.name }}: {{ item.line_total }}</p>{% endfor %}\
+                 <p><a href=\"{{ links.recover }}\">Back to your cart</a></p></body></html>",
+            )],
+        );
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        let mail = renderer.render(&cart(), &step, &links()).unwrap();
+        assert!(mail.text.contains("Your cart"), "{}", mail.text);
+        assert!(
+            mail.text
+                .contains("<script>alert(1)</script> Tent: €398.00"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("Back to your cart"), "{}", mail.text);
+        assert!(
+            mail.text.contains("https://shop.example/r/T"),
+            "{}",
+            mail.text
+        );
+        assert!(
+            !mail.text.contains("color"),
+            "CSS leaked into the text: {}",
+            mail.text
+        );
+        assert!(!mail.text.contains("&lt;"), "{}", mail.text);
+    }
+
+    #[test]
+    fn css_is_inlined_and_media_queries_stay() {
+        let (dir, step) = setup(
+            "Hi",
+            "<html><head><style>.box { color: #123456; padding: 4px; } \
+             @media only screen and (max-width: 620px) { .box { padding: 0 !important; } }</style></head>\
+             <body><td class=\"box\">x</td><p class=\"box\" style=\"margin: 0\">y</p></body></html>",
+            "text",
+        );
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        let html = renderer.render(&cart(), &step, &links()).unwrap().html;
+        assert!(html.contains("color: #123456"), "{html}");
+        assert!(html.contains("<p class=\"box\" style=\""), "{html}");
+        assert!(
+            html.contains("margin: 0"),
+            "the template's own style is kept: {html}"
+        );
+        assert!(html.contains("@media"), "{html}");
+        assert!(
+            !html.contains(".box { color"),
+            "inlined rules leave the <style>: {html}"
+        );
+    }
+
+    #[test]
+    fn the_preheader_is_a_hidden_escaped_first_line() {
+        let (dir, step) = setup(
+            "Hi",
+            "<html><head><title>t</title></head><body class=\"b\"><p>Body</p></body></html>",
+            "text",
+        );
+        write(
+            dir.path(),
+            &[("reminder.preheader", "Saved for you, {{ items[0].name }}\n")],
+        );
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        let mail = renderer.render(&cart(), &step, &links()).unwrap();
+        let body = mail.html.find("<body").unwrap();
+        let hidden = mail.html.find("<div style=\"display:none").unwrap();
+        let first = mail.html.find("<p>Body").unwrap();
+        assert!(body < hidden && hidden < first, "{}", mail.html);
+        assert!(
+            mail.html
+                .contains("Saved for you, &lt;script&gt;alert(1)&lt;"),
+            "{}",
+            mail.html
+        );
+        assert!(!mail.text.contains("Saved for you"));
+    }
+
+    #[test]
+    fn locales_fall_back_from_region_to_language_to_default() {
+        let (dir, step) = setup("Your cart {{ cart.total }}", "<p>en</p>", "en");
+        write(
+            dir.path(),
+            &[
+                ("reminder.de.subject", "Ihr Warenkorb {{ cart.total }}"),
+                ("reminder.de.html", "<p>de</p>"),
+                ("reminder.de.txt", "de"),
+                ("reminder.de_CH.subject", "Ihr Warenkorb (CH)"),
+                ("reminder.de_CH.html", "<p>de-ch</p>"),
+                ("reminder.html.bak", "ignored"),
+            ],
+        );
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        assert_eq!(renderer.locales("reminder"), vec!["de", "de-ch"]);
+        let mut cart = cart();
+        for (locale, subject, text, chosen) in [
+            ("de-AT", "Ihr Warenkorb 398,00\u{a0}€", "de", "de"),
+            ("de", "Ihr Warenkorb 398,00\u{a0}€", "de", "de"),
+            ("DE_at", "Ihr Warenkorb 398,00\u{a0}€", "de", "de"),
+            ("de-CH", "Ihr Warenkorb (CH)", "de-ch", "de-ch"),
+            ("fr-FR", "Your cart 398,00\u{a0}€", "en", ""),
+            ("en-US", "Your cart €398.00", "en", ""),
+            ("", "Your cart €398.00", "en", ""),
+        ] {
+            cart.locale = locale.into();
+            let mail = renderer.render(&cart, &step, &links()).unwrap();
+            assert_eq!(mail.subject, subject, "{locale}");
+            assert!(mail.text.contains(text), "{locale}: {}", mail.text);
+            assert_eq!(mail.locale, chosen, "{locale}");
+        }
+    }
+
+    #[test]
+    fn only_web_urls_reach_links() {
+        assert_eq!(web_url("https://shop.example/p"), "https://shop.example/p");
+        assert_eq!(web_url(" HTTP://shop.example/p "), "HTTP://shop.example/p");
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,x",
+            "//evil",
+            "http:/x",
+            "",
+        ] {
+            assert_eq!(web_url(bad), "", "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_locale_set_needs_its_subject_and_html() {
+        let (dir, step) = setup("s", "h", "t");
+        write(dir.path(), &[("reminder.de.html", "<p>de</p>")]);
+        let error = Renderer::load(dir.path(), &[step], "Shop").err().unwrap();
+        assert!(error.to_string().contains("reminder.de.subject"), "{error}");
+    }
+
+    fn starter() -> Renderer {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let steps: Vec<Step> = ["reminder", "reminder-2", "reminder-3"]
+            .iter()
+            .map(|template| Step {
+                name: template.to_string(),
+                after: TimeDelta::hours(1),
+                template: template.to_string(),
+                variants: Vec::new(),
+                require_consent: true,
+                filters: Default::default(),
+            })
+            .collect();
+        Renderer::load(&dir, &steps, "Shop & Co").unwrap()
+    }
+
+    fn starter_step(template: &str) -> Step {
+        Step {
+            name: template.into(),
+            after: TimeDelta::hours(1),
+            template: template.into(),
+            variants: Vec::new(),
+            require_consent: true,
+            filters: Default::default(),
+        }
+    }
+
+    /// The element names and attribute names of serialized HTML, as a
+    /// browser's tokenizer would find them (quoted values skipped).
+    fn markup(html: &str) -> (Vec<String>, Vec<String>) {
+        let (mut tags, mut attributes) = (Vec::new(), Vec::new());
+        let mut chars = html.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '<' {
+                continue;
+            }
+            let mut name = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '!' || c == '/' {
+                    name.push(c.to_ascii_lowercase());
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            tags.push(name);
+            let mut word = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '>' => break,
+                    '"' | '\'' => {
+                        for d in chars.by_ref() {
+                            if d == c {
+                                break;
+                            }
+                        }
+                    }
+                    '=' => attributes.push(std::mem::take(&mut word).to_ascii_lowercase()),
+                    c if c.is_whitespace() => word.clear(),
+                    c => word.push(c),
+                }
+            }
+        }
+        (tags, attributes)
+    }
+
+    #[test]
+    fn starter_templates_escape_hostile_cart_fields() {
+        let renderer = starter();
+        let mut cart = cart();
+        cart.first_name = "\"><img src=x onerror=alert(1)>".into();
+        cart.items[0].name = "\"><img src=x onerror=alert(2)><script>alert(3)</script>".into();
+        cart.items[0].image_url = "https://x/\" onerror=\"alert(5)".into();
+        cart.items[0].product_url = "javascript:alert(6)".into();
+        for template in ["reminder", "reminder-2", "reminder-3"] {
+            let mail = renderer
+                .render(&cart, &starter_step(template), &links())
+                .unwrap();
+            let (tags, attributes) = markup(&mail.html);
+            assert!(
+                !tags.contains(&"script".to_string()),
+                "{template}: {tags:?}"
+            );
+            assert!(!attributes.contains(&"onerror".to_string()), "{template}");
+            assert_eq!(
+                tags.iter().filter(|tag| *tag == "img").count(),
+                1,
+                "{template}: only the product image is an <img>"
+            );
+            assert!(
+                mail.html
+                    .contains("src=\"https://x/&quot; onerror=&quot;alert(5)\""),
+                "{template}"
+            );
+            assert!(mail.html.contains("&lt;script&gt;alert(3)"), "{template}");
+            assert!(!mail.html.contains("javascript:"), "{template}");
+            assert!(mail.html.contains("Shop &amp; Co"), "{template}");
+            assert!(!mail.subject.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn starter_templates_render_empty_carts_without_a_table() {
+        let renderer = starter();
+        let mut cart = cart();
+        cart.items.clear();
+        for template in ["reminder", "reminder-2", "reminder-3"] {
+            let mail = renderer
+                .render(&cart, &starter_step(template), &links())
+                .unwrap();
+            assert!(!mail.html.contains("class=\"items\""), "{template}");
+            assert!(!mail.html.contains("Total ("), "{template}");
+            assert!(!mail.text.contains("Total ("), "{template}");
+            assert!(mail.html.contains("https://shop.example/r/T"), "{template}");
+        }
     }
 }

@@ -9,12 +9,15 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::address::Envelope;
+use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
-use crate::render::Rendered;
+use crate::render::{Links, Rendered};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use file::FileTransport;
 pub use smtp::SmtpTransport;
@@ -77,40 +80,285 @@ pub fn message_id(cart_id: &str, step: &str, from: &Mailbox) -> String {
     format!("<{hex}.recart@{}>", from.email.domain())
 }
 
-/// Builds the MIME message: multipart/alternative with text and HTML.
-pub fn build(
-    from: &Mailbox,
-    to_name: &str,
-    to_email: &str,
-    cart_id: &str,
-    step: &str,
-    rendered: &Rendered,
-    date: DateTime<Utc>,
-) -> Result<Outgoing> {
+/// `List-Unsubscribe` (RFC 2369): the unsubscribe URLs, each in angle
+/// brackets, HTTPS first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListUnsubscribe(pub Vec<String>);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(text: &str) -> std::result::Result<Self, BoxError> {
+        let urls: Vec<String> = text
+            .split(',')
+            .map(|part| {
+                part.trim()
+                    .strip_prefix('<')
+                    .and_then(|rest| rest.strip_suffix('>'))
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{part:?} is not <URL>"))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(ListUnsubscribe(urls))
+    }
+
+    fn display(&self) -> HeaderValue {
+        let value = self
+            .0
+            .iter()
+            .map(|url| format!("<{url}>"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        HeaderValue::new(Self::name(), value)
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): a POST
+/// to the HTTPS URL unsubscribes, without a page to click through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(text: &str) -> std::result::Result<Self, BoxError> {
+        if text.trim() == "List-Unsubscribe=One-Click" {
+            Ok(ListUnsubscribePost)
+        } else {
+            Err(format!("{text:?} is not List-Unsubscribe=One-Click").into())
+        }
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_string())
+    }
+}
+
+/// Everything one mail is made of.
+#[derive(Debug, Clone)]
+pub struct Letter<'a> {
+    pub from: &'a Mailbox,
+    pub reply_to: Option<&'a Mailbox>,
+    pub to_name: &'a str,
+    pub to_email: &'a str,
+    pub cart_id: &'a str,
+    pub step: &'a str,
+    pub rendered: &'a Rendered,
+    pub links: &'a Links,
+    pub date: DateTime<Utc>,
+}
+
+/// A display name from cart data: controls (CR, LF, ...) and runs of white
+/// space become one space, so nothing can break out of the header.
+fn display_name(name: &str) -> Option<String> {
+    let name = name
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!name.is_empty()).then_some(name)
+}
+
+/// Builds the MIME message: multipart/alternative with text and HTML,
+/// `List-Unsubscribe` with one-click POST, a stable Message-ID. lettre
+/// encodes non-ASCII subjects and names (RFC 2047) and the bodies
+/// (quoted-printable or base64).
+pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
+    let to_email = letter.to_email;
     let address = to_email
+        .trim()
         .parse()
         .map_err(|_| Error::Transport(format!("{to_email:?} is not an e-mail address")))?;
-    let name = to_name.split_whitespace().collect::<Vec<_>>().join(" ");
-    let to = Mailbox::new((!name.is_empty()).then_some(name), address);
-    let message_id = message_id(cart_id, step, from);
-    let message = Message::builder()
-        .from(from.clone())
+    let to = Mailbox::new(display_name(letter.to_name), address);
+    let message_id = message_id(letter.cart_id, letter.step, letter.from);
+    let mut unsubscribe = vec![letter.links.unsubscribe.clone()];
+    unsubscribe.extend(letter.links.unsubscribe_mailto.clone());
+    let mut builder = Message::builder()
+        .from(letter.from.clone())
         .to(to)
-        .subject(rendered.subject.clone())
+        .subject(letter.rendered.subject.clone())
         .message_id(Some(message_id.clone()))
-        .date(SystemTime::from(date))
+        .date(SystemTime::from(letter.date))
+        .header(ListUnsubscribe(unsubscribe))
+        .header(ListUnsubscribePost);
+    if let Some(reply_to) = letter.reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    let message = builder
         .multipart(MultiPart::alternative_plain_html(
-            rendered.text.clone(),
-            rendered.html.clone(),
+            letter.rendered.text.clone(),
+            letter.rendered.html.clone(),
         ))
         .map_err(|error| {
             Error::Transport(format!("cannot build the mail to {to_email}: {error}"))
         })?;
     Ok(Outgoing {
-        cart_id: cart_id.to_string(),
-        step: step.to_string(),
+        cart_id: letter.cart_id.to_string(),
+        step: letter.step.to_string(),
         message_id,
         envelope: message.envelope().clone(),
         bytes: message.formatted(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::{MessageParser, MimeHeaders};
+
+    fn rendered(subject: &str) -> Rendered {
+        Rendered {
+            subject: subject.into(),
+            html: "<html><body><p>Grüße, <b>Zoë</b></p></body></html>".into(),
+            text: "Grüße, Zoë".into(),
+            locale: "de".into(),
+        }
+    }
+
+    fn links(mailto: Option<&str>) -> Links {
+        Links {
+            recover: "https://shop.example/r/T1?utm_source=recart".into(),
+            unsubscribe: "https://shop.example/u/T2".into(),
+            unsubscribe_mailto: mailto.map(str::to_string),
+        }
+    }
+
+    fn letter<'a>(
+        from: &'a Mailbox,
+        reply_to: Option<&'a Mailbox>,
+        to_name: &'a str,
+        rendered: &'a Rendered,
+        links: &'a Links,
+    ) -> Letter<'a> {
+        Letter {
+            from,
+            reply_to,
+            to_name,
+            to_email: "zoe@example.com",
+            cart_id: "C1",
+            step: "1h",
+            rendered,
+            links,
+            date: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+        }
+    }
+
+    fn header(message: &mail_parser::Message<'_>, name: &str) -> String {
+        message
+            .header_raw(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn a_reminder_is_multipart_alternative_with_encoded_headers() {
+        let from: Mailbox = "Grün & Co <hello@shop.example>".parse().unwrap();
+        let reply_to: Mailbox = "Kundendienst <help@shop.example>".parse().unwrap();
+        let rendered = rendered("Zoë, Ihr Warenkorb wartet – 1.234,50\u{a0}€ 🛒");
+        let links = links(Some("mailto:unsub@shop.example?subject=unsubscribe%20T2"));
+        let mail = build(&letter(&from, Some(&reply_to), "Zoë", &rendered, &links)).unwrap();
+        let raw = String::from_utf8(mail.bytes.clone()).unwrap();
+        assert!(raw.is_ascii(), "8-bit data in the raw message:\n{raw}");
+        for line in raw.split("\r\n") {
+            assert!(line.len() <= 998, "a line over 998 octets");
+        }
+
+        let message = MessageParser::default().parse(&mail.bytes).unwrap();
+        assert_eq!(message.subject(), Some(rendered.subject.as_str()));
+        let from = message.from().unwrap().first().unwrap();
+        assert_eq!(from.name.as_deref(), Some("Grün & Co"));
+        assert_eq!(from.address.as_deref(), Some("hello@shop.example"));
+        let to = message.to().unwrap().first().unwrap();
+        assert_eq!(to.name.as_deref(), Some("Zoë"));
+        assert_eq!(to.address.as_deref(), Some("zoe@example.com"));
+        let reply = message.reply_to().unwrap().first().unwrap();
+        assert_eq!(reply.address.as_deref(), Some("help@shop.example"));
+        assert_eq!(
+            message.message_id(),
+            Some(mail.message_id.trim_matches(['<', '>']))
+        );
+        assert!(mail.message_id.ends_with("@shop.example>"));
+        assert_eq!(
+            message.date().unwrap().to_timestamp(),
+            1_795_000_000,
+            "Date header"
+        );
+
+        let root = message.root_part();
+        let content_type = root.content_type().unwrap();
+        assert_eq!(content_type.ctype(), "multipart");
+        assert_eq!(content_type.subtype(), Some("alternative"));
+        assert_eq!(message.text_body_count(), 1);
+        assert_eq!(message.html_body_count(), 1);
+        assert_eq!(message.body_text(0).unwrap().trim(), "Grüße, Zoë");
+        assert!(message.body_html(0).unwrap().contains("<b>Zoë</b>"));
+        // text first, HTML last: clients show the last part they can.
+        let text = message.part(1).unwrap().content_type().unwrap();
+        assert_eq!((text.ctype(), text.subtype()), ("text", Some("plain")));
+        let html = message.part(2).unwrap().content_type().unwrap();
+        assert_eq!((html.ctype(), html.subtype()), ("text", Some("html")));
+
+        assert_eq!(
+            header(&message, "List-Unsubscribe"),
+            "<https://shop.example/u/T2>, <mailto:unsub@shop.example?subject=unsubscribe%20T2>"
+        );
+        assert_eq!(
+            header(&message, "List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click"
+        );
+        assert_eq!(mail.envelope.to().len(), 1);
+    }
+
+    #[test]
+    fn without_mailto_and_reply_to() {
+        let from: Mailbox = "hello@shop.example".parse().unwrap();
+        let rendered = rendered("Your cart");
+        let links = links(None);
+        let mail = build(&letter(&from, None, "", &rendered, &links)).unwrap();
+        let message = MessageParser::default().parse(&mail.bytes).unwrap();
+        assert_eq!(
+            header(&message, "List-Unsubscribe"),
+            "<https://shop.example/u/T2>"
+        );
+        assert!(message.reply_to().is_none());
+        assert_eq!(message.to().unwrap().first().unwrap().name, None);
+    }
+
+    #[test]
+    fn cart_data_cannot_inject_headers() {
+        let from: Mailbox = "Shop <hello@shop.example>".parse().unwrap();
+        // The renderer folds subjects; build must hold even if handed CR/LF.
+        let rendered = rendered("Your cart\r\nBcc: x@evil.example");
+        let links = links(None);
+        for name in [
+            "Ann\r\nBcc: x@evil.example",
+            "Ann\nBcc: x@evil.example",
+            "Ann\rBcc: x@evil.example",
+            "\"Ann\" <x@evil.example>, y@evil.example",
+            "Ann\u{0}\u{7}\u{1b}",
+        ] {
+            let mail = build(&letter(&from, None, name, &rendered, &links)).unwrap();
+            let raw = String::from_utf8(mail.bytes.clone()).unwrap();
+            let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
+            assert!(
+                !headers
+                    .split("\r\n")
+                    .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
+                "{name:?}:\n{headers}"
+            );
+            let message = MessageParser::default().parse(&mail.bytes).unwrap();
+            assert!(message.bcc().is_none(), "{name:?}");
+            let to: Vec<_> = message.to().unwrap().iter().collect();
+            assert_eq!(to.len(), 1, "{name:?}:\n{headers}");
+            assert_eq!(to[0].address.as_deref(), Some("zoe@example.com"));
+            assert_eq!(mail.envelope.to().len(), 1);
+            assert_eq!(mail.envelope.to()[0].to_string(), "zoe@example.com");
+        }
+    }
 }

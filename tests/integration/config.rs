@@ -64,8 +64,9 @@ fn missing_template_is_a_config_error_naming_the_file() {
 #[test]
 fn missing_template_part_is_a_config_error_naming_the_file() {
     let t = shop(&Config::new(Transport::File));
-    std::fs::remove_file(t.join("templates/follow-up.txt")).unwrap();
-    expect_config_error(&t, "follow-up.txt");
+    // The .txt part is optional (derived from the HTML); .subject is not.
+    std::fs::remove_file(t.join("templates/follow-up.subject")).unwrap();
+    expect_config_error(&t, "follow-up.subject");
 }
 
 #[test]
