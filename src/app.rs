@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::deliver::{self, FileTransport, Outcome, Outgoing, Transport};
 use crate::error::{Error, Result, exit};
 use crate::ingest::{self, Format};
-use crate::model::{Cart, CartStatus, LineItem, SendState, parse_email};
+use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
 use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
@@ -54,6 +54,8 @@ pub struct FileImport {
     pub path: PathBuf,
     pub rows: u64,
     pub rejected: u64,
+    /// Rows of checkouts or orders without an e-mail address.
+    pub skipped: u64,
     pub carts: Option<CartImport>,
     pub orders: Option<OrderImport>,
     pub marked_ordered: u64,
@@ -63,7 +65,7 @@ impl FileImport {
     /// The figures, as `import` prints them.
     pub fn line(&self) -> String {
         let path = self.path.display();
-        match (&self.carts, &self.orders) {
+        let mut line = match (&self.carts, &self.orders) {
             (_, Some(orders)) => format!(
                 "{path}: {} rows read, {} orders added, {} unchanged, {} rejected, {} carts marked ordered",
                 self.rows, orders.added, orders.unchanged, self.rejected, self.marked_ordered
@@ -75,23 +77,31 @@ impl FileImport {
                     self.rows, carts.upserted, carts.unchanged, self.rejected
                 )
             }
+        };
+        if self.skipped > 0 {
+            line.push_str(&format!(", {} skipped (no e-mail)", self.skipped));
         }
+        line
     }
 }
 
-/// `recart import FILE...`
+/// `recart import FILE...`; `errors` is where rejected rows are written as
+/// CSV (`file,line,field,value,message`).
 pub fn import(
     store_path: &Path,
     files: &[PathBuf],
     format: Format,
+    errors: Option<&Path>,
     out: &mut Output,
 ) -> Result<Completion> {
     let store = Store::open(store_path)?;
+    let mut errors = errors.map(ErrorsFile::create).transpose()?;
     let mut completion = Completion::Done;
     let mut last_failure = None;
     let mut failures = 0;
+    let options = ingest::Options::format(format);
     for file in files {
-        match import_file(&store, file, format, out) {
+        match import_file(&store, file, &options, errors.as_mut(), true, out) {
             Ok(result) => {
                 out.data(&result.line());
                 if result.rejected > 0 {
@@ -109,6 +119,9 @@ pub fn import(
             Err(other) => return Err(other),
         }
     }
+    if let Some(errors) = errors {
+        errors.finish()?;
+    }
     match last_failure {
         Some(error) if failures == files.len() => Err(error),
         Some(error) => {
@@ -119,27 +132,152 @@ pub fn import(
     }
 }
 
-/// Reads one file into the store; reports its rejected rows on stderr.
-fn import_file(store: &Store, path: &Path, format: Format, out: &mut Output) -> Result<FileImport> {
-    let parsed = ingest::read_file(path, format)?;
-    for error in &parsed.errors {
-        out.log(&error.to_string());
+/// `--errors FILE`: the rejected rows as CSV, for the operator to fix.
+pub struct ErrorsFile {
+    path: PathBuf,
+    writer: csv::Writer<std::fs::File>,
+}
+
+impl ErrorsFile {
+    pub fn create(path: &Path) -> Result<ErrorsFile> {
+        let file = std::fs::File::create(path).map_err(|source| Error::io(path, source))?;
+        let mut errors = ErrorsFile {
+            path: path.to_path_buf(),
+            writer: csv::Writer::from_writer(file),
+        };
+        errors.write(["file", "line", "field", "value", "message"])?;
+        Ok(errors)
     }
-    let mut result = FileImport {
-        path: path.to_path_buf(),
-        rows: parsed.rows,
-        rejected: parsed.rejected_rows,
-        ..FileImport::default()
+
+    fn write<'a>(&mut self, record: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        self.writer
+            .write_record(record)
+            .map_err(|error| Error::io(&self.path, error.into()))
+    }
+
+    fn row(&mut self, error: &ingest::RowError) -> Result<()> {
+        let path = error.path.to_string_lossy();
+        let line = error.line.to_string();
+        self.write([
+            path.as_ref(),
+            &line,
+            &error.field,
+            &error.value,
+            &error.message,
+        ])
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|source| Error::io(&self.path, source))
+    }
+}
+
+/// Row errors printed on stderr per file; the rest are counted (and all go
+/// to `--errors FILE`).
+const ERRORS_SHOWN: u64 = 100;
+
+/// Takes a file's batches into the store as they are read.
+struct StoreSink<'a> {
+    store: &'a Store,
+    path: &'a Path,
+    out: &'a mut Output,
+    errors: Option<&'a mut ErrorsFile>,
+    progress: indicatif::ProgressBar,
+    /// Say which format `auto` chose (`import`; `run` stays quiet for cron).
+    announce: bool,
+    carts: Option<CartImport>,
+    orders: Option<OrderImport>,
+    reported: u64,
+}
+
+impl ingest::Sink for StoreSink<'_> {
+    fn format(&mut self, format: Format, detected: bool) {
+        if detected && self.announce {
+            let line = format!("{}: format {format} (detected)", self.path.display());
+            self.progress.suspend(|| self.out.log(&line));
+        }
+    }
+
+    fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
+        let done = self.store.import_carts(&carts)?;
+        let total = self.carts.get_or_insert_default();
+        total.upserted += done.upserted;
+        total.unchanged += done.unchanged;
+        total.marked_ordered += done.marked_ordered;
+        Ok(())
+    }
+
+    fn orders(&mut self, orders: Vec<Order>) -> Result<()> {
+        let done = self.store.import_orders(&orders)?;
+        let total = self.orders.get_or_insert_default();
+        total.added += done.added;
+        total.unchanged += done.unchanged;
+        total.marked_ordered += done.marked_ordered;
+        Ok(())
+    }
+
+    fn rejected(&mut self, error: ingest::RowError) -> Result<()> {
+        if let Some(errors) = self.errors.as_deref_mut() {
+            errors.row(&error)?;
+        }
+        self.reported += 1;
+        if self.reported <= ERRORS_SHOWN {
+            self.progress.suspend(|| self.out.log(&error.to_string()));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.progress.set_position(bytes);
+    }
+}
+
+/// Reads one file into the store, batch by batch; reports its rejected
+/// rows on stderr (and into `errors`).
+fn import_file(
+    store: &Store,
+    path: &Path,
+    options: &ingest::Options,
+    errors: Option<&mut ErrorsFile>,
+    announce: bool,
+    out: &mut Output,
+) -> Result<FileImport> {
+    let size = std::fs::metadata(path).map_or(0, |meta| meta.len());
+    let progress = out.progress(size);
+    let mut sink = StoreSink {
+        store,
+        path,
+        out,
+        errors,
+        progress,
+        announce,
+        carts: None,
+        orders: None,
+        reported: 0,
     };
-    if parsed.format.is_some_and(Format::is_orders) {
-        let orders = store.import_orders(&parsed.orders)?;
-        result.orders = Some(orders);
-        result.marked_ordered = orders.marked_ordered;
-    } else {
-        let carts = store.import_carts(&parsed.carts)?;
-        result.carts = Some(carts);
-        result.marked_ordered = carts.marked_ordered;
+    let read = ingest::read_file(path, options, &mut sink);
+    sink.progress.finish_and_clear();
+    let summary = read?;
+    if sink.reported > ERRORS_SHOWN {
+        sink.out.log(&format!(
+            "{}: {} more rejected rows not shown",
+            path.display(),
+            sink.reported - ERRORS_SHOWN
+        ));
     }
+    let orders = summary.format.is_some_and(Format::is_orders);
+    let result = FileImport {
+        path: path.to_path_buf(),
+        rows: summary.rows,
+        rejected: summary.rejected_rows,
+        skipped: summary.skipped_rows,
+        carts: (!orders).then(|| sink.carts.unwrap_or_default()),
+        orders: orders.then(|| sink.orders.unwrap_or_default()),
+        marked_ordered: sink.carts.map_or(0, |c| c.marked_ordered)
+            + sink.orders.map_or(0, |o| o.marked_ordered),
+    };
     Ok(result)
 }
 
@@ -515,7 +653,7 @@ fn import_sources(
         })?;
         for path in paths {
             let path = path.map_err(|error| Error::io(error.path().to_path_buf(), error.into()))?;
-            match import_file(store, &path, source.format, out) {
+            match import_file(store, &path, &source.options(), None, false, out) {
                 Ok(result) => {
                     summary.carts_imported += result.carts.map_or(0, |c| c.upserted);
                     summary.orders_imported += result.orders.map_or(0, |o| o.added);

@@ -36,6 +36,9 @@ pub enum Command {
         /// auto | native | native-orders | shopify | shopify-orders
         #[arg(long, default_value = "auto", value_name = "F")]
         format: String,
+        /// Write the rejected rows into FILE as CSV (file,line,field,value,message)
+        #[arg(long, value_name = "FILE")]
+        errors: Option<PathBuf>,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },

@@ -54,6 +54,22 @@ pub struct Source {
     /// A glob, made absolute against the config's directory.
     pub pattern: String,
     pub format: Format,
+    /// Native field name → the file's column (`columns = { … }`).
+    pub columns: Vec<(String, String)>,
+    /// strftime format of the file's times (`date_format`).
+    pub date_format: Option<String>,
+}
+
+impl Source {
+    /// How to read the source's files.
+    pub fn options(&self) -> crate::ingest::Options {
+        crate::ingest::Options {
+            format: self.format,
+            columns: self.columns.clone(),
+            date_format: self.date_format.clone(),
+            ..crate::ingest::Options::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +191,9 @@ struct RawSource {
     path: String,
     #[serde(default)]
     format: Option<String>,
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+    date_format: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -334,9 +353,31 @@ impl Config {
                         .map_err(|message| fail(&format!("sources[{index}].format"), message))?,
                     None => Format::Auto,
                 };
+                for field in source.columns.keys() {
+                    if !crate::ingest::NATIVE_FIELDS.contains(&field.as_str()) {
+                        return Err(fail(
+                            &format!("sources[{index}].columns.{field}"),
+                            format!(
+                                "is not a native field (expected one of {})",
+                                crate::ingest::NATIVE_FIELDS.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                if let Some(date_format) = &source.date_format {
+                    crate::ingest::check_date_format(date_format).map_err(|message| {
+                        fail(&format!("sources[{index}].date_format"), message)
+                    })?;
+                }
                 Ok(Source {
                     pattern: base.join(&source.path).to_string_lossy().into_owned(),
                     format,
+                    columns: source
+                        .columns
+                        .iter()
+                        .map(|(field, column)| (field.clone(), column.clone()))
+                        .collect(),
+                    date_format: source.date_format.clone(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -830,5 +871,40 @@ template = "reminder"
             let error = parse(&bad).unwrap_err();
             assert!(error.to_string().contains(key), "{key}: {error}");
         }
+    }
+
+    #[test]
+    fn sources_map_columns_and_dates() {
+        let config = parse(&format!(
+            "{MINIMAL}\n[[sources]]\npath = \"quotes/*.csv\"\nformat = \"native\"\n\
+             columns = {{ cart_id = \"Quote ID\", email = \"Customer Email\" }}\n\
+             date_format = \"%d/%m/%Y %H:%M\"\n"
+        ))
+        .unwrap();
+        let source = &config.sources[0];
+        assert_eq!(
+            source.columns,
+            vec![
+                ("cart_id".to_string(), "Quote ID".to_string()),
+                ("email".to_string(), "Customer Email".to_string())
+            ]
+        );
+        assert_eq!(source.date_format.as_deref(), Some("%d/%m/%Y %H:%M"));
+        let error = parse(&format!(
+            "{MINIMAL}\n[[sources]]\npath = \"x.csv\"\ncolumns = {{ cart = \"Quote ID\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("sources[0].columns.cart"),
+            "{error}"
+        );
+        let error = parse(&format!(
+            "{MINIMAL}\n[[sources]]\npath = \"x.csv\"\ndate_format = \"%Q\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("sources[0].date_format"),
+            "{error}"
+        );
     }
 }

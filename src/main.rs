@@ -54,10 +54,20 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
             recart::init::init(&dir, Utc::now(), out)?;
             Ok(Completion::Done)
         }
-        Command::Import { format, files } => {
+        Command::Import {
+            format,
+            errors,
+            files,
+        } => {
             let format: Format = format.parse().map_err(Error::Usage)?;
             let config = load()?;
-            Ok(app::import(&config.store_path, &files, format, out)?)
+            Ok(app::import(
+                &config.store_path,
+                &files,
+                format,
+                errors.as_deref(),
+                out,
+            )?)
         }
         Command::Run(args) => {
             let config = load()?;

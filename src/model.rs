@@ -97,6 +97,8 @@ pub struct Order {
     pub total_minor: i64,
     pub currency: Currency,
     pub created_at: DateTime<Utc>,
+    /// The SKUs bought (empty when the input does not list items).
+    pub skus: Vec<String>,
 }
 
 /// An ISO 4217 currency code, upper case.

@@ -8,6 +8,8 @@ use serde::Serialize;
 pub struct Output {
     out: Box<dyn Write>,
     err: Box<dyn Write>,
+    /// stderr is a terminal: progress bars are shown.
+    interactive: bool,
 }
 
 /// One decision of a run, as printed (`--json` or the dry-run table).
@@ -23,15 +25,41 @@ pub struct DecisionRecord<'a> {
 
 impl Output {
     pub fn new(out: Box<dyn Write>, err: Box<dyn Write>) -> Output {
-        Output { out, err }
+        Output {
+            out,
+            err,
+            interactive: false,
+        }
     }
 
     /// The process's stdout and stderr.
     pub fn terminal() -> Output {
-        Output::new(
+        use std::io::IsTerminal;
+        let mut output = Output::new(
             Box::new(std::io::BufWriter::new(std::io::stdout())),
             Box::new(std::io::stderr()),
-        )
+        );
+        output.interactive = std::io::stderr().is_terminal();
+        output
+    }
+
+    /// A progress bar over `len` bytes on stderr when it is a terminal;
+    /// a hidden one otherwise (cron, pipes, tests). Log through
+    /// `bar.suspend(..)` while it is shown.
+    pub fn progress(&self, len: u64) -> indicatif::ProgressBar {
+        if !self.interactive {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(len),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
     }
 
     /// A line of data on stdout. A closed pipe (`| head`) is not an error

@@ -1,15 +1,23 @@
 //! Ingest: input files → [`Cart`] snapshots and [`Order`]s, with every bad
-//! row reported by file, line and field and every good row kept.
+//! row reported by file, line, field and value, and every good row kept.
+//!
+//! Files are streamed: rows are read one at a time ([`table`]), grouped into
+//! carts or orders by their key ([`group`]), and handed to a [`Sink`] in
+//! batches, so memory stays bounded whatever the file's size.
 
+mod group;
 mod native;
+mod shopify;
 mod table;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
+
 use crate::error::{Error, Result};
-use crate::model::{Cart, Order};
+use crate::model::{Cart, LineItem, Order, parse_time};
 
 /// The input formats `import --format` and `[[sources]] format` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +69,72 @@ impl FromStr for Format {
     }
 }
 
-/// One rejected row: where it is, which field, and what was expected.
+/// The field names of the native formats: the targets a column mapping
+/// (`[[sources]] columns`) may name.
+pub const NATIVE_FIELDS: &[&str] = &[
+    "cart_id",
+    "email",
+    "first_name",
+    "locale",
+    "currency",
+    "status",
+    "accepts_marketing",
+    "created_at",
+    "updated_at",
+    "sku",
+    "product_name",
+    "category",
+    "quantity",
+    "unit_price",
+    "image_url",
+    "product_url",
+    "order_id",
+    "total",
+];
+
+/// How to read one file.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: Format,
+    /// Native field name → the file's column that holds it.
+    pub columns: Vec<(String, String)>,
+    /// A chrono strftime format for the native formats' times, tried before
+    /// the standard ones. Without `%z` the time is taken as UTC.
+    pub date_format: Option<String>,
+    /// Carts (or orders) handed to the sink at a time.
+    pub batch: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: Format::Auto,
+            columns: Vec::new(),
+            date_format: None,
+            batch: 2000,
+        }
+    }
+}
+
+impl Options {
+    pub fn format(format: Format) -> Options {
+        Options {
+            format,
+            ..Options::default()
+        }
+    }
+}
+
+/// One rejected row: where it is, which field, its value, and what was
+/// expected.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowError {
     pub path: PathBuf,
     /// 1-based line in the file where the row starts (the header is line 1).
     pub line: u64,
     pub field: String,
+    /// The field's text as found (empty for `(row)`).
+    pub value: String,
     pub message: String,
 }
 
@@ -84,52 +151,210 @@ impl fmt::Display for RowError {
     }
 }
 
+/// Where the records of a file go, batch by batch.
+pub trait Sink {
+    /// The format the file is read as; `detected` when `auto` chose it.
+    fn format(&mut self, _format: Format, _detected: bool) {}
+    fn carts(&mut self, carts: Vec<Cart>) -> Result<()>;
+    fn orders(&mut self, orders: Vec<Order>) -> Result<()>;
+    fn rejected(&mut self, error: RowError) -> Result<()>;
+    /// Bytes of the file read so far.
+    fn progress(&mut self, _bytes: u64) {}
+}
+
 /// What one file held.
-#[derive(Debug, Default)]
-pub struct Parsed {
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
     pub format: Option<Format>,
     pub rows: u64,
+    /// Rows not imported because they are wrong (a bad row rejects its
+    /// whole cart, so this counts the cart's other rows too).
+    pub rejected_rows: u64,
+    /// Rows not imported because they cannot be used, though nothing is
+    /// wrong with them: checkouts and orders without an e-mail address.
+    pub skipped_rows: u64,
+}
+
+/// Reads one file in the given format (or the one its header shows),
+/// handing carts or orders to `sink` in batches.
+pub fn read_file(path: &Path, options: &Options, sink: &mut dyn Sink) -> Result<Summary> {
+    let table = table::Table::open(path, &options.columns)?;
+    read_table(table, options, sink)
+}
+
+fn read_table(mut table: table::Table, options: &Options, sink: &mut dyn Sink) -> Result<Summary> {
+    let path = table.header().path.clone();
+    let (format, detected) = match options.format {
+        Format::Auto => (
+            detect(table.header()).ok_or_else(|| Error::Input {
+                path: path.clone(),
+                message: "the header matches no known format (native, native-orders, shopify, \
+                          shopify-orders); give --format, or map the columns in recart.toml"
+                    .into(),
+            })?,
+            true,
+        ),
+        other => (other, false),
+    };
+    sink.format(format, detected);
+    let times = TimeFormat(options.date_format.clone());
+    let mut summary = match format {
+        Format::Native => group::read(&mut table, &native::Carts { times }, options, sink)?,
+        Format::NativeOrders => group::read(&mut table, &native::Orders { times }, options, sink)?,
+        Format::Shopify => group::read(&mut table, &shopify::Checkouts, options, sink)?,
+        Format::ShopifyOrders => group::read(&mut table, &shopify::Orders, options, sink)?,
+        Format::Auto => unreachable!("resolved above"),
+    };
+    summary.format = Some(format);
+    Ok(summary)
+}
+
+fn detect(header: &table::Header) -> Option<Format> {
+    if header.has_columns(native::CART_COLUMNS_REQUIRED) {
+        Some(Format::Native)
+    } else if header.has_columns(native::ORDER_COLUMNS_REQUIRED) {
+        Some(Format::NativeOrders)
+    } else if shopify::is_shopify(header) {
+        Some(if shopify::is_orders(header) {
+            Format::ShopifyOrders
+        } else {
+            Format::Shopify
+        })
+    } else {
+        None
+    }
+}
+
+/// Everything a file held, collected in memory: for tests and small files.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub summary: Summary,
     pub carts: Vec<Cart>,
     pub orders: Vec<Order>,
-    /// Rows not imported (a bad row rejects its whole cart, so this counts
-    /// the cart's other rows too).
-    pub rejected_rows: u64,
     pub errors: Vec<RowError>,
 }
 
-/// Reads one file in the given format (or the one its header shows).
-pub fn read_file(path: &Path, format: Format) -> Result<Parsed> {
-    let bytes = std::fs::read(path).map_err(|source| Error::io(path, source))?;
-    let table = table::Table::new(path, &bytes)?;
-    let format = match format {
-        Format::Auto => detect(&table).ok_or_else(|| Error::Input {
-            path: path.to_path_buf(),
-            message: "the header matches no known format (native, native-orders); give --format"
-                .into(),
-        })?,
-        other => other,
-    };
-    let mut parsed = match format {
-        Format::Native => native::read_carts(&table)?,
-        Format::NativeOrders => native::read_orders(&table)?,
-        Format::Shopify | Format::ShopifyOrders => {
-            return Err(Error::Usage(format!(
-                "{}: format {format} is not supported yet",
-                path.display()
-            )));
-        }
-        Format::Auto => unreachable!("resolved above"),
-    };
-    parsed.format = Some(format);
+impl Sink for Parsed {
+    fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
+        self.carts.extend(carts);
+        Ok(())
+    }
+    fn orders(&mut self, orders: Vec<Order>) -> Result<()> {
+        self.orders.extend(orders);
+        Ok(())
+    }
+    fn rejected(&mut self, error: RowError) -> Result<()> {
+        self.errors.push(error);
+        Ok(())
+    }
+}
+
+/// Reads a whole file into memory.
+pub fn parse_file(path: &Path, options: &Options) -> Result<Parsed> {
+    let mut parsed = Parsed::default();
+    parsed.summary = read_file(path, options, &mut parsed)?;
     Ok(parsed)
 }
 
-fn detect(table: &table::Table) -> Option<Format> {
-    if table.has_columns(native::CART_COLUMNS_REQUIRED) {
-        Some(Format::Native)
-    } else if table.has_columns(native::ORDER_COLUMNS_REQUIRED) {
-        Some(Format::NativeOrders)
+#[cfg(test)]
+pub(crate) fn parse_text(text: &str, options: &Options) -> Result<Parsed> {
+    let table = table::from_text(text, &options.columns)?;
+    let mut parsed = Parsed::default();
+    parsed.summary = read_table(table, options, &mut parsed)?;
+    Ok(parsed)
+}
+
+/// Input times: the source's `date_format` first, then RFC 3339 and
+/// `YYYY-MM-DD HH:MM:SS ±HHMM`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TimeFormat(Option<String>);
+
+impl TimeFormat {
+    pub(crate) fn parse(&self, text: &str) -> Result<(DateTime<Utc>, i32), String> {
+        if let Some(format) = &self.0 {
+            let trimmed = text.trim();
+            if let Ok(time) = DateTime::parse_from_str(trimmed, format) {
+                return Ok((time.with_timezone(&Utc), time.offset().local_minus_utc()));
+            }
+            if let Ok(time) = NaiveDateTime::parse_from_str(trimmed, format) {
+                return Ok((time.and_utc(), 0));
+            }
+            return parse_time(text).map_err(|_| {
+                format!("{text:?} is not a time in the date_format {format:?} (nor RFC 3339)")
+            });
+        }
+        parse_time(text)
+    }
+}
+
+/// Checks a `date_format` before any file is read.
+pub fn check_date_format(format: &str) -> Result<(), String> {
+    use chrono::format::{Item, StrftimeItems};
+    if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
+        Err(format!(
+            "{format:?} is not a strftime format like \"%d/%m/%Y %H:%M\""
+        ))
     } else {
-        None
+        Ok(())
+    }
+}
+
+/// Adds a line to a cart. A line repeating an earlier one's SKU (or, without
+/// SKUs, its name) at the same unit price is merged into it, quantities
+/// summed: the cart's total stays the export's, and the mail shows one line
+/// per product.
+pub(crate) fn add_item(cart: &mut Cart, item: LineItem) {
+    let same = |other: &LineItem| {
+        other.unit_price_minor == item.unit_price_minor
+            && if item.sku.is_empty() {
+                other.sku.is_empty() && other.name == item.name
+            } else {
+                other.sku == item.sku
+            }
+    };
+    match cart.items.iter_mut().find(|other| same(other)) {
+        Some(other) => other.quantity = other.quantity.saturating_add(item.quantity),
+        None => cart.items.push(item),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_each_format_by_header() {
+        let shopify = include_str!("../../tests/data/shopify-abandoned-checkouts.header.csv");
+        let orders = include_str!("../../tests/data/shopify-orders.header.csv");
+        for (header, format) in [
+            (
+                "cart_id,email,currency,updated_at,sku,quantity,unit_price\n",
+                Format::Native,
+            ),
+            (
+                "order_id,email,total,currency,created_at\n",
+                Format::NativeOrders,
+            ),
+            (shopify, Format::Shopify),
+            (orders, Format::ShopifyOrders),
+        ] {
+            let parsed = parse_text(header, &Options::default()).unwrap();
+            assert_eq!(parsed.summary.format, Some(format), "{header}");
+            assert_eq!(parsed.summary.rows, 0);
+        }
+        let error = parse_text("a,b,c\n1,2,3\n", &Options::default()).unwrap_err();
+        assert!(error.to_string().contains("no known format"), "{error}");
+    }
+
+    #[test]
+    fn date_format_is_tried_first() {
+        let times = TimeFormat(Some("%d/%m/%Y %H:%M".into()));
+        let (at, offset) = times.parse("07/03/2026 13:28").unwrap();
+        assert_eq!(at.to_rfc3339(), "2026-03-07T13:28:00+00:00");
+        assert_eq!(offset, 0);
+        assert!(times.parse("2026-03-07T13:28:00Z").is_ok());
+        assert!(times.parse("13:28 7 March").is_err());
+        assert!(check_date_format("%d/%m/%Y %H:%M").is_ok());
+        assert!(check_date_format("%Q").is_err());
     }
 }

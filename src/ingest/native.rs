@@ -1,14 +1,10 @@
 //! recart's own CSV formats: carts (one row per line item) and orders.
 
-use std::collections::HashMap;
+use crate::model::{Cart, CartStatus, Currency, LineItem, Order, parse_bool, parse_email};
 
-use crate::error::Result;
-use crate::model::{
-    Cart, CartStatus, Currency, LineItem, Order, parse_bool, parse_email, parse_time,
-};
-
-use super::table::{Row, Table};
-use super::{Parsed, RowError};
+use super::group::Grouping;
+use super::table::Row;
+use super::{RowError, TimeFormat, add_item};
 
 pub const CART_COLUMNS_REQUIRED: &[&str] = &[
     "cart_id",
@@ -23,118 +19,89 @@ pub const CART_COLUMNS_REQUIRED: &[&str] = &[
 pub const ORDER_COLUMNS_REQUIRED: &[&str] =
     &["order_id", "email", "total", "currency", "created_at"];
 
-/// A cart being assembled from its rows.
-struct Pending {
-    cart: Cart,
-    rows: u64,
-    rejected: bool,
+/// Native carts, grouped by `cart_id`.
+pub(crate) struct Carts {
+    pub times: TimeFormat,
 }
 
-pub fn read_carts(table: &Table) -> Result<Parsed> {
-    table.require_columns(CART_COLUMNS_REQUIRED)?;
-    let mut parsed = Parsed::default();
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut by_id: HashMap<String, usize> = HashMap::new();
+impl Grouping for Carts {
+    type Item = Cart;
+    const NOUN: &'static str = "cart";
 
-    for row in table.rows() {
-        parsed.rows += 1;
-        let cart_id = match row.get("cart_id") {
-            Ok(id) if !id.is_empty() => id.to_string(),
-            Ok(_) => {
-                parsed.rejected_rows += 1;
-                parsed
-                    .errors
-                    .push(row.error("cart_id", "is blank: every row needs its cart's id".into()));
-                continue;
-            }
-            Err(error) => {
-                parsed.rejected_rows += 1;
-                parsed.errors.push(error);
-                continue;
-            }
-        };
-        let index = by_id.get(&cart_id).copied();
-        let outcome = row.check_width().and_then(|()| match index {
-            None => start_cart(&row, &cart_id).map(Some),
-            Some(index) => {
-                let entry = &mut pending[index];
-                if entry.rejected {
-                    Ok(None)
-                } else {
-                    continue_cart(&row, &mut entry.cart).map(|()| None)
-                }
-            }
-        });
-        match (outcome, index) {
-            (Ok(Some(cart)), _) => {
-                by_id.insert(cart_id, pending.len());
-                pending.push(Pending {
-                    cart,
-                    rows: 1,
-                    rejected: false,
-                });
-            }
-            (Ok(None), Some(index)) => {
-                let entry = &mut pending[index];
-                entry.rows += 1;
-                if entry.rejected {
-                    parsed.rejected_rows += 1;
-                }
-            }
-            (Ok(None), None) => unreachable!("a new cart always yields Some"),
-            (Err(mut error), index) => {
-                error
-                    .message
-                    .push_str(&format!("; cart {cart_id} not imported"));
-                parsed.errors.push(error);
-                match index {
-                    Some(index) => {
-                        let entry = &mut pending[index];
-                        entry.rows += 1;
-                        if !entry.rejected {
-                            entry.rejected = true;
-                            parsed.rejected_rows += entry.rows;
-                        } else {
-                            parsed.rejected_rows += 1;
-                        }
-                    }
-                    None => {
-                        // Remember the id so its later rows are rejected too.
-                        by_id.insert(cart_id.clone(), pending.len());
-                        pending.push(Pending {
-                            cart: placeholder(cart_id),
-                            rows: 1,
-                            rejected: true,
-                        });
-                        parsed.rejected_rows += 1;
-                    }
-                }
-            }
+    fn required(&self) -> &'static [&'static str] {
+        CART_COLUMNS_REQUIRED
+    }
+
+    fn key_field(&self) -> &'static str {
+        "cart_id"
+    }
+
+    fn key(&self, row: &Row<'_>) -> Result<String, RowError> {
+        match row.get("cart_id")? {
+            "" => Err(row.error("cart_id", "is blank: every row needs its cart's id".into())),
+            id => Ok(id.to_string()),
         }
     }
-    parsed.carts = pending
-        .into_iter()
-        .filter(|entry| !entry.rejected)
-        .map(|entry| entry.cart)
-        .collect();
-    Ok(parsed)
+
+    fn start(&self, row: &Row<'_>, key: &str) -> Result<Option<Cart>, RowError> {
+        start_cart(row, key, &self.times).map(Some)
+    }
+
+    fn add(&self, row: &Row<'_>, cart: &mut Cart) -> Result<(), RowError> {
+        continue_cart(row, cart)
+    }
 }
 
-fn placeholder(id: String) -> Cart {
-    Cart {
-        id,
-        email: String::new(),
-        first_name: String::new(),
-        locale: String::new(),
-        currency: "XXX".parse().expect("valid code"),
-        status: CartStatus::Open,
-        accepts_marketing: false,
-        created_at: Default::default(),
-        updated_at: Default::default(),
-        utc_offset_seconds: None,
-        timezone: String::new(),
-        items: Vec::new(),
+/// Native orders, one row each; rows repeating an `order_id` (one per item,
+/// with an optional `sku` column) belong to the same order.
+pub(crate) struct Orders {
+    pub times: TimeFormat,
+}
+
+impl Grouping for Orders {
+    type Item = Order;
+    const NOUN: &'static str = "order";
+
+    fn required(&self) -> &'static [&'static str] {
+        ORDER_COLUMNS_REQUIRED
     }
+
+    fn key_field(&self) -> &'static str {
+        "order_id"
+    }
+
+    fn key(&self, row: &Row<'_>) -> Result<String, RowError> {
+        match row.get("order_id")? {
+            "" => Err(row.error("order_id", "is blank; expected the order's id".into())),
+            id => Ok(id.to_string()),
+        }
+    }
+
+    fn start(&self, row: &Row<'_>, key: &str) -> Result<Option<Order>, RowError> {
+        read_order(row, key, &self.times).map(Some)
+    }
+
+    fn add(&self, row: &Row<'_>, order: &mut Order) -> Result<(), RowError> {
+        let email = row.get("email")?;
+        if !email.is_empty() && !email.eq_ignore_ascii_case(&order.email) {
+            return Err(row.error(
+                "email",
+                format!(
+                    "{email:?} disagrees with {:?} on the order's first row",
+                    order.email
+                ),
+            ));
+        }
+        add_sku(row, order)
+    }
+}
+
+fn add_sku(row: &Row<'_>, order: &mut Order) -> Result<(), RowError> {
+    let sku = row.get("sku")?;
+    if !sku.is_empty() && !order.skus.iter().any(|known| known == sku) {
+        order.skus.push(sku.to_string());
+    }
+    Ok(())
 }
 
 fn required<'r>(row: &'r Row<'_>, column: &str, what: &str) -> Result<&'r str, RowError> {
@@ -150,18 +117,20 @@ fn required<'r>(row: &'r Row<'_>, column: &str, what: &str) -> Result<&'r str, R
 }
 
 /// The first row of a cart carries its cart-level fields.
-fn start_cart(row: &Row<'_>, cart_id: &str) -> Result<Cart, RowError> {
+fn start_cart(row: &Row<'_>, cart_id: &str, times: &TimeFormat) -> Result<Cart, RowError> {
     let email = parse_email(required(row, "email", "an e-mail address")?)
         .map_err(|message| row.error("email", message))?;
     let currency: Currency = required(row, "currency", "a currency code like EUR")?
         .parse()
         .map_err(|message| row.error("currency", message))?;
-    let (updated_at, offset) = parse_time(required(row, "updated_at", "a time")?)
+    let (updated_at, offset) = times
+        .parse(required(row, "updated_at", "a time")?)
         .map_err(|message| row.error("updated_at", message))?;
     let created_at = match row.get("created_at")? {
         "" => updated_at,
         text => {
-            parse_time(text)
+            times
+                .parse(text)
                 .map_err(|message| row.error("created_at", message))?
                 .0
         }
@@ -199,7 +168,7 @@ fn start_cart(row: &Row<'_>, cart_id: &str) -> Result<Cart, RowError> {
         items: Vec::new(),
     };
     if let Some(item) = read_item(row, &cart.currency)? {
-        cart.items.push(item);
+        add_item(&mut cart, item);
     }
     Ok(cart)
 }
@@ -228,7 +197,7 @@ fn continue_cart(row: &Row<'_>, cart: &mut Cart) -> Result<(), RowError> {
         ));
     }
     if let Some(item) = read_item(row, &cart.currency)? {
-        cart.items.push(item);
+        add_item(cart, item);
     }
     Ok(())
 }
@@ -268,28 +237,7 @@ fn read_item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, Row
     }))
 }
 
-pub fn read_orders(table: &Table) -> Result<Parsed> {
-    table.require_columns(ORDER_COLUMNS_REQUIRED)?;
-    let mut parsed = Parsed::default();
-    for row in table.rows() {
-        parsed.rows += 1;
-        match row.check_width().and_then(|()| read_order(&row)) {
-            Ok(order) => parsed.orders.push(order),
-            Err(error) => {
-                parsed.rejected_rows += 1;
-                parsed.errors.push(error);
-            }
-        }
-    }
-    Ok(parsed)
-}
-
-fn read_order(row: &Row<'_>) -> Result<Order, RowError> {
-    let blank = |column: &str, what: &str| row.error(column, format!("is blank; expected {what}"));
-    let id = row.get("order_id")?;
-    if id.is_empty() {
-        return Err(blank("order_id", "the order's id"));
-    }
+fn read_order(row: &Row<'_>, id: &str, times: &TimeFormat) -> Result<Order, RowError> {
     let email = parse_email(row.get("email")?).map_err(|message| row.error("email", message))?;
     let currency: Currency = row
         .get("currency")?
@@ -298,30 +246,39 @@ fn read_order(row: &Row<'_>) -> Result<Order, RowError> {
     let total_minor = currency
         .parse_amount(row.get("total")?)
         .map_err(|message| row.error("total", message))?;
-    let (created_at, _) =
-        parse_time(row.get("created_at")?).map_err(|message| row.error("created_at", message))?;
+    let (created_at, _) = times
+        .parse(row.get("created_at")?)
+        .map_err(|message| row.error("created_at", message))?;
     let cart_id = row.get("cart_id")?;
-    Ok(Order {
+    let mut order = Order {
         id: id.to_string(),
         email,
         cart_id: (!cart_id.is_empty()).then(|| cart_id.to_string()),
         total_minor,
         currency,
         created_at,
-    })
+        skus: Vec::new(),
+    };
+    add_sku(row, &mut order)?;
+    Ok(order)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::path::Path;
+    use crate::ingest::{Format, Options, Parsed, parse_text};
 
     const HEADER: &str = "cart_id,email,first_name,locale,currency,status,accepts_marketing,created_at,updated_at,sku,product_name,category,quantity,unit_price,image_url,product_url\n";
 
     fn carts(body: &str) -> Parsed {
-        let text = format!("{HEADER}{body}");
-        let table = Table::new(Path::new("carts.csv"), text.as_bytes()).unwrap();
-        read_carts(&table).unwrap()
+        carts_in_batches(body, 100)
+    }
+
+    fn carts_in_batches(body: &str, batch: usize) -> Parsed {
+        let options = Options {
+            batch,
+            ..Options::format(Format::Native)
+        };
+        parse_text(&format!("{HEADER}{body}"), &options).unwrap()
     }
 
     #[test]
@@ -348,7 +305,7 @@ mod tests {
         );
         assert_eq!(parsed.carts.len(), 1);
         assert_eq!(parsed.carts[0].id, "C2");
-        assert_eq!(parsed.rejected_rows, 3);
+        assert_eq!(parsed.summary.rejected_rows, 3);
         assert_eq!(parsed.errors.len(), 1);
         let error = &parsed.errors[0];
         assert_eq!((error.line, error.field.as_str()), (3, "quantity"));
@@ -393,5 +350,98 @@ mod tests {
             assert_eq!(parsed.errors[0].field, field, "{row}");
             assert_eq!(parsed.errors[0].line, 2);
         }
+    }
+
+    const C1: &str = "C1,a@example.com,,,EUR,open,yes,,2026-11-20T11:00:00Z";
+    const C2: &str = "C2,b@example.com,,,EUR,open,yes,,2026-11-20T11:00:00Z";
+
+    #[test]
+    fn rows_that_come_back_within_a_batch_join_their_cart() {
+        let parsed = carts(&format!(
+            "{C1},S1,Tent,,1,100.00,,\n{C2},S1,Tent,,1,100.00,,\nC1,,,,,,,,,S2,Mug,,1,5.00,,\n"
+        ));
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.carts.len(), 2);
+        assert_eq!(parsed.carts[0].items.len(), 2);
+    }
+
+    #[test]
+    fn rows_that_come_back_after_their_cart_was_handed_over_are_rejected() {
+        let parsed = carts_in_batches(
+            &format!(
+                "{C1},S1,Tent,,1,100.00,,\n{C2},S1,Tent,,1,100.00,,\nC1,,,,,,,,,S2,Mug,,1,5.00,,\nC1,,,,,,,,,S3,Cap,,1,5.00,,\n"
+            ),
+            1,
+        );
+        assert_eq!(parsed.carts.len(), 2);
+        assert_eq!(parsed.carts[0].items.len(), 1);
+        assert_eq!(parsed.errors.len(), 1);
+        assert_eq!(parsed.errors[0].line, 4);
+        assert!(parsed.errors[0].message.contains("not together"));
+        assert_eq!(parsed.summary.rejected_rows, 2);
+    }
+
+    #[test]
+    fn duplicate_lines_merge_summing_quantities() {
+        let parsed = carts(&format!(
+            "{C1},S1,Tent,,1,100.00,,\nC1,,,,,,,,,S1,Tent,,2,100.00,,\nC1,,,,,,,,,S1,Tent (sale),,1,80.00,,\n"
+        ));
+        let cart = &parsed.carts[0];
+        assert_eq!(cart.items.len(), 2);
+        assert_eq!(cart.items[0].quantity, 3);
+        assert_eq!(cart.total_minor(), 38000);
+    }
+
+    #[test]
+    fn disagreeing_currency_rejects_the_cart() {
+        let parsed = carts(&format!(
+            "{C1},S1,Tent,,1,100.00,,\nC1,,,,USD,,,,,S2,Mug,,1,5.00,,\n{C2},S1,Tent,,1,1.00,,\n"
+        ));
+        assert_eq!(parsed.carts.len(), 1);
+        assert_eq!(parsed.errors[0].field, "currency");
+        assert_eq!(parsed.errors[0].value, "USD");
+    }
+
+    #[test]
+    fn orders_keep_their_skus() {
+        let text = "order_id,email,cart_id,total,currency,created_at,sku\n\
+                    O1,a@example.com,,105.00,EUR,2026-11-20T12:00:00Z,S1\n\
+                    O1,,,,,,S2\n\
+                    O2,b@example.com,C9,1.00,EUR,2026-11-20T12:00:00Z,\n";
+        let parsed = parse_text(text, &Options::format(Format::NativeOrders)).unwrap();
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert_eq!(parsed.orders.len(), 2);
+        assert_eq!(parsed.orders[0].skus, vec!["S1", "S2"]);
+        assert_eq!(parsed.orders[1].cart_id.as_deref(), Some("C9"));
+    }
+
+    #[test]
+    fn mapped_columns_and_date_format() {
+        let text = "Quote ID,Customer Email,Currency Code,Last Change,Item SKU,Qty,Price\n\
+                    Q1,a@example.com,EUR,07/03/2026 13:28,S1,2,9.50\n";
+        let columns = [
+            ("cart_id", "Quote ID"),
+            ("email", "Customer Email"),
+            ("currency", "Currency Code"),
+            ("updated_at", "Last Change"),
+            ("sku", "Item SKU"),
+            ("quantity", "Qty"),
+            ("unit_price", "Price"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let options = Options {
+            columns,
+            date_format: Some("%d/%m/%Y %H:%M".into()),
+            ..Options::default()
+        };
+        let parsed = parse_text(text, &options).unwrap();
+        assert_eq!(parsed.summary.format, Some(Format::Native));
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let cart = &parsed.carts[0];
+        assert_eq!(cart.id, "Q1");
+        assert_eq!(cart.updated_at.to_rfc3339(), "2026-03-07T13:28:00+00:00");
+        assert_eq!(cart.total_minor(), 1900);
     }
 }

@@ -79,6 +79,13 @@ impl Store {
                     continue;
                 }
                 result.added += 1;
+                for sku in &order.skus {
+                    conn.prepare_cached(
+                        "INSERT INTO order_items (order_id, sku) VALUES (?1, ?2)
+                         ON CONFLICT DO NOTHING",
+                    )?
+                    .execute([&order.id, sku])?;
+                }
                 result.marked_ordered += match &order.cart_id {
                     Some(cart_id) => conn.execute(
                         "UPDATE carts SET status = 'ordered' WHERE id = ?1 AND status = 'open'",

@@ -91,24 +91,34 @@ impl Store {
             }
             let orders_since = oldest.min(now - policy.purchased_within);
             let mut orders = self.conn().prepare_cached(
-                "SELECT o.email_norm, o.created_at FROM orders o
+                "SELECT o.id, o.email_norm, o.created_at, i.sku FROM orders o
+                 LEFT JOIN order_items i ON i.order_id = o.id
                  WHERE o.created_at >= ?3 AND o.email_norm IN (
-                    SELECT email_norm FROM carts WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2)",
+                    SELECT email_norm FROM carts WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2)
+                 ORDER BY o.id",
             )?;
             let mut rows = orders.query(params![
                 to_unix(oldest),
                 to_unix(newest),
                 to_unix(orders_since)
             ])?;
+            let mut last_order: Option<String> = None;
             while let Some(row) = rows.next()? {
-                history
-                    .orders
-                    .entry(row.get(0)?)
-                    .or_default()
-                    .push(OrderFact {
-                        created_at: from_unix(row.get(1)?),
+                let id: String = row.get(0)?;
+                let email_norm: String = row.get(1)?;
+                let sku: Option<String> = row.get(3)?;
+                let facts = history.orders.entry(email_norm).or_default();
+                // One fact per order; its SKUs come one row each.
+                if last_order.as_deref() != Some(id.as_str()) {
+                    facts.push(OrderFact {
+                        created_at: from_unix(row.get(2)?),
                         skus: Default::default(),
                     });
+                    last_order = Some(id);
+                }
+                if let (Some(sku), Some(fact)) = (sku, facts.last_mut()) {
+                    fact.skus.insert(sku);
+                }
             }
             let mut suppressed = self.conn().prepare_cached(
                 "SELECT DISTINCT s.email_norm FROM suppressions s JOIN carts c ON c.email_norm = s.email_norm

@@ -18,6 +18,7 @@ pub use ledger::{Claim, Confirmation, RunCounts};
 
 /// Versioned schema. Append new migrations; never edit a released one.
 const MIGRATIONS: &[M<'static>] = &[
+    // 1: the schema of the first release.
     M::up(
         "
 CREATE TABLE carts (
@@ -110,6 +111,18 @@ CREATE TABLE runs (
         "
 ALTER TABLE carts ADD COLUMN timezone TEXT NOT NULL DEFAULT '';
 ALTER TABLE sends ADD COLUMN variant TEXT;
+",
+    ),
+    // 3: the SKUs of each order (Shopify's orders export lists them), so a
+    // policy can tell an address already bought a product.
+    M::up(
+        "
+CREATE TABLE order_items (
+    order_id TEXT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    sku      TEXT NOT NULL,
+    PRIMARY KEY (order_id, sku)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX order_items_by_sku ON order_items (sku);
 ",
     ),
 ];
@@ -235,5 +248,31 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         Migrations::from_slice(MIGRATIONS).validate().unwrap();
+    }
+
+    #[test]
+    fn orders_keep_their_skus_once() {
+        let store = Store::open_in_memory().unwrap();
+        let order = crate::model::Order {
+            id: "5550001".into(),
+            email: "mia@example.com".into(),
+            cart_id: None,
+            total_minor: 100,
+            currency: "EUR".parse().unwrap(),
+            created_at: from_unix(1_700_000_000),
+            skus: vec!["TR2-42-SL".into(), "MS-01".into()],
+        };
+        store.import_orders(std::slice::from_ref(&order)).unwrap();
+        let again = store.import_orders(&[order]).unwrap();
+        assert_eq!(again.unchanged, 1);
+        let skus: Vec<String> = store
+            .conn()
+            .prepare("SELECT sku FROM order_items WHERE order_id = '5550001' ORDER BY sku")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(skus, vec!["MS-01", "TR2-42-SL"]);
     }
 }

@@ -376,3 +376,26 @@ fn a_template_that_does_not_render_fails_the_run_before_any_mail() {
     assert!(t.files_in("outbox", ".eml").is_empty(), "a mail was sent");
     assert!(t.sends_if_any().iter().all(|s| s.state != "sent"));
 }
+
+#[test]
+fn an_earlier_order_of_a_cart_product_stops_its_reminders() {
+    // Ada bought the beanie in her cart nine days ago (an order with SKUs,
+    // one row per item); Grace's earlier order was of something else.
+    let t = shop(&Config::new(Transport::File)).file(
+        "orders.csv",
+        "order_id,email,cart_id,total,currency,created_at,sku\n\
+         O-77,Ada.Lovelace@example.com,,29.00,EUR,2026-11-12T10:00:00Z,MWB-01\n\
+         O-77,,,,,,SOCK-02\n\
+         O-78,grace.hopper@example.com,,12.00,USD,2026-11-12T10:00:00Z,PEN-01\n",
+    );
+    t.recart(&["import", "carts.csv", "orders.csv"])
+        .expect_success();
+    let decisions = t
+        .recart(&["run", "--dry-run", "--json", "--now", NOW])
+        .expect_success()
+        .decisions();
+    let ada = for_cart(&decisions, "C-1001");
+    assert_eq!(ada[0].decision, "skip");
+    assert_eq!(ada[0].reason.as_deref(), Some("already-purchased"));
+    assert_eq!(for_cart(&decisions, "C-1002")[0].decision, "send");
+}

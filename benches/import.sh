@@ -1,0 +1,34 @@
+#!/bin/sh
+# Benchmark (not a test): N Shopify checkouts imported by recart versus
+# sqlite3's own `.import` of the same file. Prints rows/s and peak RSS.
+#   benches/import.sh [N]        (default 250000: ~530,000 rows, ~128 MB)
+set -eu
+N=${1:-250000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/recart
+python3 "$ROOT/benches/gen_shopify.py" "$N" > "$WORK/checkouts.csv"
+ROWS=$(($(wc -l < "$WORK/checkouts.csv") - 1))
+SIZE=$(du -m "$WORK/checkouts.csv" | cut -f1)
+cat > "$WORK/recart.toml" <<TOML
+[links]
+recover = "https://shop.example/r/{token}"
+unsubscribe = "https://shop.example/u/{token}"
+secret_env = "RECART_SECRET"
+[[steps]]
+name = "1h"
+after = "1h"
+template = "reminder"
+TOML
+measure() { # label, command...
+    label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" > /dev/null
+    read -r secs kb < "$WORK/time"
+    echo "$label: $secs s, $(echo "$ROWS / $secs" | bc) rows/s, peak RSS $((kb / 1024)) MB"
+}
+echo "$N checkouts, $ROWS rows, $SIZE MB"
+measure "recart import (first)" "$BIN" --config "$WORK/recart.toml" import --format shopify "$WORK/checkouts.csv"
+measure "recart import (again, unchanged)" "$BIN" --config "$WORK/recart.toml" import --format shopify "$WORK/checkouts.csv"
+measure "sqlite3 .import" sqlite3 "$WORK/sqlite.db" -cmd '.mode csv' ".import $WORK/checkouts.csv t"
