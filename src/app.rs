@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Config;
-use crate::deliver::{self, FileTransport, Outcome, Outgoing, Transport};
+use crate::deliver::{self, Outcome, Outgoing, Transport};
 use crate::error::{Error, Result, exit};
 use crate::ingest::{self, Format};
 use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
@@ -317,6 +317,8 @@ pub struct RunSummary {
     /// `send` (dry run), `sent`, `retry`, `failed`, `unknown`, `skip`.
     pub decisions: BTreeMap<&'static str, u64>,
     pub skips: BTreeMap<String, u64>,
+    /// (step or "", reason) → count, as recorded for `recart report`.
+    pub skips_by_step: BTreeMap<(String, String), u64>,
 }
 
 impl RunSummary {
@@ -444,13 +446,13 @@ pub fn run(
     let history = store.history(oldest, newest, now, &policy)?;
     let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
 
-    let mut preview = match &options.preview {
-        Some(dir) => Some(FileTransport::new(dir)?),
-        None => None,
-    };
     let mut printer = Printer {
         json: options.json,
         table: (options.dry_run && !options.json).then(Vec::new),
+        gallery: match &options.preview {
+            Some(dir) => Some(deliver::Gallery::new(dir)?),
+            None => None,
+        },
     };
     let mut sender = Sender {
         store: &store,
@@ -459,6 +461,13 @@ pub fn run(
         now,
         resend_unknown: options.resend_unknown,
         transport: None,
+    };
+    let composer = Composer {
+        store: &store,
+        config,
+        renderer: &renderer,
+        links: &links,
+        to: options.to.as_deref(),
     };
     let mut budget = options
         .limit
@@ -470,43 +479,35 @@ pub fn run(
     while let Some(decision) = decisions.next() {
         let cart = &candidates[decision.cart];
         let step_name = decision.step.map(|index| config.steps[index].name.as_str());
-        let mut emit =
-            |decision: &str, reason: &str, summary: &mut RunSummary, out: &mut Output| {
-                printer.emit(
-                    out,
-                    summary,
-                    DecisionRecord {
-                        cart_id: &cart.id,
-                        email: &cart.email,
-                        step: step_name,
-                        decision,
-                        reason: Some(reason),
-                    },
-                );
-            };
+        let record = |decision, reason| DecisionRecord {
+            cart_id: &cart.id,
+            email: &cart.email,
+            step: step_name,
+            decision,
+            reason: Some(reason),
+        };
         match decision.verdict {
-            Verdict::Skip(reason) => emit("skip", reason.as_str(), &mut summary, out),
-            Verdict::Send if fatal.is_some() => emit("retry", NOT_SENT, &mut summary, out),
-            Verdict::Send if budget == 0 => {
-                emit("skip", plan::SkipReason::Limit.as_str(), &mut summary, out)
+            Verdict::Skip(reason) => {
+                printer.emit(out, &mut summary, record("skip", reason.as_str()))
             }
+            Verdict::Send if fatal.is_some() => {
+                printer.emit(out, &mut summary, record("retry", NOT_SENT))
+            }
+            Verdict::Send if budget == 0 => printer.emit(
+                out,
+                &mut summary,
+                record("skip", plan::SkipReason::Limit.as_str()),
+            ),
             Verdict::Send => {
                 budget -= 1;
                 let step = &config.steps[decision.step.expect("a send has a step")];
-                let to = options.to.as_deref();
-                match compose(&store, config, &renderer, &links, &cart.id, step, to)? {
+                match composer.compose(&cart.id, step, printer.gallery.as_mut())? {
                     Some(mail) => batch.push((decision, mail)),
-                    None => emit("skip", "gone", &mut summary, out),
+                    None => printer.emit(out, &mut summary, record("skip", "gone")),
                 }
             }
         }
         if batch.len() >= BATCH || (decisions.peek().is_none() && !batch.is_empty()) {
-            if let Some(preview) = &mut preview {
-                let mails: Vec<Outgoing> = batch.iter().map(|(_, mail)| mail.clone()).collect();
-                if let Some(message) = preview.send(&mails).fatal {
-                    return Err(Error::Transport(format!("preview: {message}")));
-                }
-            }
             if options.dry_run {
                 for (decision, mail) in batch.drain(..) {
                     let cart = &candidates[decision.cart];
@@ -538,6 +539,10 @@ pub fn run(
     if let Some(transport) = &mut sender.transport {
         transport.close();
     }
+    if let Some(gallery) = printer.gallery.take() {
+        let index = gallery.finish()?;
+        out.log(&format!("recart run: preview in {}", index.display()));
+    }
     if let Some(mut rows) = printer.table.take() {
         // Sends first, then skips grouped by reason; plan order within.
         rows.sort_by(|a, b| (a[3] != "send", &a[4]).cmp(&(b[3] != "send", &b[4])));
@@ -557,6 +562,7 @@ pub fn run(
             retry: summary.count("retry"),
             failed: summary.count("failed"),
             unknown: summary.count("unknown") + summary.expired_claims,
+            skips: summary.skips_by_step.clone(),
         };
         let code = if fatal.is_some() {
             exit::ERROR
@@ -603,6 +609,9 @@ fn lock_store(store_path: &Path, wait: bool) -> Result<std::fs::File> {
 struct Printer {
     json: bool,
     table: Option<Vec<Vec<String>>>,
+    /// `--preview DIR`: planned mails are added as they are composed,
+    /// skips as they are printed.
+    gallery: Option<deliver::Gallery>,
 }
 
 impl Printer {
@@ -617,10 +626,15 @@ impl Printer {
         };
         *summary.decisions.entry(decision).or_default() += 1;
         if decision == "skip" {
+            let reason = record.reason.unwrap_or("").to_string();
             *summary
-                .skips
-                .entry(record.reason.unwrap_or("").to_string())
+                .skips_by_step
+                .entry((record.step.unwrap_or("").to_string(), reason.clone()))
                 .or_default() += 1;
+            if let Some(gallery) = &mut self.gallery {
+                gallery.add_skip(&reason, record.cart_id, record.email, record.step);
+            }
+            *summary.skips.entry(reason).or_default() += 1;
         }
         if self.json {
             out.json(&record);
@@ -673,34 +687,48 @@ fn import_sources(
     Ok(completion)
 }
 
-/// Loads the cart and renders its mail; `None` if the cart vanished.
-fn compose(
-    store: &Store,
-    config: &Config,
-    renderer: &Renderer,
-    links: &LinkMaker<'_>,
-    cart_id: &str,
-    step: &Step,
-    to: Option<&str>,
-) -> Result<Option<Outgoing>> {
-    let Some(cart) = store.cart(cart_id)? else {
-        return Ok(None);
-    };
-    let signed = links.for_cart(&cart, step);
-    let rendered = renderer.render(&cart, step, &signed)?;
-    deliver::build(&deliver::Letter {
-        from: &config.from,
-        reply_to: config.reply_to.as_ref(),
-        to_name: &cart.first_name,
-        // A test send goes to the operator's address instead of the customer's.
-        to_email: to.unwrap_or(&cart.email),
-        cart_id: &cart.id,
-        step: &step.name,
-        rendered: &rendered,
-        links: &signed,
-        date: links.now,
-    })
-    .map(Some)
+/// Turns due carts into mails: loads the cart, signs its links, renders,
+/// builds the MIME message.
+struct Composer<'a> {
+    store: &'a Store,
+    config: &'a Config,
+    renderer: &'a Renderer,
+    links: &'a LinkMaker<'a>,
+    /// Test send: the address every mail goes to instead.
+    to: Option<&'a str>,
+}
+
+impl Composer<'_> {
+    /// The cart's mail for `step`; `None` if the cart vanished. With a
+    /// gallery, the mail is also written there.
+    fn compose(
+        &self,
+        cart_id: &str,
+        step: &Step,
+        gallery: Option<&mut deliver::Gallery>,
+    ) -> Result<Option<Outgoing>> {
+        let Some(cart) = self.store.cart(cart_id)? else {
+            return Ok(None);
+        };
+        let signed = self.links.for_cart(&cart, step);
+        let rendered = self.renderer.render(&cart, step, &signed)?;
+        let mail = deliver::build(&deliver::Letter {
+            from: &self.config.from,
+            reply_to: self.config.reply_to.as_ref(),
+            to_name: &cart.first_name,
+            to_email: self.to.unwrap_or(&cart.email),
+            cart_id: &cart.id,
+            step: &step.name,
+            rendered: &rendered,
+            links: &signed,
+            date: self.links.now,
+        })?;
+        if let Some(gallery) = gallery {
+            let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
+            gallery.add_mail(&mail, &cart.email, &value, &rendered.subject, &rendered.html)?;
+        }
+        Ok(Some(mail))
+    }
 }
 
 /// Delivers batches for one run: claim → send → confirm.
@@ -1217,4 +1245,114 @@ mod tests {
         ));
         assert!(!is_hard_bounce("transient error (450): 4.1.1 try later"));
     }
+}
+
+// ---------------------------------------------------------------- report, runs
+
+/// How `report` prints its figures on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// `recart report`: per step what was sent, failed, retried, unknown and
+/// skipped over `[since, now]`, and what the reminders recovered.
+pub fn report(
+    config: &Config,
+    now: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
+    format: ReportFormat,
+    html: Option<&Path>,
+    out: &mut Output,
+) -> Result<Completion> {
+    let since = since.unwrap_or(now - TimeDelta::days(30));
+    if since > now {
+        return Err(Error::Usage(format!(
+            "--since {} is after --now {}",
+            since.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    let store = Store::open(&config.store_path)?;
+    let (sends, orders, skips) = store.report_data(since, now)?;
+    let steps: Vec<String> = config.steps.iter().map(|s| s.name.clone()).collect();
+    let report = crate::report::build(
+        since,
+        now,
+        config.attribution_window,
+        &steps,
+        &sends,
+        &orders,
+        &skips,
+    );
+    match format {
+        ReportFormat::Table => {
+            out.table(&crate::report::Report::TABLE_HEADER, &report.table_rows());
+            for note in report.notes() {
+                out.data(&note);
+            }
+        }
+        ReportFormat::Json => out.json(&report),
+        ReportFormat::Csv => out.raw(&report.csv()),
+    }
+    if let Some(path) = html {
+        std::fs::write(path, report.html()).map_err(|source| Error::io(path, source))?;
+        out.log(&format!("wrote {}", path.display()));
+    }
+    Ok(Completion::Done)
+}
+
+/// `recart runs`: the last runs from the store, newest first.
+pub fn runs(config: &Config, limit: usize, json: bool, out: &mut Output) -> Result<Completion> {
+    let store = Store::open(&config.store_path)?;
+    let runs = store.runs(limit)?;
+    if json {
+        for run in &runs {
+            out.json(&serde_json::json!({
+                "id": run.id,
+                "started_at": run.started_at.to_rfc3339(),
+                "finished_at": run.finished_at.map(|t| t.to_rfc3339()),
+                "now": run.now.to_rfc3339(),
+                "imported": run.imported,
+                "sent": run.sent,
+                "skipped": run.skipped,
+                "retry": run.retry,
+                "failed": run.failed,
+                "unknown": run.unknown,
+                "exit_code": run.exit_code,
+            }));
+        }
+        return Ok(Completion::Done);
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|run| {
+            vec![
+                run.id.to_string(),
+                run.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                run.finished_at.map_or_else(
+                    || "unfinished".to_string(),
+                    |end| format!("{}s", (end - run.started_at).num_seconds()),
+                ),
+                run.now.to_rfc3339(),
+                run.imported.to_string(),
+                run.sent.to_string(),
+                run.skipped.to_string(),
+                run.retry.to_string(),
+                run.failed.to_string(),
+                run.unknown.to_string(),
+                run.exit_code.map_or_else(|| "-".into(), |code| code.to_string()),
+            ]
+        })
+        .collect();
+    out.table(
+        &[
+            "RUN", "STARTED", "TOOK", "NOW", "IMPORTED", "SENT", "SKIPPED", "RETRY", "FAILED",
+            "UNKNOWN", "EXIT",
+        ],
+        &rows,
+    );
+    Ok(Completion::Done)
 }

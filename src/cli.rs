@@ -51,6 +51,17 @@ pub enum Command {
     },
     /// Validate the configuration and render every template against a sample cart
     Check,
+    /// Figures per step: sent, failed, retry, unknown, skipped, recovered revenue
+    Report(ReportArgs),
+    /// The last runs recorded in the store
+    Runs {
+        /// How many runs
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        limit: usize,
+        /// One JSON object per run
+        #[arg(long)]
+        json: bool,
+    },
     /// Signed link tokens
     Token {
         #[command(subcommand)]
@@ -99,6 +110,25 @@ pub struct RunArgs {
     /// If another run holds the store, wait for it instead of exiting with 4
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// End of the period (RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+    /// Start of the period (RFC 3339) [default: 30 days before --now]
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// The figures as one JSON object
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// The figures as CSV (step,metric,key,value)
+    #[arg(long)]
+    pub csv: bool,
+    /// Also write an HTML page with a chart of sends and recoveries per day
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -36,6 +36,8 @@ pub struct Config {
     pub policy: Policy,
     pub steps: Vec<Step>,
     pub delivery: Delivery,
+    /// An order within this after a reminder counts as recovered.
+    pub attribution_window: TimeDelta,
 }
 
 /// Ledger rules that hold for every transport.
@@ -139,6 +141,14 @@ struct RawConfig {
     policy: RawPolicy,
     #[serde(default)]
     steps: Vec<RawStep>,
+    #[serde(default)]
+    report: RawReport,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    attribution_window: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -669,6 +679,11 @@ impl Config {
             policy,
             steps,
             delivery,
+            attribution_window: duration_or(
+                "report.attribution_window",
+                &raw.report.attribution_window,
+                TimeDelta::days(5),
+            )?,
         })
     }
 }

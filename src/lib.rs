@@ -15,6 +15,7 @@ pub mod model;
 pub mod output;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod store;
 pub mod token;
 

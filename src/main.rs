@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 
-use recart::app::{self, Completion, RunOptions};
+use recart::app::{self, Completion, ReportFormat, RunOptions};
 use recart::cli::{Cli, Command, SuppressAction, TokenAction};
 use recart::config::{self, Config};
 use recart::error::{Error, exit};
@@ -71,7 +71,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
         }
         Command::Run(args) => {
             let config = load()?;
-            let now = parse_now(args.now.as_deref())?;
+            let now = parse_time("--now", args.now.as_deref())?;
             let options = RunOptions {
                 now,
                 dry_run: args.dry_run,
@@ -108,7 +108,7 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
             action: TokenAction::Verify { token, email, now },
         } => {
             let config = load()?;
-            let now = parse_now(now.as_deref())?;
+            let now = parse_time("--now", now.as_deref())?;
             Ok(app::token_verify(
                 &config,
                 &token,
@@ -117,6 +117,26 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
                 out,
             )?)
         }
+        Command::Report(args) => {
+            let config = load()?;
+            let now = parse_time("--now", args.now.as_deref())?;
+            let since = match args.since.as_deref() {
+                Some(text) => Some(parse_time("--since", Some(text))?),
+                None => None,
+            };
+            let format = if args.json {
+                ReportFormat::Json
+            } else if args.csv {
+                ReportFormat::Csv
+            } else {
+                ReportFormat::Table
+            };
+            Ok(app::report(&config, now, since, format, args.html.as_deref(), out)?)
+        }
+        Command::Runs { limit, json } => {
+            let config = load()?;
+            Ok(app::runs(&config, limit, json, out)?)
+        }
         Command::Check => {
             let config = load()?;
             Ok(app::check(&config, Utc::now(), out)?)
@@ -124,15 +144,15 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
     }
 }
 
-/// `--now` as RFC 3339, else the clock.
-fn parse_now(text: Option<&str>) -> Result<DateTime<Utc>, Error> {
+/// A time option as RFC 3339, else the clock.
+fn parse_time(option: &str, text: Option<&str>) -> Result<DateTime<Utc>, Error> {
     match text {
         None => Ok(Utc::now()),
         Some(text) => DateTime::parse_from_rfc3339(text)
             .map(|time| time.with_timezone(&Utc))
             .map_err(|_| {
                 Error::Usage(format!(
-                    "--now {text:?} is not an RFC 3339 time like 2026-11-21T12:00:00Z"
+                    "{option} {text:?} is not an RFC 3339 time like 2026-11-21T12:00:00Z"
                 ))
             }),
     }

@@ -74,6 +74,11 @@ impl Output {
         let _ = writeln!(self.err, "{line}");
     }
 
+    /// Text on stdout as it is (it carries its own line ends).
+    pub fn raw(&mut self, text: &str) {
+        let _ = self.out.write_all(text.as_bytes());
+    }
+
     pub fn json(&mut self, value: &impl Serialize) {
         match serde_json::to_string(value) {
             Ok(line) => self.data(&line),

@@ -2,6 +2,7 @@
 //! outcome of each mail classified for the ledger.
 
 mod file;
+mod preview;
 mod smtp;
 
 use std::time::SystemTime;
@@ -20,6 +21,7 @@ use crate::render::{Links, Rendered};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use file::FileTransport;
+pub use preview::Gallery;
 pub use smtp::SmtpTransport;
 
 /// One mail ready to go, with the ledger key it belongs to.

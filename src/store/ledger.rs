@@ -31,8 +31,8 @@ pub struct Confirmation {
     pub message_id: Option<String>,
 }
 
-/// Figures of one run, as recorded in the `runs` table.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Figures of one run, as recorded in the `runs` and `run_skips` tables.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunCounts {
     pub imported: u64,
     pub sent: u64,
@@ -40,6 +40,8 @@ pub struct RunCounts {
     pub retry: u64,
     pub failed: u64,
     pub unknown: u64,
+    /// (step or "", reason) → how many carts were skipped so.
+    pub skips: std::collections::BTreeMap<(String, String), u64>,
 }
 
 impl Store {
@@ -283,6 +285,12 @@ impl Store {
                     exit_code,
                 ],
             )?;
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO run_skips (run_id, step, reason, count) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for ((step, reason), count) in &counts.skips {
+                insert.execute(params![run_id, step, reason, *count as i64])?;
+            }
             Ok(())
         })
     }

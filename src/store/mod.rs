@@ -4,6 +4,7 @@
 
 mod carts;
 mod ledger;
+mod report;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use crate::error::{Error, Result};
 
 pub use carts::{CartImport, OrderImport};
 pub use ledger::{Claim, Confirmation, RunCounts};
+pub use report::{ReportOrder, ReportSend, RunRow};
 
 /// Versioned schema. Append new migrations; never edit a released one.
 const MIGRATIONS: &[M<'static>] = &[
@@ -123,6 +125,20 @@ CREATE TABLE order_items (
     PRIMARY KEY (order_id, sku)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX order_items_by_sku ON order_items (sku);
+",
+    ),
+    // 4: skips per run, step and reason, for `recart report`.
+    M::up(
+        "
+CREATE TABLE run_skips (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step   TEXT NOT NULL,  -- '' when the skip concerns no step
+    reason TEXT NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (run_id, step, reason)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX runs_by_now ON runs (now);
+CREATE INDEX sends_by_sent_at ON sends (sent_at) WHERE sent_at IS NOT NULL;
 ",
     ),
 ];

@@ -1,0 +1,136 @@
+//! What `recart report` and `recart runs` read from the store.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use crate::error::Result;
+use crate::model::SendState;
+
+use super::{Store, from_unix, to_unix};
+
+/// A ledger entry in the report's period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSend {
+    pub cart_id: String,
+    pub email_norm: String,
+    pub step: String,
+    pub state: SendState,
+    pub claimed_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// An order that may be attributed to a reminder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOrder {
+    pub id: String,
+    pub email_norm: String,
+    pub created_at: DateTime<Utc>,
+    pub total_minor: i64,
+    pub currency: String,
+}
+
+/// One row of `recart runs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    pub imported: i64,
+    pub sent: i64,
+    pub skipped: i64,
+    pub retry: i64,
+    pub failed: i64,
+    pub unknown: i64,
+    pub exit_code: Option<i64>,
+}
+
+impl Store {
+    /// Sends claimed within `[since, now]`; orders placed within
+    /// `[since, now]` by the addresses those sends went to; skips recorded
+    /// by runs whose `now` falls in the period.
+    #[allow(clippy::type_complexity)]
+    pub fn report_data(
+        &self,
+        since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ReportSend>, Vec<ReportOrder>, Vec<(String, String, u64)>)> {
+        let run = || -> rusqlite::Result<_> {
+            let period = params![to_unix(since), to_unix(now)];
+            let mut sends = self.conn().prepare(
+                "SELECT cart_id, email_norm, step, state, claimed_at, sent_at FROM sends
+                 WHERE claimed_at BETWEEN ?1 AND ?2 ORDER BY claimed_at, cart_id, step",
+            )?;
+            let sends = sends
+                .query_map(period, |row| {
+                    let state: String = row.get(3)?;
+                    Ok(ReportSend {
+                        cart_id: row.get(0)?,
+                        email_norm: row.get(1)?,
+                        step: row.get(2)?,
+                        state: state.parse().unwrap_or(SendState::Unknown),
+                        claimed_at: from_unix(row.get(4)?),
+                        sent_at: row.get::<_, Option<i64>>(5)?.map(from_unix),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut orders = self.conn().prepare(
+                "SELECT id, email_norm, created_at, total_minor, currency FROM orders
+                 WHERE created_at BETWEEN ?1 AND ?2 AND email_norm IN (
+                     SELECT email_norm FROM sends WHERE claimed_at BETWEEN ?1 AND ?2)
+                 ORDER BY created_at, id",
+            )?;
+            let orders = orders
+                .query_map(period, |row| {
+                    Ok(ReportOrder {
+                        id: row.get(0)?,
+                        email_norm: row.get(1)?,
+                        created_at: from_unix(row.get(2)?),
+                        total_minor: row.get(3)?,
+                        currency: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut skips = self.conn().prepare(
+                "SELECT k.step, k.reason, SUM(k.count) FROM run_skips k JOIN runs r ON r.id = k.run_id
+                 WHERE r.now BETWEEN ?1 AND ?2 GROUP BY k.step, k.reason ORDER BY k.step, k.reason",
+            )?;
+            let skips = skips
+                .query_map(period, |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((sends, orders, skips))
+        };
+        run().map_err(|source| self.error(source))
+    }
+
+    /// The most recent runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
+        let run = || -> rusqlite::Result<Vec<RunRow>> {
+            let mut query = self.conn().prepare(
+                "SELECT id, started_at, finished_at, now, imported, sent, skipped, retry, failed,
+                        unknown, exit_code
+                 FROM runs ORDER BY id DESC LIMIT ?1",
+            )?;
+            query
+                .query_map([limit as i64], |row| {
+                    Ok(RunRow {
+                        id: row.get(0)?,
+                        started_at: from_unix(row.get(1)?),
+                        finished_at: row.get::<_, Option<i64>>(2)?.map(from_unix),
+                        now: from_unix(row.get(3)?),
+                        imported: row.get(4)?,
+                        sent: row.get(5)?,
+                        skipped: row.get(6)?,
+                        retry: row.get(7)?,
+                        failed: row.get(8)?,
+                        unknown: row.get(9)?,
+                        exit_code: row.get(10)?,
+                    })
+                })?
+                .collect()
+        };
+        run().map_err(|source| self.error(source))
+    }
+}
