@@ -113,7 +113,7 @@ pub fn import(
                 failures += 1;
                 completion = Completion::Partial;
                 if let Some(previous) = last_failure.replace(error) {
-                    out.log(&format!("recart: {previous}"));
+                    out.warn(&format!("recart: {previous}"));
                 }
             }
             Err(other) => return Err(other),
@@ -125,7 +125,7 @@ pub fn import(
     match last_failure {
         Some(error) if failures == files.len() => Err(error),
         Some(error) => {
-            out.log(&format!("recart: {error}"));
+            out.warn(&format!("recart: {error}"));
             Ok(completion)
         }
         None => Ok(completion),
@@ -224,7 +224,7 @@ impl ingest::Sink for StoreSink<'_> {
         }
         self.reported += 1;
         if self.reported <= ERRORS_SHOWN {
-            self.progress.suspend(|| self.out.log(&error.to_string()));
+            self.progress.suspend(|| self.out.warn(&error.to_string()));
         }
         Ok(())
     }
@@ -261,7 +261,7 @@ fn import_file(
     sink.progress.finish_and_clear();
     let summary = read?;
     if sink.reported > ERRORS_SHOWN {
-        sink.out.log(&format!(
+        sink.out.warn(&format!(
             "{}: {} more rejected rows not shown",
             path.display(),
             sink.reported - ERRORS_SHOWN
@@ -324,6 +324,23 @@ pub struct RunSummary {
 impl RunSummary {
     pub fn count(&self, decision: &str) -> u64 {
         self.decisions.get(decision).copied().unwrap_or(0)
+    }
+
+    /// The figures as JSON fields, for `--log-format json`.
+    pub fn fields(&self) -> serde_json::Value {
+        serde_json::json!({
+            "event": if self.dry_run { "dry-run" } else { "run" },
+            "imported_carts": self.carts_imported,
+            "imported_orders": self.orders_imported,
+            "rows_rejected": self.rows_rejected,
+            "would_send": self.count("send"),
+            "sent": self.count("sent"),
+            "retry": self.count("retry"),
+            "failed": self.count("failed"),
+            "unknown": self.count("unknown") + self.expired_claims,
+            "skipped": self.count("skip"),
+            "skipped_by_reason": self.skips,
+        })
     }
 
     /// One line for the log, e.g. for cron.
@@ -669,6 +686,7 @@ fn import_sources(
             let path = path.map_err(|error| Error::io(error.path().to_path_buf(), error.into()))?;
             match import_file(store, &path, &source.options(), None, false, out) {
                 Ok(result) => {
+                    out.detail(&result.line());
                     summary.carts_imported += result.carts.map_or(0, |c| c.upserted);
                     summary.orders_imported += result.orders.map_or(0, |o| o.added);
                     summary.rows_rejected += result.rejected;
@@ -677,7 +695,7 @@ fn import_sources(
                     }
                 }
                 Err(error @ Error::Input { .. }) => {
-                    out.log(&format!("recart: {error}"));
+                    out.warn(&format!("recart: {error}"));
                     completion = Completion::Partial;
                 }
                 Err(other) => return Err(other),
@@ -725,7 +743,13 @@ impl Composer<'_> {
         })?;
         if let Some(gallery) = gallery {
             let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
-            gallery.add_mail(&mail, &cart.email, &value, &rendered.subject, &rendered.html)?;
+            gallery.add_mail(
+                &mail,
+                &cart.email,
+                &value,
+                &rendered.subject,
+                &rendered.html,
+            )?;
         }
         Ok(Some(mail))
     }
@@ -1001,7 +1025,12 @@ fn sample_cart(now: DateTime<Utc>) -> Cart {
 
 /// `recart check`: the configuration loads (done by the caller), the link
 /// key is there, and every step's templates render against a sample cart.
-pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
+pub fn check(
+    config: &Config,
+    now: DateTime<Utc>,
+    smtp: bool,
+    out: &mut Output,
+) -> Result<Completion> {
     let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?;
     let signer = link_signer(config)?;
     let links = LinkMaker {
@@ -1031,6 +1060,29 @@ pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Co
                     step.name, mail.subject
                 ));
             }
+        }
+    }
+    if smtp {
+        match &config.transport {
+            crate::config::Transport::Smtp(settings) => {
+                // Connecting does EHLO, STARTTLS and AUTH; closing says QUIT.
+                let mut transport = deliver::open(config)?;
+                transport.close();
+                out.data(&format!(
+                    "SMTP {}:{}: connected, {}authenticated, quit without sending",
+                    settings.host,
+                    settings.port,
+                    if settings.username.is_some() {
+                        ""
+                    } else {
+                        "not "
+                    }
+                ));
+            }
+            crate::config::Transport::File { dir } => out.data(&format!(
+                "transport.kind = \"file\" ({}): no SMTP relay to check",
+                dir.display()
+            )),
         }
     }
     out.data(&format!("{}: ok", config.path.display()));
@@ -1343,7 +1395,8 @@ pub fn runs(config: &Config, limit: usize, json: bool, out: &mut Output) -> Resu
                 run.retry.to_string(),
                 run.failed.to_string(),
                 run.unknown.to_string(),
-                run.exit_code.map_or_else(|| "-".into(), |code| code.to_string()),
+                run.exit_code
+                    .map_or_else(|| "-".into(), |code| code.to_string()),
             ]
         })
         .collect();

@@ -19,8 +19,32 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "RECART_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// More detail on stderr (e.g. each imported file's figures)
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Only warnings and errors on stderr (no run summary)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// How logs are written on stderr
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormatArg,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +74,11 @@ pub enum Command {
         action: SuppressAction,
     },
     /// Validate the configuration and render every template against a sample cart
-    Check,
+    Check {
+        /// Also connect to the SMTP relay: EHLO, STARTTLS, AUTH, QUIT (nothing is sent)
+        #[arg(long)]
+        smtp: bool,
+    },
     /// Figures per step: sent, failed, retry, unknown, skipped, recovered revenue
     Report(ReportArgs),
     /// The last runs recorded in the store

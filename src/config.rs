@@ -347,8 +347,11 @@ impl Config {
 
     /// Validates configuration text as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|error| Error::config(path, error.to_string().trim_end().to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|error| {
+            let message = error.to_string().trim_end().to_string();
+            let hint = did_you_mean(&message).unwrap_or_default();
+            Error::config(path, format!("{message}{hint}"))
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let fail = |key: &str, message: String| Error::config(path, format!("{key}: {message}"));
 
@@ -777,6 +780,21 @@ fn parse_quiet_hours(text: &str) -> Result<QuietHours, String> {
     })
 }
 
+/// For serde's "unknown field `x`, expected one of `a`, `b`": the closest
+/// known key, when one is close enough to be a typo.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected")?.1;
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|known| (strsim::jaro_winkler(unknown, known), known))
+        .max_by(|a, b| a.0.total_cmp(&b.0))?;
+    (best.0 >= 0.8).then(|| format!("\ndid you mean `{}`?", best.1))
+}
+
 /// Durations as people write them: `30m`, `1h`, `7d`, `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
     let std = humantime::parse_duration(text.trim())
@@ -822,6 +840,17 @@ template = "reminder"
         let error = parse(&format!("{MINIMAL}\n[policy]\nmin_valeu = \"1\"\n")).unwrap_err();
         assert!(error.to_string().contains("min_valeu"), "{error}");
         assert_eq!(error.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[test]
+    fn a_typo_gets_a_suggestion() {
+        let error = parse(&format!("{MINIMAL}\n[policy]\nmin_valeu = \"1\"\n")).unwrap_err();
+        assert!(
+            error.to_string().contains("did you mean `min_value`?"),
+            "{error}"
+        );
+        let error = parse(&format!("{MINIMAL}\n[policy]\nzzzz = \"1\"\n")).unwrap_err();
+        assert!(!error.to_string().contains("did you mean"), "{error}");
     }
 
     #[test]

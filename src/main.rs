@@ -11,11 +11,11 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 
 use recart::app::{self, Completion, ReportFormat, RunOptions};
-use recart::cli::{Cli, Command, SuppressAction, TokenAction};
+use recart::cli::{Cli, Command, LogFormatArg, SuppressAction, TokenAction};
 use recart::config::{self, Config};
 use recart::error::{Error, exit};
 use recart::ingest::Format;
-use recart::output::Output;
+use recart::output::{LogFormat, Output};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -30,6 +30,14 @@ fn main() -> ExitCode {
         }
     };
     let mut out = Output::terminal();
+    let verbosity = if cli.quiet { -1 } else { i8::from(cli.verbose) };
+    out.configure(
+        verbosity,
+        match cli.log_format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        },
+    );
     match run(cli, &mut out) {
         Ok(completion) => ExitCode::from(completion.exit_code()),
         Err(error) => {
@@ -37,7 +45,7 @@ fn main() -> ExitCode {
                 .chain()
                 .find_map(|cause| cause.downcast_ref::<Error>())
                 .map_or(exit::ERROR, Error::exit_code);
-            out.log(&format!("recart: {error:#}"));
+            out.error(&format!("recart: {error:#}"));
             ExitCode::from(code)
         }
     }
@@ -85,11 +93,14 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
             let started = Instant::now();
             let (completion, summary) = app::run(&config, &options, &Utc::now, out)
                 .with_context(|| format!("run with {}", config.path.display()))?;
-            out.log(&format!(
-                "recart run: {} in {:.2}s",
-                summary.line(),
-                started.elapsed().as_secs_f64()
-            ));
+            let seconds = started.elapsed().as_secs_f64();
+            let mut fields = summary.fields();
+            fields["duration_s"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
+            fields["exit_code"] = serde_json::json!(completion.exit_code());
+            out.summary(
+                &format!("recart run: {} in {seconds:.2}s", summary.line()),
+                fields,
+            );
             Ok(completion)
         }
         Command::Suppress { action } => {
@@ -131,15 +142,22 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
             } else {
                 ReportFormat::Table
             };
-            Ok(app::report(&config, now, since, format, args.html.as_deref(), out)?)
+            Ok(app::report(
+                &config,
+                now,
+                since,
+                format,
+                args.html.as_deref(),
+                out,
+            )?)
         }
         Command::Runs { limit, json } => {
             let config = load()?;
             Ok(app::runs(&config, limit, json, out)?)
         }
-        Command::Check => {
+        Command::Check { smtp } => {
             let config = load()?;
-            Ok(app::check(&config, Utc::now(), out)?)
+            Ok(app::check(&config, Utc::now(), smtp, out)?)
         }
     }
 }

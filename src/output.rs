@@ -10,6 +10,18 @@ pub struct Output {
     err: Box<dyn Write>,
     /// stderr is a terminal: progress bars are shown.
     interactive: bool,
+    /// -1 quiet (warnings and errors only), 0 normal, 1 verbose.
+    verbosity: i8,
+    /// Logs as JSON lines instead of text.
+    json_logs: bool,
+}
+
+/// How logs are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// One decision of a run, as printed (`--json` or the dry-run table).
@@ -29,7 +41,15 @@ impl Output {
             out,
             err,
             interactive: false,
+            verbosity: 0,
+            json_logs: false,
         }
+    }
+
+    /// `-q` (-1), `-v` (1) and `--log-format`.
+    pub fn configure(&mut self, verbosity: i8, format: LogFormat) {
+        self.verbosity = verbosity;
+        self.json_logs = format == LogFormat::Json;
     }
 
     /// The process's stdout and stderr.
@@ -68,10 +88,59 @@ impl Output {
         let _ = writeln!(self.out, "{line}");
     }
 
-    /// A log line on stderr.
-    pub fn log(&mut self, line: &str) {
+    fn write_log(&mut self, level: &str, line: &str) {
         let _ = self.out.flush();
-        let _ = writeln!(self.err, "{line}");
+        if self.json_logs {
+            let record = serde_json::json!({ "level": level, "message": line });
+            let _ = writeln!(self.err, "{record}");
+        } else {
+            let _ = writeln!(self.err, "{line}");
+        }
+    }
+
+    /// An informational line on stderr (not with `-q`).
+    pub fn log(&mut self, line: &str) {
+        if self.verbosity >= 0 {
+            self.write_log("info", line);
+        }
+    }
+
+    /// A line only `-v` shows.
+    pub fn detail(&mut self, line: &str) {
+        if self.verbosity > 0 {
+            self.write_log("debug", line);
+        }
+    }
+
+    /// A warning on stderr: shown even with `-q` (rejected rows, files
+    /// that could not be read).
+    pub fn warn(&mut self, line: &str) {
+        self.write_log("warning", line);
+    }
+
+    /// The error a command failed with.
+    pub fn error(&mut self, line: &str) {
+        self.write_log("error", line);
+    }
+
+    /// A summary: `text` as a log line, or in JSON mode the `fields` with
+    /// the text as `message`.
+    pub fn summary(&mut self, text: &str, fields: serde_json::Value) {
+        if self.verbosity < 0 {
+            return;
+        }
+        if self.json_logs {
+            let mut record = serde_json::json!({ "level": "info", "message": text });
+            if let (Some(record), serde_json::Value::Object(fields)) =
+                (record.as_object_mut(), fields)
+            {
+                record.extend(fields);
+            }
+            let _ = self.out.flush();
+            let _ = writeln!(self.err, "{record}");
+        } else {
+            self.write_log("info", text);
+        }
     }
 
     /// Text on stdout as it is (it carries its own line ends).

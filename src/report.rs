@@ -65,7 +65,11 @@ pub fn build(
     skips: &[(String, String, u64)],
 ) -> Report {
     let mut order: Vec<String> = steps.to_vec();
-    for name in sends.iter().map(|s| &s.step).chain(skips.iter().map(|k| &k.0)) {
+    for name in sends
+        .iter()
+        .map(|s| &s.step)
+        .chain(skips.iter().map(|k| &k.0))
+    {
         if !name.is_empty() && !order.contains(name) {
             order.push(name.clone());
         }
@@ -89,7 +93,9 @@ pub fn build(
     let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
 
     for send in sends {
-        let row = figures.get_mut(send.step.as_str()).expect("every step has a row");
+        let row = figures
+            .get_mut(send.step.as_str())
+            .expect("every step has a row");
         let counter = |figures: &mut StepFigures| match send.state {
             SendState::Sent => figures.sent += 1,
             SendState::Failed => figures.failed += 1,
@@ -117,8 +123,14 @@ pub fn build(
     // before it, if within the window. Each order counts once, each cart
     // once.
     let mut sent_to: HashMap<&str, Vec<&ReportSend>> = HashMap::new();
-    for send in sends.iter().filter(|s| s.state == SendState::Sent && s.sent_at.is_some()) {
-        sent_to.entry(send.email_norm.as_str()).or_default().push(send);
+    for send in sends
+        .iter()
+        .filter(|s| s.state == SendState::Sent && s.sent_at.is_some())
+    {
+        sent_to
+            .entry(send.email_norm.as_str())
+            .or_default()
+            .push(send);
     }
     let mut recovered_carts: BTreeSet<&str> = BTreeSet::new();
     let mut recovered_by_step: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -134,7 +146,9 @@ pub fn build(
             continue;
         };
         for row in [
-            figures.get_mut(reminder.step.as_str()).expect("every step has a row"),
+            figures
+                .get_mut(reminder.step.as_str())
+                .expect("every step has a row"),
             &mut total,
         ] {
             *row.revenue_minor.entry(order.currency.clone()).or_default() += order.total_minor;
@@ -144,7 +158,9 @@ pub fn build(
             .or_default()
             .insert(reminder.cart_id.as_str());
         if recovered_carts.insert(reminder.cart_id.as_str()) {
-            days.entry(order.created_at.date_naive()).or_default().recovered += 1;
+            days.entry(order.created_at.date_naive())
+                .or_default()
+                .recovered += 1;
         }
     }
     for (step, carts) in &recovered_by_step {
@@ -223,7 +239,14 @@ fn skipped_total(figures: &StepFigures) -> u64 {
 
 impl Report {
     pub const TABLE_HEADER: [&'static str; 8] = [
-        "STEP", "SENT", "FAILED", "RETRY", "UNKNOWN", "SKIPPED", "RECOVERED", "REVENUE",
+        "STEP",
+        "SENT",
+        "FAILED",
+        "RETRY",
+        "UNKNOWN",
+        "SKIPPED",
+        "RECOVERED",
+        "REVENUE",
     ];
 
     /// The table rows: one per step, then the total.
@@ -364,10 +387,9 @@ impl Report {
         );
         for (index, day) in self.days.iter().enumerate() {
             let x = 20.0 + index as f64 * (2.0 * bar + gap);
-            for (offset, value, class) in [
-                (0.0, day.sent, "sent"),
-                (bar, day.recovered, "recovered"),
-            ] {
+            for (offset, value, class) in
+                [(0.0, day.sent, "sent"), (bar, day.recovered, "recovered")]
+            {
                 let h = value as f64 / peak * height;
                 let _ = writeln!(
                     svg,
@@ -401,7 +423,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn send(cart: &str, email: &str, step: &str, state: SendState, when: &str) -> ReportSend {
@@ -437,7 +461,13 @@ mod tests {
             send("D", "d@x", "1h", SendState::Sent, "2026-11-05T10:00:00Z"),
             send("E", "e@x", "1h", SendState::Failed, "2026-11-05T10:00:00Z"),
             send("F", "f@x", "1h", SendState::Retry, "2026-11-05T11:00:00Z"),
-            send("G", "g@x", "24h", SendState::Unknown, "2026-11-06T11:00:00Z"),
+            send(
+                "G",
+                "g@x",
+                "24h",
+                SendState::Unknown,
+                "2026-11-06T11:00:00Z",
+            ),
         ];
         let orders = vec![
             // A orders 1 day after the 24h reminder: attributed to 24h.
@@ -465,7 +495,10 @@ mod tests {
             &skips,
         );
         let step = |name: &str| report.steps.iter().find(|s| s.step == name).unwrap();
-        assert_eq!((step("1h").sent, step("1h").failed, step("1h").retry), (4, 1, 1));
+        assert_eq!(
+            (step("1h").sent, step("1h").failed, step("1h").retry),
+            (4, 1, 1)
+        );
         assert_eq!((step("24h").sent, step("24h").unknown), (1, 1));
         assert_eq!(step("72h").sent, 0);
         assert_eq!(step("1h").skipped["no-consent"], 3);

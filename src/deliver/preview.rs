@@ -160,11 +160,8 @@ mod tests {
             cart_id: "C/1".into(),
             step: "1h".into(),
             message_id: "<x@y>".into(),
-            envelope: lettre::address::Envelope::new(
-                None,
-                vec!["a@example.com".parse().unwrap()],
-            )
-            .unwrap(),
+            envelope: lettre::address::Envelope::new(None, vec!["a@example.com".parse().unwrap()])
+                .unwrap(),
             bytes: b"Subject: x\r\n\r\nhi".to_vec(),
         };
         gallery

@@ -54,7 +54,11 @@ impl Store {
         &self,
         since: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<ReportSend>, Vec<ReportOrder>, Vec<(String, String, u64)>)> {
+    ) -> Result<(
+        Vec<ReportSend>,
+        Vec<ReportOrder>,
+        Vec<(String, String, u64)>,
+    )> {
         let run = || -> rusqlite::Result<_> {
             let period = params![to_unix(since), to_unix(now)];
             let mut sends = self.conn().prepare(
