@@ -1409,3 +1409,39 @@ pub fn runs(config: &Config, limit: usize, json: bool, out: &mut Output) -> Resu
     );
     Ok(Completion::Done)
 }
+
+// ---------------------------------------------------------------- prune, forget
+
+/// `recart prune --older-than D`: carts last active and orders placed before
+/// `cutoff` are deleted; older ledger entries keep their counts but lose
+/// their addresses.
+pub fn prune(config: &Config, cutoff: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
+    let store = Store::open(&config.store_path)?;
+    let pruned = store.prune(cutoff)?;
+    out.data(&format!(
+        "before {}: {} carts and {} orders deleted, {} ledger entries anonymised",
+        cutoff.to_rfc3339(),
+        pruned.carts,
+        pruned.orders,
+        pruned.sends_anonymised
+    ));
+    Ok(Completion::Done)
+}
+
+/// `recart forget EMAIL...`: erases each person from the store.
+pub fn forget(
+    config: &Config,
+    emails: &[String],
+    now: DateTime<Utc>,
+    out: &mut Output,
+) -> Result<Completion> {
+    let store = Store::open(&config.store_path)?;
+    for email in emails {
+        let done = store.forget(email, now)?;
+        out.data(&format!(
+            "{email}: {} carts and {} orders deleted, {} ledger entries anonymised; kept as a hash so it is never mailed",
+            done.carts, done.orders, done.sends_anonymised
+        ));
+    }
+    Ok(Completion::Done)
+}

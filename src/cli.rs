@@ -81,6 +81,27 @@ pub enum Command {
     },
     /// Figures per step: sent, failed, retry, unknown, skipped, recovered revenue
     Report(ReportArgs),
+    /// Delete carts and orders older than a period; erase old ledger addresses
+    Prune {
+        /// e.g. 90d: carts last active, and orders placed, before now minus this
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        /// The time to count from (RFC 3339) [default: now]
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
+    /// Erase people (GDPR Art. 17): their carts, orders and ledger addresses; keep a hash so they are never mailed
+    Forget {
+        #[arg(required = true, value_name = "EMAIL")]
+        emails: Vec<String>,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// The last runs recorded in the store
     Runs {
         /// How many runs

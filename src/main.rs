@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use recart::app::{self, Completion, ReportFormat, RunOptions};
 use recart::cli::{Cli, Command, LogFormatArg, SuppressAction, TokenAction};
@@ -150,6 +150,32 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
                 args.html.as_deref(),
                 out,
             )?)
+        }
+        Command::Prune { older_than, now } => {
+            let config = load()?;
+            let now = parse_time("--now", now.as_deref())?;
+            let period = config::parse_duration(&older_than)
+                .map_err(|message| Error::Usage(format!("--older-than: {message}")))?;
+            Ok(app::prune(&config, now - period, out)?)
+        }
+        Command::Forget { emails } => {
+            let config = load()?;
+            Ok(app::forget(&config, &emails, Utc::now(), out)?)
+        }
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "recart", &mut script);
+            out.raw(&String::from_utf8_lossy(&script));
+            Ok(Completion::Done)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("render the man page")?;
+            out.raw(&String::from_utf8_lossy(&page));
+            Ok(Completion::Done)
         }
         Command::Runs { limit, json } => {
             let config = load()?;

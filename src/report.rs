@@ -362,6 +362,11 @@ impl Report {
             page.push_str("</tr>\n");
         }
         page.push_str("</table>\n");
+        page.push_str(
+            "<p><svg width=\"10\" height=\"10\"><rect class=\"sent\" width=\"10\" height=\"10\"/></svg> \
+             reminders sent &nbsp; <svg width=\"10\" height=\"10\"><rect class=\"recovered\" \
+             width=\"10\" height=\"10\"/></svg> carts recovered, per day</p>\n",
+        );
         page.push_str(&self.chart());
         page.push_str("\n</body></html>\n");
         page

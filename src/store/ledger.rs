@@ -130,6 +130,25 @@ impl Store {
             while let Some(row) = rows.next()? {
                 history.suppressed.insert(row.get(0)?);
             }
+            // Forgotten people are known by a hash only: match the
+            // candidates' addresses against it.
+            let forgotten = self.forgotten_hashes().map_err(|error| match error {
+                crate::error::Error::Store { source, .. } => source,
+                other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
+            })?;
+            if !forgotten.is_empty() {
+                let mut addresses = self.conn().prepare_cached(
+                    "SELECT DISTINCT email_norm FROM carts
+                     WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2",
+                )?;
+                let mut rows = addresses.query(window)?;
+                while let Some(row) = rows.next()? {
+                    let address: String = row.get(0)?;
+                    if forgotten.contains(&super::forget_hash(&address)) {
+                        history.suppressed.insert(address);
+                    }
+                }
+            }
             Ok(history)
         };
         run().map_err(|source| self.error(source))

@@ -5,6 +5,7 @@
 mod carts;
 mod ledger;
 mod report;
+mod retention;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,7 @@ use crate::error::{Error, Result};
 pub use carts::{CartImport, OrderImport};
 pub use ledger::{Claim, Confirmation, RunCounts};
 pub use report::{ReportOrder, ReportSend, RunRow};
+pub use retention::{Forgotten, Pruned, forget_hash};
 
 /// Versioned schema. Append new migrations; never edit a released one.
 const MIGRATIONS: &[M<'static>] = &[
@@ -139,6 +141,16 @@ CREATE TABLE run_skips (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX runs_by_now ON runs (now);
 CREATE INDEX sends_by_sent_at ON sends (sent_at) WHERE sent_at IS NOT NULL;
+",
+    ),
+    // 5: addresses erased on request (GDPR Art. 17), kept only as a hash so
+    // a re-imported cart of theirs is never mailed.
+    M::up(
+        "
+CREATE TABLE forgotten (
+    email_hash TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
 ",
     ),
 ];

@@ -15,6 +15,7 @@ mod smtp_server;
 mod config;
 mod import;
 mod init;
+mod operator;
 mod run;
 mod sample_data;
 mod smtp;
