@@ -294,3 +294,23 @@ fn completions_and_man_page_come_from_the_cli_definitions() {
     man.expect_success();
     man.expect_stdout_contains(".TH recart 1");
 }
+
+#[test]
+fn check_smtp_greets_the_relay_and_sends_nothing() {
+    let server = crate::smtp_server::SmtpServer::start();
+    let t = shop(&Config::new(Transport::Smtp(server.port())));
+    let out = t.recart(&["check", "--smtp"]);
+    out.expect_success();
+    out.expect_stdout_contains(&format!("SMTP 127.0.0.1:{}: connected", server.port()));
+    assert_eq!(server.connections(), 1);
+    assert!(server.messages().is_empty());
+
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let t = shop(&Config::new(Transport::Smtp(closed)));
+    let out = t.recart(&["check", "--smtp"]);
+    out.expect_status(1);
+    out.expect_stderr_contains(&format!("127.0.0.1:{closed}"));
+}
