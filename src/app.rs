@@ -15,7 +15,9 @@ use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
 use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
-use crate::store::{CartImport, Claim, Confirmation, OrderImport, RunCounts, Store};
+use crate::store::{
+    CartImport, Claim, Confirmation, OrderImport, ProductImport, RunCounts, Store,
+};
 use crate::token::{self, Claims, Signer};
 
 /// How a command ended when it did not fail outright.
@@ -58,6 +60,7 @@ pub struct FileImport {
     pub skipped: u64,
     pub carts: Option<CartImport>,
     pub orders: Option<OrderImport>,
+    pub products: Option<ProductImport>,
     pub marked_ordered: u64,
 }
 
@@ -66,6 +69,13 @@ impl FileImport {
     pub fn line(&self) -> String {
         let path = self.path.display();
         let mut line = match (&self.carts, &self.orders) {
+            _ if self.products.is_some() => {
+                let products = self.products.unwrap_or_default();
+                format!(
+                    "{path}: {} rows read, {} products upserted, {} unchanged, {} rejected",
+                    self.rows, products.upserted, products.unchanged, self.rejected
+                )
+            }
             (_, Some(orders)) => format!(
                 "{path}: {} rows read, {} orders added, {} unchanged, {} rejected, {} carts marked ordered",
                 self.rows, orders.added, orders.unchanged, self.rejected, self.marked_ordered
@@ -189,6 +199,7 @@ struct StoreSink<'a> {
     announce: bool,
     carts: Option<CartImport>,
     orders: Option<OrderImport>,
+    products: Option<ProductImport>,
     reported: u64,
 }
 
@@ -215,6 +226,14 @@ impl ingest::Sink for StoreSink<'_> {
         total.added += done.added;
         total.unchanged += done.unchanged;
         total.marked_ordered += done.marked_ordered;
+        Ok(())
+    }
+
+    fn products(&mut self, products: Vec<crate::model::Product>) -> Result<()> {
+        let done = self.store.import_products(&products)?;
+        let total = self.products.get_or_insert_default();
+        total.upserted += done.upserted;
+        total.unchanged += done.unchanged;
         Ok(())
     }
 
@@ -255,6 +274,7 @@ fn import_file(
         announce,
         carts: None,
         orders: None,
+        products: None,
         reported: 0,
     };
     let read = ingest::read_file(path, options, &mut sink);
@@ -268,13 +288,15 @@ fn import_file(
         ));
     }
     let orders = summary.format.is_some_and(Format::is_orders);
+    let catalog = summary.format.is_some_and(Format::is_catalog);
     let result = FileImport {
         path: path.to_path_buf(),
         rows: summary.rows,
         rejected: summary.rejected_rows,
         skipped: summary.skipped_rows,
-        carts: (!orders).then(|| sink.carts.unwrap_or_default()),
+        carts: (!orders && !catalog).then(|| sink.carts.unwrap_or_default()),
         orders: orders.then(|| sink.orders.unwrap_or_default()),
+        products: catalog.then(|| sink.products.unwrap_or_default()),
         marked_ordered: sink.carts.map_or(0, |c| c.marked_ordered)
             + sink.orders.map_or(0, |o| o.marked_ordered),
     };
@@ -417,6 +439,7 @@ pub fn run(
             }
         }
     }
+    let webhook_keys = webhook_keys(config)?;
     if let Some(address) = &options.to {
         parse_email(address).map_err(|message| Error::Usage(format!("--to: {message}")))?;
     }
@@ -478,6 +501,7 @@ pub fn run(
         now,
         resend_unknown: options.resend_unknown,
         transport: None,
+        webhooks: None,
     };
     let composer = Composer {
         store: &store,
@@ -485,12 +509,14 @@ pub fn run(
         renderer: &renderer,
         links: &links,
         to: options.to.as_deref(),
+        catalog: store.has_products()?,
+        webhook_keys: &webhook_keys,
     };
     let mut budget = options
         .limit
         .unwrap_or(if options.to.is_some() { 1 } else { usize::MAX });
     let mut fatal = None;
-    let mut batch: Vec<(&Decision, Outgoing)> = Vec::new();
+    let mut batch: Vec<(&Decision, Pending)> = Vec::new();
 
     let mut decisions = decisions.iter().peekable();
     while let Some(decision) = decisions.next() {
@@ -519,14 +545,14 @@ pub fn run(
                 budget -= 1;
                 let step = &config.steps[decision.step.expect("a send has a step")];
                 match composer.compose(&cart.id, step, printer.gallery.as_mut())? {
-                    Some(mail) => batch.push((decision, mail)),
+                    Some(pending) => batch.push((decision, pending)),
                     None => printer.emit(out, &mut summary, record("skip", "gone")),
                 }
             }
         }
         if batch.len() >= BATCH || (decisions.peek().is_none() && !batch.is_empty()) {
             if options.dry_run {
-                for (decision, mail) in batch.drain(..) {
+                for (decision, pending) in batch.drain(..) {
                     let cart = &candidates[decision.cart];
                     printer.emit(
                         out,
@@ -534,7 +560,7 @@ pub fn run(
                         DecisionRecord {
                             cart_id: &cart.id,
                             email: &cart.email,
-                            step: Some(&mail.step),
+                            step: Some(pending.step()),
                             decision: "send",
                             reason: None,
                         },
@@ -675,7 +701,8 @@ fn import_sources(
     out: &mut Output,
 ) -> Result<Completion> {
     let mut completion = Completion::Done;
-    for source in &config.sources {
+    // Catalogs first: a cart's products are known when it is planned.
+    for source in config.catalogs.iter().chain(&config.sources) {
         let paths = glob::glob(&source.pattern).map_err(|error| {
             Error::config(
                 &config.path,
@@ -705,6 +732,36 @@ fn import_sources(
     Ok(completion)
 }
 
+/// A composed reminder: a mail, or a webhook call.
+enum Pending {
+    Mail(Outgoing),
+    Webhook(deliver::WebhookCall),
+}
+
+impl Pending {
+    fn cart_id(&self) -> &str {
+        match self {
+            Pending::Mail(mail) => &mail.cart_id,
+            Pending::Webhook(call) => &call.cart_id,
+        }
+    }
+
+    fn step(&self) -> &str {
+        match self {
+            Pending::Mail(mail) => &mail.step,
+            Pending::Webhook(call) => &call.step,
+        }
+    }
+
+    /// What the ledger records as the message's id.
+    fn message_id(&self) -> &str {
+        match self {
+            Pending::Mail(mail) => &mail.message_id,
+            Pending::Webhook(call) => &call.idempotency_key,
+        }
+    }
+}
+
 /// Turns due carts into mails: loads the cart, signs its links, renders,
 /// builds the MIME message.
 struct Composer<'a> {
@@ -714,6 +771,10 @@ struct Composer<'a> {
     links: &'a LinkMaker<'a>,
     /// Test send: the address every mail goes to instead.
     to: Option<&'a str>,
+    /// The store holds a product catalog to fill items from.
+    catalog: bool,
+    /// Webhook steps' signing keys, by step name.
+    webhook_keys: &'a std::collections::HashMap<String, Vec<u8>>,
 }
 
 impl Composer<'_> {
@@ -724,11 +785,24 @@ impl Composer<'_> {
         cart_id: &str,
         step: &Step,
         gallery: Option<&mut deliver::Gallery>,
-    ) -> Result<Option<Outgoing>> {
-        let Some(cart) = self.store.cart(cart_id)? else {
+    ) -> Result<Option<Pending>> {
+        let Some(mut cart) = self.store.cart(cart_id)? else {
             return Ok(None);
         };
+        if self.catalog {
+            let skus: Vec<&str> = cart.items.iter().map(|item| item.sku.as_str()).collect();
+            let products = self.store.products(&skus)?;
+            crate::render::fill_from_catalog(&mut cart, &products, self.config.policy.out_of_stock);
+        }
         let signed = self.links.for_cart(&cart, step);
+        if let plan::Channel::Webhook(webhook) = &step.channel {
+            let call = webhook_call(&cart, step, webhook, &signed, self.links.now, self.webhook_keys);
+            if let Some(gallery) = gallery {
+                let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
+                gallery.add_webhook(&call, &cart.email, &value)?;
+            }
+            return Ok(Some(Pending::Webhook(call)));
+        }
         let rendered = self.renderer.render(&cart, step, &signed)?;
         let mail = deliver::build(&deliver::Letter {
             from: &self.config.from,
@@ -743,15 +817,71 @@ impl Composer<'_> {
         })?;
         if let Some(gallery) = gallery {
             let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
-            gallery.add_mail(
-                &mail,
-                &cart.email,
-                &value,
-                &rendered.subject,
-                &rendered.html,
-            )?;
+            gallery.add_mail(&mail, &cart.email, &value, &rendered.subject, &rendered.html)?;
         }
-        Ok(Some(mail))
+        Ok(Some(Pending::Mail(mail)))
+    }
+}
+
+/// The JSON document a webhook step posts: customer, cart with items and
+/// totals, links, coupon, step, and a key stable per (cart, step).
+fn webhook_call(
+    cart: &Cart,
+    step: &Step,
+    webhook: &plan::Webhook,
+    links: &Links,
+    now: DateTime<Utc>,
+    keys: &std::collections::HashMap<String, Vec<u8>>,
+) -> deliver::WebhookCall {
+    let currency = &cart.currency;
+    let idempotency_key = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{}\0{}", cart.id, step.name));
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("recart-{hex}")
+    };
+    let document = serde_json::json!({
+        "event": "cart.reminder",
+        "idempotency_key": idempotency_key,
+        "step": step.name,
+        "created_at": now.to_rfc3339(),
+        "customer": {
+            "email": cart.email,
+            "first_name": cart.first_name,
+            "phone": (!cart.phone.is_empty()).then_some(&cart.phone),
+            "sms_consent": cart.sms_consent,
+            "locale": cart.locale,
+        },
+        "cart": {
+            "id": cart.id,
+            "currency": currency.as_str(),
+            "total": currency.minor_to_amount(cart.total_minor()).to_string(),
+            "total_formatted": currency.format_in(cart.total_minor(), &cart.locale),
+            "item_count": cart.item_count(),
+            "items": cart.items.iter().map(|item| serde_json::json!({
+                "sku": item.sku,
+                "name": item.name,
+                "quantity": item.quantity,
+                "unit_price": currency.minor_to_amount(item.unit_price_minor).to_string(),
+                "line_total": currency.minor_to_amount(item.line_total_minor()).to_string(),
+                "image_url": item.image_url,
+                "product_url": item.product_url,
+            })).collect::<Vec<_>>(),
+        },
+        "links": { "recover": links.recover, "unsubscribe": links.unsubscribe },
+        "coupon": serde_json::Value::Null,
+    });
+    let body = serde_json::to_vec(&document).expect("JSON serialises");
+    deliver::WebhookCall {
+        cart_id: cart.id.clone(),
+        step: step.name.clone(),
+        url: webhook.url.clone(),
+        headers: webhook.headers.clone(),
+        signature: keys
+            .get(&step.name)
+            .map(|key| deliver::signature(key, &body)),
+        body,
+        idempotency_key,
     }
 }
 
@@ -765,6 +895,7 @@ struct Sender<'a> {
     /// Opened at the first batch: a run with nothing to send connects to
     /// nothing.
     transport: Option<Box<dyn Transport>>,
+    webhooks: Option<deliver::WebhookClient>,
 }
 
 impl Sender<'_> {
@@ -772,18 +903,19 @@ impl Sender<'_> {
     fn deliver(
         &mut self,
         candidates: &[plan::Candidate],
-        batch: Vec<(&Decision, Outgoing)>,
+        batch: Vec<(&Decision, Pending)>,
         printer: &mut Printer,
         summary: &mut RunSummary,
         out: &mut Output,
     ) -> Result<(Completion, Option<String>)> {
         // Connect before claiming: a server that cannot be reached leaves
         // every mail of the batch due, unclaimed.
-        if self.transport.is_none() {
+        let has_mail = batch.iter().any(|(_, p)| matches!(p, Pending::Mail(_)));
+        if has_mail && self.transport.is_none() {
             match deliver::open(self.config) {
                 Ok(transport) => self.transport = Some(transport),
                 Err(Error::Transport(message)) => {
-                    for (decision, mail) in &batch {
+                    for (decision, pending) in &batch {
                         let cart = &candidates[decision.cart];
                         printer.emit(
                             out,
@@ -791,7 +923,7 @@ impl Sender<'_> {
                             DecisionRecord {
                                 cart_id: &cart.id,
                                 email: &cart.email,
-                                step: Some(&mail.step),
+                                step: Some(pending.step()),
                                 decision: "retry",
                                 reason: Some(NOT_SENT),
                             },
@@ -805,24 +937,24 @@ impl Sender<'_> {
         let steps = &self.config.steps;
         let claims: Vec<Claim> = batch
             .iter()
-            .map(|(decision, mail)| Claim {
-                cart_id: mail.cart_id.clone(),
-                step: mail.step.clone(),
+            .map(|(decision, pending)| Claim {
+                cart_id: pending.cart_id().to_string(),
+                step: pending.step().to_string(),
                 email: candidates[decision.cart].email.clone(),
                 variant: decision
                     .step
                     .map(|index| &steps[index])
                     .filter(|step| !step.variants.is_empty())
-                    .map(|step| step.template_for(&mail.cart_id).to_string()),
+                    .map(|step| step.template_for(pending.cart_id()).to_string()),
             })
             .collect();
         let won = self
             .store
             .claim(self.run_id, self.now, &claims, self.resend_unknown)?;
         let mut claimed = Vec::new();
-        for ((decision, mail), won) in batch.into_iter().zip(won) {
+        for ((decision, pending), won) in batch.into_iter().zip(won) {
             if won {
-                claimed.push((decision, mail));
+                claimed.push((decision, pending));
             } else {
                 let cart = &candidates[decision.cart];
                 printer.emit(
@@ -831,26 +963,46 @@ impl Sender<'_> {
                     DecisionRecord {
                         cart_id: &cart.id,
                         email: &cart.email,
-                        step: Some(&mail.step),
+                        step: Some(pending.step()),
                         decision: "skip",
                         reason: Some(plan::SkipReason::Claimed.as_str()),
                     },
                 );
             }
         }
-        let transport = self.transport.as_mut().expect("connected above");
-        let mails: Vec<Outgoing> = claimed.iter().map(|(_, mail)| mail.clone()).collect();
-        let report = transport.send(&mails);
+        // Mails go through the transport together; webhook calls one by one.
+        let mails: Vec<Outgoing> = claimed
+            .iter()
+            .filter_map(|(_, pending)| match pending {
+                Pending::Mail(mail) => Some(mail.clone()),
+                Pending::Webhook(_) => None,
+            })
+            .collect();
+        let report = match &mut self.transport {
+            Some(transport) if !mails.is_empty() => transport.send(&mails),
+            _ => deliver::BatchReport::default(),
+        };
+        let mut mail_outcomes = report.outcomes.into_iter();
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        for (_, pending) in &claimed {
+            outcomes.push(match pending {
+                Pending::Mail(_) => mail_outcomes.next().unwrap_or(Outcome::NotHandedOver),
+                Pending::Webhook(call) => self
+                    .webhooks
+                    .get_or_insert_with(|| deliver::WebhookClient::new(WEBHOOK_TIMEOUT))
+                    .post(call),
+            });
+        }
         let mut completion = Completion::Done;
-        let mut confirmations = Vec::with_capacity(mails.len());
+        let mut confirmations = Vec::with_capacity(claimed.len());
         let mut hard_bounces = Vec::new();
-        for ((decision, mail), outcome) in claimed.iter().zip(&report.outcomes) {
+        for ((decision, pending), outcome) in claimed.iter().zip(&outcomes) {
             let cart = &candidates[decision.cart];
             let (state, reason) = match outcome {
                 Outcome::Sent => (Some(SendState::Sent), None),
                 Outcome::Retry(reason) => (Some(SendState::Retry), Some(reason.clone())),
                 Outcome::Failed(reason) => {
-                    if is_hard_bounce(reason) {
+                    if matches!(pending, Pending::Mail(_)) && is_hard_bounce(reason) {
                         hard_bounces.push(cart.email.clone());
                     }
                     (Some(SendState::Failed), Some(reason.clone()))
@@ -863,11 +1015,11 @@ impl Sender<'_> {
             }
             confirmations.push((
                 Confirmation {
-                    cart_id: mail.cart_id.clone(),
-                    step: mail.step.clone(),
+                    cart_id: pending.cart_id().to_string(),
+                    step: pending.step().to_string(),
                     state: state.unwrap_or(SendState::Retry),
                     reason: reason.clone(),
-                    message_id: Some(mail.message_id.clone()),
+                    message_id: Some(pending.message_id().to_string()),
                 },
                 state.is_some(),
             ));
@@ -877,7 +1029,7 @@ impl Sender<'_> {
                 DecisionRecord {
                     cart_id: &cart.id,
                     email: &cart.email,
-                    step: Some(&mail.step),
+                    step: Some(pending.step()),
                     decision: state.map_or("retry", SendState::as_str),
                     reason: match state {
                         None => Some(NOT_SENT),
@@ -898,6 +1050,34 @@ impl Sender<'_> {
         }
         Ok((completion, report.fatal))
     }
+}
+
+/// How long a webhook call may take, connection included.
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The signing key of each webhook step that names one (`secret_env`): a
+/// step naming a variable that is not set is a configuration error.
+fn webhook_keys(config: &Config) -> Result<std::collections::HashMap<String, Vec<u8>>> {
+    let mut keys = std::collections::HashMap::new();
+    for (index, step) in config.steps.iter().enumerate() {
+        if let plan::Channel::Webhook(plan::Webhook {
+            secret_env: Some(variable),
+            ..
+        }) = &step.channel
+        {
+            let key = std::env::var(variable)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+                .ok_or_else(|| {
+                    Error::config(
+                        &config.path,
+                        format!("steps[{index}].secret_env: the variable {variable} is not set"),
+                    )
+                })?;
+            keys.insert(step.name.clone(), key.trim().as_bytes().to_vec());
+        }
+    }
+    Ok(keys)
 }
 
 /// A 5.1.x status (bad destination mailbox) means the address will never
@@ -1014,6 +1194,8 @@ fn sample_cart(now: DateTime<Utc>) -> Cart {
         updated_at: now - TimeDelta::hours(2),
         utc_offset_seconds: Some(0),
         timezone: String::new(),
+        phone: String::new(),
+        sms_consent: false,
         items: vec![
             item("SAMPLE-TENT", "Sample tent", 1, 19900),
             item("SAMPLE-MUG", "Sample mug", 2, 1250),

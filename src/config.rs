@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::ingest::Format;
 use crate::model::Currency;
-use crate::plan::{Filters, Policy, QuietHours, Step, Threshold};
+use crate::plan::{Channel, Filters, OutOfStock, Policy, QuietHours, Step, Threshold, Webhook};
 
 /// Where the configuration is looked for when `--config` is not given.
 pub const DEFAULT_PATH: &str = "recart.toml";
@@ -38,6 +38,8 @@ pub struct Config {
     pub delivery: Delivery,
     /// An order within this after a reminder counts as recovered.
     pub attribution_window: TimeDelta,
+    /// Product catalogs imported at the start of every run (`[[catalog]]`).
+    pub catalogs: Vec<Source>,
 }
 
 /// Ledger rules that hold for every transport.
@@ -60,6 +62,10 @@ pub struct Source {
     pub columns: Vec<(String, String)>,
     /// strftime format of the file's times (`date_format`).
     pub date_format: Option<String>,
+    /// Catalogs: the currency of prices when the file has no column for it.
+    pub currency: Option<Currency>,
+    /// Catalogs: product URLs made from `{handle}`.
+    pub product_url: Option<String>,
 }
 
 impl Source {
@@ -69,6 +75,8 @@ impl Source {
             format: self.format,
             columns: self.columns.clone(),
             date_format: self.date_format.clone(),
+            currency: self.currency.clone(),
+            product_url: self.product_url.clone(),
             ..crate::ingest::Options::default()
         }
     }
@@ -143,6 +151,8 @@ struct RawConfig {
     steps: Vec<RawStep>,
     #[serde(default)]
     report: RawReport,
+    #[serde(default)]
+    catalog: Vec<RawCatalog>,
 }
 
 #[derive(Deserialize, Default)]
@@ -279,6 +289,7 @@ struct RawPolicy {
     timezone: Option<String>,
     purchased_within: Option<String>,
     max_sends_per_run: Option<usize>,
+    out_of_stock: Option<String>,
     min_value: Option<toml::Value>,
     max_value: Option<toml::Value>,
     include_skus: Option<Vec<String>>,
@@ -327,6 +338,21 @@ struct RawStep {
     exclude_skus: Option<Vec<String>>,
     include_categories: Option<Vec<String>>,
     exclude_categories: Option<Vec<String>>,
+    channel: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    secret_env: Option<String>,
+    require: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    path: String,
+    format: Option<String>,
+    currency: Option<String>,
+    product_url: Option<String>,
 }
 
 impl Config {
@@ -391,6 +417,8 @@ impl Config {
                         .map(|(field, column)| (field.clone(), column.clone()))
                         .collect(),
                     date_format: source.date_format.clone(),
+                    currency: None,
+                    product_url: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -598,6 +626,17 @@ impl Config {
                 TimeDelta::minutes(30),
             )?,
             resend_unknown: false,
+            out_of_stock: match raw.policy.out_of_stock.as_deref() {
+                None | Some("drop-item") => OutOfStock::DropItem,
+                Some("skip-cart") => OutOfStock::SkipCart,
+                Some("ignore") => OutOfStock::Ignore,
+                Some(other) => {
+                    return Err(fail(
+                        "policy.out_of_stock",
+                        format!("{other:?} is not drop-item, skip-cart or ignore"),
+                    ));
+                }
+            },
         };
         let delivery = Delivery {
             max_attempts: match raw.transport.max_attempts {
@@ -635,17 +674,73 @@ impl Config {
                     "steps must be in order: each `after` at least the one before".into(),
                 ));
             }
-            let template = match (&step.template, step.variants.first()) {
-                (Some(template), _) => template.clone(),
-                (None, Some(first)) => first.clone(),
-                (None, None) => {
+            let channel = match step.channel.as_deref() {
+                None | Some("email") => {
+                    for (field, given) in [
+                        ("url", step.url.is_some()),
+                        ("headers", !step.headers.is_empty()),
+                        ("secret_env", step.secret_env.is_some()),
+                    ] {
+                        if given {
+                            return Err(fail(
+                                &format!("{key}.{field}"),
+                                "belongs to channel = \"webhook\" steps".into(),
+                            ));
+                        }
+                    }
+                    Channel::Email
+                }
+                Some("webhook") => {
+                    let url = step.url.clone().ok_or_else(|| {
+                        fail(&format!("{key}.url"), "is required for a webhook step".into())
+                    })?;
+                    if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err(fail(
+                            &format!("{key}.url"),
+                            format!("{url:?} is not an http(s) URL"),
+                        ));
+                    }
+                    Channel::Webhook(Webhook {
+                        url,
+                        headers: step
+                            .headers
+                            .iter()
+                            .map(|(name, value)| (name.clone(), value.clone()))
+                            .collect(),
+                        secret_env: step.secret_env.clone(),
+                    })
+                }
+                Some(other) => {
+                    return Err(fail(
+                        &format!("{key}.channel"),
+                        format!("{other:?} is not a channel (expected \"email\" or \"webhook\")"),
+                    ));
+                }
+            };
+            let require_sms_consent = match step.require.as_deref() {
+                None => false,
+                Some("sms_consent") => true,
+                Some(other) => {
+                    return Err(fail(
+                        &format!("{key}.require"),
+                        format!("{other:?} is not a requirement (expected \"sms_consent\")"),
+                    ));
+                }
+            };
+            let template = match (&step.template, step.variants.first(), &channel) {
+                (Some(template), _, _) => template.clone(),
+                (None, Some(first), _) => first.clone(),
+                // A webhook sends JSON, not a rendered template.
+                (None, None, Channel::Webhook(_)) => String::new(),
+                (None, None, Channel::Email) => {
                     return Err(fail(
                         &format!("{key}.template"),
                         "is required (or give variants)".into(),
                     ));
                 }
             };
-            for name in std::iter::once(&template).chain(&step.variants) {
+            let named = (!template.is_empty()).then_some(&template);
+            for name in named.into_iter().chain(&step.variants) {
                 if name.contains(['/', '\\']) || name.trim().is_empty() {
                     return Err(fail(
                         &format!("{key}.template"),
@@ -662,6 +757,8 @@ impl Config {
                 variants: step.variants.clone(),
                 require_consent: step.require_consent.unwrap_or(require_consent),
                 filters: filters(&raw_filters!(step), &policy_filters, &key, &fail)?,
+                channel,
+                require_sms_consent,
             });
         }
 
@@ -682,6 +779,46 @@ impl Config {
             policy,
             steps,
             delivery,
+            catalogs: raw
+                .catalog
+                .iter()
+                .enumerate()
+                .map(|(index, catalog)| {
+                    let key = format!("catalog[{index}]");
+                    let format = match catalog.format.as_deref() {
+                        None | Some("native") => Format::Catalog,
+                        Some("shopify-products") => Format::ShopifyProducts,
+                        Some(other) => {
+                            return Err(fail(
+                                &format!("{key}.format"),
+                                format!("{other:?} is not native or shopify-products"),
+                            ));
+                        }
+                    };
+                    let currency = match &catalog.currency {
+                        Some(code) => Some(
+                            code.parse::<Currency>()
+                                .map_err(|message| fail(&format!("{key}.currency"), message))?,
+                        ),
+                        None if format == Format::ShopifyProducts => {
+                            return Err(fail(
+                                &format!("{key}.currency"),
+                                "is required for shopify-products (the export has no currency)"
+                                    .into(),
+                            ));
+                        }
+                        None => None,
+                    };
+                    Ok(Source {
+                        pattern: base.join(&catalog.path).to_string_lossy().into_owned(),
+                        format,
+                        columns: Vec::new(),
+                        date_format: None,
+                        currency,
+                        product_url: catalog.product_url.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
             attribution_window: duration_or(
                 "report.attribution_window",
                 &raw.report.attribution_window,

@@ -55,6 +55,9 @@ pub struct Cart {
     pub utc_offset_seconds: Option<i32>,
     /// IANA zone name (`Europe/Stockholm`), or empty when the input has none.
     pub timezone: String,
+    /// For SMS / messaging steps; empty when unknown.
+    pub phone: String,
+    pub sms_consent: bool,
     pub items: Vec<LineItem>,
 }
 
@@ -86,6 +89,21 @@ impl LineItem {
     pub fn line_total_minor(&self) -> i64 {
         self.unit_price_minor * i64::from(self.quantity)
     }
+}
+
+/// A product of the shop's catalog: fills what a cart's line item leaves
+/// out (name, image, URL, price) and says whether it is in stock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    pub image_url: String,
+    pub product_url: String,
+    /// Price in minor units of `currency`, when the catalog gives one.
+    pub price_minor: Option<i64>,
+    pub currency: Option<Currency>,
+    /// `None` when the catalog does not say.
+    pub in_stock: Option<bool>,
 }
 
 /// A completed purchase. It stops reminders for its cart.

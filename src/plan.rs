@@ -26,6 +26,27 @@ pub struct Step {
     pub variants: Vec<String>,
     pub require_consent: bool,
     pub filters: Filters,
+    /// `email` (the default) or a `webhook` for SMS / push providers.
+    pub channel: Channel,
+    /// The step requires SMS consent (`require = "sms_consent"`).
+    pub require_sms_consent: bool,
+}
+
+/// How a step reaches the customer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Channel {
+    #[default]
+    Email,
+    Webhook(Webhook),
+}
+
+/// A webhook step: one signed JSON POST per cart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// The environment variable holding the HMAC key for the signature.
+    pub secret_env: Option<String>,
 }
 
 impl Step {
@@ -40,9 +61,12 @@ impl Step {
         &self.variants[(value % self.variants.len() as u64) as usize]
     }
 
-    /// Every template stem the step may use.
+    /// Every template stem the step may use (none for a webhook step
+    /// without templates).
     pub fn templates(&self) -> Vec<&str> {
-        if self.variants.is_empty() {
+        if self.template.is_empty() && self.variants.is_empty() {
+            Vec::new()
+        } else if self.variants.is_empty() {
             vec![&self.template]
         } else {
             self.variants.iter().map(String::as_str).collect()
@@ -118,6 +142,7 @@ pub struct Policy {
     pub retry_after: TimeDelta,
     /// Sends whose outcome is unknown are due again (`run --resend-unknown`).
     pub resend_unknown: bool,
+    pub out_of_stock: OutOfStock,
 }
 
 impl Default for Policy {
@@ -134,6 +159,7 @@ impl Default for Policy {
             max_sends_per_run: None,
             retry_after: TimeDelta::minutes(30),
             resend_unknown: false,
+            out_of_stock: OutOfStock::default(),
         }
     }
 }
@@ -150,12 +176,47 @@ pub struct Candidate {
     pub updated_at: DateTime<Utc>,
     pub total_minor: i64,
     pub currency: Currency,
-    /// (sku, category) of each line item.
-    pub items: Vec<(String, String)>,
+    pub items: Vec<CandidateItem>,
+    /// The customer agreed to SMS / messaging (webhook steps may require it).
+    pub sms_consent: bool,
     /// IANA zone name from the input, if any.
     pub timezone: Option<String>,
     /// The UTC offset the input's timestamps were written in, if known.
     pub utc_offset_seconds: Option<i32>,
+}
+
+/// A line item, as far as the plan goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateItem {
+    pub sku: String,
+    pub category: String,
+    /// Quantity × unit price (the catalog's price when the cart has none).
+    pub line_total_minor: i64,
+    /// What the catalog says; `None` when it does not know the SKU.
+    pub in_stock: Option<bool>,
+}
+
+impl CandidateItem {
+    pub fn new(sku: &str, category: &str, line_total_minor: i64) -> CandidateItem {
+        CandidateItem {
+            sku: sku.into(),
+            category: category.into(),
+            line_total_minor,
+            in_stock: None,
+        }
+    }
+}
+
+/// What a reminder does with products the catalog says are out of stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutOfStock {
+    /// Leave them out of the mail (a cart left empty is skipped).
+    #[default]
+    DropItem,
+    /// Skip the whole cart.
+    SkipCart,
+    /// Show them anyway.
+    Ignore,
 }
 
 /// An order, as far as stopping reminders goes.
@@ -214,6 +275,10 @@ pub enum SkipReason {
     EmptyCart,
     /// The cart total is zero.
     ZeroValue,
+    /// The catalog says its products are out of stock.
+    OutOfStock,
+    /// The step requires SMS consent and the customer did not give it.
+    NoSmsConsent,
     /// The cart total is below `min_value`.
     BelowMinValue,
     /// The cart total is above `max_value`.
@@ -251,7 +316,7 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 27] = [
+    pub const ALL: [SkipReason; 29] = [
         SkipReason::Ordered,
         SkipReason::Closed,
         SkipReason::AlreadyPurchased,
@@ -262,6 +327,8 @@ impl SkipReason {
         SkipReason::BeforeNotBefore,
         SkipReason::EmptyCart,
         SkipReason::ZeroValue,
+        SkipReason::OutOfStock,
+        SkipReason::NoSmsConsent,
         SkipReason::BelowMinValue,
         SkipReason::AboveMaxValue,
         SkipReason::SkuNotIncluded,
@@ -293,6 +360,8 @@ impl SkipReason {
             SkipReason::BeforeNotBefore => "before-not-before",
             SkipReason::EmptyCart => "empty-cart",
             SkipReason::ZeroValue => "zero-value",
+            SkipReason::OutOfStock => "out-of-stock",
+            SkipReason::NoSmsConsent => "no-sms-consent",
             SkipReason::BelowMinValue => "below-min-value",
             SkipReason::AboveMaxValue => "above-max-value",
             SkipReason::SkuNotIncluded => "sku-not-included",
@@ -436,7 +505,7 @@ fn decide(
     }
     if orders.iter().any(|order| {
         now - order.created_at <= policy.purchased_within
-            && cart.items.iter().any(|(sku, _)| order.skus.contains(sku))
+            && cart.items.iter().any(|item| order.skus.contains(&item.sku))
     }) {
         return skip(None, SkipReason::AlreadyPurchased);
     }
@@ -484,7 +553,10 @@ fn decide(
     if step.require_consent && !cart.accepts_marketing {
         return skip(Some(next), SkipReason::NoConsent);
     }
-    if let Some(reason) = filter(cart, &step.filters) {
+    if step.require_sms_consent && !cart.sms_consent {
+        return skip(Some(next), SkipReason::NoSmsConsent);
+    }
+    if let Some(reason) = filter(cart, &step.filters, policy.out_of_stock) {
         return skip(Some(next), reason);
     }
     if idle < step.after {
@@ -514,15 +586,39 @@ fn decide(
     (Some(next), Verdict::Send)
 }
 
+/// The items a reminder shows, by the out-of-stock rule; `None` when the
+/// rule skips the cart.
+pub fn shown_items(items: &[CandidateItem], rule: OutOfStock) -> Option<Vec<&CandidateItem>> {
+    let out = |item: &&CandidateItem| item.in_stock == Some(false);
+    match rule {
+        OutOfStock::Ignore => Some(items.iter().collect()),
+        OutOfStock::SkipCart if items.iter().any(|item| out(&item)) => None,
+        OutOfStock::SkipCart => Some(items.iter().collect()),
+        OutOfStock::DropItem => {
+            let shown: Vec<&CandidateItem> = items.iter().filter(|item| !out(item)).collect();
+            (shown.is_empty() == items.is_empty()).then_some(shown)
+        }
+    }
+}
+
 /// The first content filter the cart fails, if any.
-fn filter(cart: &Candidate, filters: &Filters) -> Option<SkipReason> {
+fn filter(cart: &Candidate, filters: &Filters, rule: OutOfStock) -> Option<SkipReason> {
     if cart.items.is_empty() {
         return Some(SkipReason::EmptyCart);
     }
-    if cart.total_minor == 0 {
+    let Some(items) = shown_items(&cart.items, rule) else {
+        return Some(SkipReason::OutOfStock);
+    };
+    // With items left out, the value is what the mail shows.
+    let total_minor = if items.len() == cart.items.len() {
+        cart.total_minor
+    } else {
+        items.iter().map(|item| item.line_total_minor).sum()
+    };
+    if total_minor == 0 {
         return Some(SkipReason::ZeroValue);
     }
-    let total = cart.currency.minor_to_amount(cart.total_minor);
+    let total = cart.currency.minor_to_amount(total_minor);
     if let Some(min) = filters
         .min_value
         .as_ref()
@@ -544,18 +640,18 @@ fn filter(cart: &Candidate, filters: &Filters) -> Option<SkipReason> {
         require_literal_separator: false,
         require_literal_leading_dot: false,
     };
-    let any = |patterns: &[glob::Pattern], pick: fn(&(String, String)) -> &str| {
-        cart.items.iter().any(|item| {
+    let any = |patterns: &[glob::Pattern], pick: fn(&CandidateItem) -> &str| {
+        items.iter().any(|item| {
             patterns
                 .iter()
                 .any(|pattern| pattern.matches_with(pick(item), options))
         })
     };
-    fn sku(item: &(String, String)) -> &str {
-        &item.0
+    fn sku(item: &CandidateItem) -> &str {
+        &item.sku
     }
-    fn category(item: &(String, String)) -> &str {
-        &item.1
+    fn category(item: &CandidateItem) -> &str {
+        &item.category
     }
     if !filters.include_skus.is_empty() && !any(&filters.include_skus, sku) {
         return Some(SkipReason::SkuNotIncluded);

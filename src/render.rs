@@ -323,6 +323,43 @@ impl Renderer {
 
 /// A URL from cart data as a link or image source: http(s) only, so a
 /// `javascript:` or `data:` URL from a CSV never reaches an `href`.
+/// Fills what the cart's items leave out — name (blank, or just the SKU),
+/// image, product URL, price (zero) — from the catalog by SKU; the cart's
+/// own values win where present. Items the catalog says are out of stock
+/// are left out unless the rule is `ignore` (the plan has skipped carts the
+/// rule does not allow).
+pub fn fill_from_catalog(
+    cart: &mut Cart,
+    catalog: &std::collections::HashMap<String, crate::model::Product>,
+    rule: crate::plan::OutOfStock,
+) {
+    let currency = cart.currency.clone();
+    cart.items.retain(|item| {
+        rule == crate::plan::OutOfStock::Ignore
+            || catalog.get(&item.sku).and_then(|p| p.in_stock) != Some(false)
+    });
+    for item in &mut cart.items {
+        let Some(product) = catalog.get(&item.sku) else {
+            continue;
+        };
+        if (item.name.is_empty() || item.name == item.sku) && !product.name.is_empty() {
+            item.name = product.name.clone();
+        }
+        if item.image_url.is_empty() {
+            item.image_url = product.image_url.clone();
+        }
+        if item.product_url.is_empty() {
+            item.product_url = product.product_url.clone();
+        }
+        if item.unit_price_minor == 0
+            && product.currency.as_ref() == Some(&currency)
+            && let Some(price) = product.price_minor
+        {
+            item.unit_price_minor = price;
+        }
+    }
+}
+
 fn web_url(url: &str) -> &str {
     let url = url.trim();
     let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
@@ -424,6 +461,8 @@ mod tests {
             updated_at: Utc::now(),
             utc_offset_seconds: None,
             timezone: String::new(),
+            phone: String::new(),
+            sms_consent: false,
             items: vec![LineItem {
                 sku: "S1".into(),
                 name: "<script>alert(1)</script> Tent".into(),
@@ -448,6 +487,8 @@ mod tests {
             variants: Vec::new(),
             require_consent: true,
             filters: Default::default(),
+            channel: Default::default(),
+            require_sms_consent: false,
         };
         (dir, step)
     }
@@ -654,6 +695,8 @@ mod tests {
                 variants: Vec::new(),
                 require_consent: true,
                 filters: Default::default(),
+                channel: Default::default(),
+                require_sms_consent: false,
             })
             .collect();
         Renderer::load(&dir, &steps, "Shop & Co").unwrap()
@@ -667,6 +710,8 @@ mod tests {
             variants: Vec::new(),
             require_consent: true,
             filters: Default::default(),
+            channel: Default::default(),
+            require_sms_consent: false,
         }
     }
 

@@ -4,6 +4,7 @@
 mod file;
 mod preview;
 mod smtp;
+mod webhook;
 
 use std::time::SystemTime;
 
@@ -22,6 +23,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use file::FileTransport;
 pub use preview::Gallery;
+pub use webhook::{WebhookCall, WebhookClient, signature};
 pub use smtp::SmtpTransport;
 
 /// One mail ready to go, with the ledger key it belongs to.

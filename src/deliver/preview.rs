@@ -78,6 +78,22 @@ impl Gallery {
         Ok(())
     }
 
+    /// Writes a webhook step's JSON document and lists it.
+    pub fn add_webhook(&mut self, call: &super::WebhookCall, email: &str, value: &str) -> Result<()> {
+        let name = FileTransport::file_name(&call.cart_id, &call.step).replace(".eml", ".json");
+        let path = self.dir.join(&name);
+        std::fs::write(&path, &call.body).map_err(|source| Error::io(&path, source))?;
+        self.mails.push(Entry {
+            email: email.to_string(),
+            step: call.step.clone(),
+            value: value.to_string(),
+            subject: format!("webhook POST {}", call.url),
+            eml: name.clone(),
+            html: name,
+        });
+        Ok(())
+    }
+
     pub fn add_skip(&mut self, reason: &str, cart_id: &str, email: &str, step: Option<&str>) {
         self.skips.entry(reason.to_string()).or_default().push((
             cart_id.to_string(),

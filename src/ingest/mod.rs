@@ -5,6 +5,7 @@
 //! carts or orders by their key ([`group`]), and handed to a [`Sink`] in
 //! batches, so memory stays bounded whatever the file's size.
 
+mod catalog;
 mod group;
 mod native;
 mod shopify;
@@ -28,9 +29,18 @@ pub enum Format {
     NativeOrders,
     Shopify,
     ShopifyOrders,
+    /// A product catalog: `sku,name,image_url,product_url,price,currency,in_stock`.
+    Catalog,
+    /// Shopify's products export (one row per variant).
+    ShopifyProducts,
 }
 
 impl Format {
+    /// A product catalog, not carts or orders.
+    pub fn is_catalog(self) -> bool {
+        matches!(self, Format::Catalog | Format::ShopifyProducts)
+    }
+
     /// Orders, not carts.
     pub fn is_orders(self) -> bool {
         matches!(self, Format::NativeOrders | Format::ShopifyOrders)
@@ -43,6 +53,8 @@ impl Format {
             Format::NativeOrders => "native-orders",
             Format::Shopify => "shopify",
             Format::ShopifyOrders => "shopify-orders",
+            Format::Catalog => "catalog",
+            Format::ShopifyProducts => "shopify-products",
         }
     }
 }
@@ -62,8 +74,11 @@ impl FromStr for Format {
             "native-orders" => Ok(Format::NativeOrders),
             "shopify" => Ok(Format::Shopify),
             "shopify-orders" => Ok(Format::ShopifyOrders),
+            "catalog" => Ok(Format::Catalog),
+            "shopify-products" => Ok(Format::ShopifyProducts),
             other => Err(format!(
-                "{other:?} is not a format (expected auto, native, native-orders, shopify or shopify-orders)"
+                "{other:?} is not a format (expected auto, native, native-orders, shopify, \
+                 shopify-orders, catalog or shopify-products)"
             )),
         }
     }
@@ -103,6 +118,11 @@ pub struct Options {
     pub date_format: Option<String>,
     /// Carts (or orders) handed to the sink at a time.
     pub batch: usize,
+    /// Catalogs without a currency column (Shopify's products export): the
+    /// currency of their prices.
+    pub currency: Option<crate::model::Currency>,
+    /// Shopify's products export has no URL: `{handle}` in this makes one.
+    pub product_url: Option<String>,
 }
 
 impl Default for Options {
@@ -112,6 +132,8 @@ impl Default for Options {
             columns: Vec::new(),
             date_format: None,
             batch: 2000,
+            currency: None,
+            product_url: None,
         }
     }
 }
@@ -157,6 +179,12 @@ pub trait Sink {
     fn format(&mut self, _format: Format, _detected: bool) {}
     fn carts(&mut self, carts: Vec<Cart>) -> Result<()>;
     fn orders(&mut self, orders: Vec<Order>) -> Result<()>;
+    /// Products of a catalog. Sinks that take none refuse them.
+    fn products(&mut self, _products: Vec<crate::model::Product>) -> Result<()> {
+        Err(Error::Usage(
+            "a product catalog cannot be imported here; use [[catalog]] or --format catalog".into(),
+        ))
+    }
     fn rejected(&mut self, error: RowError) -> Result<()>;
     /// Bytes of the file read so far.
     fn progress(&mut self, _bytes: u64) {}
@@ -203,6 +231,15 @@ fn read_table(mut table: table::Table, options: &Options, sink: &mut dyn Sink) -
         Format::NativeOrders => group::read(&mut table, &native::Orders { times }, options, sink)?,
         Format::Shopify => group::read(&mut table, &shopify::Checkouts, options, sink)?,
         Format::ShopifyOrders => group::read(&mut table, &shopify::Orders, options, sink)?,
+        Format::Catalog => group::read(&mut table, &catalog::Native, options, sink)?,
+        Format::ShopifyProducts => {
+            let grouping = catalog::ShopifyProducts::new(options)
+                .map_err(|message| Error::Input {
+                    path: path.clone(),
+                    message,
+                })?;
+            group::read(&mut table, &grouping, options, sink)?
+        }
         Format::Auto => unreachable!("resolved above"),
     };
     summary.format = Some(format);
@@ -214,6 +251,10 @@ fn detect(header: &table::Header) -> Option<Format> {
         Some(Format::Native)
     } else if header.has_columns(native::ORDER_COLUMNS_REQUIRED) {
         Some(Format::NativeOrders)
+    } else if header.has_columns(catalog::NATIVE_REQUIRED) {
+        Some(Format::Catalog)
+    } else if header.has_columns(catalog::SHOPIFY_REQUIRED) {
+        Some(Format::ShopifyProducts)
     } else if shopify::is_shopify(header) {
         Some(if shopify::is_orders(header) {
             Format::ShopifyOrders

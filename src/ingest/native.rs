@@ -165,6 +165,11 @@ fn start_cart(row: &Row<'_>, cart_id: &str, times: &TimeFormat) -> Result<Cart, 
         updated_at,
         utc_offset_seconds: Some(offset),
         timezone: timezone.to_string(),
+        phone: row.get("phone")?.to_string(),
+        sms_consent: match row.get("sms_consent")? {
+            "" => false,
+            text => parse_bool(text).map_err(|message| row.error("sms_consent", message))?,
+        },
         items: Vec::new(),
     };
     if let Some(item) = read_item(row, &cart.currency)? {

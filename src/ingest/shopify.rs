@@ -164,6 +164,9 @@ impl Grouping for Checkouts {
             updated_at: created_at,
             utc_offset_seconds: Some(offset),
             timezone: String::new(),
+            phone: row.get("Phone")?.trim_start_matches('\'').to_string(),
+            // The export says nothing of SMS consent.
+            sms_consent: false,
             items: Vec::new(),
         };
         if let Some(item) = item(row, &cart.currency)? {

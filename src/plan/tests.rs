@@ -19,6 +19,8 @@ fn step(name: &str, hours: i64) -> Step {
         variants: Vec::new(),
         require_consent: true,
         filters: Filters::default(),
+        channel: Channel::Email,
+        require_sms_consent: false,
     }
 }
 
@@ -40,7 +42,8 @@ fn cart(id: &str, idle_hours: i64) -> Candidate {
         updated_at: now() - TimeDelta::hours(idle_hours),
         total_minor: 5000,
         currency: "EUR".parse().unwrap(),
-        items: vec![("TENT-1".into(), "tents".into())],
+        items: vec![CandidateItem::new("TENT-1", "tents", 5000)],
+        sms_consent: false,
         timezone: None,
         utc_offset_seconds: None,
     }
@@ -322,7 +325,8 @@ fn content_filters_match_globs_case_insensitively() {
         let mut steps = steps();
         steps[0].filters = filters;
         let mut two = cart("c1", 2);
-        two.items.push(("GIFT-CARD-50".into(), "Gift Cards".into()));
+        two.items
+            .push(CandidateItem::new("GIFT-CARD-50", "Gift Cards", 5000));
         decide_with(two, &History::default(), &policy(), &steps).1
     };
     let patterns = |texts: &[&str]| texts.iter().map(|t| pattern(t)).collect::<Vec<_>>();
@@ -659,7 +663,7 @@ fn world() -> impl Strategy<Value = World> {
                 0 => CartStatus::Ordered,
                 _ => CartStatus::Open,
             };
-            cart.items = vec![(format!("SKU-{sku}"), "cat".into())];
+            cart.items = vec![CandidateItem::new(&format!("SKU-{sku}"), "cat", 5000)];
             cart.timezone = zone
                 .map(|z| ["Europe/Stockholm", "America/New_York", "Asia/Tokyo"][z as usize].into());
             cart
@@ -751,7 +755,7 @@ proptest! {
                     if *address == cart.email_norm {
                         prop_assert!(order.created_at < cart.updated_at);
                         let recent = now - order.created_at <= world.policy.purchased_within;
-                        prop_assert!(!(recent && cart.items.iter().any(|(sku, _)| order.skus.contains(sku))));
+                        prop_assert!(!(recent && cart.items.iter().any(|item| order.skus.contains(&item.sku))));
                     }
                 }
                 // Due, and not at night.
@@ -780,4 +784,49 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn out_of_stock_items_are_dropped_or_skip_the_cart() {
+    let stocked = |in_stock: [Option<bool>; 2]| {
+        let mut cart = cart("c1", 2);
+        cart.items = vec![
+            CandidateItem { in_stock: in_stock[0], ..CandidateItem::new("TENT-1", "tents", 4000) },
+            CandidateItem { in_stock: in_stock[1], ..CandidateItem::new("MUG-1", "mugs", 1000) },
+        ];
+        cart
+    };
+    let rule = |out_of_stock| Policy {
+        out_of_stock,
+        ..policy()
+    };
+    let both_out = [Some(false), Some(false)];
+    let one_out = [Some(true), Some(false)];
+    let unknown = [None, None];
+    let history = History::default();
+    assert_eq!(reason(stocked(both_out), &history, &rule(OutOfStock::DropItem)), skip(SkipReason::OutOfStock));
+    assert_eq!(reason(stocked(one_out), &history, &rule(OutOfStock::DropItem)), Verdict::Send);
+    assert_eq!(reason(stocked(unknown), &history, &rule(OutOfStock::DropItem)), Verdict::Send);
+    assert_eq!(reason(stocked(one_out), &history, &rule(OutOfStock::SkipCart)), skip(SkipReason::OutOfStock));
+    assert_eq!(reason(stocked(both_out), &history, &rule(OutOfStock::Ignore)), Verdict::Send);
+    // The value filters see what the mail shows: the mug alone is €10.
+    let mut steps = steps();
+    steps[0].filters.min_value = Some(Threshold::Any(Decimal::new(2000, 2)));
+    let mut mug_only = stocked([Some(false), Some(true)]);
+    mug_only.total_minor = 5000;
+    assert_eq!(
+        decide_with(mug_only, &history, &rule(OutOfStock::DropItem), &steps).1,
+        skip(SkipReason::BelowMinValue)
+    );
+}
+
+#[test]
+fn a_step_may_require_sms_consent() {
+    let mut steps = steps();
+    steps[0].require_sms_consent = true;
+    let history = History::default();
+    assert_eq!(decide_with(cart("c1", 2), &history, &policy(), &steps).1, skip(SkipReason::NoSmsConsent));
+    let mut consenting = cart("c1", 2);
+    consenting.sms_consent = true;
+    assert_eq!(decide_with(consenting, &history, &policy(), &steps).1, Verdict::Send);
 }

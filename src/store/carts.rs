@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::model::{Cart, CartStatus, LineItem, Order, normalize_email};
-use crate::plan::Candidate;
+use crate::plan::{Candidate, CandidateItem};
 
 use super::{Store, from_unix, to_unix};
 
@@ -113,7 +113,7 @@ impl Store {
             let window = params![to_unix(oldest), to_unix(newest)];
             let mut query = self.conn().prepare_cached(
                 "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
-                        timezone, utc_offset
+                        timezone, utc_offset, sms_consent
                  FROM carts
                  WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
                  ORDER BY updated_at, id",
@@ -140,6 +140,7 @@ impl Store {
                         items: Vec::new(),
                         timezone: (!timezone.is_empty()).then_some(timezone),
                         utc_offset_seconds: row.get(8)?,
+                        sms_consent: row.get(9)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -148,17 +149,37 @@ impl Store {
                 .enumerate()
                 .map(|(position, cart)| (cart.id.clone(), position))
                 .collect();
+            // Items with what the catalog adds: a price where the cart has
+            // none (in the cart's currency), and the stock.
             let mut items = self.conn().prepare_cached(
-                "SELECT i.cart_id, i.sku, i.category FROM cart_items i JOIN carts c ON c.id = i.cart_id
+                "SELECT i.cart_id, i.sku, i.category, i.quantity,
+                        CASE WHEN i.unit_price_minor = 0 AND p.currency = c.currency
+                             THEN COALESCE(p.price_minor, 0) ELSE i.unit_price_minor END,
+                        p.in_stock
+                 FROM cart_items i JOIN carts c ON c.id = i.cart_id
+                 LEFT JOIN products p ON p.sku = i.sku
                  WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
                  ORDER BY i.cart_id, i.position",
             )?;
             let mut rows = items.query(window)?;
+            let mut priced: Vec<i64> = vec![0; candidates.len()];
             while let Some(row) = rows.next()? {
                 let cart_id: String = row.get(0)?;
                 if let Some(&position) = index.get(&cart_id) {
-                    candidates[position].items.push((row.get(1)?, row.get(2)?));
+                    let quantity: i64 = row.get(3)?;
+                    let price: i64 = row.get(4)?;
+                    priced[position] += quantity * price;
+                    candidates[position].items.push(CandidateItem {
+                        sku: row.get(1)?,
+                        category: row.get(2)?,
+                        line_total_minor: quantity * price,
+                        in_stock: row.get(5)?,
+                    });
                 }
+            }
+            // The catalog may price what the stored total could not.
+            for (candidate, total) in candidates.iter_mut().zip(priced) {
+                candidate.total_minor = candidate.total_minor.max(total);
             }
             Ok(candidates)
         };
@@ -170,7 +191,7 @@ impl Store {
         let run = || -> rusqlite::Result<Option<Cart>> {
             let mut query = self.conn().prepare_cached(
                 "SELECT id, email, first_name, locale, currency, status, accepts_marketing,
-                        created_at, updated_at, utc_offset, timezone
+                        created_at, updated_at, utc_offset, timezone, phone, sms_consent
                  FROM carts WHERE id = ?1",
             )?;
             let Some(mut cart) = query
@@ -191,6 +212,8 @@ impl Store {
                         updated_at: from_unix(row.get(8)?),
                         utc_offset_seconds: row.get(9)?,
                         timezone: row.get(10)?,
+                        phone: row.get(11)?,
+                        sms_consent: row.get(12)?,
                         items: Vec::new(),
                     })
                 })
@@ -237,8 +260,8 @@ fn upsert_cart(conn: &Connection, cart: &Cart) -> rusqlite::Result<bool> {
     conn.prepare_cached(
         "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
                             accepts_marketing, created_at, updated_at, utc_offset, total_minor,
-                            item_count, snapshot_hash, timezone)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                            item_count, snapshot_hash, timezone, phone, sms_consent)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (id) DO UPDATE SET
             email = excluded.email, email_norm = excluded.email_norm,
             first_name = excluded.first_name, locale = excluded.locale,
@@ -248,7 +271,8 @@ fn upsert_cart(conn: &Connection, cart: &Cart) -> rusqlite::Result<bool> {
             accepts_marketing = excluded.accepts_marketing, created_at = excluded.created_at,
             updated_at = excluded.updated_at, utc_offset = excluded.utc_offset,
             total_minor = excluded.total_minor, item_count = excluded.item_count,
-            snapshot_hash = excluded.snapshot_hash, timezone = excluded.timezone",
+            snapshot_hash = excluded.snapshot_hash, timezone = excluded.timezone,
+            phone = excluded.phone, sms_consent = excluded.sms_consent",
     )?
     .execute(params![
         cart.id,
@@ -266,6 +290,8 @@ fn upsert_cart(conn: &Connection, cart: &Cart) -> rusqlite::Result<bool> {
         cart.item_count(),
         hash,
         cart.timezone,
+        cart.phone,
+        cart.sms_consent,
     ])?;
     conn.prepare_cached("DELETE FROM cart_items WHERE cart_id = ?1")?
         .execute([&cart.id])?;

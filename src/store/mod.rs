@@ -3,6 +3,7 @@
 //! list of migrations applied on open.
 
 mod carts;
+mod catalog;
 mod ledger;
 mod report;
 mod retention;
@@ -16,6 +17,7 @@ use rusqlite_migration::{M, Migrations};
 use crate::error::{Error, Result};
 
 pub use carts::{CartImport, OrderImport};
+pub use catalog::ProductImport;
 pub use ledger::{Claim, Confirmation, RunCounts};
 pub use report::{ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
@@ -151,6 +153,23 @@ CREATE TABLE forgotten (
     email_hash TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+",
+    ),
+    // 6: the product catalog (fills what carts leave out, says what is in
+    // stock); the customer's phone and SMS consent (webhook steps).
+    M::up(
+        "
+CREATE TABLE products (
+    sku         TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    image_url   TEXT NOT NULL,
+    product_url TEXT NOT NULL,
+    price_minor INTEGER,
+    currency    TEXT,
+    in_stock    INTEGER             -- NULL: the catalog does not say
+) STRICT, WITHOUT ROWID;
+ALTER TABLE carts ADD COLUMN phone TEXT NOT NULL DEFAULT '';
+ALTER TABLE carts ADD COLUMN sms_consent INTEGER NOT NULL DEFAULT 0;
 ",
     ),
 ];
