@@ -15,9 +15,7 @@ use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
 use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
-use crate::store::{
-    CartImport, Claim, Confirmation, OrderImport, ProductImport, RunCounts, Store,
-};
+use crate::store::{CartImport, Claim, Confirmation, OrderImport, ProductImport, RunCounts, Store};
 use crate::token::{self, Claims, Signer};
 
 /// How a command ended when it did not fail outright.
@@ -501,7 +499,7 @@ pub fn run(
         now,
         resend_unknown: options.resend_unknown,
         transport: None,
-        webhooks: None,
+        webhooks: Default::default(),
     };
     let composer = Composer {
         store: &store,
@@ -796,7 +794,14 @@ impl Composer<'_> {
         }
         let signed = self.links.for_cart(&cart, step);
         if let plan::Channel::Webhook(webhook) = &step.channel {
-            let call = webhook_call(&cart, step, webhook, &signed, self.links.now, self.webhook_keys);
+            let call = webhook_call(
+                &cart,
+                step,
+                webhook,
+                &signed,
+                self.links.now,
+                self.webhook_keys,
+            );
             if let Some(gallery) = gallery {
                 let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
                 gallery.add_webhook(&call, &cart.email, &value)?;
@@ -817,7 +822,13 @@ impl Composer<'_> {
         })?;
         if let Some(gallery) = gallery {
             let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
-            gallery.add_mail(&mail, &cart.email, &value, &rendered.subject, &rendered.html)?;
+            gallery.add_mail(
+                &mail,
+                &cart.email,
+                &value,
+                &rendered.subject,
+                &rendered.html,
+            )?;
         }
         Ok(Some(Pending::Mail(mail)))
     }
@@ -875,6 +886,7 @@ fn webhook_call(
     deliver::WebhookCall {
         cart_id: cart.id.clone(),
         step: step.name.clone(),
+        timeout: webhook.timeout,
         url: webhook.url.clone(),
         headers: webhook.headers.clone(),
         signature: keys
@@ -895,7 +907,8 @@ struct Sender<'a> {
     /// Opened at the first batch: a run with nothing to send connects to
     /// nothing.
     transport: Option<Box<dyn Transport>>,
-    webhooks: Option<deliver::WebhookClient>,
+    /// One client per timeout the webhook steps ask for.
+    webhooks: std::collections::HashMap<std::time::Duration, deliver::WebhookClient>,
 }
 
 impl Sender<'_> {
@@ -989,7 +1002,8 @@ impl Sender<'_> {
                 Pending::Mail(_) => mail_outcomes.next().unwrap_or(Outcome::NotHandedOver),
                 Pending::Webhook(call) => self
                     .webhooks
-                    .get_or_insert_with(|| deliver::WebhookClient::new(WEBHOOK_TIMEOUT))
+                    .entry(call.timeout)
+                    .or_insert_with(|| deliver::WebhookClient::new(call.timeout))
                     .post(call),
             });
         }
@@ -1051,9 +1065,6 @@ impl Sender<'_> {
         Ok((completion, report.fatal))
     }
 }
-
-/// How long a webhook call may take, connection included.
-const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The signing key of each webhook step that names one (`secret_env`): a
 /// step naming a variable that is not set is a configuration error.

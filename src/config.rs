@@ -344,6 +344,7 @@ struct RawStep {
     headers: BTreeMap<String, String>,
     secret_env: Option<String>,
     require: Option<String>,
+    timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -677,6 +678,7 @@ impl Config {
             let channel = match step.channel.as_deref() {
                 None | Some("email") => {
                     for (field, given) in [
+                        ("timeout", step.timeout.is_some()),
                         ("url", step.url.is_some()),
                         ("headers", !step.headers.is_empty()),
                         ("secret_env", step.secret_env.is_some()),
@@ -692,7 +694,10 @@ impl Config {
                 }
                 Some("webhook") => {
                     let url = step.url.clone().ok_or_else(|| {
-                        fail(&format!("{key}.url"), "is required for a webhook step".into())
+                        fail(
+                            &format!("{key}.url"),
+                            "is required for a webhook step".into(),
+                        )
                     })?;
                     if !(url.starts_with("https://") || url.starts_with("http://")) {
                         return Err(fail(
@@ -708,6 +713,13 @@ impl Config {
                             .map(|(name, value)| (name.clone(), value.clone()))
                             .collect(),
                         secret_env: step.secret_env.clone(),
+                        timeout: match &step.timeout {
+                            Some(text) => parse_duration(text)
+                                .map_err(|message| fail(&format!("{key}.timeout"), message))?
+                                .to_std()
+                                .unwrap_or_default(),
+                            None => std::time::Duration::from_secs(15),
+                        },
                     })
                 }
                 Some(other) => {

@@ -47,6 +47,8 @@ pub struct Webhook {
     pub headers: Vec<(String, String)>,
     /// The environment variable holding the HMAC key for the signature.
     pub secret_env: Option<String>,
+    /// How long one call may take, connection included.
+    pub timeout: std::time::Duration,
 }
 
 impl Step {

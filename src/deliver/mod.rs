@@ -23,8 +23,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use file::FileTransport;
 pub use preview::Gallery;
-pub use webhook::{WebhookCall, WebhookClient, signature};
 pub use smtp::SmtpTransport;
+pub use webhook::{WebhookCall, WebhookClient, signature};
 
 /// One mail ready to go, with the ledger key it belongs to.
 #[derive(Debug, Clone)]

@@ -79,7 +79,12 @@ impl Gallery {
     }
 
     /// Writes a webhook step's JSON document and lists it.
-    pub fn add_webhook(&mut self, call: &super::WebhookCall, email: &str, value: &str) -> Result<()> {
+    pub fn add_webhook(
+        &mut self,
+        call: &super::WebhookCall,
+        email: &str,
+        value: &str,
+    ) -> Result<()> {
         let name = FileTransport::file_name(&call.cart_id, &call.step).replace(".eml", ".json");
         let path = self.dir.join(&name);
         std::fs::write(&path, &call.body).map_err(|source| Error::io(&path, source))?;

@@ -16,6 +16,7 @@ pub struct WebhookCall {
     pub cart_id: String,
     pub step: String,
     pub url: String,
+    pub timeout: Duration,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     /// Stable per (cart, step): the receiver's deduplication key.

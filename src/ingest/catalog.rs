@@ -96,7 +96,12 @@ impl ShopifyProducts {
         })
     }
 
-    fn variant(&self, row: &Row<'_>, title: &str, handle: &str) -> Result<Option<Product>, RowError> {
+    fn variant(
+        &self,
+        row: &Row<'_>,
+        title: &str,
+        handle: &str,
+    ) -> Result<Option<Product>, RowError> {
         let sku = row.get("Variant SKU")?;
         if sku.is_empty() {
             return Ok(None);
@@ -112,11 +117,9 @@ impl ShopifyProducts {
         let in_stock = match row.get("Variant Inventory Qty")? {
             "" => None,
             text => Some(
-                text.parse::<f64>()
-                    .map_err(|_| {
-                        row.error("Variant Inventory Qty", format!("{text:?} is not a number"))
-                    })?
-                    > 0.0,
+                text.parse::<f64>().map_err(|_| {
+                    row.error("Variant Inventory Qty", format!("{text:?} is not a number"))
+                })? > 0.0,
             ),
         };
         let option = [row.get("Option1 Value")?, row.get("Option2 Value")?]
@@ -163,7 +166,10 @@ impl Grouping for ShopifyProducts {
 
     fn key(&self, row: &Row<'_>) -> Result<String, RowError> {
         match row.get("Handle")? {
-            "" => Err(row.error("Handle", "is blank: every row needs its product's handle".into())),
+            "" => Err(row.error(
+                "Handle",
+                "is blank: every row needs its product's handle".into(),
+            )),
             handle => Ok(handle.to_string()),
         }
     }
@@ -182,7 +188,14 @@ impl Grouping for ShopifyProducts {
     fn add(&self, row: &Row<'_>, variants: &mut Vec<Product>) -> Result<(), RowError> {
         let title = variants
             .first()
-            .map(|first| first.name.split(" (").next().unwrap_or(&first.name).to_string())
+            .map(|first| {
+                first
+                    .name
+                    .split(" (")
+                    .next()
+                    .unwrap_or(&first.name)
+                    .to_string()
+            })
             .unwrap_or_default();
         let title = match row.get("Title")? {
             "" => title,

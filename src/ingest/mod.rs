@@ -233,8 +233,8 @@ fn read_table(mut table: table::Table, options: &Options, sink: &mut dyn Sink) -
         Format::ShopifyOrders => group::read(&mut table, &shopify::Orders, options, sink)?,
         Format::Catalog => group::read(&mut table, &catalog::Native, options, sink)?,
         Format::ShopifyProducts => {
-            let grouping = catalog::ShopifyProducts::new(options)
-                .map_err(|message| Error::Input {
+            let grouping =
+                catalog::ShopifyProducts::new(options).map_err(|message| Error::Input {
                     path: path.clone(),
                     message,
                 })?;

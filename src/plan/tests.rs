@@ -791,8 +791,14 @@ fn out_of_stock_items_are_dropped_or_skip_the_cart() {
     let stocked = |in_stock: [Option<bool>; 2]| {
         let mut cart = cart("c1", 2);
         cart.items = vec![
-            CandidateItem { in_stock: in_stock[0], ..CandidateItem::new("TENT-1", "tents", 4000) },
-            CandidateItem { in_stock: in_stock[1], ..CandidateItem::new("MUG-1", "mugs", 1000) },
+            CandidateItem {
+                in_stock: in_stock[0],
+                ..CandidateItem::new("TENT-1", "tents", 4000)
+            },
+            CandidateItem {
+                in_stock: in_stock[1],
+                ..CandidateItem::new("MUG-1", "mugs", 1000)
+            },
         ];
         cart
     };
@@ -804,11 +810,26 @@ fn out_of_stock_items_are_dropped_or_skip_the_cart() {
     let one_out = [Some(true), Some(false)];
     let unknown = [None, None];
     let history = History::default();
-    assert_eq!(reason(stocked(both_out), &history, &rule(OutOfStock::DropItem)), skip(SkipReason::OutOfStock));
-    assert_eq!(reason(stocked(one_out), &history, &rule(OutOfStock::DropItem)), Verdict::Send);
-    assert_eq!(reason(stocked(unknown), &history, &rule(OutOfStock::DropItem)), Verdict::Send);
-    assert_eq!(reason(stocked(one_out), &history, &rule(OutOfStock::SkipCart)), skip(SkipReason::OutOfStock));
-    assert_eq!(reason(stocked(both_out), &history, &rule(OutOfStock::Ignore)), Verdict::Send);
+    assert_eq!(
+        reason(stocked(both_out), &history, &rule(OutOfStock::DropItem)),
+        skip(SkipReason::OutOfStock)
+    );
+    assert_eq!(
+        reason(stocked(one_out), &history, &rule(OutOfStock::DropItem)),
+        Verdict::Send
+    );
+    assert_eq!(
+        reason(stocked(unknown), &history, &rule(OutOfStock::DropItem)),
+        Verdict::Send
+    );
+    assert_eq!(
+        reason(stocked(one_out), &history, &rule(OutOfStock::SkipCart)),
+        skip(SkipReason::OutOfStock)
+    );
+    assert_eq!(
+        reason(stocked(both_out), &history, &rule(OutOfStock::Ignore)),
+        Verdict::Send
+    );
     // The value filters see what the mail shows: the mug alone is €10.
     let mut steps = steps();
     steps[0].filters.min_value = Some(Threshold::Any(Decimal::new(2000, 2)));
@@ -825,8 +846,14 @@ fn a_step_may_require_sms_consent() {
     let mut steps = steps();
     steps[0].require_sms_consent = true;
     let history = History::default();
-    assert_eq!(decide_with(cart("c1", 2), &history, &policy(), &steps).1, skip(SkipReason::NoSmsConsent));
+    assert_eq!(
+        decide_with(cart("c1", 2), &history, &policy(), &steps).1,
+        skip(SkipReason::NoSmsConsent)
+    );
     let mut consenting = cart("c1", 2);
     consenting.sms_consent = true;
-    assert_eq!(decide_with(consenting, &history, &policy(), &steps).1, Verdict::Send);
+    assert_eq!(
+        decide_with(consenting, &history, &policy(), &steps).1,
+        Verdict::Send
+    );
 }

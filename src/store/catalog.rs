@@ -56,7 +56,9 @@ impl Store {
     /// Whether any product is stored.
     pub fn has_products(&self) -> Result<bool> {
         self.conn()
-            .query_row("SELECT EXISTS (SELECT 1 FROM products)", [], |row| row.get(0))
+            .query_row("SELECT EXISTS (SELECT 1 FROM products)", [], |row| {
+                row.get(0)
+            })
             .map_err(|source| self.error(source))
     }
 

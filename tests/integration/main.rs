@@ -8,10 +8,12 @@ mod fixtures;
 #[allow(dead_code)]
 mod harness;
 #[allow(dead_code)]
-mod mime;
+mod http_server;
 #[allow(dead_code)]
+mod mime;
 mod smtp_server;
 
+mod channels;
 mod config;
 mod import;
 mod init;
