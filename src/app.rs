@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Config;
+use crate::coupon::{self, Coupon, CouponRule};
 use crate::deliver::{self, FileTransport, Outcome, Outgoing, Transport};
 use crate::error::{Error, Result, exit};
 use crate::ingest::{self, Format};
@@ -15,7 +16,7 @@ use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
 use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
-use crate::store::{CartImport, Claim, Confirmation, OrderImport, RunCounts, Store};
+use crate::store::{CartImport, Claim, Confirmation, Draw, OrderImport, RunCounts, Store};
 use crate::token::{self, Claims, Signer};
 
 /// How a command ended when it did not fail outright.
@@ -377,7 +378,8 @@ pub fn run(
 ) -> Result<(Completion, RunSummary)> {
     let now = options.now;
     // Everything that can fail for configuration reasons fails first.
-    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?;
+    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
+        .with_timezone(config.policy.timezone);
     let signer = link_signer(config)?;
     let links = LinkMaker {
         config,
@@ -386,6 +388,7 @@ pub fn run(
     };
     for step in &config.steps {
         let mut sample = sample_cart(now);
+        let coupon = sample_coupon(step, &signer, &sample, now);
         for template in step.templates() {
             for locale in std::iter::once(String::new()).chain(renderer.locales(template)) {
                 sample.locale = locale;
@@ -394,6 +397,7 @@ pub fn run(
                     step,
                     template,
                     &links.for_cart(&sample, step),
+                    coupon.as_ref(),
                 )?;
             }
         }
@@ -491,12 +495,21 @@ pub fn run(
                 emit("skip", plan::SkipReason::Limit.as_str(), &mut summary, out)
             }
             Verdict::Send => {
-                budget -= 1;
                 let step = &config.steps[decision.step.expect("a send has a step")];
                 let to = options.to.as_deref();
                 match compose(&store, config, &renderer, &links, &cart.id, step, to)? {
-                    Some(mail) => batch.push((decision, mail)),
-                    None => emit("skip", "gone", &mut summary, out),
+                    Composed::Mail(mail) => {
+                        budget -= 1;
+                        batch.push((decision, mail));
+                    }
+                    Composed::Gone => emit("skip", "gone", &mut summary, out),
+                    // Never a mail without the code it promises.
+                    Composed::NoCoupon => emit(
+                        "skip",
+                        plan::SkipReason::NoCoupon.as_str(),
+                        &mut summary,
+                        out,
+                    ),
                 }
             }
         }
@@ -673,7 +686,17 @@ fn import_sources(
     Ok(completion)
 }
 
-/// Loads the cart and renders its mail; `None` if the cart vanished.
+/// What composing one due mail gave.
+enum Composed {
+    Mail(Outgoing),
+    /// The cart vanished from the store.
+    Gone,
+    /// The step promises a pool coupon and the pool is dry.
+    NoCoupon,
+}
+
+/// Loads the cart, gets its coupon if the step promises one, and renders
+/// its mail.
 fn compose(
     store: &Store,
     config: &Config,
@@ -682,12 +705,15 @@ fn compose(
     cart_id: &str,
     step: &Step,
     to: Option<&str>,
-) -> Result<Option<Outgoing>> {
+) -> Result<Composed> {
     let Some(cart) = store.cart(cart_id)? else {
-        return Ok(None);
+        return Ok(Composed::Gone);
+    };
+    let Ok(coupon) = coupon_for(store, links.signer, &cart.id, step, links.now)? else {
+        return Ok(Composed::NoCoupon);
     };
     let signed = links.for_cart(&cart, step);
-    let rendered = renderer.render(&cart, step, &signed)?;
+    let rendered = renderer.render(&cart, step, &signed, coupon.as_ref())?;
     deliver::build(&deliver::Letter {
         from: &config.from,
         reply_to: config.reply_to.as_ref(),
@@ -700,7 +726,7 @@ fn compose(
         links: &signed,
         date: links.now,
     })
-    .map(Some)
+    .map(Composed::Mail)
 }
 
 /// Delivers batches for one run: claim → send → confirm.
@@ -939,6 +965,58 @@ fn link_signer(config: &Config) -> Result<Signer> {
     ))
 }
 
+/// The coupon a step's templates are tried with: its generated code for
+/// the sample cart, or a made-up pool code (nothing is drawn); None when
+/// the step promises none.
+fn sample_coupon(step: &Step, signer: &Signer, cart: &Cart, now: DateTime<Utc>) -> Option<Coupon> {
+    match step.coupon.as_ref()? {
+        CouponRule::Generate { prefix, ttl } => Some(Coupon {
+            code: coupon::generate_code(signer, prefix, &cart.id, &step.name),
+            expires: Some(now + *ttl),
+        }),
+        CouponRule::Pool { .. } => Some(Coupon {
+            code: "SAMPLE-CODE-10".into(),
+            expires: Some(now + TimeDelta::days(7)),
+        }),
+    }
+}
+
+/// A pool with no code left to give.
+struct PoolDry;
+
+/// The coupon (cart, step) gets — the one it already has, else a new
+/// draw, recorded now (before the claim; rolled back with a dry run) —
+/// or `Err(PoolDry)` when the step promises one and the pool is dry.
+fn coupon_for(
+    store: &Store,
+    signer: &Signer,
+    cart_id: &str,
+    step: &Step,
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<Option<Coupon>, PoolDry>> {
+    let Some(rule) = &step.coupon else {
+        return Ok(Ok(None));
+    };
+    let generated;
+    let draw = match rule {
+        CouponRule::Pool { pool } => Draw::Pool {
+            pool,
+            valid_until: now + coupon::MIN_VALIDITY,
+        },
+        CouponRule::Generate { prefix, ttl } => {
+            generated = Coupon {
+                code: coupon::generate_code(signer, prefix, cart_id, &step.name),
+                expires: Some(now + *ttl),
+            };
+            Draw::Generated(&generated)
+        }
+    };
+    Ok(store
+        .coupon(cart_id, &step.name, draw, now)?
+        .map(Some)
+        .ok_or(PoolDry))
+}
+
 /// A realistic cart to try every template on before anything is sent.
 fn sample_cart(now: DateTime<Utc>) -> Cart {
     let item = |sku: &str, name: &str, quantity, price| LineItem {
@@ -974,7 +1052,8 @@ fn sample_cart(now: DateTime<Utc>) -> Cart {
 /// `recart check`: the configuration loads (done by the caller), the link
 /// key is there, and every step's templates render against a sample cart.
 pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
-    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?;
+    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
+        .with_timezone(config.policy.timezone);
     let signer = link_signer(config)?;
     let links = LinkMaker {
         config,
@@ -983,6 +1062,7 @@ pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Co
     };
     let mut sample = sample_cart(now);
     for step in &config.steps {
+        let coupon = sample_coupon(step, &signer, &sample, now);
         for template in step.templates() {
             // "" picks the default set.
             for locale in std::iter::once(String::new()).chain(renderer.locales(template)) {
@@ -992,6 +1072,7 @@ pub fn check(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Co
                     step,
                     template,
                     &links.for_cart(&sample, step),
+                    coupon.as_ref(),
                 )?;
                 let which = if locale.is_empty() {
                     template.to_string()
@@ -1191,6 +1272,64 @@ pub fn token_verify(
             .expires
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     ));
+    Ok(Completion::Done)
+}
+
+// ---------------------------------------------------------------- coupons
+
+/// `recart coupons import FILE`: adds a pool file's codes (CSV: `code`,
+/// optional `expires` and `pool`); bad rows are reported and skipped.
+pub fn coupons_import(
+    store_path: &Path,
+    file: &Path,
+    now: DateTime<Utc>,
+    out: &mut Output,
+) -> Result<Completion> {
+    let pool = coupon::read_pool(file)?;
+    for error in pool.rejected.iter().take(ERRORS_SHOWN as usize) {
+        out.log(&error.to_string());
+    }
+    if pool.rejected.len() as u64 > ERRORS_SHOWN {
+        out.log(&format!(
+            "{}: {} more rejected rows not shown",
+            file.display(),
+            pool.rejected.len() as u64 - ERRORS_SHOWN
+        ));
+    }
+    let store = Store::open(store_path)?;
+    let done = store.import_coupons(&pool.codes, now)?;
+    out.data(&format!(
+        "{}: {} rows read, {} codes added, {} already known, {} rejected",
+        file.display(),
+        pool.rows,
+        done.added,
+        done.known,
+        pool.rejected.len()
+    ));
+    Ok(if pool.rejected.is_empty() {
+        Completion::Done
+    } else {
+        Completion::Partial
+    })
+}
+
+/// `recart coupons list`: per pool, the codes still free, given and
+/// expired unused; the generated codes as pool `(generated)`.
+pub fn coupons_list(store_path: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
+    let store = Store::open(store_path)?;
+    let rows: Vec<Vec<String>> = store
+        .coupon_stock(now)?
+        .into_iter()
+        .map(|stock| {
+            vec![
+                stock.pool.unwrap_or_else(|| "(generated)".into()),
+                stock.free.to_string(),
+                stock.given.to_string(),
+                stock.expired.to_string(),
+            ]
+        })
+        .collect();
+    out.table(&["POOL", "FREE", "GIVEN", "EXPIRED"], &rows);
     Ok(Completion::Done)
 }
 

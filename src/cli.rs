@@ -49,6 +49,11 @@ pub enum Command {
         #[command(subcommand)]
         action: SuppressAction,
     },
+    /// Coupon codes for steps with `coupon = "pool"`
+    Coupons {
+        #[command(subcommand)]
+        action: CouponsAction,
+    },
     /// Validate the configuration and render every template against a sample cart
     Check,
     /// Signed link tokens
@@ -99,6 +104,17 @@ pub struct RunArgs {
     /// If another run holds the store, wait for it instead of exiting with 4
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CouponsAction {
+    /// Add the codes of FILE to their pool (CSV: code[,expires][,pool])
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Codes per pool: free, given, expired unused
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::coupon::CouponRule;
 use crate::model::{CartStatus, Currency, SendState};
 
 /// One reminder of the sequence, with the policy already merged into its
@@ -26,6 +27,10 @@ pub struct Step {
     pub variants: Vec<String>,
     pub require_consent: bool,
     pub filters: Filters,
+    /// The coupon the step's mail promises, if any (`coupon = …`). The plan
+    /// does not look at it: a pool that ran dry is found when the mail is
+    /// composed (skip `no-coupon`).
+    pub coupon: Option<CouponRule>,
 }
 
 impl Step {
@@ -248,10 +253,13 @@ pub enum SkipReason {
     Failed,
     /// Over the run's `--limit`.
     Limit,
+    /// The step promises a pool coupon and the pool has no usable code left
+    /// (set by the run when it composes the mail, not by the plan).
+    NoCoupon,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 27] = [
+    pub const ALL: [SkipReason; 28] = [
         SkipReason::Ordered,
         SkipReason::Closed,
         SkipReason::AlreadyPurchased,
@@ -279,6 +287,7 @@ impl SkipReason {
         SkipReason::Unknown,
         SkipReason::Failed,
         SkipReason::Limit,
+        SkipReason::NoCoupon,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -310,6 +319,7 @@ impl SkipReason {
             SkipReason::Unknown => "unknown",
             SkipReason::Failed => "failed",
             SkipReason::Limit => "limit",
+            SkipReason::NoCoupon => "no-coupon",
         }
     }
 }

@@ -19,6 +19,7 @@ fn step(name: &str, hours: i64) -> Step {
         variants: Vec::new(),
         require_consent: true,
         filters: Filters::default(),
+        coupon: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! list of migrations applied on open.
 
 mod carts;
+mod coupons;
 mod ledger;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use rusqlite_migration::{M, Migrations};
 use crate::error::{Error, Result};
 
 pub use carts::{CartImport, OrderImport};
+pub use coupons::{CouponImport, Draw, PoolStock};
 pub use ledger::{Claim, Confirmation, RunCounts};
 
 /// Versioned schema. Append new migrations; never edit a released one.
@@ -123,6 +125,26 @@ CREATE TABLE order_items (
     PRIMARY KEY (order_id, sku)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX order_items_by_sku ON order_items (sku);
+",
+    ),
+    // 4: coupon codes: imported pools (free until drawn) and the codes
+    // given to each (cart, step), drawn or generated.
+    M::up(
+        "
+CREATE TABLE coupons (
+    code        TEXT PRIMARY KEY,
+    pool        TEXT,              -- the pool it was imported into; NULL: generated
+    expires_at  INTEGER,           -- unix seconds, UTC; NULL: never expires
+    added_at    INTEGER NOT NULL,
+    cart_id     TEXT,              -- who got it; NULL: still free
+    step        TEXT,
+    assigned_at INTEGER,
+    UNIQUE (cart_id, step),
+    CHECK ((cart_id IS NULL) = (step IS NULL)),
+    CHECK (pool IS NOT NULL OR cart_id IS NOT NULL)
+) STRICT;
+-- Drawing: the free codes of a pool, soonest to expire first.
+CREATE INDEX coupons_free ON coupons (pool, expires_at) WHERE cart_id IS NULL;
 ",
     ),
 ];
