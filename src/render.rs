@@ -848,14 +848,56 @@ mod tests {
         let renderer = starter();
         let mut cart = cart();
         cart.items.clear();
-        for template in ["reminder", "reminder-2", "reminder-3"] {
+        let coupon = sample_coupon();
+        for (template, coupon) in ["reminder", "reminder-2", "reminder-3"]
+            .into_iter()
+            .flat_map(|template| [(template, None), (template, Some(&coupon))])
+        {
             let mail = renderer
-                .render(&cart, &starter_step(template), &links(), None)
+                .render(&cart, &starter_step(template), &links(), coupon)
                 .unwrap();
             assert!(!mail.html.contains("class=\"items\""), "{template}");
             assert!(!mail.html.contains("Total ("), "{template}");
             assert!(!mail.text.contains("Total ("), "{template}");
             assert!(mail.html.contains("https://shop.example/r/T"), "{template}");
         }
+    }
+
+    fn sample_coupon() -> Coupon {
+        Coupon {
+            code: "COMEBACK-7KQ2M9XD4F".into(),
+            expires: Some("2026-11-28T12:00:00Z".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_last_starter_reminder_shows_its_coupon() {
+        let renderer = starter();
+        let coupon = sample_coupon();
+        let step = starter_step("reminder-3");
+        let mail = renderer
+            .render(&cart(), &step, &links(), Some(&coupon))
+            .unwrap();
+        for part in [&mail.html, &mail.text] {
+            assert!(part.contains("COMEBACK-7KQ2M9XD4F"), "{part}");
+            assert!(part.contains("Valid until 28 November 2026."), "{part}");
+        }
+        assert!(mail.html.contains("with a code for your order"));
+        // Without a coupon: no trace of one.
+        let mail = renderer.render(&cart(), &step, &links(), None).unwrap();
+        for part in [&mail.html, &mail.text] {
+            assert!(!part.contains("code at checkout"), "{part}");
+            assert!(!part.contains("Valid until"), "{part}");
+        }
+        // A code without expiry: no date line.
+        let forever = Coupon {
+            expires: None,
+            ..coupon
+        };
+        let mail = renderer
+            .render(&cart(), &step, &links(), Some(&forever))
+            .unwrap();
+        assert!(mail.text.contains("COMEBACK-7KQ2M9XD4F"));
+        assert!(!mail.text.contains("Valid until"));
     }
 }
