@@ -141,9 +141,9 @@ impl Store {
         let run = || -> rusqlite::Result<Vec<PoolStock>> {
             let mut query = self.conn().prepare(
                 "SELECT pool,
-                        SUM(cart_id IS NULL AND (expires_at IS NULL OR expires_at >= ?1)),
-                        SUM(cart_id IS NOT NULL),
-                        SUM(cart_id IS NULL AND expires_at < ?1)
+                        COUNT(*) FILTER (WHERE cart_id IS NULL AND (expires_at IS NULL OR expires_at >= ?1)),
+                        COUNT(*) FILTER (WHERE cart_id IS NOT NULL),
+                        COUNT(*) FILTER (WHERE cart_id IS NULL AND expires_at < ?1)
                  FROM coupons GROUP BY pool ORDER BY pool IS NULL, pool",
             )?;
             query
