@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Config;
+use crate::coupon::{self, Coupon, CouponRule};
 use crate::deliver::{self, Outcome, Outgoing, Transport};
 use crate::error::{Error, Result, exit};
 use crate::ingest::{self, Format};
@@ -15,7 +16,9 @@ use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
 use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
-use crate::store::{CartImport, Claim, Confirmation, OrderImport, ProductImport, RunCounts, Store};
+use crate::store::{
+    CartImport, Claim, Confirmation, Draw, OrderImport, ProductImport, RunCounts, Store,
+};
 use crate::token::{self, Claims, Signer};
 
 /// How a command ended when it did not fail outright.
@@ -416,7 +419,8 @@ pub fn run(
 ) -> Result<(Completion, RunSummary)> {
     let now = options.now;
     // Everything that can fail for configuration reasons fails first.
-    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?;
+    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
+        .with_timezone(config.policy.timezone);
     let signer = link_signer(config)?;
     let links = LinkMaker {
         config,
@@ -425,6 +429,7 @@ pub fn run(
     };
     for step in &config.steps {
         let mut sample = sample_cart(now);
+        let coupon = sample_coupon(step, &signer, &sample, now);
         for template in step.templates() {
             for locale in std::iter::once(String::new()).chain(renderer.locales(template)) {
                 sample.locale = locale;
@@ -433,6 +438,7 @@ pub fn run(
                     step,
                     template,
                     &links.for_cart(&sample, step),
+                    coupon.as_ref(),
                 )?;
             }
         }
@@ -540,11 +546,19 @@ pub fn run(
                 record("skip", plan::SkipReason::Limit.as_str()),
             ),
             Verdict::Send => {
-                budget -= 1;
                 let step = &config.steps[decision.step.expect("a send has a step")];
                 match composer.compose(&cart.id, step, printer.gallery.as_mut())? {
-                    Some(pending) => batch.push((decision, pending)),
-                    None => printer.emit(out, &mut summary, record("skip", "gone")),
+                    Composed::Ready(pending) => {
+                        budget -= 1;
+                        batch.push((decision, pending));
+                    }
+                    Composed::Gone => printer.emit(out, &mut summary, record("skip", "gone")),
+                    // Never a mail without the code it promises.
+                    Composed::NoCoupon => printer.emit(
+                        out,
+                        &mut summary,
+                        record("skip", plan::SkipReason::NoCoupon.as_str()),
+                    ),
                 }
             }
         }
@@ -783,9 +797,19 @@ impl Composer<'_> {
         cart_id: &str,
         step: &Step,
         gallery: Option<&mut deliver::Gallery>,
-    ) -> Result<Option<Pending>> {
+    ) -> Result<Composed> {
         let Some(mut cart) = self.store.cart(cart_id)? else {
-            return Ok(None);
+            return Ok(Composed::Gone);
+        };
+        let Ok(coupon) = coupon_for(
+            self.store,
+            self.links.signer,
+            &cart.id,
+            step,
+            self.links.now,
+        )?
+        else {
+            return Ok(Composed::NoCoupon);
         };
         if self.catalog {
             let skus: Vec<&str> = cart.items.iter().map(|item| item.sku.as_str()).collect();
@@ -799,6 +823,7 @@ impl Composer<'_> {
                 step,
                 webhook,
                 &signed,
+                coupon.as_ref(),
                 self.links.now,
                 self.webhook_keys,
             );
@@ -806,9 +831,11 @@ impl Composer<'_> {
                 let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
                 gallery.add_webhook(&call, &cart.email, &value)?;
             }
-            return Ok(Some(Pending::Webhook(call)));
+            return Ok(Composed::Ready(Pending::Webhook(call)));
         }
-        let rendered = self.renderer.render(&cart, step, &signed)?;
+        let rendered = self
+            .renderer
+            .render(&cart, step, &signed, coupon.as_ref())?;
         let mail = deliver::build(&deliver::Letter {
             from: &self.config.from,
             reply_to: self.config.reply_to.as_ref(),
@@ -830,7 +857,7 @@ impl Composer<'_> {
                 &rendered.html,
             )?;
         }
-        Ok(Some(Pending::Mail(mail)))
+        Ok(Composed::Ready(Pending::Mail(mail)))
     }
 }
 
@@ -841,6 +868,7 @@ fn webhook_call(
     step: &Step,
     webhook: &plan::Webhook,
     links: &Links,
+    coupon: Option<&Coupon>,
     now: DateTime<Utc>,
     keys: &std::collections::HashMap<String, Vec<u8>>,
 ) -> deliver::WebhookCall {
@@ -880,7 +908,10 @@ fn webhook_call(
             })).collect::<Vec<_>>(),
         },
         "links": { "recover": links.recover, "unsubscribe": links.unsubscribe },
-        "coupon": serde_json::Value::Null,
+        "coupon": coupon.map(|coupon| serde_json::json!({
+            "code": coupon.code,
+            "expires": coupon.expires.map(|at| at.to_rfc3339()),
+        })),
     });
     let body = serde_json::to_vec(&document).expect("JSON serialises");
     deliver::WebhookCall {
@@ -895,6 +926,15 @@ fn webhook_call(
         body,
         idempotency_key,
     }
+}
+
+/// What composing one due reminder gave.
+enum Composed {
+    Ready(Pending),
+    /// The cart vanished from the store.
+    Gone,
+    /// The step promises a pool coupon and the pool is dry.
+    NoCoupon,
 }
 
 /// Delivers batches for one run: claim → send → confirm.
@@ -1182,6 +1222,58 @@ fn link_signer(config: &Config) -> Result<Signer> {
     ))
 }
 
+/// The coupon a step's templates are tried with: its generated code for
+/// the sample cart, or a made-up pool code (nothing is drawn); None when
+/// the step promises none.
+fn sample_coupon(step: &Step, signer: &Signer, cart: &Cart, now: DateTime<Utc>) -> Option<Coupon> {
+    match step.coupon.as_ref()? {
+        CouponRule::Generate { prefix, ttl } => Some(Coupon {
+            code: coupon::generate_code(signer, prefix, &cart.id, &step.name),
+            expires: Some(now + *ttl),
+        }),
+        CouponRule::Pool { .. } => Some(Coupon {
+            code: "SAMPLE-CODE-10".into(),
+            expires: Some(now + TimeDelta::days(7)),
+        }),
+    }
+}
+
+/// A pool with no code left to give.
+struct PoolDry;
+
+/// The coupon (cart, step) gets — the one it already has, else a new
+/// draw, recorded now (before the claim; rolled back with a dry run) —
+/// or `Err(PoolDry)` when the step promises one and the pool is dry.
+fn coupon_for(
+    store: &Store,
+    signer: &Signer,
+    cart_id: &str,
+    step: &Step,
+    now: DateTime<Utc>,
+) -> Result<std::result::Result<Option<Coupon>, PoolDry>> {
+    let Some(rule) = &step.coupon else {
+        return Ok(Ok(None));
+    };
+    let generated;
+    let draw = match rule {
+        CouponRule::Pool { pool } => Draw::Pool {
+            pool,
+            valid_until: now + coupon::MIN_VALIDITY,
+        },
+        CouponRule::Generate { prefix, ttl } => {
+            generated = Coupon {
+                code: coupon::generate_code(signer, prefix, cart_id, &step.name),
+                expires: Some(now + *ttl),
+            };
+            Draw::Generated(&generated)
+        }
+    };
+    Ok(store
+        .coupon(cart_id, &step.name, draw, now)?
+        .map(Some)
+        .ok_or(PoolDry))
+}
+
 /// A realistic cart to try every template on before anything is sent.
 fn sample_cart(now: DateTime<Utc>) -> Cart {
     let item = |sku: &str, name: &str, quantity, price| LineItem {
@@ -1224,7 +1316,8 @@ pub fn check(
     smtp: bool,
     out: &mut Output,
 ) -> Result<Completion> {
-    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?;
+    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
+        .with_timezone(config.policy.timezone);
     let signer = link_signer(config)?;
     let links = LinkMaker {
         config,
@@ -1233,6 +1326,7 @@ pub fn check(
     };
     let mut sample = sample_cart(now);
     for step in &config.steps {
+        let coupon = sample_coupon(step, &signer, &sample, now);
         for template in step.templates() {
             // "" picks the default set.
             for locale in std::iter::once(String::new()).chain(renderer.locales(template)) {
@@ -1242,6 +1336,7 @@ pub fn check(
                     step,
                     template,
                     &links.for_cart(&sample, step),
+                    coupon.as_ref(),
                 )?;
                 let which = if locale.is_empty() {
                     template.to_string()
@@ -1464,6 +1559,64 @@ pub fn token_verify(
             .expires
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     ));
+    Ok(Completion::Done)
+}
+
+// ---------------------------------------------------------------- coupons
+
+/// `recart coupons import FILE`: adds a pool file's codes (CSV: `code`,
+/// optional `expires` and `pool`); bad rows are reported and skipped.
+pub fn coupons_import(
+    store_path: &Path,
+    file: &Path,
+    now: DateTime<Utc>,
+    out: &mut Output,
+) -> Result<Completion> {
+    let pool = coupon::read_pool(file)?;
+    for error in pool.rejected.iter().take(ERRORS_SHOWN as usize) {
+        out.log(&error.to_string());
+    }
+    if pool.rejected.len() as u64 > ERRORS_SHOWN {
+        out.log(&format!(
+            "{}: {} more rejected rows not shown",
+            file.display(),
+            pool.rejected.len() as u64 - ERRORS_SHOWN
+        ));
+    }
+    let store = Store::open(store_path)?;
+    let done = store.import_coupons(&pool.codes, now)?;
+    out.data(&format!(
+        "{}: {} rows read, {} codes added, {} already known, {} rejected",
+        file.display(),
+        pool.rows,
+        done.added,
+        done.known,
+        pool.rejected.len()
+    ));
+    Ok(if pool.rejected.is_empty() {
+        Completion::Done
+    } else {
+        Completion::Partial
+    })
+}
+
+/// `recart coupons list`: per pool, the codes still free, given and
+/// expired unused; the generated codes as pool `(generated)`.
+pub fn coupons_list(store_path: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
+    let store = Store::open(store_path)?;
+    let rows: Vec<Vec<String>> = store
+        .coupon_stock(now)?
+        .into_iter()
+        .map(|stock| {
+            vec![
+                stock.pool.unwrap_or_else(|| "(generated)".into()),
+                stock.free.to_string(),
+                stock.given.to_string(),
+                stock.expired.to_string(),
+            ]
+        })
+        .collect();
+    out.table(&["POOL", "FREE", "GIVEN", "EXPIRED"], &rows);
     Ok(Completion::Done)
 }
 

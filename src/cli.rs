@@ -73,6 +73,11 @@ pub enum Command {
         #[command(subcommand)]
         action: SuppressAction,
     },
+    /// Coupon codes for steps with `coupon = "pool"`
+    Coupons {
+        #[command(subcommand)]
+        action: CouponsAction,
+    },
     /// Validate the configuration and render every template against a sample cart
     Check {
         /// Also connect to the SMTP relay: EHLO, STARTTLS, AUTH, QUIT (nothing is sent)
@@ -178,6 +183,17 @@ pub struct ReportArgs {
     /// Also write an HTML page with a chart of sends and recoveries per day
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CouponsAction {
+    /// Add the codes of FILE to their pool (CSV: code[,expires][,pool])
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Codes per pool: free, given, expired unused
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ use lettre::message::Mailbox;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::coupon::{self, CouponRule};
 use crate::error::{Error, Result};
 use crate::ingest::Format;
 use crate::model::Currency;
@@ -345,6 +346,10 @@ struct RawStep {
     secret_env: Option<String>,
     require: Option<String>,
     timeout: Option<String>,
+    coupon: Option<String>,
+    coupon_prefix: Option<String>,
+    coupon_ttl: Option<String>,
+    coupon_pool: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -354,6 +359,66 @@ struct RawCatalog {
     format: Option<String>,
     currency: Option<String>,
     product_url: Option<String>,
+}
+
+/// A step's `coupon`, `coupon_prefix`, `coupon_ttl` and `coupon_pool`.
+fn coupon_rule(
+    step: &RawStep,
+    key: &str,
+    fail: &dyn Fn(&str, String) -> Error,
+) -> Result<Option<CouponRule>> {
+    let kind = step.coupon.as_deref().map(str::trim);
+    let only_with = |name: &str, value: bool, needs: &str| -> Result<()> {
+        if value && kind != Some(needs) {
+            return Err(fail(
+                &format!("{key}.{name}"),
+                format!("is only used with coupon = \"{needs}\""),
+            ));
+        }
+        Ok(())
+    };
+    only_with("coupon_prefix", step.coupon_prefix.is_some(), "generate")?;
+    only_with("coupon_ttl", step.coupon_ttl.is_some(), "generate")?;
+    only_with("coupon_pool", step.coupon_pool.is_some(), "pool")?;
+    Ok(match kind {
+        None | Some("none") => None,
+        Some("pool") => {
+            let pool = step
+                .coupon_pool
+                .clone()
+                .unwrap_or_else(|| coupon::DEFAULT_POOL.to_string());
+            coupon::check_pool_name(&pool)
+                .map_err(|message| fail(&format!("{key}.coupon_pool"), message))?;
+            Some(CouponRule::Pool { pool })
+        }
+        Some("generate") => {
+            let prefix = step
+                .coupon_prefix
+                .clone()
+                .unwrap_or_else(|| coupon::DEFAULT_PREFIX.to_string());
+            coupon::check_prefix(&prefix)
+                .map_err(|message| fail(&format!("{key}.coupon_prefix"), message))?;
+            let ttl = match &step.coupon_ttl {
+                None => coupon::DEFAULT_TTL,
+                Some(text) => parse_duration(text)
+                    .and_then(|ttl| {
+                        if ttl > TimeDelta::zero() {
+                            Ok(ttl)
+                        } else {
+                            Err("must be longer than 0".into())
+                        }
+                    })
+                    .map_err(|message| fail(&format!("{key}.coupon_ttl"), message))?,
+            };
+            Some(CouponRule::Generate { prefix, ttl })
+        }
+        Some(other) => {
+            return Err(fail(
+                &format!("{key}.coupon"),
+                format!("{other:?} is not a coupon kind (expected \"pool\" or \"generate\")"),
+            ));
+        }
+    })
 }
 
 impl Config {
@@ -771,6 +836,7 @@ impl Config {
                 filters: filters(&raw_filters!(step), &policy_filters, &key, &fail)?,
                 channel,
                 require_sms_consent,
+                coupon: coupon_rule(step, &key, &fail)?,
             });
         }
 
@@ -1099,5 +1165,73 @@ template = "reminder"
             error.to_string().contains("sources[0].date_format"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn coupon_keys() {
+        let with = |lines: &str| {
+            parse(&MINIMAL.replace(
+                "template = \"reminder\"",
+                &format!("template = \"reminder\"\n{lines}"),
+            ))
+        };
+        let config = with("coupon = \"generate\"").unwrap();
+        assert_eq!(
+            config.steps[0].coupon,
+            Some(CouponRule::Generate {
+                prefix: "COMEBACK-".into(),
+                ttl: TimeDelta::days(7)
+            })
+        );
+        let config =
+            with("coupon = \"generate\"\ncoupon_prefix = \"BACK10_\"\ncoupon_ttl = \"48h\"")
+                .unwrap();
+        assert_eq!(
+            config.steps[0].coupon,
+            Some(CouponRule::Generate {
+                prefix: "BACK10_".into(),
+                ttl: TimeDelta::hours(48)
+            })
+        );
+        let config = with("coupon = \"pool\"").unwrap();
+        assert_eq!(
+            config.steps[0].coupon,
+            Some(CouponRule::Pool {
+                pool: "default".into()
+            })
+        );
+        let config = with("coupon = \"pool\"\ncoupon_pool = \"vip\"").unwrap();
+        assert_eq!(
+            config.steps[0].coupon,
+            Some(CouponRule::Pool { pool: "vip".into() })
+        );
+        assert_eq!(parse(MINIMAL).unwrap().steps[0].coupon, None);
+        for (lines, key) in [
+            ("coupon = \"free\"", "steps[0].coupon"),
+            (
+                "coupon = \"pool\"\ncoupon_prefix = \"X\"",
+                "steps[0].coupon_prefix",
+            ),
+            ("coupon_ttl = \"7d\"", "steps[0].coupon_ttl"),
+            (
+                "coupon = \"generate\"\ncoupon_pool = \"vip\"",
+                "steps[0].coupon_pool",
+            ),
+            (
+                "coupon = \"generate\"\ncoupon_prefix = \"NO SPACE\"",
+                "steps[0].coupon_prefix",
+            ),
+            (
+                "coupon = \"generate\"\ncoupon_ttl = \"0s\"",
+                "steps[0].coupon_ttl",
+            ),
+            (
+                "coupon = \"pool\"\ncoupon_pool = \"\"",
+                "steps[0].coupon_pool",
+            ),
+        ] {
+            let error = with(lines).unwrap_err();
+            assert!(error.to_string().contains(key), "{lines}: {error}");
+        }
     }
 }

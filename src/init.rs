@@ -112,6 +112,11 @@ template = "reminder-2"
 name = "72h"
 after = "72h"
 template = "reminder-3"
+coupon = "generate"             # a code made for each cart: pool | generate
+coupon_prefix = "COMEBACK-"     # generate: the start of every code
+coupon_ttl = "7d"               # generate: how long a code is valid
+# For codes your shop made, use coupon = "pool" and import them with
+# `recart coupons import codes.csv` (columns: code, expires).
 "#;
 
 /// Writes the starter files into `dir`; never overwrites a file.

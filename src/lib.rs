@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod coupon;
 pub mod deliver;
 pub mod error;
 pub mod ingest;

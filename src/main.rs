@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use clap::{CommandFactory, Parser};
 
 use recart::app::{self, Completion, ReportFormat, RunOptions};
-use recart::cli::{Cli, Command, LogFormatArg, SuppressAction, TokenAction};
+use recart::cli::{Cli, Command, CouponsAction, LogFormatArg, SuppressAction, TokenAction};
 use recart::config::{self, Config};
 use recart::error::{Error, exit};
 use recart::ingest::Format;
@@ -127,6 +127,15 @@ fn run(cli: Cli, out: &mut Output) -> anyhow::Result<Completion> {
                 now,
                 out,
             )?)
+        }
+        Command::Coupons { action } => {
+            let config = load()?;
+            Ok(match action {
+                CouponsAction::Import { file } => {
+                    app::coupons_import(&config.store_path, &file, Utc::now(), out)?
+                }
+                CouponsAction::List => app::coupons_list(&config.store_path, Utc::now(), out)?,
+            })
         }
         Command::Report(args) => {
             let config = load()?;

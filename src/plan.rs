@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::coupon::CouponRule;
 use crate::model::{CartStatus, Currency, SendState};
 
 /// One reminder of the sequence, with the policy already merged into its
@@ -26,6 +27,10 @@ pub struct Step {
     pub variants: Vec<String>,
     pub require_consent: bool,
     pub filters: Filters,
+    /// The coupon the step's mail promises, if any (`coupon = …`). The plan
+    /// does not look at it: a pool that ran dry is found when the mail is
+    /// composed (skip `no-coupon`).
+    pub coupon: Option<CouponRule>,
     /// `email` (the default) or a `webhook` for SMS / push providers.
     pub channel: Channel,
     /// The step requires SMS consent (`require = "sms_consent"`).
@@ -315,10 +320,13 @@ pub enum SkipReason {
     Failed,
     /// Over the run's `--limit`.
     Limit,
+    /// The step promises a pool coupon and the pool has no usable code left
+    /// (set by the run when it composes the mail, not by the plan).
+    NoCoupon,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 29] = [
+    pub const ALL: [SkipReason; 30] = [
         SkipReason::Ordered,
         SkipReason::Closed,
         SkipReason::AlreadyPurchased,
@@ -348,6 +356,7 @@ impl SkipReason {
         SkipReason::Unknown,
         SkipReason::Failed,
         SkipReason::Limit,
+        SkipReason::NoCoupon,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -381,6 +390,7 @@ impl SkipReason {
             SkipReason::Unknown => "unknown",
             SkipReason::Failed => "failed",
             SkipReason::Limit => "limit",
+            SkipReason::NoCoupon => "no-coupon",
         }
     }
 }

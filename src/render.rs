@@ -14,9 +14,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono_tz::Tz;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
+use crate::coupon::{Coupon, format_date};
 use crate::error::{Error, Result};
 use crate::model::Cart;
 use crate::plan::Step;
@@ -57,6 +60,8 @@ struct Set {
 pub struct Renderer {
     env: Environment<'static>,
     shop_name: String,
+    /// For dates of carts that name neither a zone nor an offset.
+    timezone: Tz,
     /// template → locale (lower case, `-`; "" for the default) → its set.
     sets: BTreeMap<String, BTreeMap<String, Set>>,
 }
@@ -69,6 +74,17 @@ struct Context<'a> {
     items: Vec<ItemView<'a>>,
     links: &'a Links,
     step: StepView<'a>,
+    /// None when the step promises no coupon: `{% if coupon %}` works
+    /// under strict undefined.
+    coupon: Option<CouponView<'a>>,
+}
+
+#[derive(Serialize)]
+struct CouponView<'a> {
+    code: &'a str,
+    /// The last day it is valid, written for the cart's locale in the
+    /// customer's zone; None if it does not expire.
+    expires: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -207,8 +223,27 @@ impl Renderer {
         Ok(Renderer {
             env,
             shop_name: shop_name.to_string(),
+            timezone: Tz::UTC,
             sets,
         })
+    }
+
+    /// The zone dates are shown in for carts that give neither a zone nor
+    /// an offset (`policy.timezone`); UTC unless set.
+    pub fn with_timezone(mut self, timezone: Tz) -> Renderer {
+        self.timezone = timezone;
+        self
+    }
+
+    /// The date `at` falls on for the cart's customer.
+    fn local_date(&self, cart: &Cart, at: DateTime<Utc>) -> NaiveDate {
+        if let Ok(zone) = cart.timezone.parse::<Tz>() {
+            return at.with_timezone(&zone).date_naive();
+        }
+        if let Some(offset) = cart.utc_offset_seconds.and_then(FixedOffset::east_opt) {
+            return at.with_timezone(&offset).date_naive();
+        }
+        at.with_timezone(&self.timezone).date_naive()
     }
 
     /// The locales a template has its own set for (not the default).
@@ -234,9 +269,15 @@ impl Renderer {
     }
 
     /// Renders the step's template for this cart (its A/B variant, if the
-    /// step has variants).
-    pub fn render(&self, cart: &Cart, step: &Step, links: &Links) -> Result<Rendered> {
-        self.render_template(cart, step, step.template_for(&cart.id), links)
+    /// step has variants), with the coupon the cart got for the step.
+    pub fn render(
+        &self,
+        cart: &Cart,
+        step: &Step,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Result<Rendered> {
+        self.render_template(cart, step, step.template_for(&cart.id), links, coupon)
     }
 
     /// Renders one given template stem of the step.
@@ -246,6 +287,7 @@ impl Renderer {
         step: &Step,
         stem: &str,
         links: &Links,
+        coupon: Option<&Coupon>,
     ) -> Result<Rendered> {
         let currency = &cart.currency;
         let money = |minor| currency.format_in(minor, &cart.locale);
@@ -280,6 +322,12 @@ impl Renderer {
                 .collect(),
             links,
             step: StepView { name: &step.name },
+            coupon: coupon.map(|coupon| CouponView {
+                code: &coupon.code,
+                expires: coupon
+                    .expires
+                    .map(|at| format_date(self.local_date(cart, at), &cart.locale)),
+            }),
         };
         let context = minijinja::Value::from(minijinja::value::Serde(&context));
         let (locale, set) = self.choose(stem, &cart.locale);
@@ -489,6 +537,7 @@ mod tests {
             filters: Default::default(),
             channel: Default::default(),
             require_sms_consent: false,
+            coupon: None,
         };
         (dir, step)
     }
@@ -509,7 +558,7 @@ mod tests {
             "{% for item in items %}{{ item.quantity }} × {{ item.name }} {{ item.line_total }}\n{% endfor %}{{ links.recover }}",
         );
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let mail = renderer.render(&cart(), &step, &links()).unwrap();
+        let mail = renderer.render(&cart(), &step, &links(), None).unwrap();
         assert_eq!(mail.subject, "Ann Bcc: x@evil.example, your cart at Shop");
         assert!(mail.html.contains("&lt;script&gt;"), "{}", mail.html);
         assert!(!mail.html.contains("<script>"));
@@ -522,10 +571,55 @@ mod tests {
     }
 
     #[test]
+    fn the_coupon_is_there_when_the_step_has_one() {
+        let (dir, step) = setup(
+            "{% if coupon %}{{ coupon.code }} for you{% else %}Your cart{% endif %}",
+            "{% if coupon %}<b>{{ coupon.code }}</b>{% if coupon.expires %} until {{ coupon.expires }}{% endif %}{% endif %}",
+            "{% if coupon %}{{ coupon.code }}{% else %}no coupon{% endif %}",
+        );
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        let none = renderer.render(&cart(), &step, &links(), None).unwrap();
+        assert_eq!(none.subject, "Your cart");
+        assert_eq!(none.text, "no coupon");
+        let coupon = Coupon {
+            code: "COMEBACK-<X>".into(),
+            // 23:30 UTC is the next day in Vienna.
+            expires: Some("2026-11-28T23:30:00Z".parse().unwrap()),
+        };
+        let mut cart = cart();
+        let mail = renderer
+            .render(&cart, &step, &links(), Some(&coupon))
+            .unwrap();
+        assert_eq!(mail.subject, "COMEBACK-<X> for you");
+        assert!(
+            mail.html
+                .contains("<b>COMEBACK-&lt;X&gt;</b> until 28 November 2026"),
+            "{}",
+            mail.html
+        );
+        cart.locale = "de-AT".into();
+        cart.timezone = "Europe/Vienna".into();
+        let mail = renderer
+            .render(&cart, &step, &links(), Some(&coupon))
+            .unwrap();
+        assert!(mail.html.contains("until 29.11.2026"), "{}", mail.html);
+        // A code that never expires.
+        let forever = Coupon {
+            code: "SAVE10".into(),
+            expires: None,
+        };
+        let mail = renderer
+            .render(&cart, &step, &links(), Some(&forever))
+            .unwrap();
+        assert!(mail.html.contains("<b>SAVE10</b>"), "{}", mail.html);
+        assert!(!mail.html.contains("until"));
+    }
+
+    #[test]
     fn undefined_names_and_missing_files_are_errors() {
         let (dir, step) = setup("{{ custmer.first_name }}", "x", "x");
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let error = renderer.render(&cart(), &step, &links()).unwrap_err();
+        let error = renderer.render(&cart(), &step, &links(), None).unwrap_err();
         assert!(error.to_string().contains("reminder.subject"), "{error}");
         assert_eq!(error.exit_code(), crate::error::exit::USAGE);
 
@@ -554,7 +648,7 @@ mod tests {
             )],
         );
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let mail = renderer.render(&cart(), &step, &links()).unwrap();
+        let mail = renderer.render(&cart(), &step, &links(), None).unwrap();
         assert!(mail.text.contains("Your cart"), "{}", mail.text);
         assert!(
             mail.text
@@ -586,7 +680,10 @@ mod tests {
             "text",
         );
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let html = renderer.render(&cart(), &step, &links()).unwrap().html;
+        let html = renderer
+            .render(&cart(), &step, &links(), None)
+            .unwrap()
+            .html;
         assert!(html.contains("color: #123456"), "{html}");
         assert!(html.contains("<p class=\"box\" style=\""), "{html}");
         assert!(
@@ -612,7 +709,7 @@ mod tests {
             &[("reminder.preheader", "Saved for you, {{ items[0].name }}\n")],
         );
         let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-        let mail = renderer.render(&cart(), &step, &links()).unwrap();
+        let mail = renderer.render(&cart(), &step, &links(), None).unwrap();
         let body = mail.html.find("<body").unwrap();
         let hidden = mail.html.find("<div style=\"display:none").unwrap();
         let first = mail.html.find("<p>Body").unwrap();
@@ -653,7 +750,7 @@ mod tests {
             ("", "Your cart €398.00", "en", ""),
         ] {
             cart.locale = locale.into();
-            let mail = renderer.render(&cart, &step, &links()).unwrap();
+            let mail = renderer.render(&cart, &step, &links(), None).unwrap();
             assert_eq!(mail.subject, subject, "{locale}");
             assert!(mail.text.contains(text), "{locale}: {}", mail.text);
             assert_eq!(mail.locale, chosen, "{locale}");
@@ -697,6 +794,7 @@ mod tests {
                 filters: Default::default(),
                 channel: Default::default(),
                 require_sms_consent: false,
+                coupon: None,
             })
             .collect();
         Renderer::load(&dir, &steps, "Shop & Co").unwrap()
@@ -712,6 +810,7 @@ mod tests {
             filters: Default::default(),
             channel: Default::default(),
             require_sms_consent: false,
+            coupon: None,
         }
     }
 
@@ -764,7 +863,7 @@ mod tests {
         cart.items[0].product_url = "javascript:alert(6)".into();
         for template in ["reminder", "reminder-2", "reminder-3"] {
             let mail = renderer
-                .render(&cart, &starter_step(template), &links())
+                .render(&cart, &starter_step(template), &links(), None)
                 .unwrap();
             let (tags, attributes) = markup(&mail.html);
             assert!(
@@ -794,14 +893,56 @@ mod tests {
         let renderer = starter();
         let mut cart = cart();
         cart.items.clear();
-        for template in ["reminder", "reminder-2", "reminder-3"] {
+        let coupon = sample_coupon();
+        for (template, coupon) in ["reminder", "reminder-2", "reminder-3"]
+            .into_iter()
+            .flat_map(|template| [(template, None), (template, Some(&coupon))])
+        {
             let mail = renderer
-                .render(&cart, &starter_step(template), &links())
+                .render(&cart, &starter_step(template), &links(), coupon)
                 .unwrap();
             assert!(!mail.html.contains("class=\"items\""), "{template}");
             assert!(!mail.html.contains("Total ("), "{template}");
             assert!(!mail.text.contains("Total ("), "{template}");
             assert!(mail.html.contains("https://shop.example/r/T"), "{template}");
         }
+    }
+
+    fn sample_coupon() -> Coupon {
+        Coupon {
+            code: "COMEBACK-7KQ2M9XD4F".into(),
+            expires: Some("2026-11-28T12:00:00Z".parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn the_last_starter_reminder_shows_its_coupon() {
+        let renderer = starter();
+        let coupon = sample_coupon();
+        let step = starter_step("reminder-3");
+        let mail = renderer
+            .render(&cart(), &step, &links(), Some(&coupon))
+            .unwrap();
+        for part in [&mail.html, &mail.text] {
+            assert!(part.contains("COMEBACK-7KQ2M9XD4F"), "{part}");
+            assert!(part.contains("Valid until 28 November 2026."), "{part}");
+        }
+        assert!(mail.html.contains("with a code for your order"));
+        // Without a coupon: no trace of one.
+        let mail = renderer.render(&cart(), &step, &links(), None).unwrap();
+        for part in [&mail.html, &mail.text] {
+            assert!(!part.contains("code at checkout"), "{part}");
+            assert!(!part.contains("Valid until"), "{part}");
+        }
+        // A code without expiry: no date line.
+        let forever = Coupon {
+            expires: None,
+            ..coupon
+        };
+        let mail = renderer
+            .render(&cart(), &step, &links(), Some(&forever))
+            .unwrap();
+        assert!(mail.text.contains("COMEBACK-7KQ2M9XD4F"));
+        assert!(!mail.text.contains("Valid until"));
     }
 }

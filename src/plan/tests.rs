@@ -21,6 +21,7 @@ fn step(name: &str, hours: i64) -> Step {
         filters: Filters::default(),
         channel: Channel::Email,
         require_sms_consent: false,
+        coupon: None,
     }
 }
 

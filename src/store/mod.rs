@@ -4,6 +4,7 @@
 
 mod carts;
 mod catalog;
+mod coupons;
 mod ledger;
 mod report;
 mod retention;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 
 pub use carts::{CartImport, OrderImport};
 pub use catalog::ProductImport;
+pub use coupons::{CouponImport, Draw, PoolStock};
 pub use ledger::{Claim, Confirmation, RunCounts};
 pub use report::{ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
@@ -170,6 +172,26 @@ CREATE TABLE products (
 ) STRICT, WITHOUT ROWID;
 ALTER TABLE carts ADD COLUMN phone TEXT NOT NULL DEFAULT '';
 ALTER TABLE carts ADD COLUMN sms_consent INTEGER NOT NULL DEFAULT 0;
+",
+    ),
+    // 7: coupon codes: imported pools (free until drawn) and the codes
+    // given to each (cart, step), drawn or generated.
+    M::up(
+        "
+CREATE TABLE coupons (
+    code        TEXT PRIMARY KEY,
+    pool        TEXT,              -- the pool it was imported into; NULL: generated
+    expires_at  INTEGER,           -- unix seconds, UTC; NULL: never expires
+    added_at    INTEGER NOT NULL,
+    cart_id     TEXT,              -- who got it; NULL: still free
+    step        TEXT,
+    assigned_at INTEGER,
+    UNIQUE (cart_id, step),
+    CHECK ((cart_id IS NULL) = (step IS NULL)),
+    CHECK (pool IS NOT NULL OR cart_id IS NOT NULL)
+) STRICT;
+-- Drawing: the free codes of a pool, soonest to expire first.
+CREATE INDEX coupons_free ON coupons (pool, expires_at) WHERE cart_id IS NULL;
 ",
     ),
 ];

@@ -15,6 +15,7 @@ mod smtp_server;
 
 mod channels;
 mod config;
+mod coupons;
 mod import;
 mod init;
 mod operator;
