@@ -13,6 +13,7 @@ mod mime;
 mod smtp_server;
 
 mod config;
+mod faults;
 mod import;
 mod init;
 mod run;
