@@ -382,7 +382,9 @@ impl Decision {
             decision: string("decision")?,
             reason: nullable("reason")?,
         };
-        if !["send", "sent", "retry", "failed", "skip"].contains(&decision.decision.as_str()) {
+        if !["send", "sent", "retry", "failed", "unknown", "skip"]
+            .contains(&decision.decision.as_str())
+        {
             return Err(format!(
                 "decision {v}: unknown decision {:?}",
                 decision.decision

@@ -16,6 +16,7 @@ mod smtp_server;
 mod channels;
 mod config;
 mod coupons;
+mod faults;
 mod import;
 mod init;
 mod operator;

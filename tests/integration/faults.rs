@@ -1,0 +1,801 @@
+//! Delivery under faults, against Postfix's real `smtp-sink(1)` on a loopback
+//! port: soft and hard bounces, a server that goes away mid-run, two
+//! overlapping runs, and runs killed with SIGKILL at random points.
+//!
+//! smtp-sink dumps every message it accepted (after the final ".") into a
+//! file of its own; a transaction the client abandons leaves no file. A
+//! mail is identified by its Message-ID header, which recart derives from
+//! (cart, step), so a duplicate in the dumps is a reminder sent twice.
+//!
+//! Without smtp-sink these tests print a note and pass, unless `CI` is set:
+//! then they fail.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    fs,
+    net::{TcpListener, TcpStream},
+    os::unix::fs::{MetadataExt, PermissionsExt},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant, SystemTime},
+};
+
+use tempfile::TempDir;
+
+use crate::{
+    fixtures::{ADA, Config, GRACE, NOW, Transport, shop},
+    harness::{Output, RECART, Test, carts_with},
+};
+
+// ---------------------------------------------------------------- the sink
+
+/// A running smtp-sink, killed on drop; its dumps outlive it until the
+/// `Sink` is dropped.
+struct Sink {
+    child: Option<Child>,
+    port: u16,
+    /// Holds `dump/` (one file per accepted message) and `sink.log`.
+    dir: TempDir,
+}
+
+/// One message in smtp-sink's dump directory.
+#[derive(Debug, Clone)]
+struct Dumped {
+    file: PathBuf,
+    recipients: Vec<String>,
+    message_id: Option<String>,
+    /// The whole message is there (its multipart's closing boundary). A
+    /// sink that terminates (`-M`) flushes the dumps of transactions other
+    /// sessions had in progress, cut short: those it never accepted.
+    complete: bool,
+}
+
+fn smtp_sink_path() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("smtp-sink"))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.push("/usr/sbin/smtp-sink".into());
+    candidates.push("/usr/lib/postfix/sbin/smtp-sink".into());
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// smtp-sink, or `None` after a skip note when it is not installed; in CI
+/// (`CI` set) its absence fails the test.
+#[track_caller]
+fn smtp_sink_or_skip(test: &str) -> Option<PathBuf> {
+    let path = smtp_sink_path();
+    if path.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: smtp-sink is not installed (apt-get install postfix); required when CI is set"
+        );
+        eprintln!("note: skipping {test}: smtp-sink not found (apt-get install postfix)");
+    }
+    path
+}
+
+fn is_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+impl Sink {
+    /// Starts smtp-sink with `faults` (its own switches) on a free loopback
+    /// port, dumping each accepted message to a file.
+    fn start(binary: &Path, faults: &[&str]) -> Sink {
+        let dir = tempfile::Builder::new()
+            .prefix("recart-sink-")
+            .tempdir()
+            .expect("sink tempdir");
+        let dump = dir.path().join("dump");
+        fs::create_dir(&dump).unwrap();
+        // As root smtp-sink runs as nobody, who must reach and write the
+        // dump directory.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(&dump, fs::Permissions::from_mode(0o777)).unwrap();
+
+        let mut last_log = String::new();
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let log = fs::File::create(dir.path().join("sink.log")).unwrap();
+            let mut command = Command::new(binary);
+            if is_root() {
+                command.args(["-u", "nobody"]);
+            }
+            command
+                .args(faults)
+                .arg("-d")
+                .arg(format!("{}/%M.", dump.display()))
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("256")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            let mut child = command.spawn().expect("spawn smtp-sink");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Sink {
+                        child: Some(child),
+                        port,
+                        dir,
+                    };
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            child.kill().ok();
+            child.wait().ok();
+            last_log = fs::read_to_string(dir.path().join("sink.log")).unwrap_or_default();
+        }
+        panic!("could not start smtp-sink {faults:?}: {last_log}");
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Whether the sink process has exited (e.g. after `-M`).
+    fn exited(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child.try_wait().unwrap().is_some(),
+            None => true,
+        }
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fs::read_dir(self.dir.path().join("dump"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Every message accepted so far.
+    fn messages(&self) -> Vec<Dumped> {
+        self.dumps().into_iter().filter(|m| m.complete).collect()
+    }
+
+    /// Every dump, including transactions cut short.
+    fn dumps(&self) -> Vec<Dumped> {
+        self.files().iter().map(|f| parse_dump(f)).collect()
+    }
+
+    /// Waits until no new message has been dumped for `quiet` (at most
+    /// 15 s): the sink has finished what it had in flight.
+    fn settle(&self, quiet: Duration) -> Vec<Dumped> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut count = self.files().len();
+        let mut since = Instant::now();
+        while Instant::now() < deadline && since.elapsed() < quiet {
+            thread::sleep(Duration::from_millis(50));
+            let now = self.files().len();
+            if now != count {
+                count = now;
+                since = Instant::now();
+            }
+        }
+        self.messages()
+    }
+
+    /// Waits (up to 10 s) until at least `n` messages are dumped.
+    fn wait_for(&self, n: usize) -> Vec<Dumped> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.files().len() < n && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.messages()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn parse_dump(file: &Path) -> Dumped {
+    let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut recipients = Vec::new();
+    let mut message_id = None;
+    let mut boundary = None;
+    for line in text.lines() {
+        if line.is_empty() {
+            break; // end of the headers
+        }
+        if let Some((_, rest)) = line.split_once("boundary=") {
+            boundary = Some(rest.trim().trim_matches('"').to_string());
+        }
+        if let Some(args) = line.strip_prefix("X-Rcpt-Args: ") {
+            let address = args.split_whitespace().next().unwrap_or("");
+            recipients.push(address.trim_matches(['<', '>']).to_ascii_lowercase());
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("message-id")
+            && message_id.is_none()
+        {
+            message_id = Some(value.trim().to_string());
+        }
+    }
+    let complete = boundary.is_some_and(|b| text.contains(&format!("--{b}--")));
+    Dumped {
+        file: file.to_path_buf(),
+        recipients,
+        message_id,
+        complete,
+    }
+}
+
+/// The Message-ID recart gives the mail of (cart, step) from the tests'
+/// sender.
+fn message_id(cart_id: &str, step: &str) -> String {
+    let from = "Shop <hello@shop.example>".parse().unwrap();
+    recart::deliver::message_id(cart_id, step, &from)
+}
+
+/// Message-ID → how many times the sinks accepted it; panics on a dump
+/// without one.
+fn tally(messages: &[Dumped]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for m in messages {
+        let id = m
+            .message_id
+            .clone()
+            .unwrap_or_else(|| panic!("{}: no Message-ID", m.file.display()));
+        *counts.entry(id).or_default() += 1;
+    }
+    counts
+}
+
+#[track_caller]
+fn assert_no_duplicates(messages: &[Dumped]) {
+    let twice: Vec<_> = tally(messages)
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{} reminder(s) received more than once (Message-ID, count): {twice:?}",
+        twice.len()
+    );
+}
+
+// ---------------------------------------------------------------- shops
+
+/// The shop of the other tests, sending to `port` over `connections`.
+fn config(port: u16, connections: usize) -> String {
+    Config::new(Transport::Smtp(port)).to_toml().replace(
+        "tls = \"none\"\n",
+        &format!("tls = \"none\"\nconnections = {connections}\n"),
+    )
+}
+
+/// Points the shop's config at another sink.
+fn retarget(t: &Test, port: u16, connections: usize) {
+    t.write("recart.toml", config(port, connections));
+}
+
+/// `n` open carts with consent, all due for the 1h step at `NOW` (idle
+/// 2 hours), one item each: ids `F-00000`.., addresses `f00000@example.com`..
+fn many_carts(n: usize) -> String {
+    let mut csv = String::from(crate::fixtures::NATIVE_HEADER);
+    csv.push('\n');
+    for i in 0..n {
+        writeln!(
+            csv,
+            "F-{i:05},f{i:05}@example.com,Cust{i},en-GB,EUR,open,true,2026-11-21T09:00:00Z,2026-11-21T10:00:00Z,SKU-{i},Thing {i},Stuff,1,12.50,https://cdn.shop.example/img/{i}.jpg,https://shop.example/products/{i}"
+        )
+        .unwrap();
+    }
+    csv
+}
+
+fn cart_of(address: &str) -> String {
+    let digits = address
+        .strip_prefix('f')
+        .and_then(|a| a.strip_suffix("@example.com"))
+        .unwrap_or_else(|| panic!("not a generated address: {address}"));
+    format!("F-{digits}")
+}
+
+/// A shop of `n` generated carts, imported, sending to `port`.
+fn big_shop(n: usize, port: u16, connections: usize) -> Test {
+    let t = shop(&Config::new(Transport::Smtp(port)))
+        .file("recart.toml", config(port, connections))
+        .file("carts.csv", many_carts(n));
+    t.recart(&["import", "carts.csv"]).expect_success();
+    t
+}
+
+/// `(cart_id, step) → state` of the ledger.
+fn ledger(t: &Test) -> BTreeMap<(String, String), String> {
+    t.store()
+        .sends()
+        .into_iter()
+        .map(|s| ((s.cart_id, s.step), s.state))
+        .collect()
+}
+
+fn states(ledger: &BTreeMap<(String, String), String>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for state in ledger.values() {
+        *counts.entry(state.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// The (cart, step) of every dumped message, checked against the
+/// Message-ID recart derives from it; the generated shops send only the 1h
+/// step at `NOW`.
+fn keys(messages: &[Dumped]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            assert_eq!(m.recipients.len(), 1, "{m:?}");
+            let cart = cart_of(&m.recipients[0]);
+            assert_eq!(
+                m.message_id.as_deref(),
+                Some(message_id(&cart, "1h").as_str()),
+                "{m:?}"
+            );
+            (cart, "1h".to_string())
+        })
+        .collect()
+}
+
+/// `--now` plus `minutes`.
+fn now_plus(minutes: i64) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339(NOW).unwrap();
+    (base + chrono::TimeDelta::minutes(minutes)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+// ---------------------------------------------------------------- bounces
+
+#[test]
+fn soft_bounce_is_retried_and_sent_on_a_later_run() {
+    let Some(binary) = smtp_sink_or_skip("soft_bounce_is_retried_and_sent_on_a_later_run") else {
+        return;
+    };
+    let refusing = Sink::start(&binary, &["-r", "RCPT", "-b", "451 4.3.0 try again later"]);
+    let t = shop(&Config::new(Transport::Smtp(refusing.port())));
+
+    let out = t.recart(&["run", "--json", "--now", NOW]);
+    out.expect_status(3);
+    let decisions = out.decisions();
+    assert_eq!(carts_with(&decisions, "retry"), ["C-1001", "C-1002"]);
+    for d in decisions.iter().filter(|d| d.decision == "retry") {
+        let reason = d.reason.as_deref().unwrap_or_default();
+        assert!(reason.contains("451"), "{d:?}");
+    }
+    assert!(carts_with(&decisions, "sent").is_empty());
+    assert!(
+        refusing.messages().is_empty(),
+        "the refusing sink took a mail"
+    );
+    let store = t.store();
+    assert_eq!(store.sends_in("retry").len(), 2, "{:?}", store.sends());
+    drop(store);
+
+    // The sink recovers; within the backoff (30m) nothing is sent yet.
+    let sink = Sink::start(&binary, &[]);
+    retarget(&t, sink.port(), 4);
+    let out = t.recart(&["run", "--json", "--now", &now_plus(10)]);
+    out.expect_success();
+    let decisions = out.decisions();
+    assert!(carts_with(&decisions, "sent").is_empty(), "{decisions:#?}");
+    for cart in ["C-1001", "C-1002"] {
+        let d = decisions.iter().find(|d| d.cart_id == cart).unwrap();
+        assert_eq!(
+            (d.decision.as_str(), d.reason.as_deref()),
+            ("skip", Some("retry-wait"))
+        );
+    }
+
+    // After it, both go out, once.
+    let out = t.recart(&["run", "--json", "--now", &now_plus(35)]);
+    out.expect_success();
+    assert_eq!(carts_with(&out.decisions(), "sent"), ["C-1001", "C-1002"]);
+    let messages = sink.wait_for(2);
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    let mut recipients: Vec<String> = messages.iter().flat_map(|m| m.recipients.clone()).collect();
+    recipients.sort();
+    assert_eq!(recipients, [ADA, GRACE]);
+    for (cart, address) in [("C-1001", ADA), ("C-1002", GRACE)] {
+        let m = messages.iter().find(|m| m.recipients == [address]).unwrap();
+        assert_eq!(
+            m.message_id.as_deref(),
+            Some(message_id(cart, "1h").as_str())
+        );
+    }
+    let store = t.store();
+    assert_eq!(store.sends_in("sent").len(), 2, "{:?}", store.sends());
+    assert_eq!(store.sends().len(), 2);
+}
+
+#[test]
+fn hard_bounce_is_failed_and_the_address_suppressed() {
+    let Some(binary) = smtp_sink_or_skip("hard_bounce_is_failed_and_the_address_suppressed") else {
+        return;
+    };
+    let sink = Sink::start(&binary, &["-f", "RCPT", "-B", "550 5.1.1 user unknown"]);
+    let t = shop(&Config::new(Transport::Smtp(sink.port())));
+
+    let out = t.recart(&["run", "--json", "--now", NOW]);
+    out.expect_status(3);
+    let decisions = out.decisions();
+    assert_eq!(carts_with(&decisions, "failed"), ["C-1001", "C-1002"]);
+    for d in decisions.iter().filter(|d| d.decision == "failed") {
+        let reason = d.reason.as_deref().unwrap_or_default();
+        assert!(reason.contains("5.1.1"), "{d:?}");
+    }
+    assert!(sink.messages().is_empty());
+
+    let store = t.store();
+    assert_eq!(store.sends_in("failed").len(), 2, "{:?}", store.sends());
+    let suppressed = store.count(
+        "SELECT count(*) FROM suppressions WHERE reason = 'hard-bounce'
+           AND email_norm IN ('ada.lovelace@example.com', 'grace.hopper@example.com')",
+    );
+    assert_eq!(suppressed, 2);
+    drop(store);
+    let list = t.recart(&["suppress", "list"]);
+    list.expect_success()
+        .expect_stdout_contains(ADA)
+        .expect_stdout_contains("hard-bounce");
+
+    // Nothing more ever goes to them, not even the next step.
+    let good = Sink::start(&binary, &[]);
+    retarget(&t, good.port(), 4);
+    let out = t.recart(&["run", "--json", "--now", crate::fixtures::LATER]);
+    out.expect_success();
+    let decisions = out.decisions();
+    for cart in ["C-1001", "C-1002"] {
+        let d = decisions.iter().find(|d| d.cart_id == cart).unwrap();
+        assert_eq!(
+            (d.decision.as_str(), d.reason.as_deref()),
+            ("skip", Some("suppressed"))
+        );
+    }
+    let sent = carts_with(&decisions, "sent");
+    let messages = good.wait_for(sent.len());
+    let recipients: Vec<_> = messages.iter().flat_map(|m| m.recipients.clone()).collect();
+    assert_eq!(messages.len(), sent.len(), "{messages:?}");
+    assert!(
+        !recipients.iter().any(|r| r == ADA || r == GRACE),
+        "{recipients:?}"
+    );
+}
+
+// ---------------------------------------------------------------- disconnects
+
+/// The server goes away after `accept` messages, in the middle of a run.
+fn server_going_away(faults: &[&str], accept: Option<usize>, connections: usize) {
+    let Some(binary) = smtp_sink_or_skip("server_going_away") else {
+        return;
+    };
+    const CARTS: usize = 60;
+    let mut dying = Sink::start(&binary, faults);
+    let t = big_shop(CARTS, dying.port(), connections);
+
+    let out = t.recart(&["run", "--json", "--now", NOW]);
+    out.expect_status(1)
+        .expect_stderr_contains(&format!("127.0.0.1:{}", dying.port()));
+    let decisions = out.decisions();
+    if accept.is_some() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dying.exited() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(dying.exited(), "smtp-sink {faults:?} did not stop");
+    }
+    let first = dying.settle(Duration::from_millis(300));
+    if let Some(accept) = accept {
+        // Messages of other sessions in flight may still be taken.
+        let most = accept + connections - 1;
+        assert!(first.len() <= most, "{} > {most}", first.len());
+    }
+    assert_no_duplicates(&first);
+    let received: BTreeSet<_> = keys(&first).into_iter().collect();
+    let book = ledger(&t);
+
+    // Nothing recorded sent that the sink did not take; everything it took
+    // is sent or unknown.
+    for (key, state) in &book {
+        if state == "sent" {
+            assert!(
+                received.contains(key),
+                "{key:?} is sent but the sink has no such mail"
+            );
+        }
+    }
+    for key in &received {
+        let state = book.get(key).map(String::as_str);
+        assert!(
+            matches!(state, Some("sent" | "unknown")),
+            "{key:?} reached the sink but is {state:?} in the ledger"
+        );
+    }
+    assert!(
+        !book.values().any(|s| s == "claimed"),
+        "{:?}",
+        states(&book)
+    );
+    // The rest is still due: printed as retry/not-sent, no ledger entry.
+    let not_sent: Vec<_> = decisions
+        .iter()
+        .filter(|d| d.reason.as_deref() == Some("not-sent"))
+        .collect();
+    assert!(!not_sent.is_empty(), "{decisions:#?}");
+    for d in &not_sent {
+        assert_eq!(d.decision, "retry");
+        let key = (d.cart_id.clone(), "1h".to_string());
+        assert!(!book.contains_key(&key), "{key:?}: {:?}", book.get(&key));
+        assert!(!received.contains(&key));
+    }
+    assert_eq!(
+        book.len() + not_sent.len(),
+        CARTS,
+        "every due mail is in the ledger or still due: {:?}",
+        states(&book)
+    );
+
+    // A later run against a working server sends exactly the rest.
+    let sink = Sink::start(&binary, &[]);
+    retarget(&t, sink.port(), connections);
+    let out = t.recart(&["run", "--json", "--now", &now_plus(5)]);
+    out.expect_success();
+    let unknown = book.values().filter(|s| *s == "unknown").count();
+    let second =
+        sink.wait_for(CARTS - book.len() + book.values().filter(|s| *s == "retry").count());
+    let all: Vec<Dumped> = first.iter().chain(&second).cloned().collect();
+    assert_no_duplicates(&all);
+    let book = ledger(&t);
+    assert_eq!(
+        states(&book).get("sent").copied().unwrap_or(0) + unknown,
+        CARTS,
+        "{:?}",
+        states(&book)
+    );
+    let everything: BTreeSet<_> = keys(&all).into_iter().collect();
+    for (key, state) in &book {
+        match state.as_str() {
+            "sent" => assert!(everything.contains(key), "{key:?} sent, never received"),
+            "unknown" => {}
+            other => panic!("{key:?} is {other} after the recovery run"),
+        }
+    }
+}
+
+#[test]
+fn server_terminating_after_some_messages_stops_the_run_and_loses_nothing() {
+    // -M 7: smtp-sink exits after the 7th message, dropping every session.
+    server_going_away(&["-M", "7"], Some(7), 1);
+}
+
+#[test]
+fn server_terminating_under_parallel_connections_loses_nothing() {
+    server_going_away(&["-M", "13"], Some(13), 4);
+}
+
+#[test]
+fn server_hanging_up_after_the_message_leaves_it_unknown() {
+    // -q .: disconnect without replying once the message is in: the first
+    // mail of each connection has an unknown fate, the rest stays due.
+    server_going_away(&["-q", "."], None, 2);
+}
+
+// ---------------------------------------------------------------- overlap
+
+#[test]
+fn two_overlapping_runs_send_every_reminder_once() {
+    let Some(binary) = smtp_sink_or_skip("two_overlapping_runs_send_every_reminder_once") else {
+        return;
+    };
+    const CARTS: usize = 2000;
+    let sink = Sink::start(&binary, &[]);
+    let t = big_shop(CARTS, sink.port(), 4);
+
+    // Started at the same instant: one gives up at once (exit 4) or, with
+    // --wait, runs after the other and finds nothing left to send.
+    let (a, b, c) = thread::scope(|scope| {
+        let a = scope.spawn(|| t.recart(&["run", "--json", "--now", NOW]));
+        let b = scope.spawn(|| t.recart(&["run", "--json", "--now", NOW]));
+        let c = scope.spawn(|| t.recart(&["run", "--json", "--wait", "--now", NOW]));
+        (a.join().unwrap(), b.join().unwrap(), c.join().unwrap())
+    });
+    let runs = [&a, &b, &c];
+    let busy: Vec<&&Output> = runs.iter().filter(|o| o.status == 4).collect();
+    for out in &busy {
+        assert!(out.stdout.trim().is_empty(), "{out:?}");
+        out.expect_stderr_contains("recart.db.lock");
+    }
+    c.expect_success();
+    assert!(
+        a.status == 4 || b.status == 4,
+        "neither plain run was refused the lock: {}, {}",
+        a.status,
+        b.status
+    );
+    let mut sent = Vec::new();
+    for out in runs.iter().filter(|o| o.status != 4) {
+        out.expect_success();
+        sent.extend(carts_with(&out.decisions(), "sent"));
+    }
+    let distinct: BTreeSet<_> = sent.iter().collect();
+    assert_eq!(distinct.len(), sent.len(), "a cart was reported sent twice");
+    assert_eq!(sent.len(), CARTS);
+
+    sink.wait_for(CARTS);
+    let messages = sink.settle(Duration::from_millis(300));
+    assert_no_duplicates(&messages);
+    assert_eq!(messages.len(), CARTS);
+    let keys: BTreeSet<_> = keys(&messages).into_iter().collect();
+    let book = ledger(&t);
+    assert_eq!(
+        states(&book).get("sent").copied(),
+        Some(CARTS),
+        "{:?}",
+        states(&book)
+    );
+    assert!(book.keys().all(|k| keys.contains(k)));
+}
+
+// ---------------------------------------------------------------- crashes
+
+/// A small xorshift generator: reproducible from the seed it prints.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Rounds of: start `recart run` against a slow sink, SIGKILL it at a
+/// random moment, start it again. Whatever the moment, the sink never gets
+/// a (cart, step) twice, and everything it got is `sent` or `unknown`.
+///
+/// `RECART_CRASH_ROUNDS` (default 20) and `RECART_CRASH_SEED` are knobs.
+#[test]
+fn killing_runs_at_random_points_never_sends_twice() {
+    let Some(binary) = smtp_sink_or_skip("killing_runs_at_random_points_never_sends_twice") else {
+        return;
+    };
+    let rounds: usize = std::env::var("RECART_CRASH_ROUNDS")
+        .ok()
+        .map(|v| v.parse().expect("RECART_CRASH_ROUNDS: a number"))
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("RECART_CRASH_SEED")
+        .ok()
+        .map(|v| v.parse().expect("RECART_CRASH_SEED: a number"))
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("crash test: {rounds} rounds, RECART_CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+
+    // Slow, and unevenly so: the answers to DATA and to the final "." each
+    // take 0 s (70 %), 1 s (21 %), 2 s.. so kills land before, during and
+    // after the hand-over, and some runs finish.
+    let sink = Sink::start(&binary, &["-W", "DATA:1:30", "-W", ".:1:30"]);
+    let carts = 20 * rounds.max(1);
+    let t = big_shop(carts, sink.port(), 4);
+    // Imported once: the runs go straight to sending.
+    t.write(
+        "recart.toml",
+        config(sink.port(), 4).replace(
+            "[[sources]]\npath = \"carts.csv\"\nformat = \"native\"\n",
+            "",
+        ),
+    );
+
+    let started = Instant::now();
+    let mut finished = 0;
+    for round in 0..rounds {
+        // Each run sends at most --limit mails (one batch), so the rounds
+        // do not use up the carts.
+        let limit = 1 + rng.below(12);
+        let mut child = Command::new(RECART)
+            .args(["run", "--now", NOW, "--limit", &limit.to_string()])
+            .current_dir(t.path())
+            .env(crate::fixtures::SECRET_ENV, crate::fixtures::SECRET)
+            .env("NO_COLOR", "1")
+            .env_remove("RECART_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn recart");
+        let delay = Duration::from_millis(20 + rng.below(2500));
+        let deadline = Instant::now() + delay;
+        let mut status = None;
+        while Instant::now() < deadline {
+            if let Some(s) = child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        match status {
+            Some(s) => {
+                finished += 1;
+                assert!(
+                    matches!(s.code(), Some(0 | 3)),
+                    "round {round}: recart exited {s:?} without being killed (seed {seed})"
+                );
+            }
+            None => {
+                child.kill().expect("SIGKILL recart"); // SIGKILL on Unix
+                child.wait().unwrap();
+            }
+        }
+    }
+    eprintln!(
+        "crash test: {rounds} rounds in {:?}, {finished} finished before the kill",
+        started.elapsed()
+    );
+
+    // One last run that is not killed turns the last claims unknown.
+    let last = t.recart(&["run", "--now", NOW, "--limit", "1"]);
+    assert!(matches!(last.status, 0 | 3), "{last:?}");
+    // Let the sink finish what the killed runs left in flight.
+    let messages = sink.settle(Duration::from_secs(2));
+    assert!(
+        sink.dumps().iter().all(|m| m.complete),
+        "smtp-sink kept a message cut short"
+    );
+    assert_no_duplicates(&messages);
+    let book = ledger(&t);
+    let received = keys(&messages);
+    for key in &received {
+        let state = book.get(key).map(String::as_str);
+        assert!(
+            matches!(state, Some("sent" | "unknown")),
+            "{key:?} reached the sink but is {state:?} in the ledger (seed {seed})"
+        );
+    }
+    let received: BTreeSet<_> = received.into_iter().collect();
+    for (key, state) in &book {
+        assert_ne!(state, "claimed", "{key:?} still claimed (seed {seed})");
+        if state == "sent" {
+            assert!(
+                received.contains(key),
+                "{key:?} is sent but the sink never got it (seed {seed})"
+            );
+        }
+    }
+    eprintln!(
+        "crash test: the sink received {} mails; ledger {:?}",
+        messages.len(),
+        states(&book)
+    );
+}
