@@ -406,7 +406,11 @@ impl RunSummary {
 /// broke down: it stays due (decision `retry`).
 const NOT_SENT: &str = "not-sent";
 
-/// Mails go out in batches: claimed together, sent, confirmed together.
+/// Mails claimed at once per SMTP connection.
+const CLAIM_PER_CONNECTION: usize = 4;
+
+/// Mails are composed in batches, then claimed, sent and confirmed in
+/// groups.
 const BATCH: usize = 200;
 
 /// `recart run`: import the configured sources, plan, render, deliver,
@@ -521,6 +525,12 @@ pub fn run(
         .unwrap_or(if options.to.is_some() { 1 } else { usize::MAX });
     let mut fatal = None;
     let mut batch: Vec<(&Decision, Pending)> = Vec::new();
+    // How many mails are claimed at once: enough to keep every SMTP
+    // connection busy, few enough that a crash strands little.
+    let claim_group = match &config.transport {
+        crate::config::Transport::Smtp(settings) => settings.connections * CLAIM_PER_CONNECTION,
+        crate::config::Transport::File { .. } => BATCH,
+    };
 
     let mut decisions = decisions.iter().peekable();
     while let Some(decision) = decisions.next() {
@@ -579,15 +589,33 @@ pub fn run(
                     );
                 }
             } else {
-                let (batch_completion, batch_fatal) = sender.deliver(
-                    &candidates,
-                    std::mem::take(&mut batch),
-                    &mut printer,
-                    &mut summary,
-                    out,
-                )?;
-                completion = completion.or(batch_completion);
-                fatal = fatal.or(batch_fatal);
+                // Claimed, sent and confirmed a few at a time: a run killed
+                // mid-batch leaves at most one group `unknown`.
+                let mut rest = std::mem::take(&mut batch);
+                while !rest.is_empty() {
+                    let group: Vec<_> = rest.drain(..rest.len().min(claim_group)).collect();
+                    if fatal.is_some() {
+                        for (decision, pending) in &group {
+                            let cart = &candidates[decision.cart];
+                            printer.emit(
+                                out,
+                                &mut summary,
+                                DecisionRecord {
+                                    cart_id: &cart.id,
+                                    email: &cart.email,
+                                    step: Some(pending.step()),
+                                    decision: "retry",
+                                    reason: Some(NOT_SENT),
+                                },
+                            );
+                        }
+                        continue;
+                    }
+                    let (group_completion, group_fatal) =
+                        sender.deliver(&candidates, group, &mut printer, &mut summary, out)?;
+                    completion = completion.or(group_completion);
+                    fatal = fatal.or(group_fatal);
+                }
             }
         }
     }
