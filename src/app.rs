@@ -536,13 +536,7 @@ pub fn run(
     while let Some(decision) = decisions.next() {
         let cart = &candidates[decision.cart];
         let step_name = decision.step.map(|index| config.steps[index].name.as_str());
-        let record = |decision, reason| DecisionRecord {
-            cart_id: &cart.id,
-            email: &cart.email,
-            step: step_name,
-            decision,
-            reason: Some(reason),
-        };
+        let record = |decision, reason| decision_of(cart, step_name, decision, Some(reason));
         match decision.verdict {
             Verdict::Skip(reason) => {
                 printer.emit(out, &mut summary, record("skip", reason.as_str()))
@@ -579,13 +573,7 @@ pub fn run(
                     printer.emit(
                         out,
                         &mut summary,
-                        DecisionRecord {
-                            cart_id: &cart.id,
-                            email: &cart.email,
-                            step: Some(pending.step()),
-                            decision: "send",
-                            reason: None,
-                        },
+                        decision_of(cart, Some(pending.step()), "send", None),
                     );
                 }
             } else {
@@ -600,13 +588,7 @@ pub fn run(
                             printer.emit(
                                 out,
                                 &mut summary,
-                                DecisionRecord {
-                                    cart_id: &cart.id,
-                                    email: &cart.email,
-                                    step: Some(pending.step()),
-                                    decision: "retry",
-                                    reason: Some(NOT_SENT),
-                                },
+                                decision_of(cart, Some(pending.step()), "retry", Some(NOT_SENT)),
                             );
                         }
                         continue;
@@ -684,6 +666,22 @@ fn lock_store(store_path: &Path, wait: bool) -> Result<std::fs::File> {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { lock: path }),
         Err(std::fs::TryLockError::Error(source)) => Err(Error::io(&path, source)),
+    }
+}
+
+/// The printed record of a decision about `cart`.
+fn decision_of<'a>(
+    cart: &'a plan::Candidate,
+    step: Option<&'a str>,
+    decision: &'a str,
+    reason: Option<&'a str>,
+) -> DecisionRecord<'a> {
+    DecisionRecord {
+        cart_id: &cart.id,
+        email: &cart.email,
+        step,
+        decision,
+        reason,
     }
 }
 
@@ -1001,13 +999,7 @@ impl Sender<'_> {
                         printer.emit(
                             out,
                             summary,
-                            DecisionRecord {
-                                cart_id: &cart.id,
-                                email: &cart.email,
-                                step: Some(pending.step()),
-                                decision: "retry",
-                                reason: Some(NOT_SENT),
-                            },
+                            decision_of(cart, Some(pending.step()), "retry", Some(NOT_SENT)),
                         );
                     }
                     return Ok((Completion::Done, Some(message)));
@@ -1041,13 +1033,12 @@ impl Sender<'_> {
                 printer.emit(
                     out,
                     summary,
-                    DecisionRecord {
-                        cart_id: &cart.id,
-                        email: &cart.email,
-                        step: Some(pending.step()),
-                        decision: "skip",
-                        reason: Some(plan::SkipReason::Claimed.as_str()),
-                    },
+                    decision_of(
+                        cart,
+                        Some(pending.step()),
+                        "skip",
+                        Some(plan::SkipReason::Claimed.as_str()),
+                    ),
                 );
             }
         }
@@ -1108,16 +1099,15 @@ impl Sender<'_> {
             printer.emit(
                 out,
                 summary,
-                DecisionRecord {
-                    cart_id: &cart.id,
-                    email: &cart.email,
-                    step: Some(pending.step()),
-                    decision: state.map_or("retry", SendState::as_str),
-                    reason: match state {
+                decision_of(
+                    cart,
+                    Some(pending.step()),
+                    state.map_or("retry", SendState::as_str),
+                    match state {
                         None => Some(NOT_SENT),
                         Some(_) => reason.as_deref(),
                     },
-                },
+                ),
             );
         }
         self.store.confirm(
