@@ -464,6 +464,9 @@ pub fn run(
         .limit
         .unwrap_or(if options.to.is_some() { 1 } else { usize::MAX });
     let mut fatal = None;
+    // Due mails wait here until a batch is full, then are composed together
+    // (rendered in parallel) and handled as one batch.
+    let mut pending: Vec<(&Decision, &Step)> = Vec::new();
     let mut batch: Vec<(&Decision, Outgoing)> = Vec::new();
 
     let mut decisions = decisions.iter().peekable();
@@ -492,15 +495,40 @@ pub fn run(
             }
             Verdict::Send => {
                 budget -= 1;
-                let step = &config.steps[decision.step.expect("a send has a step")];
-                let to = options.to.as_deref();
-                match compose(&store, config, &renderer, &links, &cart.id, step, to)? {
+                pending.push((
+                    decision,
+                    &config.steps[decision.step.expect("a send has a step")],
+                ));
+            }
+        }
+        if pending.len() >= BATCH || (decisions.peek().is_none() && !pending.is_empty()) {
+            let to = options.to.as_deref();
+            let wanted: Vec<(&str, &Step)> = pending
+                .iter()
+                .map(|(decision, step)| (candidates[decision.cart].id.as_str(), *step))
+                .collect();
+            let mails = compose(&store, config, &renderer, &links, &wanted, to)?;
+            for ((decision, step), mail) in pending.drain(..).zip(mails) {
+                match mail {
                     Some(mail) => batch.push((decision, mail)),
-                    None => emit("skip", "gone", &mut summary, out),
+                    None => {
+                        let cart = &candidates[decision.cart];
+                        printer.emit(
+                            out,
+                            &mut summary,
+                            DecisionRecord {
+                                cart_id: &cart.id,
+                                email: &cart.email,
+                                step: Some(&step.name),
+                                decision: "skip",
+                                reason: Some("gone"),
+                            },
+                        );
+                    }
                 }
             }
         }
-        if batch.len() >= BATCH || (decisions.peek().is_none() && !batch.is_empty()) {
+        if !batch.is_empty() {
             if let Some(preview) = &mut preview {
                 let mails: Vec<Outgoing> = batch.iter().map(|(_, mail)| mail.clone()).collect();
                 if let Some(message) = preview.send(&mails).fatal {
@@ -673,34 +701,67 @@ fn import_sources(
     Ok(completion)
 }
 
-/// Loads the cart and renders its mail; `None` if the cart vanished.
+/// Loads the carts and renders their mails, in order; `None` for a cart
+/// that vanished. Carts are read one by one (the store is one connection);
+/// rendering, the bulk of the work, is spread over the machine's cores.
 fn compose(
     store: &Store,
     config: &Config,
     renderer: &Renderer,
     links: &LinkMaker<'_>,
-    cart_id: &str,
-    step: &Step,
+    wanted: &[(&str, &Step)],
     to: Option<&str>,
-) -> Result<Option<Outgoing>> {
-    let Some(cart) = store.cart(cart_id)? else {
-        return Ok(None);
+) -> Result<Vec<Option<Outgoing>>> {
+    let mut carts = Vec::with_capacity(wanted.len());
+    for (cart_id, step) in wanted {
+        carts.push(store.cart(cart_id)?.map(|cart| (cart, *step)));
+    }
+    let compose_one = |(cart, step): &(Cart, &Step)| -> Result<Outgoing> {
+        let signed = links.for_cart(cart, step);
+        let rendered = renderer.render(cart, step, &signed)?;
+        deliver::build(&deliver::Letter {
+            from: &config.from,
+            reply_to: config.reply_to.as_ref(),
+            to_name: &cart.first_name,
+            // A test send goes to the operator's address instead of the customer's.
+            to_email: to.unwrap_or(&cart.email),
+            cart_id: &cart.id,
+            step: &step.name,
+            rendered: &rendered,
+            links: &signed,
+            date: links.now,
+        })
     };
-    let signed = links.for_cart(&cart, step);
-    let rendered = renderer.render(&cart, step, &signed)?;
-    deliver::build(&deliver::Letter {
-        from: &config.from,
-        reply_to: config.reply_to.as_ref(),
-        to_name: &cart.first_name,
-        // A test send goes to the operator's address instead of the customer's.
-        to_email: to.unwrap_or(&cart.email),
-        cart_id: &cart.id,
-        step: &step.name,
-        rendered: &rendered,
-        links: &signed,
-        date: links.now,
-    })
-    .map(Some)
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(carts.len().div_ceil(16))
+        .max(1);
+    let chunk = carts.len().div_ceil(threads).max(1);
+    let chunks: Vec<Result<Vec<Option<Outgoing>>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = carts
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(|| {
+                    part.iter()
+                        .map(|cart| cart.as_ref().map(compose_one).transpose())
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut mails = Vec::with_capacity(carts.len());
+    for part in chunks {
+        mails.extend(part?);
+    }
+    Ok(mails)
 }
 
 /// Delivers batches for one run: claim → send → confirm.

@@ -28,6 +28,20 @@ pub struct OrderImport {
     pub marked_ordered: u64,
 }
 
+/// The candidate window: open carts last active within [?1, ?2], read from the index `carts_open_window` alone.
+pub(crate) const CANDIDATES: &str =
+    "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
+                        timezone, utc_offset
+                 FROM carts
+                 WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
+                 ORDER BY updated_at, id";
+
+/// The SKUs and categories of the window's carts.
+pub(crate) const CANDIDATE_ITEMS: &str =
+    "SELECT i.cart_id, i.sku, i.category FROM cart_items i JOIN carts c ON c.id = i.cart_id
+                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
+                 ORDER BY i.cart_id, i.position";
+
 fn snapshot_hash(cart: &Cart) -> Vec<u8> {
     let json = serde_json::to_vec(cart).expect("a cart serialises");
     Sha256::digest(json).to_vec()
@@ -111,13 +125,7 @@ impl Store {
     ) -> Result<Vec<Candidate>> {
         let run = || -> rusqlite::Result<Vec<Candidate>> {
             let window = params![to_unix(oldest), to_unix(newest)];
-            let mut query = self.conn().prepare_cached(
-                "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
-                        timezone, utc_offset
-                 FROM carts
-                 WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
-                 ORDER BY updated_at, id",
-            )?;
+            let mut query = self.conn().prepare_cached(CANDIDATES)?;
             let mut candidates = query
                 .query_map(window, |row| {
                     let currency: String = row.get(6)?;
@@ -148,11 +156,7 @@ impl Store {
                 .enumerate()
                 .map(|(position, cart)| (cart.id.clone(), position))
                 .collect();
-            let mut items = self.conn().prepare_cached(
-                "SELECT i.cart_id, i.sku, i.category FROM cart_items i JOIN carts c ON c.id = i.cart_id
-                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
-                 ORDER BY i.cart_id, i.position",
-            )?;
+            let mut items = self.conn().prepare_cached(CANDIDATE_ITEMS)?;
             let mut rows = items.query(window)?;
             while let Some(row) = rows.next()? {
                 let cart_id: String = row.get(0)?;
