@@ -17,7 +17,8 @@
 //! - M *due* carts: open, consenting, one address each, last active 1–2
 //!   hours before `--now`, no ledger entry: each is due step `1h`.
 //! - N − M *background* carts, last active uniformly over `--days` before
-//!   `--now` (ending 2 hours before it, so none is due): 65% open, 30%
+//!   `--now` (ending 1–2 hours before it, so none is due), written in time
+//!   order as a store fills: 65% open, 30%
 //!   ordered (with an order), 5% closed; 1–4 items each; addresses shared
 //!   by ~1.3 carts. Every open or ordered cart has a `sent` ledger entry for
 //!   each step whose delay had passed (as hourly runs would have left it),
@@ -179,7 +180,10 @@ fn main() -> rusqlite::Result<()> {
                     (
                         format!("C{n:08}"),
                         format!("customer{}@example.com", rng.below(addresses)),
-                        now - 7200 - rng.below(span as u64) as i64,
+                        // Stores fill in time order (ids grow with it), an
+                        // hour of jitter.
+                        now - 7200 - span * (args.carts - n) as i64 / background as i64
+                            + rng.below(3600) as i64,
                         status,
                     )
                 };
