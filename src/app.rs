@@ -432,10 +432,11 @@ pub fn run(
     let mut completion = import_sources(config, &store, &mut summary, out)?;
 
     // The candidate window, by index: open carts active up to now (the
-    // ones not yet due are listed as such), and not so old that listing
-    // them as too old would drown the rest.
+    // ones not yet due are listed as such) and at most `max_age` ago —
+    // older ones could only be skipped as too old, and listing them would
+    // double what an idle run reads.
     let newest = now;
-    let oldest = now - config.policy.max_age - config.policy.max_age;
+    let oldest = now - config.policy.max_age;
     let policy = plan::Policy {
         resend_unknown: options.resend_unknown,
         ..config.policy.clone()
