@@ -482,10 +482,11 @@ pub fn run(
     let mut completion = import_sources(config, &store, &mut summary, out)?;
 
     // The candidate window, by index: open carts active up to now (the
-    // ones not yet due are listed as such), and not so old that listing
-    // them as too old would drown the rest.
+    // ones not yet due are listed as such) and at most `max_age` ago —
+    // older ones could only be skipped as too old, and listing them would
+    // double what an idle run reads.
     let newest = now;
-    let oldest = now - config.policy.max_age - config.policy.max_age;
+    let oldest = now - config.policy.max_age;
     let policy = plan::Policy {
         resend_unknown: options.resend_unknown,
         ..config.policy.clone()
@@ -513,17 +514,31 @@ pub fn run(
     };
     let composer = Composer {
         store: &store,
-        config,
-        renderer: &renderer,
-        links: &links,
-        to: options.to.as_deref(),
         catalog: store.has_products()?,
-        webhook_keys: &webhook_keys,
+        out_of_stock: config.policy.out_of_stock,
+        signer: &signer,
+        builder: Builder {
+            config,
+            renderer: &renderer,
+            links: &links,
+            to: options.to.as_deref(),
+            webhook_keys: &webhook_keys,
+        },
     };
     let mut budget = options
         .limit
         .unwrap_or(if options.to.is_some() { 1 } else { usize::MAX });
     let mut fatal = None;
+    // Due reminders wait here until a batch is full, then are composed
+    // together (rendered in parallel). Under --limit or --to one at a
+    // time, so that a cart skipped while composing leaves its place to the
+    // next.
+    let mut due: Vec<(&Decision, &Step)> = Vec::new();
+    let compose_every = if options.limit.is_some() || options.to.is_some() {
+        1
+    } else {
+        BATCH
+    };
     let mut batch: Vec<(&Decision, Pending)> = Vec::new();
     // How many mails are claimed at once: enough to keep every SMTP
     // connection busy, few enough that a crash strands little.
@@ -550,23 +565,36 @@ pub fn run(
                 record("skip", plan::SkipReason::Limit.as_str()),
             ),
             Verdict::Send => {
-                let step = &config.steps[decision.step.expect("a send has a step")];
-                match composer.compose(&cart.id, step, printer.gallery.as_mut())? {
-                    Composed::Ready(pending) => {
-                        budget -= 1;
-                        batch.push((decision, pending));
+                budget -= 1;
+                due.push((
+                    decision,
+                    &config.steps[decision.step.expect("a send has a step")],
+                ));
+            }
+        }
+        let last = decisions.peek().is_none();
+        if due.len() >= compose_every || (last && !due.is_empty()) {
+            let wanted: Vec<(&str, &Step)> = due
+                .iter()
+                .map(|(decision, step)| (candidates[decision.cart].id.as_str(), *step))
+                .collect();
+            let composed = composer.compose(&wanted, printer.gallery.as_mut())?;
+            for ((decision, step), result) in due.drain(..).zip(composed) {
+                let cart = &candidates[decision.cart];
+                let skip = |reason| decision_of(cart, Some(&step.name), "skip", Some(reason));
+                match result {
+                    Composed::Ready(pending) => batch.push((decision, pending)),
+                    Composed::Gone => printer.emit(out, &mut summary, skip("gone")),
+                    // Never a mail without the code it promises; it does not
+                    // count against --limit.
+                    Composed::NoCoupon => {
+                        budget += 1;
+                        printer.emit(out, &mut summary, skip(plan::SkipReason::NoCoupon.as_str()));
                     }
-                    Composed::Gone => printer.emit(out, &mut summary, record("skip", "gone")),
-                    // Never a mail without the code it promises.
-                    Composed::NoCoupon => printer.emit(
-                        out,
-                        &mut summary,
-                        record("skip", plan::SkipReason::NoCoupon.as_str()),
-                    ),
                 }
             }
         }
-        if batch.len() >= BATCH || (decisions.peek().is_none() && !batch.is_empty()) {
+        if batch.len() >= BATCH || (last && !batch.is_empty()) {
             if options.dry_run {
                 for (decision, pending) in batch.drain(..) {
                     let cart = &candidates[decision.cart];
@@ -800,52 +828,146 @@ impl Pending {
     }
 }
 
-/// Turns due carts into mails: loads the cart, signs its links, renders,
-/// builds the MIME message.
+/// Turns due carts into reminders: loads the cart, draws its coupon, fills
+/// it from the catalog (all through the store), then builds the reminder.
 struct Composer<'a> {
     store: &'a Store,
+    /// The store holds a product catalog to fill items from.
+    catalog: bool,
+    out_of_stock: plan::OutOfStock,
+    signer: &'a Signer,
+    builder: Builder<'a>,
+}
+
+/// Renders and builds reminders from prepared carts: no store, so it can
+/// work on several threads at once.
+struct Builder<'a> {
     config: &'a Config,
     renderer: &'a Renderer,
     links: &'a LinkMaker<'a>,
     /// Test send: the address every mail goes to instead.
     to: Option<&'a str>,
-    /// The store holds a product catalog to fill items from.
-    catalog: bool,
     /// Webhook steps' signing keys, by step name.
     webhook_keys: &'a std::collections::HashMap<String, Vec<u8>>,
 }
 
+/// A due cart loaded and given its coupon, ready to render.
+struct Prepared<'s> {
+    cart: Cart,
+    step: &'s Step,
+    coupon: Option<Coupon>,
+}
+
+/// A composed reminder and, for the gallery, its subject and HTML.
+struct Built {
+    pending: Pending,
+    shown: Option<(String, String)>,
+}
+
 impl Composer<'_> {
-    /// The cart's mail for `step`; `None` if the cart vanished. With a
-    /// gallery, the mail is also written there.
-    fn compose(
+    /// The reminders for `wanted` (cart id, step), in order. Carts are
+    /// loaded and coupons drawn one by one (the store is one connection);
+    /// rendering and MIME building, the bulk of the work, are spread over
+    /// the machine's cores. With a gallery, each is also written there.
+    fn compose<'s>(
+        &self,
+        wanted: &[(&str, &'s Step)],
+        gallery: Option<&mut deliver::Gallery>,
+    ) -> Result<Vec<Composed>> {
+        let mut prepared: Vec<std::result::Result<Prepared<'s>, Composed>> =
+            Vec::with_capacity(wanted.len());
+        for (cart_id, step) in wanted {
+            prepared.push(self.prepare(cart_id, step)?);
+        }
+        let keep_shown = gallery.is_some();
+        let builder = &self.builder;
+        let build = |item: &std::result::Result<Prepared<'s>, Composed>| -> Result<Option<Built>> {
+            match item {
+                Ok(prepared) => builder.build(prepared, keep_shown).map(Some),
+                Err(_) => Ok(None),
+            }
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(prepared.len().div_ceil(16))
+            .max(1);
+        let chunk = prepared.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<Vec<Option<Built>>>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = prepared
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(build).collect()))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut built = Vec::with_capacity(prepared.len());
+        for part in parts {
+            built.extend(part?);
+        }
+        let mut gallery = gallery;
+        let mut composed = Vec::with_capacity(prepared.len());
+        for (item, built) in prepared.into_iter().zip(built) {
+            match (item, built) {
+                (Err(skipped), _) => composed.push(skipped),
+                (Ok(prepared), Some(built)) => {
+                    if let Some(gallery) = gallery.as_deref_mut() {
+                        let cart = &prepared.cart;
+                        let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
+                        match (&built.pending, &built.shown) {
+                            (Pending::Webhook(call), _) => {
+                                gallery.add_webhook(call, &cart.email, &value)?
+                            }
+                            (Pending::Mail(mail), Some((subject, html))) => {
+                                gallery.add_mail(mail, &cart.email, &value, subject, html)?
+                            }
+                            (Pending::Mail(_), None) => {}
+                        }
+                    }
+                    composed.push(Composed::Ready(built.pending));
+                }
+                (Ok(_), None) => unreachable!("every prepared cart is built"),
+            }
+        }
+        Ok(composed)
+    }
+
+    /// Loads the cart, draws its coupon, fills it from the catalog; or says
+    /// why there is nothing to send.
+    fn prepare<'s>(
         &self,
         cart_id: &str,
-        step: &Step,
-        gallery: Option<&mut deliver::Gallery>,
-    ) -> Result<Composed> {
+        step: &'s Step,
+    ) -> Result<std::result::Result<Prepared<'s>, Composed>> {
         let Some(mut cart) = self.store.cart(cart_id)? else {
-            return Ok(Composed::Gone);
+            return Ok(Err(Composed::Gone));
         };
-        let Ok(coupon) = coupon_for(
-            self.store,
-            self.links.signer,
-            &cart.id,
-            step,
-            self.links.now,
-        )?
-        else {
-            return Ok(Composed::NoCoupon);
+        let now = self.builder.links.now;
+        let Ok(coupon) = coupon_for(self.store, self.signer, &cart.id, step, now)? else {
+            return Ok(Err(Composed::NoCoupon));
         };
         if self.catalog {
             let skus: Vec<&str> = cart.items.iter().map(|item| item.sku.as_str()).collect();
             let products = self.store.products(&skus)?;
-            crate::render::fill_from_catalog(&mut cart, &products, self.config.policy.out_of_stock);
+            crate::render::fill_from_catalog(&mut cart, &products, self.out_of_stock);
         }
-        let signed = self.links.for_cart(&cart, step);
+        Ok(Ok(Prepared { cart, step, coupon }))
+    }
+}
+
+impl Builder<'_> {
+    /// Renders and builds one reminder: pure work, safe on any thread.
+    fn build(&self, prepared: &Prepared<'_>, keep_shown: bool) -> Result<Built> {
+        let Prepared { cart, step, coupon } = prepared;
+        let signed = self.links.for_cart(cart, step);
         if let plan::Channel::Webhook(webhook) = &step.channel {
             let call = webhook_call(
-                &cart,
+                cart,
                 step,
                 webhook,
                 &signed,
@@ -853,19 +975,17 @@ impl Composer<'_> {
                 self.links.now,
                 self.webhook_keys,
             );
-            if let Some(gallery) = gallery {
-                let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
-                gallery.add_webhook(&call, &cart.email, &value)?;
-            }
-            return Ok(Composed::Ready(Pending::Webhook(call)));
+            return Ok(Built {
+                pending: Pending::Webhook(call),
+                shown: None,
+            });
         }
-        let rendered = self
-            .renderer
-            .render(&cart, step, &signed, coupon.as_ref())?;
+        let rendered = self.renderer.render(cart, step, &signed, coupon.as_ref())?;
         let mail = deliver::build(&deliver::Letter {
             from: &self.config.from,
             reply_to: self.config.reply_to.as_ref(),
             to_name: &cart.first_name,
+            // A test send goes to the operator's address instead of the customer's.
             to_email: self.to.unwrap_or(&cart.email),
             cart_id: &cart.id,
             step: &step.name,
@@ -873,17 +993,10 @@ impl Composer<'_> {
             links: &signed,
             date: self.links.now,
         })?;
-        if let Some(gallery) = gallery {
-            let value = cart.currency.format_in(cart.total_minor(), &cart.locale);
-            gallery.add_mail(
-                &mail,
-                &cart.email,
-                &value,
-                &rendered.subject,
-                &rendered.html,
-            )?;
-        }
-        Ok(Composed::Ready(Pending::Mail(mail)))
+        Ok(Built {
+            pending: Pending::Mail(mail),
+            shown: keep_shown.then_some((rendered.subject, rendered.html)),
+        })
     }
 }
 

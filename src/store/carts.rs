@@ -28,6 +28,25 @@ pub struct OrderImport {
     pub marked_ordered: u64,
 }
 
+/// The candidate window: open carts last active within [?1, ?2], read from the index `carts_open_window` alone.
+pub(crate) const CANDIDATES: &str =
+    "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
+                        timezone, utc_offset, sms_consent
+                 FROM carts
+                 WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
+                 ORDER BY updated_at, id";
+
+/// The items of the window's carts with what the catalog adds: a price
+/// where the cart has none (in the cart's currency), and the stock.
+pub(crate) const CANDIDATE_ITEMS: &str = "SELECT i.cart_id, i.sku, i.category, i.quantity,
+            CASE WHEN i.unit_price_minor = 0 AND p.currency = c.currency
+                 THEN COALESCE(p.price_minor, 0) ELSE i.unit_price_minor END,
+            p.in_stock
+     FROM cart_items i JOIN carts c ON c.id = i.cart_id
+     LEFT JOIN products p ON p.sku = i.sku
+     WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
+     ORDER BY i.cart_id, i.position";
+
 fn snapshot_hash(cart: &Cart) -> Vec<u8> {
     let json = serde_json::to_vec(cart).expect("a cart serialises");
     Sha256::digest(json).to_vec()
@@ -111,13 +130,7 @@ impl Store {
     ) -> Result<Vec<Candidate>> {
         let run = || -> rusqlite::Result<Vec<Candidate>> {
             let window = params![to_unix(oldest), to_unix(newest)];
-            let mut query = self.conn().prepare_cached(
-                "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
-                        timezone, utc_offset, sms_consent
-                 FROM carts
-                 WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
-                 ORDER BY updated_at, id",
-            )?;
+            let mut query = self.conn().prepare_cached(CANDIDATES)?;
             let mut candidates = query
                 .query_map(window, |row| {
                     let currency: String = row.get(6)?;
@@ -149,18 +162,7 @@ impl Store {
                 .enumerate()
                 .map(|(position, cart)| (cart.id.clone(), position))
                 .collect();
-            // Items with what the catalog adds: a price where the cart has
-            // none (in the cart's currency), and the stock.
-            let mut items = self.conn().prepare_cached(
-                "SELECT i.cart_id, i.sku, i.category, i.quantity,
-                        CASE WHEN i.unit_price_minor = 0 AND p.currency = c.currency
-                             THEN COALESCE(p.price_minor, 0) ELSE i.unit_price_minor END,
-                        p.in_stock
-                 FROM cart_items i JOIN carts c ON c.id = i.cart_id
-                 LEFT JOIN products p ON p.sku = i.sku
-                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
-                 ORDER BY i.cart_id, i.position",
-            )?;
+            let mut items = self.conn().prepare_cached(CANDIDATE_ITEMS)?;
             let mut rows = items.query(window)?;
             let mut priced: Vec<i64> = vec![0; candidates.len()];
             while let Some(row) = rows.next()? {

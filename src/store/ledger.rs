@@ -44,6 +44,27 @@ pub struct RunCounts {
     pub skips: std::collections::BTreeMap<(String, String), u64>,
 }
 
+/// The ledger entries of the window's carts.
+pub(crate) const HISTORY_SENDS: &str = "SELECT s.cart_id, s.step, s.state, s.attempts, s.claimed_at
+                 FROM sends s JOIN carts c ON c.id = s.cart_id
+                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2";
+
+/// Reminders (possibly) sent since ?1, for the caps: bounded by time, not by the store.
+pub(crate) const RECENT_SENDS: &str = "SELECT email_norm, claimed_at FROM sends
+                 WHERE claimed_at > ?1 AND state IN ('sent', 'claimed', 'unknown')";
+
+/// Orders since ?3 of the window's addresses, with their SKUs.
+pub(crate) const HISTORY_ORDERS: &str = "SELECT o.id, o.email_norm, o.created_at, i.sku FROM orders o
+                 LEFT JOIN order_items i ON i.order_id = o.id
+                 WHERE o.created_at >= ?3 AND o.email_norm IN (
+                    SELECT email_norm FROM carts WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2)
+                 ORDER BY o.id";
+
+/// The suppressed addresses among the window's.
+pub(crate) const HISTORY_SUPPRESSED: &str =
+    "SELECT DISTINCT s.email_norm FROM suppressions s JOIN carts c ON c.email_norm = s.email_norm
+                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2";
+
 impl Store {
     /// Ledger entries, recent sends, orders and suppressions that concern
     /// the open carts last active within `[oldest, newest]`.
@@ -57,11 +78,7 @@ impl Store {
         let run = || -> rusqlite::Result<History> {
             let mut history = History::default();
             let window = params![to_unix(oldest), to_unix(newest)];
-            let mut sends = self.conn().prepare_cached(
-                "SELECT s.cart_id, s.step, s.state, s.attempts, s.claimed_at
-                 FROM sends s JOIN carts c ON c.id = s.cart_id
-                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2",
-            )?;
+            let mut sends = self.conn().prepare_cached(HISTORY_SENDS)?;
             let mut rows = sends.query(window)?;
             while let Some(row) = rows.next()? {
                 let state: String = row.get(2)?;
@@ -79,10 +96,7 @@ impl Store {
             // A claimed or unknown send may have reached the inbox: it counts
             // for the caps like a sent one.
             let caps_since = now - policy.cooldown.max(policy.window);
-            let mut recent = self.conn().prepare_cached(
-                "SELECT email_norm, claimed_at FROM sends
-                 WHERE claimed_at > ?1 AND state IN ('sent', 'claimed', 'unknown')",
-            )?;
+            let mut recent = self.conn().prepare_cached(RECENT_SENDS)?;
             let mut rows = recent.query([to_unix(caps_since)])?;
             while let Some(row) = rows.next()? {
                 history
@@ -92,13 +106,7 @@ impl Store {
                     .push(from_unix(row.get(1)?));
             }
             let orders_since = oldest.min(now - policy.purchased_within);
-            let mut orders = self.conn().prepare_cached(
-                "SELECT o.id, o.email_norm, o.created_at, i.sku FROM orders o
-                 LEFT JOIN order_items i ON i.order_id = o.id
-                 WHERE o.created_at >= ?3 AND o.email_norm IN (
-                    SELECT email_norm FROM carts WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2)
-                 ORDER BY o.id",
-            )?;
+            let mut orders = self.conn().prepare_cached(HISTORY_ORDERS)?;
             let mut rows = orders.query(params![
                 to_unix(oldest),
                 to_unix(newest),
@@ -122,10 +130,7 @@ impl Store {
                     fact.skus.insert(sku);
                 }
             }
-            let mut suppressed = self.conn().prepare_cached(
-                "SELECT DISTINCT s.email_norm FROM suppressions s JOIN carts c ON c.email_norm = s.email_norm
-                 WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2",
-            )?;
+            let mut suppressed = self.conn().prepare_cached(HISTORY_SUPPRESSED)?;
             let mut rows = suppressed.query(window)?;
             while let Some(row) = rows.next()? {
                 history.suppressed.insert(row.get(0)?);

@@ -57,7 +57,7 @@ fn the_preview_gallery_opens_from_disk_in_a_browser() {
     }
     let page = t.read("preview/index.html");
     assert!(page.contains(ADA) && page.contains(GRACE));
-    assert!(page.contains("no-consent") && page.contains("too-old"));
+    assert!(page.contains("no-consent") && page.contains("not-due"));
 
     let Some(chromium) = tool("chromium") else {
         return;
