@@ -3,6 +3,8 @@
 //! row is in memory at a time.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -13,7 +15,8 @@ use super::RowError;
 /// The header: column names (after the source's mapping) → field index.
 pub struct Header {
     pub path: PathBuf,
-    columns: HashMap<String, usize>,
+    /// foldhash: looked up several times a row, so it must be cheap.
+    columns: HashMap<String, usize, RandomState>,
     /// The file's own names, for messages: index → name as written.
     names: Vec<String>,
 }
@@ -85,7 +88,7 @@ impl Table {
             .iter()
             .map(|name| String::from_utf8_lossy(name).trim().to_string())
             .collect();
-        let mut map: HashMap<String, usize> = HashMap::new();
+        let mut map: HashMap<String, usize, RandomState> = HashMap::default();
         for (index, name) in names.iter().enumerate() {
             // The first of two equally named columns wins.
             map.entry(name.clone()).or_insert(index);

@@ -159,10 +159,16 @@ impl Store {
         // Overlapping runs wait for each other's short write transactions.
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(fail)?;
+        // A 64 MiB page cache (allocated as used) keeps a large import's
+        // index pages in memory.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -65536;",
         )
         .map_err(fail)?;
+        // `rarray(?)`: a batch's ids bound as one parameter.
+        rusqlite::vtab::array::load_module(&conn).map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut conn)
             .map_err(|error| Error::Migration {
