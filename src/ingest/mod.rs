@@ -8,6 +8,7 @@
 mod group;
 mod native;
 mod shopify;
+pub mod sqlite;
 mod table;
 
 use std::fmt;

@@ -125,6 +125,16 @@ CREATE TABLE order_items (
 CREATE INDEX order_items_by_sku ON order_items (sku);
 ",
     ),
+    // 4: per SQLite source, the `updated_at` of the newest cart read, as
+    // the shop's database holds it (any type): the next run reads from there.
+    M::up(
+        "
+CREATE TABLE source_watermarks (
+    source     TEXT PRIMARY KEY,
+    updated_at ANY NOT NULL
+) STRICT, WITHOUT ROWID;
+",
+    ),
 ];
 
 pub struct Store {
@@ -236,6 +246,33 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl Store {
+    /// The stored watermark of a source, if it was read before.
+    pub fn watermark(&self, source: &str) -> Result<Option<rusqlite::types::Value>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT updated_at FROM source_watermarks WHERE source = ?1",
+                [source],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|source| self.error(source))
+    }
+
+    /// Stores a source's watermark (in a dry run, until it is rolled back).
+    pub fn set_watermark(&self, source: &str, updated_at: rusqlite::types::Value) -> Result<()> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO source_watermarks (source, updated_at) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
+                rusqlite::params![source, updated_at],
+            )
+        })
+        .map(|_| ())
     }
 }
 
