@@ -304,6 +304,51 @@ fn import_file(
     Ok(result)
 }
 
+/// Reads the carts a SQLite source changed since its watermark into the
+/// store, then moves the watermark to the newest cart read.
+fn import_sqlite(
+    store: &Store,
+    source: &ingest::sqlite::SqliteSource,
+    out: &mut Output,
+) -> Result<FileImport> {
+    let key = source.watermark_key();
+    let since = store.watermark(&key)?;
+    let progress = indicatif::ProgressBar::hidden();
+    let mut sink = StoreSink {
+        store,
+        path: &source.path,
+        out,
+        errors: None,
+        progress,
+        announce: false,
+        carts: None,
+        orders: None,
+        products: None,
+        reported: 0,
+    };
+    let read = ingest::sqlite::read(source, since, &mut sink)?;
+    if sink.reported > ERRORS_SHOWN {
+        sink.out.warn(&format!(
+            "{}: {} more rejected rows not shown",
+            source.path.display(),
+            sink.reported - ERRORS_SHOWN
+        ));
+    }
+    if let Some(watermark) = read.watermark {
+        store.set_watermark(&key, watermark)?;
+    }
+    Ok(FileImport {
+        path: source.path.clone(),
+        rows: read.summary.rows,
+        rejected: read.summary.rejected_rows,
+        skipped: read.summary.skipped_rows,
+        carts: Some(sink.carts.unwrap_or_default()),
+        orders: None,
+        products: None,
+        marked_ordered: sink.carts.map_or(0, |c| c.marked_ordered),
+    })
+}
+
 // ---------------------------------------------------------------- run
 
 #[derive(Debug, Clone, Default)]
@@ -769,6 +814,23 @@ fn import_sources(
     let mut completion = Completion::Done;
     // Catalogs first: a cart's products are known when it is planned.
     for source in config.catalogs.iter().chain(&config.sources) {
+        if let Some(sqlite) = &source.sqlite {
+            match import_sqlite(store, sqlite, out) {
+                Ok(result) => {
+                    summary.carts_imported += result.carts.map_or(0, |c| c.upserted);
+                    summary.rows_rejected += result.rejected;
+                    if result.rejected > 0 {
+                        completion = Completion::Partial;
+                    }
+                }
+                Err(error @ Error::Input { .. }) => {
+                    out.warn(&format!("recart: {error}"));
+                    completion = Completion::Partial;
+                }
+                Err(other) => return Err(other),
+            }
+            continue;
+        }
         let paths = glob::glob(&source.pattern).map_err(|error| {
             Error::config(
                 &config.path,

@@ -67,6 +67,8 @@ pub struct Source {
     pub currency: Option<Currency>,
     /// Catalogs: product URLs made from `{handle}`.
     pub product_url: Option<String>,
+    /// `sqlite = "shop.db"` with its queries; then `pattern` is empty.
+    pub sqlite: Option<crate::ingest::sqlite::SqliteSource>,
 }
 
 impl Source {
@@ -209,7 +211,10 @@ struct RawShop {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
-    path: String,
+    path: Option<String>,
+    sqlite: Option<String>,
+    carts_query: Option<String>,
+    items_query: Option<String>,
     #[serde(default)]
     format: Option<String>,
     #[serde(default)]
@@ -469,13 +474,70 @@ impl Config {
                         ));
                     }
                 }
+                let key = |name: &str| format!("sources[{index}].{name}");
+                let sqlite = match (&source.path, &source.sqlite) {
+                    (Some(_), Some(_)) => {
+                        return Err(fail(
+                            &key("sqlite"),
+                            "a source has either path (CSV files) or sqlite, not both".into(),
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(fail(
+                            &key("path"),
+                            "missing: give path (a glob of CSV files) or sqlite (a database)"
+                                .into(),
+                        ));
+                    }
+                    (Some(_), None) => {
+                        for (name, given) in [
+                            ("carts_query", &source.carts_query),
+                            ("items_query", &source.items_query),
+                        ] {
+                            if given.is_some() {
+                                return Err(fail(&key(name), "only for a sqlite source".into()));
+                            }
+                        }
+                        None
+                    }
+                    (None, Some(database)) => {
+                        if source.format.is_some() {
+                            return Err(fail(
+                                &key("format"),
+                                "not for a sqlite source: its queries return native fields".into(),
+                            ));
+                        }
+                        if !source.columns.is_empty() {
+                            return Err(fail(
+                                &key("columns"),
+                                "not for a sqlite source: name the columns in the queries (AS)"
+                                    .into(),
+                            ));
+                        }
+                        let query = |name: &str, given: &Option<String>| match given {
+                            Some(query) if !query.trim().is_empty() => Ok(query.clone()),
+                            _ => Err(fail(&key(name), "missing: a sqlite source needs it".into())),
+                        };
+                        Some(crate::ingest::sqlite::SqliteSource {
+                            path: base.join(database),
+                            carts_query: query("carts_query", &source.carts_query)?,
+                            items_query: query("items_query", &source.items_query)?,
+                            date_format: source.date_format.clone(),
+                        })
+                    }
+                };
                 if let Some(date_format) = &source.date_format {
                     crate::ingest::check_date_format(date_format).map_err(|message| {
                         fail(&format!("sources[{index}].date_format"), message)
                     })?;
                 }
                 Ok(Source {
-                    pattern: base.join(&source.path).to_string_lossy().into_owned(),
+                    pattern: source
+                        .path
+                        .as_ref()
+                        .map(|path| base.join(path).to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    sqlite,
                     format,
                     columns: source
                         .columns
@@ -889,6 +951,7 @@ impl Config {
                     };
                     Ok(Source {
                         pattern: base.join(&catalog.path).to_string_lossy().into_owned(),
+                        sqlite: None,
                         format,
                         columns: Vec::new(),
                         date_format: None,
@@ -1077,6 +1140,40 @@ template = "reminder"
         ))
         .unwrap_err();
         assert!(error.to_string().contains("sources[0].format"), "{error}");
+    }
+
+    #[test]
+    fn sqlite_sources_name_the_key_that_is_wrong() {
+        let queries = "carts_query = \"SELECT 1\"\nitems_query = \"SELECT 2\"\n";
+        let config = parse(&format!(
+            "{MINIMAL}\n[[sources]]\nsqlite = \"shop.db\"\n{queries}"
+        ))
+        .unwrap();
+        let sqlite = config.sources[0].sqlite.as_ref().unwrap();
+        assert!(sqlite.path.ends_with("shop.db"));
+        assert_eq!(sqlite.items_query, "SELECT 2");
+        for (source, key) in [
+            (
+                format!("path = \"x.csv\"\nsqlite = \"shop.db\"\n{queries}"),
+                "sources[0].sqlite",
+            ),
+            ("format = \"native\"\n".to_string(), "sources[0].path"),
+            (
+                "sqlite = \"shop.db\"\ncarts_query = \"SELECT 1\"\n".to_string(),
+                "sources[0].items_query",
+            ),
+            (
+                format!("sqlite = \"shop.db\"\nformat = \"shopify\"\n{queries}"),
+                "sources[0].format",
+            ),
+            (
+                format!("path = \"x.csv\"\n{queries}"),
+                "sources[0].carts_query",
+            ),
+        ] {
+            let error = parse(&format!("{MINIMAL}\n[[sources]]\n{source}")).unwrap_err();
+            assert!(error.to_string().contains(key), "{key}: {error}");
+        }
     }
 
     #[test]

@@ -339,6 +339,9 @@ pub fn parse_email(text: &str) -> Result<String, String> {
 /// (Shopify's). Returns the UTC instant and the offset it was written in.
 pub fn parse_time(text: &str) -> Result<(DateTime<Utc>, i32), String> {
     let trimmed = text.trim();
+    if let Some(parsed) = parse_shopify_time(trimmed) {
+        return Ok(parsed);
+    }
     let parsed = DateTime::parse_from_rfc3339(trimmed)
         .or_else(|_| DateTime::<FixedOffset>::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S %z"))
         .map_err(|_| format!("{text:?} is not a time (RFC 3339 or YYYY-MM-DD HH:MM:SS +HHMM)"))?;
@@ -357,8 +360,85 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
     }
 }
 
+/// The fast path of [`parse_time`] for exactly `YYYY-MM-DD HH:MM:SS ±HHMM`
+/// (every row of a Shopify export): `None` sends anything else, including
+/// an invalid date, to chrono's parsers.
+fn parse_shopify_time(text: &str) -> Option<(DateTime<Utc>, i32)> {
+    let b = text.as_bytes();
+    if b.len() != 25
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b' '
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |sum, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| sum * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let sign = match b[20] {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = (number(21..23)?, number(23..25)?);
+    if hours > 23 || minutes > 59 {
+        return None;
+    }
+    let offset = sign * (hours * 3600 + minutes * 60) as i32;
+    let local =
+        chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?
+            .and_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
+    let time = local
+        .and_local_timezone(FixedOffset::east_opt(offset)?)
+        .single()?;
+    Some((time.with_timezone(&Utc), offset))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shopify_time_fast_path_agrees_with_chrono() {
+        for text in [
+            "2026-03-07 13:28:42 +0100",
+            "2026-03-07 13:28:42 -0930",
+            "2024-02-29 23:59:59 +0000",
+            "2026-02-29 12:00:00 +0100",
+            "2026-13-01 12:00:00 +0100",
+            "2026-03-07 24:00:00 +0100",
+            "2026-03-07 13:28:60 +0100",
+            "2026-03-07 13:28:42 +2400",
+            "2026-03-07 13:28:42 +0160",
+            "2026-03-07 13:28:42 +2359",
+            "2026-03-07 13:28:42 *0100",
+            "2026-03-07T13:28:42 +0100",
+            "2026-0a-07 13:28:42 +0100",
+            "0000-01-01 00:00:00 +0100",
+        ] {
+            let chrono = DateTime::<FixedOffset>::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z")
+                .ok()
+                .map(|time| (time.with_timezone(&Utc), time.offset().local_minus_utc()));
+            if let Some(fast) = super::parse_shopify_time(text) {
+                assert_eq!(Some(fast), chrono, "{text}");
+            }
+            assert_eq!(
+                parse_time(text).ok(),
+                chrono.or_else(|| {
+                    DateTime::parse_from_rfc3339(text)
+                        .ok()
+                        .map(|time| (time.with_timezone(&Utc), time.offset().local_minus_utc()))
+                }),
+                "{text}"
+            );
+        }
+    }
+
     use super::*;
 
     fn currency(code: &str) -> Currency {

@@ -320,3 +320,75 @@ fn native_formats_are_detected_too() {
         vec!["ordered"]
     );
 }
+
+/// `[[sources]] sqlite`: `recart run` reads a shop's SQLite database,
+/// incrementally by the stored watermark.
+#[test]
+fn sqlite_source_is_read_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    let recart = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_recart"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert_exit(&recart(&["init", "."]), 0);
+    let shop = rusqlite::Connection::open(dir.path().join("shop.db")).unwrap();
+    shop.execute_batch(
+        "CREATE TABLE quotes (id TEXT PRIMARY KEY, email TEXT, currency TEXT, modified TEXT);
+         CREATE TABLE quote_lines (quote_id TEXT, sku TEXT, qty INTEGER, price TEXT);
+         INSERT INTO quotes VALUES ('Q1', 'mia@example.com', 'EUR', '2026-03-01T10:00:00Z'),
+                                   ('Q2', 'ben@example.com', 'EUR', '2026-03-01T11:00:00Z');
+         INSERT INTO quote_lines VALUES ('Q1', 'TENT-2', 1, '249.00'), ('Q2', 'SOCK', 3, '12.50');",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(dir.path().join("recart.toml")).unwrap();
+    let source = r#"sqlite = "shop.db"
+carts_query = """
+SELECT id AS cart_id, email, currency, modified AS updated_at FROM quotes
+WHERE :since IS NULL OR modified >= :since ORDER BY modified"""
+items_query = "SELECT sku, qty AS quantity, price AS unit_price FROM quote_lines WHERE quote_id = :cart_id"
+"#;
+    let config: String = config
+        .lines()
+        .filter(|line| !line.starts_with("format = "))
+        .map(|line| {
+            if line.starts_with("path = \"carts.csv\"") {
+                source.to_string()
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    std::fs::write(dir.path().join("recart.toml"), config).unwrap();
+    let run = || {
+        let output = recart(&["run", "--now", "2026-03-01T12:00:00Z"]);
+        assert_exit(&output, 0);
+        text(&output.stderr)
+    };
+    assert!(run().contains("imported 2 carts"));
+    // Nothing changed: only the newest cart (at the watermark) is read again.
+    assert!(run().contains("imported 0 carts"));
+    shop.execute_batch(
+        "UPDATE quotes SET modified = '2026-03-01T11:30:00Z' WHERE id = 'Q1';
+         UPDATE quote_lines SET qty = 2 WHERE quote_id = 'Q1';",
+    )
+    .unwrap();
+    assert!(run().contains("imported 1 carts"));
+    let store = rusqlite::Connection::open(dir.path().join("recart.db")).unwrap();
+    let quantity: i64 = store
+        .query_row(
+            "SELECT quantity FROM cart_items WHERE cart_id = 'Q1'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(quantity, 2);
+    let watermark: String = store
+        .query_row("SELECT updated_at FROM source_watermarks", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(watermark, "2026-03-01T11:30:00Z");
+}

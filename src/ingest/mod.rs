@@ -9,6 +9,7 @@ mod catalog;
 mod group;
 mod native;
 mod shopify;
+pub mod sqlite;
 mod table;
 
 use std::fmt;
@@ -297,12 +298,23 @@ pub fn parse_file(path: &Path, options: &Options) -> Result<Parsed> {
     Ok(parsed)
 }
 
-#[cfg(test)]
-pub(crate) fn parse_text(text: &str, options: &Options) -> Result<Parsed> {
-    let table = table::from_text(text, &options.columns)?;
+/// Reads CSV bytes into memory without a store, as `import` would read
+/// a file holding them: for fuzzing and tests. Errors are the file's
+/// (empty, binary, no known header); row errors are in `Parsed::errors`.
+pub fn parse_bytes(bytes: &[u8], options: &Options) -> Result<Parsed> {
+    let table = table::Table::from_reader(
+        Path::new("input.csv"),
+        Box::new(std::io::Cursor::new(bytes.to_vec())),
+        &options.columns,
+    )?;
     let mut parsed = Parsed::default();
     parsed.summary = read_table(table, options, &mut parsed)?;
     Ok(parsed)
+}
+
+#[cfg(test)]
+pub(crate) fn parse_text(text: &str, options: &Options) -> Result<Parsed> {
+    parse_bytes(text.as_bytes(), options)
 }
 
 /// Input times: the source's `date_format` first, then RFC 3339 and

@@ -3,6 +3,8 @@
 //! row is in memory at a time.
 
 use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -13,17 +15,26 @@ use super::RowError;
 /// The header: column names (after the source's mapping) → field index.
 pub struct Header {
     pub path: PathBuf,
-    columns: HashMap<String, usize>,
+    /// foldhash: looked up several times a row, so it must be cheap.
+    columns: HashMap<String, usize, RandomState>,
     /// The file's own names, for messages: index → name as written.
     names: Vec<String>,
 }
 
 pub struct Table {
     header: Header,
-    reader: csv::Reader<Box<dyn Read>>,
+    input: Input,
     record: csv::ByteRecord,
     /// Bytes read so far (for progress).
     pub position: u64,
+}
+
+/// Records from another source than a CSV file: (line, record) pairs.
+pub type Records = Box<dyn Iterator<Item = Result<(u64, csv::ByteRecord)>>>;
+
+enum Input {
+    Csv(csv::Reader<Box<dyn Read>>),
+    Records(Records),
 }
 
 /// One row, read by column name.
@@ -85,7 +96,7 @@ impl Table {
             .iter()
             .map(|name| String::from_utf8_lossy(name).trim().to_string())
             .collect();
-        let mut map: HashMap<String, usize> = HashMap::new();
+        let mut map: HashMap<String, usize, RandomState> = HashMap::default();
         for (index, name) in names.iter().enumerate() {
             // The first of two equally named columns wins.
             map.entry(name.clone()).or_insert(index);
@@ -108,10 +119,30 @@ impl Table {
                 columns: map,
                 names,
             },
-            reader,
+            input: Input::Csv(reader),
             record: csv::ByteRecord::new(),
             position: 0,
         })
+    }
+
+    /// A table of records made elsewhere (a SQLite source): `names` are the
+    /// columns, `path` names the source in messages, `records` give each
+    /// row's number and fields.
+    pub fn from_records(path: &Path, names: Vec<String>, records: Records) -> Table {
+        let mut columns: HashMap<String, usize, RandomState> = HashMap::default();
+        for (index, name) in names.iter().enumerate() {
+            columns.entry(name.clone()).or_insert(index);
+        }
+        Table {
+            header: Header {
+                path: path.to_path_buf(),
+                columns,
+                names,
+            },
+            input: Input::Records(records),
+            record: csv::ByteRecord::new(),
+            position: 0,
+        }
     }
 
     pub fn header(&self) -> &Header {
@@ -120,9 +151,27 @@ impl Table {
 
     /// The next row, or `None` at the end of the file.
     pub fn next_row(&mut self) -> Result<Option<Row<'_>>> {
+        let reader = match &mut self.input {
+            Input::Csv(reader) => reader,
+            Input::Records(records) => {
+                return match records.next() {
+                    None => Ok(None),
+                    Some(Err(error)) => Err(error),
+                    Some(Ok((line, record))) => {
+                        self.position = line;
+                        self.record = record;
+                        Ok(Some(Row {
+                            header: &self.header,
+                            line,
+                            record: &self.record,
+                        }))
+                    }
+                };
+            }
+        };
         let line = loop {
-            let line = self.reader.position().line();
-            match self.reader.read_byte_record(&mut self.record) {
+            let line = reader.position().line();
+            match reader.read_byte_record(&mut self.record) {
                 // A blank line of a CRLF file.
                 Ok(true) if self.record.len() == 1 && blank(&self.record[0]) => continue,
                 other => break other.map(|more| (more, line)),
@@ -130,7 +179,7 @@ impl Table {
         };
         match line {
             Ok((true, line)) => {
-                self.position = self.reader.position().byte();
+                self.position = reader.position().byte();
                 let line = self.record.position().map_or(line, |p| p.line());
                 Ok(Some(Row {
                     header: &self.header,

@@ -211,6 +211,16 @@ CREATE INDEX sends_recent ON sends (claimed_at, state, email_norm);
 DROP INDEX sends_by_claim_time;
 ",
     ),
+    // 9: per SQLite source, the `updated_at` of the newest cart read, as
+    // the shop's database holds it (any type): the next run reads from there.
+    M::up(
+        "
+CREATE TABLE source_watermarks (
+    source     TEXT PRIMARY KEY,
+    updated_at ANY NOT NULL
+) STRICT, WITHOUT ROWID;
+",
+    ),
 ];
 
 pub struct Store {
@@ -245,10 +255,16 @@ impl Store {
         // Overlapping runs wait for each other's short write transactions.
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(fail)?;
+        // A 64 MiB page cache (allocated as used) keeps a large import's
+        // index pages in memory.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA cache_size = -65536;",
         )
         .map_err(fail)?;
+        // `rarray(?)`: a batch's ids bound as one parameter.
+        rusqlite::vtab::array::load_module(&conn).map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
         Migrations::from_slice(MIGRATIONS)
             .to_latest(&mut conn)
             .map_err(|error| Error::Migration {
@@ -316,6 +332,33 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl Store {
+    /// The stored watermark of a source, if it was read before.
+    pub fn watermark(&self, source: &str) -> Result<Option<rusqlite::types::Value>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(
+                "SELECT updated_at FROM source_watermarks WHERE source = ?1",
+                [source],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|source| self.error(source))
+    }
+
+    /// Stores a source's watermark (in a dry run, until it is rolled back).
+    pub fn set_watermark(&self, source: &str, updated_at: rusqlite::types::Value) -> Result<()> {
+        self.write(|conn| {
+            conn.execute(
+                "INSERT INTO source_watermarks (source, updated_at) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
+                rusqlite::params![source, updated_at],
+            )
+        })
+        .map(|_| ())
     }
 }
 
