@@ -157,7 +157,11 @@ impl Currency {
         if amount.scale() > exponent {
             return Err(format!("has more than {exponent} decimals for {}", self.0));
         }
-        let minor = amount * Decimal::from(10_i64.pow(exponent));
+        // Decimal arithmetic panics on overflow: a 29-digit amount in an
+        // export must be a row error, not a crash (found by fuzzing).
+        let minor = amount
+            .checked_mul(Decimal::from(10_i64.pow(exponent)))
+            .ok_or_else(|| "is too large".to_string())?;
         i64::try_from(minor).map_err(|_| "is too large".to_string())
     }
 
@@ -455,6 +459,10 @@ mod tests {
         assert!(currency("EUR").parse_amount("-1.00").is_err());
         assert!(currency("EUR").parse_amount("abc").is_err());
         assert!(currency("EUR").parse_amount("1.005").is_err());
+        // Too large for any currency: an error, never a panic.
+        for huge in ["79228162514264337593543950335", "9223372036854775807.00"] {
+            assert!(currency("EUR").parse_amount(huge).is_err(), "{huge}");
+        }
     }
 
     #[test]

@@ -411,3 +411,29 @@ mod tests {
         assert!(check_date_format("%Q").is_err());
     }
 }
+
+#[cfg(test)]
+mod fuzz_regressions {
+    use super::*;
+
+    /// Inputs the fuzzer once crashed on (`tests/data/fuzz/`): each must
+    /// parse, or fail, without a panic.
+    #[test]
+    fn fuzzer_findings_no_longer_panic() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz");
+        for (file, format) in [("native-orders-decimal-overflow.csv", Format::NativeOrders)] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            for format in [format, Format::Auto] {
+                let mut options = Options::format(format);
+                options.batch = 3;
+                let parsed = parse_bytes(&bytes, &options);
+                if let Ok(parsed) = parsed {
+                    assert!(
+                        !parsed.errors.is_empty() || parsed.summary.rows == 0,
+                        "{file}"
+                    );
+                }
+            }
+        }
+    }
+}
