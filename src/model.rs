@@ -64,7 +64,11 @@ pub struct Cart {
 impl Cart {
     /// The cart's value in minor units of its currency.
     pub fn total_minor(&self) -> i64 {
-        self.items.iter().map(LineItem::line_total_minor).sum()
+        // Saturating: absurd exported quantities or prices must not panic.
+        self.items
+            .iter()
+            .map(LineItem::line_total_minor)
+            .fold(0, i64::saturating_add)
     }
 
     /// How many units the cart holds.
@@ -87,7 +91,8 @@ pub struct LineItem {
 
 impl LineItem {
     pub fn line_total_minor(&self) -> i64 {
-        self.unit_price_minor * i64::from(self.quantity)
+        self.unit_price_minor
+            .saturating_mul(i64::from(self.quantity))
     }
 }
 
@@ -463,6 +468,20 @@ mod tests {
         for huge in ["79228162514264337593543950335", "9223372036854775807.00"] {
             assert!(currency("EUR").parse_amount(huge).is_err(), "{huge}");
         }
+    }
+
+    #[test]
+    fn absurd_line_items_saturate_instead_of_panicking() {
+        let item = LineItem {
+            sku: "X".into(),
+            name: "X".into(),
+            category: String::new(),
+            quantity: u32::MAX,
+            unit_price_minor: i64::MAX / 2,
+            image_url: String::new(),
+            product_url: String::new(),
+        };
+        assert_eq!(item.line_total_minor(), i64::MAX);
     }
 
     #[test]

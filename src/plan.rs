@@ -625,7 +625,10 @@ fn filter(cart: &Candidate, filters: &Filters, rule: OutOfStock) -> Option<SkipR
     let total_minor = if items.len() == cart.items.len() {
         cart.total_minor
     } else {
-        items.iter().map(|item| item.line_total_minor).sum()
+        items
+            .iter()
+            .map(|item| item.line_total_minor)
+            .fold(0, i64::saturating_add)
     };
     if total_minor == 0 {
         return Some(SkipReason::ZeroValue);

@@ -151,7 +151,8 @@ pub fn build(
                 .expect("every step has a row"),
             &mut total,
         ] {
-            *row.revenue_minor.entry(order.currency.clone()).or_default() += order.total_minor;
+            let revenue = row.revenue_minor.entry(order.currency.clone()).or_default();
+            *revenue = revenue.saturating_add(order.total_minor);
         }
         recovered_by_step
             .entry(reminder.step.as_str())

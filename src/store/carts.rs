@@ -275,11 +275,12 @@ impl Store {
                 if let Some(&position) = index.get(&cart_id) {
                     let quantity: i64 = row.get(3)?;
                     let price: i64 = row.get(4)?;
-                    priced[position] += quantity * price;
+                    let line = quantity.saturating_mul(price);
+                    priced[position] = priced[position].saturating_add(line);
                     candidates[position].items.push(CandidateItem {
                         sku: row.get(1)?,
                         category: row.get(2)?,
-                        line_total_minor: quantity * price,
+                        line_total_minor: line,
                         in_stock: row.get(5)?,
                     });
                 }
