@@ -550,7 +550,10 @@ fn decide(
             SendState::Retry => {
                 // 30m, 1h, 2h, …: exponential backoff from the last attempt.
                 let doublings = record.attempts.saturating_sub(1).min(20);
-                let wait = policy.retry_after * (1_i32 << doublings);
+                let wait = policy
+                    .retry_after
+                    .checked_mul(1_i32 << doublings)
+                    .unwrap_or(TimeDelta::MAX);
                 if now - record.at < wait {
                     return skip(Some(next), SkipReason::RetryWait);
                 }
