@@ -1077,7 +1077,12 @@ fn did_you_mean(message: &str) -> Option<String> {
 pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
     let std = humantime::parse_duration(text.trim())
         .map_err(|_| format!("{text:?} is not a duration like \"30m\", \"24h\" or \"7d\""))?;
-    TimeDelta::from_std(std).map_err(|_| format!("{text:?} is too long"))
+    // Times are shifted by these durations: keep them well inside what a
+    // date can hold.
+    match TimeDelta::from_std(std) {
+        Ok(delta) if delta <= TimeDelta::days(36_500) => Ok(delta),
+        _ => Err(format!("{text:?} is too long (at most 100 years)")),
+    }
 }
 
 #[cfg(test)]
@@ -1118,6 +1123,16 @@ template = "reminder"
         let error = parse(&format!("{MINIMAL}\n[policy]\nmin_valeu = \"1\"\n")).unwrap_err();
         assert!(error.to_string().contains("min_valeu"), "{error}");
         assert_eq!(error.exit_code(), crate::error::exit::USAGE);
+    }
+
+    #[test]
+    fn durations_are_bounded() {
+        assert!(parse_duration("7d").is_ok());
+        assert!(
+            parse_duration("1000000years")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[test]
