@@ -567,6 +567,7 @@ pub fn run(
             renderer: &renderer,
             links: &links,
             to: options.to.as_deref(),
+            encode: !options.dry_run || printer.gallery.is_some(),
             webhook_keys: &webhook_keys,
         },
     };
@@ -909,6 +910,9 @@ struct Builder<'a> {
     links: &'a LinkMaker<'a>,
     /// Test send: the address every mail goes to instead.
     to: Option<&'a str>,
+    /// Whether the MIME message is needed: not in a dry run without a
+    /// gallery, where nothing carries it.
+    encode: bool,
     /// Webhook steps' signing keys, by step name.
     webhook_keys: &'a std::collections::HashMap<String, Vec<u8>>,
 }
@@ -1043,7 +1047,12 @@ impl Builder<'_> {
             });
         }
         let rendered = self.renderer.render(cart, step, &signed, coupon.as_ref())?;
-        let mail = deliver::build(&deliver::Letter {
+        let build = if self.encode {
+            deliver::build
+        } else {
+            deliver::check
+        };
+        let mail = build(&deliver::Letter {
             from: &self.config.from,
             reply_to: self.config.reply_to.as_ref(),
             to_name: &cart.first_name,

@@ -24,6 +24,8 @@ use crate::error::{Error, Result};
 use crate::model::Cart;
 use crate::plan::Step;
 
+mod css;
+
 /// The parts of one mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -49,12 +51,17 @@ const HTML: &str = "html";
 const TEXT: &str = "txt";
 const PREHEADER: &str = "preheader";
 const PARTS: [&str; 4] = [SUBJECT, HTML, TEXT, PREHEADER];
+/// The HTML with its CSS inlined ahead (see `css`), under a name no file
+/// can have.
+const INLINED_HTML: &str = "~inlined.html";
 
 /// Which optional parts one template set has.
 #[derive(Debug, Clone, Copy, Default)]
 struct Set {
     text: bool,
     preheader: bool,
+    /// The HTML's CSS was inlined once at load (`INLINED_HTML`).
+    inlined: bool,
 }
 
 pub struct Renderer {
@@ -145,6 +152,36 @@ fn escape_for(name: &str) -> AutoEscape {
     }
 }
 
+/// minijinja's own HTML escaping also writes `/` as `&#x2f;`: harmless,
+/// but every URL in a mail would carry it. Only the five characters that
+/// can end text or a quoted value are escaped here.
+fn html_formatter(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &minijinja::Value,
+) -> std::result::Result<(), minijinja::Error> {
+    let (AutoEscape::Html, Some(text)) = (state.auto_escape(), value.as_str()) else {
+        return minijinja::escape_formatter(out, state, value);
+    };
+    if value.is_safe() {
+        return minijinja::escape_formatter(out, state, value);
+    }
+    let mut rest = text;
+    while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+        out.write_str(&rest[..at])?;
+        out.write_str(match rest.as_bytes()[at] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        })?;
+        rest = &rest[at + 1..];
+    }
+    out.write_str(rest)?;
+    Ok(())
+}
+
 impl Renderer {
     /// Loads every template set the steps name; a missing file is an error
     /// naming it.
@@ -152,6 +189,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(escape_for);
+        env.set_formatter(html_formatter);
         let listing: Vec<String> = match std::fs::read_dir(dir) {
             Ok(entries) => entries
                 .filter_map(|entry| entry.ok())
@@ -200,6 +238,8 @@ impl Renderer {
                     }
                 }
                 let locale = normalize_locale(&spelled);
+                let preheader = parts.contains(&PREHEADER);
+                let mut inlined = false;
                 for part in &parts {
                     let path: PathBuf = dir.join(template_name(stem, &spelled, part));
                     let source =
@@ -207,6 +247,23 @@ impl Renderer {
                             name: path.display().to_string(),
                             message: error.to_string(),
                         })?;
+                    if *part == HTML {
+                        let marked = if preheader {
+                            with_preheader(&source, css::PREHEADER_MARK)
+                        } else {
+                            source.clone()
+                        };
+                        if let Some(ahead) = css::inline_template(&marked) {
+                            // A source minijinja refuses is reported below
+                            // from the file itself.
+                            inlined = env
+                                .add_template_owned(
+                                    template_name(stem, &locale, INLINED_HTML),
+                                    ahead,
+                                )
+                                .is_ok();
+                        }
+                    }
                     env.add_template_owned(template_name(stem, &locale, part), source)
                         .map_err(|error| template_error(&path, &error))?;
                 }
@@ -214,18 +271,56 @@ impl Renderer {
                     locale,
                     Set {
                         text: parts.contains(&TEXT),
-                        preheader: parts.contains(&PREHEADER),
+                        preheader,
+                        inlined,
                     },
                 );
             }
             sets.insert(stem.to_string(), by_locale);
         }
-        Ok(Renderer {
+        let mut renderer = Renderer {
             env,
             shop_name: shop_name.to_string(),
             timezone: Tz::UTC,
             sets,
-        })
+        };
+        renderer.keep_only_verified_inlining();
+        Ok(renderer)
+    }
+
+    /// Renders sample carts through every set inlined ahead both ways and
+    /// keeps inlining ahead only where the mails come out the same.
+    fn keep_only_verified_inlining(&mut self) {
+        let samples = css::samples();
+        let mut refused = Vec::new();
+        for (stem, sets) in &self.sets {
+            for (locale, set) in sets.iter().filter(|(_, set)| set.inlined) {
+                let same = samples.iter().all(|(cart, coupon)| {
+                    let context =
+                        self.context(cart, "sample", &css::sample_links(), coupon.as_ref());
+                    let per_mail = self.render_html(stem, locale, *set, &context, false);
+                    let ahead = self.render_html(stem, locale, *set, &context, true);
+                    match (per_mail, ahead) {
+                        (Ok(per_mail), Ok(ahead)) => css::same_document(&per_mail, &ahead),
+                        // A sample the template cannot render says nothing.
+                        (Err(_), Err(_)) => true,
+                        _ => false,
+                    }
+                });
+                if !same {
+                    refused.push((stem.clone(), locale.clone()));
+                }
+            }
+        }
+        for (stem, locale) in refused {
+            if let Some(set) = self
+                .sets
+                .get_mut(&stem)
+                .and_then(|sets| sets.get_mut(&locale))
+            {
+                set.inlined = false;
+            }
+        }
     }
 
     /// The zone dates are shown in for carts that give neither a zone nor
@@ -289,6 +384,30 @@ impl Renderer {
         links: &Links,
         coupon: Option<&Coupon>,
     ) -> Result<Rendered> {
+        let context = self.context(cart, &step.name, links, coupon);
+        let (locale, set) = self.choose(stem, &cart.locale);
+        let html = self.render_html(stem, &locale, set, &context, set.inlined)?;
+        let text = if set.text {
+            self.render_part(stem, &locale, TEXT, &context)?
+        } else {
+            html_to_text(&html)
+        };
+        Ok(Rendered {
+            subject: one_line(&self.render_part(stem, &locale, SUBJECT, &context)?),
+            html,
+            text,
+            locale,
+        })
+    }
+
+    /// What templates see of a cart.
+    fn context(
+        &self,
+        cart: &Cart,
+        step: &str,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> minijinja::Value {
         let currency = &cart.currency;
         let money = |minor| currency.format_in(minor, &cart.locale);
         let context = Context {
@@ -321,7 +440,7 @@ impl Renderer {
                 })
                 .collect(),
             links,
-            step: StepView { name: &step.name },
+            step: StepView { name: step },
             coupon: coupon.map(|coupon| CouponView {
                 code: &coupon.code,
                 expires: coupon
@@ -329,42 +448,58 @@ impl Renderer {
                     .map(|at| format_date(self.local_date(cart, at), &cart.locale)),
             }),
         };
-        let context = minijinja::Value::from(minijinja::value::Serde(&context));
-        let (locale, set) = self.choose(stem, &cart.locale);
-        let render = |part: &str| -> Result<String> {
-            let name = template_name(stem, &locale, part);
-            let template = self
-                .env
-                .get_template(&name)
-                .map_err(|error| Error::Template {
-                    name: name.clone(),
-                    message: error.to_string(),
-                })?;
-            template
-                .render(&context)
-                .map_err(|error| template_error(Path::new(&name), &error))
-        };
-        let html = render(HTML)?;
-        let text = if set.text {
-            render(TEXT)?
-        } else {
-            html_to_text(&html)
-        };
+        minijinja::Value::from(minijinja::value::Serde(&context))
+    }
+
+    fn render_part(
+        &self,
+        stem: &str,
+        locale: &str,
+        part: &str,
+        context: &minijinja::Value,
+    ) -> Result<String> {
+        let name = template_name(stem, locale, part);
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|error| Error::Template {
+                name: name.clone(),
+                message: error.to_string(),
+            })?;
+        template
+            .render(context)
+            .map_err(|error| template_error(Path::new(&name), &error))
+    }
+
+    /// The HTML with its preheader and inlined CSS: from the template
+    /// inlined ahead when `ahead`, else inlined after rendering. Errors
+    /// always come from the template as written, so their lines are right.
+    fn render_html(
+        &self,
+        stem: &str,
+        locale: &str,
+        set: Set,
+        context: &minijinja::Value,
+        ahead: bool,
+    ) -> Result<String> {
         let preheader = if set.preheader {
-            one_line(&render(PREHEADER)?)
+            one_line(&self.render_part(stem, locale, PREHEADER, context)?)
         } else {
             String::new()
         };
-        let html =
-            inline_css(&with_preheader(&html, &preheader)).map_err(|message| Error::Template {
-                name: template_name(stem, &locale, HTML),
-                message,
-            })?;
-        Ok(Rendered {
-            subject: one_line(&render(SUBJECT)?),
-            html,
-            text,
-            locale,
+        // An empty preheader adds no block; the template inlined ahead has
+        // one in place when the set has a preheader.
+        let block_as_ahead = set.preheader != preheader.is_empty();
+        if ahead
+            && block_as_ahead
+            && let Ok(html) = self.render_part(stem, locale, INLINED_HTML, context)
+        {
+            return Ok(html.replacen(css::PREHEADER_MARK, &preheader, 1));
+        }
+        let html = self.render_part(stem, locale, HTML, context)?;
+        css::inline_html(&with_preheader(&html, &preheader)).map_err(|message| Error::Template {
+            name: template_name(stem, locale, HTML),
+            message,
         })
     }
 }
@@ -444,23 +579,6 @@ fn with_preheader(html: &str, preheader: &str) -> String {
         .and_then(|start| lower[start..].find('>').map(|end| start + end + 1))
         .unwrap_or(0);
     format!("{}{block}{}", &html[..at], &html[at..])
-}
-
-/// Inlines `<style>` rules into `style=` attributes; at-rules (`@media`)
-/// stay in a `<style>` block. Never loads anything from the network or
-/// from files.
-fn inline_css(html: &str) -> std::result::Result<String, String> {
-    if !html.to_ascii_lowercase().contains("<style") {
-        return Ok(html.to_string());
-    }
-    css_inline::CSSInliner::options()
-        .load_remote_stylesheets(false)
-        .keep_style_tags(false)
-        .keep_at_rules(true)
-        .keep_link_tags(true)
-        .build()
-        .inline(html)
-        .map_err(|error| format!("cannot inline its CSS: {error}"))
 }
 
 fn template_error(path: &Path, error: &minijinja::Error) -> Error {
@@ -886,6 +1004,58 @@ mod tests {
             assert!(mail.html.contains("Shop &amp; Co"), "{template}");
             assert!(!mail.subject.contains('\n'));
         }
+    }
+
+    #[test]
+    fn starter_templates_are_inlined_ahead_and_give_the_mails_inlining_each_would() {
+        let renderer = starter();
+        let mut carts = vec![cart()];
+        let mut hostile = cart();
+        hostile.first_name = "\"><b class=\"button\">x</b>".into();
+        hostile.items[0].name = "<td class=\"price\">&amp; ' /".into();
+        carts.push(hostile);
+        let mut empty = cart();
+        empty.items.clear();
+        empty.first_name.clear();
+        carts.push(empty);
+        let mut many = cart();
+        many.items = (0..5).map(|_| cart().items[0].clone()).collect();
+        many.items[1].image_url = "https://shop.example/i.jpg".into();
+        many.locale = "de-AT".into();
+        carts.push(many);
+        let coupon = sample_coupon();
+        for (stem, sets) in &renderer.sets {
+            for (locale, set) in sets {
+                assert!(set.inlined, "{stem} {locale:?} is inlined ahead");
+                for cart in &carts {
+                    for coupon in [None, Some(&coupon)] {
+                        let context = renderer.context(cart, stem, &links(), coupon);
+                        let ahead = renderer.render_html(stem, locale, *set, &context, true);
+                        let each = renderer.render_html(stem, locale, *set, &context, false);
+                        let (ahead, each) = (ahead.unwrap(), each.unwrap());
+                        assert!(
+                            css::same_document(&ahead, &each),
+                            "{stem} {locale:?}:\n{ahead}\n---\n{each}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_template_that_styles_by_position_is_inlined_per_mail() {
+        let (dir, step) = setup(
+            "Hi",
+            "<html><head><style>tr:first-child td { color: red; }</style></head><body><table>{% for item in items %}<tr><td>{{ item.name }}</td></tr>{% endfor %}</table></body></html>",
+            "Hi",
+        );
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        assert!(!renderer.sets["reminder"][""].inlined);
+        let mut cart = cart();
+        cart.items.push(cart.items[0].clone());
+        let mail = renderer.render(&cart, &step, &links(), None).unwrap();
+        assert_eq!(mail.html.matches("color: red").count(), 1, "{}", mail.html);
     }
 
     #[test]

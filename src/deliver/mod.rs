@@ -11,8 +11,9 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use lettre::Message;
 use lettre::address::Envelope;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Config};
@@ -172,11 +173,7 @@ fn display_name(name: &str) -> Option<String> {
 /// encodes non-ASCII subjects and names (RFC 2047) and the bodies
 /// (quoted-printable or base64).
 pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
-    let to_email = letter.to_email;
-    let address = to_email
-        .trim()
-        .parse()
-        .map_err(|_| Error::Transport(format!("{to_email:?} is not an e-mail address")))?;
+    let address = to_address(letter)?;
     let to = Mailbox::new(display_name(letter.to_name), address);
     let message_id = message_id(letter.cart_id, letter.step, letter.from);
     let mut unsubscribe = vec![letter.links.unsubscribe.clone()];
@@ -193,12 +190,20 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
         builder = builder.reply_to(reply_to.clone());
     }
     let message = builder
-        .multipart(MultiPart::alternative_plain_html(
-            letter.rendered.text.clone(),
-            letter.rendered.html.clone(),
-        ))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(letter.rendered.text.clone()))
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html_body(&letter.rendered.html)),
+                ),
+        )
         .map_err(|error| {
-            Error::Transport(format!("cannot build the mail to {to_email}: {error}"))
+            Error::Transport(format!(
+                "cannot build the mail to {}: {error}",
+                letter.to_email
+            ))
         })?;
     Ok(Outgoing {
         cart_id: letter.cart_id.to_string(),
@@ -207,6 +212,99 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
         envelope: message.envelope().clone(),
         bytes: message.formatted(),
     })
+}
+
+/// What a dry run needs of a mail: the checks `build` makes, without the
+/// MIME message nothing would carry (`bytes` is empty).
+pub fn check(letter: &Letter<'_>) -> Result<Outgoing> {
+    let to = to_address(letter)?;
+    let envelope = Envelope::new(Some(letter.from.email.clone()), vec![to])
+        .map_err(|error| Error::Transport(format!("cannot address the mail: {error}")))?;
+    Ok(Outgoing {
+        cart_id: letter.cart_id.to_string(),
+        step: letter.step.to_string(),
+        message_id: message_id(letter.cart_id, letter.step, letter.from),
+        envelope,
+        bytes: Vec::new(),
+    })
+}
+
+fn to_address(letter: &Letter<'_>) -> Result<lettre::Address> {
+    let to_email = letter.to_email;
+    to_email
+        .trim()
+        .parse()
+        .map_err(|_| Error::Transport(format!("{to_email:?} is not an e-mail address")))
+}
+
+/// The HTML part, as 7bit where it can be: other characters written as
+/// character references, CRLF line ends, no line over 998 octets (RFC
+/// 2045's 7bit; lettre itself would only take lines under 76 and so
+/// quoted-printable-encodes nearly every HTML mail, which was most of the
+/// cost of building one). Where that cannot be done — text that is not
+/// ASCII inside `<style>` or `<script>`, where references are not decoded,
+/// a bare CR or NUL, a very long line — lettre chooses the encoding.
+fn html_body(html: &str) -> Body {
+    match seven_bit_html(html) {
+        Some(bytes) => Body::dangerous_pre_encoded(bytes, ContentTransferEncoding::SevenBit),
+        None => Body::new(html.to_string()),
+    }
+}
+
+fn seven_bit_html(html: &str) -> Option<Vec<u8>> {
+    const MAX_LINE: usize = 998;
+    let bytes = html.as_bytes();
+    let mut out = Vec::with_capacity(html.len() + html.len() / 16);
+    let mut line_start = 0;
+    // Inside `<style>` or `<script>` until this closing tag.
+    let mut raw_text_until: Option<&[u8]> = None;
+    let tag_at = |at: usize, name: &[u8]| {
+        bytes
+            .get(at + 1..at + 1 + name.len())
+            .is_some_and(|tag| tag.eq_ignore_ascii_case(name))
+    };
+    let mut at = 0;
+    while at < bytes.len() {
+        let plain = bytes[at..]
+            .iter()
+            .position(|&b| matches!(b, b'\n' | b'\r' | b'<' | 0) || !b.is_ascii())
+            .unwrap_or(bytes.len() - at);
+        out.extend_from_slice(&bytes[at..at + plain]);
+        at += plain;
+        if out.len() - line_start > MAX_LINE {
+            return None;
+        }
+        let Some(&byte) = bytes.get(at) else {
+            break;
+        };
+        match byte {
+            b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                line_start = out.len();
+                at += 1;
+            }
+            b'\r' if bytes.get(at + 1) == Some(&b'\n') => at += 1,
+            b'\r' | 0 => return None,
+            b'<' => {
+                match raw_text_until {
+                    Some(end) if tag_at(at, end) => raw_text_until = None,
+                    Some(_) => {}
+                    None if tag_at(at, b"style") => raw_text_until = Some(b"/style"),
+                    None if tag_at(at, b"script") => raw_text_until = Some(b"/script"),
+                    None => {}
+                }
+                out.push(b'<');
+                at += 1;
+            }
+            _ if raw_text_until.is_some() => return None,
+            _ => {
+                let c = html[at..].chars().next()?;
+                out.extend_from_slice(format!("&#{};", u32::from(c)).as_bytes());
+                at += c.len_utf8();
+            }
+        }
+    }
+    (out.len() - line_start <= MAX_LINE).then_some(out)
 }
 
 #[cfg(test)]
@@ -301,7 +399,13 @@ mod tests {
         assert_eq!(message.text_body_count(), 1);
         assert_eq!(message.html_body_count(), 1);
         assert_eq!(message.body_text(0).unwrap().trim(), "Grüße, Zoë");
-        assert!(message.body_html(0).unwrap().contains("<b>Zoë</b>"));
+        assert!(message.body_html(0).unwrap().contains("<b>Zo&#235;</b>"));
+        let html_part = message.part(2).unwrap();
+        assert_eq!(
+            html_part.content_transfer_encoding(),
+            Some("7bit"),
+            "HTML goes as 7bit"
+        );
         // text first, HTML last: clients show the last part they can.
         let text = message.part(1).unwrap().content_type().unwrap();
         assert_eq!((text.ctype(), text.subtype()), ("text", Some("plain")));
@@ -317,6 +421,26 @@ mod tests {
             "List-Unsubscribe=One-Click"
         );
         assert_eq!(mail.envelope.to().len(), 1);
+    }
+
+    #[test]
+    fn html_is_seven_bit_unless_it_cannot_be() {
+        let html = "<p>Grüße 🛒</p>\n<style>p { color: red }</style>\r\n<p>×</p>";
+        assert_eq!(
+            String::from_utf8(seven_bit_html(html).unwrap()).unwrap(),
+            "<p>Gr&#252;&#223;e &#128722;</p>\r\n<style>p { color: red }</style>\r\n<p>&#215;</p>"
+        );
+        assert_eq!(
+            seven_bit_html("<style>p::after { content: \"→\" }</style>"),
+            None
+        );
+        assert_eq!(seven_bit_html("<script>'ü'</script>"), None);
+        assert_eq!(seven_bit_html("a\rb"), None);
+        assert_eq!(seven_bit_html(&"x".repeat(999)), None);
+        assert!(seven_bit_html(&format!("{}\n{}", "x".repeat(998), "y".repeat(998))).is_some());
+        // What cannot be 7bit still goes, encoded by lettre.
+        let body = html_body(&"ü".repeat(600));
+        assert_ne!(body.encoding(), ContentTransferEncoding::SevenBit);
     }
 
     #[test]
