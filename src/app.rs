@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::Config;
 use crate::coupon::{self, Coupon, CouponRule};
-use crate::deliver::{self, Outcome, Outgoing, Transport};
+use crate::deliver::{self, Outcome, Outgoing};
 use crate::error::{Error, Result, exit};
 use crate::ingest::{self, Format};
 use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
@@ -454,6 +454,10 @@ const NOT_SENT: &str = "not-sent";
 /// Mails claimed at once per SMTP connection.
 const CLAIM_PER_CONNECTION: usize = 4;
 
+/// Claimed groups sent or waiting to be sent, at most, while the run
+/// composes and claims the next: a crash leaves at most these `unknown`.
+const GROUPS_IN_FLIGHT: usize = 4;
+
 /// Mails are composed in batches, then claimed, sent and confirmed in
 /// groups.
 const BATCH: usize = 200;
@@ -555,6 +559,7 @@ pub fn run(
         now,
         resend_unknown: options.resend_unknown,
         transport: None,
+        in_flight: Default::default(),
         webhooks: Default::default(),
     };
     let composer = Composer {
@@ -580,17 +585,21 @@ pub fn run(
     // time, so that a cart skipped while composing leaves its place to the
     // next.
     let mut due: Vec<(&Decision, &Step)> = Vec::new();
-    let compose_every = if options.limit.is_some() || options.to.is_some() {
-        1
-    } else {
-        BATCH
-    };
     let mut batch: Vec<(&Decision, Pending)> = Vec::new();
     // How many mails are claimed at once: enough to keep every SMTP
     // connection busy, few enough that a crash strands little.
     let claim_group = match &config.transport {
         crate::config::Transport::Smtp(settings) => settings.connections * CLAIM_PER_CONNECTION,
         crate::config::Transport::File { .. } => BATCH,
+    };
+    // Composed about as many at a time as are on their way, so that
+    // composing the next overlaps sending these.
+    let compose_every = if options.limit.is_some() || options.to.is_some() {
+        1
+    } else if options.dry_run {
+        BATCH
+    } else {
+        (claim_group * GROUPS_IN_FLIGHT).clamp(32, BATCH)
     };
 
     let mut decisions = decisions.iter().peekable();
@@ -640,7 +649,7 @@ pub fn run(
                 }
             }
         }
-        if batch.len() >= BATCH || (last && !batch.is_empty()) {
+        if batch.len() >= compose_every || (last && !batch.is_empty()) {
             if options.dry_run {
                 for (decision, pending) in batch.drain(..) {
                     let cart = &candidates[decision.cart];
@@ -651,11 +660,18 @@ pub fn run(
                     );
                 }
             } else {
-                // Claimed, sent and confirmed a few at a time: a run killed
-                // mid-batch leaves at most one group `unknown`.
+                // Claimed, sent and confirmed a few at a time, a few groups
+                // on their way at once: a run killed mid-batch leaves at
+                // most those `unknown`.
                 let mut rest = std::mem::take(&mut batch);
                 while !rest.is_empty() {
                     let group: Vec<_> = rest.drain(..rest.len().min(claim_group)).collect();
+                    while sender.in_flight.len() >= GROUPS_IN_FLIGHT {
+                        let (group_completion, group_fatal) =
+                            sender.settle(&candidates, &mut printer, &mut summary, out)?;
+                        completion = completion.or(group_completion);
+                        fatal = fatal.or(group_fatal);
+                    }
                     if fatal.is_some() {
                         for (decision, pending) in &group {
                             let cart = &candidates[decision.cart];
@@ -667,17 +683,17 @@ pub fn run(
                         }
                         continue;
                     }
-                    let (group_completion, group_fatal) =
-                        sender.deliver(&candidates, group, &mut printer, &mut summary, out)?;
-                    completion = completion.or(group_completion);
+                    let group_fatal =
+                        sender.dispatch(&candidates, group, &mut printer, &mut summary, out)?;
                     fatal = fatal.or(group_fatal);
                 }
             }
         }
     }
-    if let Some(transport) = &mut sender.transport {
-        transport.close();
-    }
+    let (last_completion, last_fatal) =
+        sender.finish(&candidates, &mut printer, &mut summary, out)?;
+    completion = completion.or(last_completion);
+    fatal = fatal.or(last_fatal);
     if let Some(gallery) = printer.gallery.take() {
         let index = gallery.finish()?;
         out.log(&format!("recart run: preview in {}", index.display()));
@@ -1147,7 +1163,9 @@ enum Composed {
     NoCoupon,
 }
 
-/// Delivers batches for one run: claim → send → confirm.
+/// Delivers groups for one run: claim → send → confirm. Sending runs on
+/// the transport's own thread; a group is confirmed when its report is
+/// back (`settle`), while later groups are claimed and sent.
 struct Sender<'a> {
     store: &'a Store,
     config: &'a Config,
@@ -1156,29 +1174,45 @@ struct Sender<'a> {
     resend_unknown: bool,
     /// Opened at the first batch: a run with nothing to send connects to
     /// nothing.
-    transport: Option<Box<dyn Transport>>,
+    transport: Option<deliver::Background>,
+    /// Claimed groups whose outcomes are not recorded yet, oldest first.
+    in_flight: std::collections::VecDeque<InFlight<'a>>,
     /// One client per timeout the webhook steps ask for.
     webhooks: std::collections::HashMap<std::time::Duration, deliver::WebhookClient>,
 }
 
-impl Sender<'_> {
-    /// Returns whether anything failed, and the transport's breakdown if any.
-    fn deliver(
+/// A claimed group on its way: its reminders, and how many of them are
+/// mails handed to the transport (the rest are webhook calls, made when
+/// the group is settled).
+struct InFlight<'a> {
+    claimed: Vec<(&'a Decision, Pending)>,
+    mails: usize,
+}
+
+impl<'a> Sender<'a> {
+    fn has_in_flight(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+
+    /// Claims a group and hands its mails to the transport; returns the
+    /// transport's breakdown if it cannot even be opened (then nothing is
+    /// claimed and every mail stays due).
+    fn dispatch(
         &mut self,
         candidates: &[plan::Candidate],
-        batch: Vec<(&Decision, Pending)>,
+        group: Vec<(&'a Decision, Pending)>,
         printer: &mut Printer,
         summary: &mut RunSummary,
         out: &mut Output,
-    ) -> Result<(Completion, Option<String>)> {
+    ) -> Result<Option<String>> {
         // Connect before claiming: a server that cannot be reached leaves
-        // every mail of the batch due, unclaimed.
-        let has_mail = batch.iter().any(|(_, p)| matches!(p, Pending::Mail(_)));
+        // every mail of the group due, unclaimed.
+        let has_mail = group.iter().any(|(_, p)| matches!(p, Pending::Mail(_)));
         if has_mail && self.transport.is_none() {
             match deliver::open(self.config) {
-                Ok(transport) => self.transport = Some(transport),
+                Ok(transport) => self.transport = Some(deliver::Background::start(transport)),
                 Err(Error::Transport(message)) => {
-                    for (decision, pending) in &batch {
+                    for (decision, pending) in &group {
                         let cart = &candidates[decision.cart];
                         printer.emit(
                             out,
@@ -1186,13 +1220,13 @@ impl Sender<'_> {
                             decision_of(cart, Some(pending.step()), "retry", Some(NOT_SENT)),
                         );
                     }
-                    return Ok((Completion::Done, Some(message)));
+                    return Ok(Some(message));
                 }
                 Err(other) => return Err(other),
             }
         }
         let steps = &self.config.steps;
-        let claims: Vec<Claim> = batch
+        let claims: Vec<Claim> = group
             .iter()
             .map(|(decision, pending)| Claim {
                 cart_id: pending.cart_id().to_string(),
@@ -1209,7 +1243,7 @@ impl Sender<'_> {
             .store
             .claim(self.run_id, self.now, &claims, self.resend_unknown)?;
         let mut claimed = Vec::new();
-        for ((decision, pending), won) in batch.into_iter().zip(won) {
+        for ((decision, pending), won) in group.into_iter().zip(won) {
             if won {
                 claimed.push((decision, pending));
             } else {
@@ -1226,16 +1260,45 @@ impl Sender<'_> {
                 );
             }
         }
-        // Mails go through the transport together; webhook calls one by one.
+        // The bytes go to the transport; the rest stays for the ledger.
         let mails: Vec<Outgoing> = claimed
-            .iter()
+            .iter_mut()
             .filter_map(|(_, pending)| match pending {
-                Pending::Mail(mail) => Some(mail.clone()),
+                Pending::Mail(mail) => Some(Outgoing {
+                    bytes: std::mem::take(&mut mail.bytes),
+                    ..mail.clone()
+                }),
                 Pending::Webhook(_) => None,
             })
             .collect();
-        let report = match &mut self.transport {
-            Some(transport) if !mails.is_empty() => transport.send(&mails),
+        let count = mails.len();
+        if count > 0
+            && let Some(transport) = &self.transport
+        {
+            transport.submit(mails);
+        }
+        self.in_flight.push_back(InFlight {
+            claimed,
+            mails: count,
+        });
+        Ok(None)
+    }
+
+    /// Waits for the oldest group's report, makes its webhook calls, and
+    /// records every outcome. Returns whether anything failed, and the
+    /// transport's breakdown if any.
+    fn settle(
+        &mut self,
+        candidates: &[plan::Candidate],
+        printer: &mut Printer,
+        summary: &mut RunSummary,
+        out: &mut Output,
+    ) -> Result<(Completion, Option<String>)> {
+        let Some(InFlight { claimed, mails }) = self.in_flight.pop_front() else {
+            return Ok((Completion::Done, None));
+        };
+        let report = match &self.transport {
+            Some(transport) if mails > 0 => transport.receive(mails),
             _ => deliver::BatchReport::default(),
         };
         let mut mail_outcomes = report.outcomes.into_iter();
@@ -1305,6 +1368,28 @@ impl Sender<'_> {
                 .suppress(&hard_bounces, "hard-bounce", self.now)?;
         }
         Ok((completion, report.fatal))
+    }
+
+    /// Waits for every group on its way, records it, and ends the
+    /// transport's sessions.
+    fn finish(
+        &mut self,
+        candidates: &[plan::Candidate],
+        printer: &mut Printer,
+        summary: &mut RunSummary,
+        out: &mut Output,
+    ) -> Result<(Completion, Option<String>)> {
+        let mut completion = Completion::Done;
+        let mut fatal = None;
+        while self.has_in_flight() {
+            let (group_completion, group_fatal) = self.settle(candidates, printer, summary, out)?;
+            completion = completion.or(group_completion);
+            fatal = fatal.or(group_fatal);
+        }
+        if let Some(transport) = &mut self.transport {
+            transport.finish();
+        }
+        Ok((completion, fatal))
     }
 }
 

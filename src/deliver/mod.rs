@@ -61,10 +61,83 @@ pub struct BatchReport {
     pub fatal: Option<String>,
 }
 
-pub trait Transport {
+pub trait Transport: Send {
     fn send(&mut self, mails: &[Outgoing]) -> BatchReport;
     /// Ends sessions politely; errors here change no outcome.
     fn close(&mut self) {}
+}
+
+/// A transport working on its own thread, so that the run composes and
+/// claims the next mails while these are sent. Groups are sent in the
+/// order submitted and their reports come back in that order. After a
+/// breakdown nothing more is sent: later groups come back not handed over.
+pub struct Background {
+    to_worker: Option<std::sync::mpsc::Sender<Vec<Outgoing>>>,
+    from_worker: std::sync::mpsc::Receiver<BatchReport>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn start(mut transport: Box<dyn Transport>) -> Background {
+        let (to_worker, groups) = std::sync::mpsc::channel::<Vec<Outgoing>>();
+        let (reports, from_worker) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let mut broken = false;
+            for group in groups {
+                let report = if broken {
+                    BatchReport {
+                        outcomes: vec![Outcome::NotHandedOver; group.len()],
+                        fatal: None,
+                    }
+                } else {
+                    transport.send(&group)
+                };
+                broken |= report.fatal.is_some();
+                if reports.send(report).is_err() {
+                    break;
+                }
+            }
+            transport.close();
+        });
+        Background {
+            to_worker: Some(to_worker),
+            from_worker,
+            worker: Some(worker),
+        }
+    }
+
+    pub fn submit(&self, mails: Vec<Outgoing>) {
+        if let Some(to_worker) = &self.to_worker {
+            // A worker that is gone shows up in `receive`.
+            let _ = to_worker.send(mails);
+        }
+    }
+
+    /// The report of the oldest group not yet received (`count` mails). A
+    /// worker that died leaves their fate unknown.
+    pub fn receive(&self, count: usize) -> BatchReport {
+        self.from_worker.recv().unwrap_or_else(|_| {
+            let reason = "the sending thread stopped".to_string();
+            BatchReport {
+                outcomes: vec![Outcome::Unknown(reason.clone()); count],
+                fatal: Some(reason),
+            }
+        })
+    }
+
+    /// Waits for the sends submitted and ends the sessions.
+    pub fn finish(&mut self) {
+        self.to_worker.take();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// Opens the configured transport.

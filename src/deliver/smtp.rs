@@ -2,7 +2,9 @@
 //! ourselves, with TCP_NODELAY set (lettre leaves it off, which stalls every
 //! message on a delayed ACK), and the SMTP transaction driven command by
 //! command so that each failure is known to be before or after the message
-//! was handed over.
+//! was handed over. Where the server offers PIPELINING (RFC 2920), MAIL,
+//! RCPT and DATA go in one write and their answers are read after: two
+//! round trips per mail instead of four.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Quit, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -26,7 +28,7 @@ pub struct SmtpTransport {
     settings: SmtpSettings,
     password: Option<String>,
     runtime: Runtime,
-    connections: Vec<Option<AsyncSmtpConnection>>,
+    connections: Vec<Option<Connection>>,
     /// `rate_limit`: the earliest time the next mail may start, shared by
     /// all connections.
     next_slot: Cell<Option<Instant>>,
@@ -124,7 +126,7 @@ impl Transport for SmtpTransport {
             if let Some(mut connection) = slot.take() {
                 // Timers need the runtime: build the timeout inside it.
                 let _ = self.runtime.block_on(async {
-                    tokio::time::timeout(timeout, connection.command(Quit)).await
+                    tokio::time::timeout(timeout, connection.smtp.command(Quit)).await
                 });
             }
         }
@@ -135,10 +137,16 @@ fn describe(settings: &SmtpSettings) -> String {
     format!("SMTP server {}:{}", settings.host, settings.port)
 }
 
+/// One SMTP session, and whether the server pipelines.
+struct Connection {
+    smtp: AsyncSmtpConnection,
+    pipelining: bool,
+}
+
 async fn open_connection(
     settings: &SmtpSettings,
     password: Option<&str>,
-) -> std::result::Result<AsyncSmtpConnection, String> {
+) -> std::result::Result<Connection, String> {
     let fail = |what: &str, error: &dyn std::fmt::Display| {
         format!("{}: {what}: {error}", describe(settings))
     };
@@ -177,6 +185,15 @@ async fn open_connection(
                 connection
             }
         };
+        // lettre keeps only the extensions it knows; PIPELINING is not
+        // one of them, so ask again (EHLO may be repeated; it only resets
+        // the transaction, and comes before AUTH).
+        let pipelining = connection
+            .command(Ehlo::new(hello.clone()))
+            .await
+            .map_err(|error| fail("EHLO failed", &error))?
+            .message()
+            .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
         if let (Some(username), Some(password)) = (&settings.username, password) {
             let credentials = Credentials::new(username.clone(), password.to_string());
             connection
@@ -184,7 +201,10 @@ async fn open_connection(
                 .await
                 .map_err(|error| fail("authentication failed", &error))?;
         }
-        Ok(connection)
+        Ok(Connection {
+            smtp: connection,
+            pipelining,
+        })
     };
     tokio::time::timeout(timeout, connect)
         .await
@@ -211,7 +231,7 @@ impl Pacer<'_> {
 
 /// Sends one lane's share of the batch over one connection, in order.
 async fn send_lane(
-    slot: &mut Option<AsyncSmtpConnection>,
+    slot: &mut Option<Connection>,
     mails: Vec<(usize, &Outgoing)>,
     settings: &SmtpSettings,
     password: Option<&str>,
@@ -241,7 +261,10 @@ async fn send_lane(
             Step::Done(outcome) => outcomes.push((index, outcome)),
             Step::Refused(outcome) => {
                 // Reset the transaction; if that fails the connection is gone.
-                if command(connection, Rset, settings.timeout).await.is_err() {
+                if command(&mut connection.smtp, Rset, settings.timeout)
+                    .await
+                    .is_err()
+                {
                     *slot = None;
                 }
                 outcomes.push((index, outcome));
@@ -300,40 +323,26 @@ fn refusal(error: &lettre::transport::smtp::Error) -> Outcome {
     }
 }
 
-async fn send_one(
-    connection: &mut AsyncSmtpConnection,
-    mail: &Outgoing,
-    timeout: Duration,
-) -> Step {
+async fn send_one(connection: &mut Connection, mail: &Outgoing, timeout: Duration) -> Step {
     let mut parameters = Vec::new();
     if !mail.bytes.is_ascii() {
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    let before_data = async {
-        command(
-            connection,
-            Mail::new(mail.envelope.from().cloned(), parameters),
-            timeout,
-        )
-        .await?;
-        for recipient in mail.envelope.to() {
-            command(
-                connection,
-                Rcpt::new(recipient.clone(), Vec::new()),
-                timeout,
-            )
-            .await?;
-        }
-        command(connection, Data, timeout).await
+    let smtp = &mut connection.smtp;
+    let mail_from = Mail::new(mail.envelope.from().cloned(), parameters);
+    let before_data = if connection.pipelining {
+        envelope_pipelined(smtp, mail_from, mail, timeout).await
+    } else {
+        envelope_one_by_one(smtp, mail_from, mail, timeout).await
     };
-    match before_data.await {
+    match before_data {
         Ok(()) => {}
         Err(Failure::Refused(error)) => return Step::Refused(refusal(&error)),
         Err(Failure::Broken(message)) => return Step::Broken(Outcome::NotHandedOver, message),
     }
     // From here on the message is in the server's hands: a broken
     // connection leaves its fate unknown.
-    match tokio::time::timeout(timeout, connection.message(&mail.bytes)).await {
+    match tokio::time::timeout(timeout, smtp.message(&mail.bytes)).await {
         Ok(Ok(_)) => Step::Done(Outcome::Sent),
         Ok(Err(error)) => match classify(error) {
             Failure::Refused(error) => Step::Done(refusal(&error)),
@@ -343,5 +352,64 @@ async fn send_one(
             let message = format!("no answer to the message within {timeout:?}");
             Step::Broken(Outcome::Unknown(message.clone()), message)
         }
+    }
+}
+
+/// MAIL, each RCPT, DATA: one command, one answer at a time.
+async fn envelope_one_by_one(
+    smtp: &mut AsyncSmtpConnection,
+    mail_from: Mail,
+    mail: &Outgoing,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    command(smtp, mail_from, timeout).await?;
+    for recipient in mail.envelope.to() {
+        command(smtp, Rcpt::new(recipient.clone(), Vec::new()), timeout).await?;
+    }
+    command(smtp, Data, timeout).await
+}
+
+/// MAIL, each RCPT and DATA in one write, then every answer read in turn
+/// (all of them, to keep the session in step). The first refusal decides.
+async fn envelope_pipelined(
+    smtp: &mut AsyncSmtpConnection,
+    mail_from: Mail,
+    mail: &Outgoing,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    let mut group = mail_from.to_string();
+    for recipient in mail.envelope.to() {
+        group.push_str(&Rcpt::new(recipient.clone(), Vec::new()).to_string());
+    }
+    group.push_str(&Data.to_string());
+    let answers = mail.envelope.to().len() + 2;
+    let mut refused = None;
+    let mut data_taken = false;
+    for answer in 0..answers {
+        let result = if answer == 0 {
+            tokio::time::timeout(timeout, smtp.command(&group)).await
+        } else {
+            tokio::time::timeout(timeout, smtp.read_response()).await
+        };
+        match result {
+            Err(_) => return Err(Failure::Broken(format!("no answer within {timeout:?}"))),
+            Ok(Ok(_)) => data_taken = answer + 1 == answers,
+            Ok(Err(error)) => match classify(error) {
+                Failure::Broken(message) => return Err(Failure::Broken(message)),
+                Failure::Refused(error) => {
+                    refused.get_or_insert(error);
+                }
+            },
+        }
+    }
+    match refused {
+        None => Ok(()),
+        // DATA was refused too (no recipient was taken), as RFC 2920 has it.
+        Some(error) if !data_taken => Err(Failure::Refused(error)),
+        // The server waits for a message it should not: the session is
+        // out of step, and nothing was handed over.
+        Some(error) => Err(Failure::Broken(format!(
+            "the server took DATA after refusing the envelope ({error})"
+        ))),
     }
 }
