@@ -452,7 +452,7 @@ impl RunSummary {
 const NOT_SENT: &str = "not-sent";
 
 /// Mails claimed at once per SMTP connection.
-const CLAIM_PER_CONNECTION: usize = 4;
+const CLAIM_PER_CONNECTION: usize = 8;
 
 /// Claimed groups sent or waiting to be sent, at most, while the run
 /// composes and claims the next: a crash leaves at most these `unknown`.

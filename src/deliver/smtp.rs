@@ -230,6 +230,8 @@ impl Pacer<'_> {
 }
 
 /// Sends one lane's share of the batch over one connection, in order.
+/// With PIPELINING and no `rate_limit`, each message goes in one write
+/// with the next mail's MAIL, RCPT and DATA: one round trip per mail.
 async fn send_lane(
     slot: &mut Option<Connection>,
     mails: Vec<(usize, &Outgoing)>,
@@ -239,7 +241,10 @@ async fn send_lane(
 ) -> (Vec<(usize, Outcome)>, Option<String>) {
     let mut outcomes = Vec::with_capacity(mails.len());
     let mut fatal = None;
-    for (index, mail) in mails {
+    // The answers to the envelope of the mail at hand, when it went ahead
+    // with the message before it.
+    let mut envelope_sent: Option<std::result::Result<(), Failure>> = None;
+    for (position, &(index, mail)) in mails.iter().enumerate() {
         if fatal.is_some() {
             outcomes.push((index, Outcome::NotHandedOver));
             continue;
@@ -255,8 +260,22 @@ async fn send_lane(
             }
         }
         let connection = slot.as_mut().expect("connected above");
-        pacer.wait_turn().await;
-        let outcome = send_one(connection, mail, settings.timeout).await;
+        let next = match mails.get(position + 1) {
+            Some((_, next)) if connection.pipelining && pacer.interval.is_none() => Some(*next),
+            _ => None,
+        };
+        if envelope_sent.is_none() {
+            pacer.wait_turn().await;
+        }
+        let (outcome, next_envelope) = send_one(
+            connection,
+            mail,
+            envelope_sent.take(),
+            next,
+            settings.timeout,
+        )
+        .await;
+        envelope_sent = next_envelope;
         match outcome {
             Step::Done(outcome) => outcomes.push((index, outcome)),
             Step::Refused(outcome) => {
@@ -323,26 +342,42 @@ fn refusal(error: &lettre::transport::smtp::Error) -> Outcome {
     }
 }
 
-async fn send_one(connection: &mut Connection, mail: &Outgoing, timeout: Duration) -> Step {
-    let mut parameters = Vec::new();
-    if !mail.bytes.is_ascii() {
-        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-    }
+/// Sends one mail: its envelope (unless it went ahead: `envelope_sent`),
+/// then the message — together with the envelope of `next`, whose answers
+/// come back second.
+async fn send_one(
+    connection: &mut Connection,
+    mail: &Outgoing,
+    envelope_sent: Option<std::result::Result<(), Failure>>,
+    next: Option<&Outgoing>,
+    timeout: Duration,
+) -> (Step, Option<std::result::Result<(), Failure>>) {
     let smtp = &mut connection.smtp;
-    let mail_from = Mail::new(mail.envelope.from().cloned(), parameters);
-    let before_data = if connection.pipelining {
-        envelope_pipelined(smtp, mail_from, mail, timeout).await
-    } else {
-        envelope_one_by_one(smtp, mail_from, mail, timeout).await
+    let before_data = match envelope_sent {
+        Some(answers) => answers,
+        None if connection.pipelining => envelope_pipelined(smtp, mail, timeout).await,
+        None => envelope_one_by_one(smtp, mail, timeout).await,
     };
     match before_data {
         Ok(()) => {}
-        Err(Failure::Refused(error)) => return Step::Refused(refusal(&error)),
-        Err(Failure::Broken(message)) => return Step::Broken(Outcome::NotHandedOver, message),
+        Err(Failure::Refused(error)) => return (Step::Refused(refusal(&error)), None),
+        Err(Failure::Broken(message)) => {
+            return (Step::Broken(Outcome::NotHandedOver, message), None);
+        }
     }
     // From here on the message is in the server's hands: a broken
     // connection leaves its fate unknown.
-    match tokio::time::timeout(timeout, smtp.message(&mail.bytes)).await {
+    let with_next = next.and_then(|next| {
+        let mut write = dot_stuffed(&mail.bytes)?;
+        write.push_str("\r\n.\r\n");
+        write.push_str(&envelope_group(next));
+        Some((write, next))
+    });
+    let answer = match &with_next {
+        Some((write, _)) => tokio::time::timeout(timeout, smtp.command(write)).await,
+        None => tokio::time::timeout(timeout, smtp.message(&mail.bytes)).await,
+    };
+    let step = match answer {
         Ok(Ok(_)) => Step::Done(Outcome::Sent),
         Ok(Err(error)) => match classify(error) {
             Failure::Refused(error) => Step::Done(refusal(&error)),
@@ -352,64 +387,154 @@ async fn send_one(connection: &mut Connection, mail: &Outgoing, timeout: Duratio
             let message = format!("no answer to the message within {timeout:?}");
             Step::Broken(Outcome::Unknown(message.clone()), message)
         }
+    };
+    let next_envelope = match (&step, with_next) {
+        (Step::Done(_), Some((_, next))) => {
+            Some(read_envelope_answers(smtp, EnvelopeAnswers::new(next), timeout).await)
+        }
+        _ => None,
+    };
+    (step, next_envelope)
+}
+
+/// The message with SMTP's dot transparency (RFC 5321 4.5.2) as text, for
+/// a write that carries more after it; None if it is not UTF-8 (then it
+/// goes on its own, through lettre).
+fn dot_stuffed(message: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(message).ok()?;
+    let mut out = String::with_capacity(text.len() + 64);
+    for (number, line) in text.split("\r\n").enumerate() {
+        if number > 0 {
+            out.push_str("\r\n");
+        }
+        if line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
     }
+    Some(out)
+}
+
+fn mail_from(mail: &Outgoing) -> Mail {
+    let mut parameters = Vec::new();
+    if !mail.bytes.is_ascii() {
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    Mail::new(mail.envelope.from().cloned(), parameters)
 }
 
 /// MAIL, each RCPT, DATA: one command, one answer at a time.
 async fn envelope_one_by_one(
     smtp: &mut AsyncSmtpConnection,
-    mail_from: Mail,
     mail: &Outgoing,
     timeout: Duration,
 ) -> std::result::Result<(), Failure> {
-    command(smtp, mail_from, timeout).await?;
+    command(smtp, mail_from(mail), timeout).await?;
     for recipient in mail.envelope.to() {
         command(smtp, Rcpt::new(recipient.clone(), Vec::new()), timeout).await?;
     }
     command(smtp, Data, timeout).await
 }
 
-/// MAIL, each RCPT and DATA in one write, then every answer read in turn
-/// (all of them, to keep the session in step). The first refusal decides.
-async fn envelope_pipelined(
-    smtp: &mut AsyncSmtpConnection,
-    mail_from: Mail,
-    mail: &Outgoing,
-    timeout: Duration,
-) -> std::result::Result<(), Failure> {
-    let mut group = mail_from.to_string();
+/// MAIL, each RCPT and DATA as one piece of text.
+fn envelope_group(mail: &Outgoing) -> String {
+    let mut group = mail_from(mail).to_string();
     for recipient in mail.envelope.to() {
         group.push_str(&Rcpt::new(recipient.clone(), Vec::new()).to_string());
     }
     group.push_str(&Data.to_string());
-    let answers = mail.envelope.to().len() + 2;
-    let mut refused = None;
-    let mut data_taken = false;
-    for answer in 0..answers {
-        let result = if answer == 0 {
-            tokio::time::timeout(timeout, smtp.command(&group)).await
-        } else {
-            tokio::time::timeout(timeout, smtp.read_response()).await
-        };
-        match result {
-            Err(_) => return Err(Failure::Broken(format!("no answer within {timeout:?}"))),
-            Ok(Ok(_)) => data_taken = answer + 1 == answers,
+    group
+}
+
+/// MAIL, each RCPT and DATA in one write, then every answer read in turn.
+async fn envelope_pipelined(
+    smtp: &mut AsyncSmtpConnection,
+    mail: &Outgoing,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    let mut answers = EnvelopeAnswers::new(mail);
+    let first = tokio::time::timeout(timeout, smtp.command(envelope_group(mail))).await;
+    answers.take(first, timeout)?;
+    read_envelope_answers(smtp, answers, timeout).await
+}
+
+/// The answers to a pipelined envelope: all of them are read, to keep the
+/// session in step; the first refusal decides.
+struct EnvelopeAnswers {
+    expected: usize,
+    seen: usize,
+    refused: Option<lettre::transport::smtp::Error>,
+    data_taken: bool,
+}
+
+type Answer = std::result::Result<
+    std::result::Result<
+        lettre::transport::smtp::response::Response,
+        lettre::transport::smtp::Error,
+    >,
+    tokio::time::error::Elapsed,
+>;
+
+impl EnvelopeAnswers {
+    fn new(mail: &Outgoing) -> EnvelopeAnswers {
+        EnvelopeAnswers {
+            expected: mail.envelope.to().len() + 2,
+            seen: 0,
+            refused: None,
+            data_taken: false,
+        }
+    }
+
+    fn take(&mut self, answer: Answer, timeout: Duration) -> std::result::Result<(), Failure> {
+        self.seen += 1;
+        match answer {
+            Err(_) => Err(Failure::Broken(format!("no answer within {timeout:?}"))),
+            Ok(Ok(_)) => {
+                self.data_taken = self.seen == self.expected;
+                Ok(())
+            }
             Ok(Err(error)) => match classify(error) {
-                Failure::Broken(message) => return Err(Failure::Broken(message)),
+                Failure::Broken(message) => Err(Failure::Broken(message)),
                 Failure::Refused(error) => {
-                    refused.get_or_insert(error);
+                    self.refused.get_or_insert(error);
+                    Ok(())
                 }
             },
         }
     }
-    match refused {
+}
+
+async fn read_envelope_answers(
+    smtp: &mut AsyncSmtpConnection,
+    mut answers: EnvelopeAnswers,
+    timeout: Duration,
+) -> std::result::Result<(), Failure> {
+    while answers.seen < answers.expected {
+        let answer = tokio::time::timeout(timeout, smtp.read_response()).await;
+        answers.take(answer, timeout)?;
+    }
+    match answers.refused {
         None => Ok(()),
         // DATA was refused too (no recipient was taken), as RFC 2920 has it.
-        Some(error) if !data_taken => Err(Failure::Refused(error)),
+        Some(error) if !answers.data_taken => Err(Failure::Refused(error)),
         // The server waits for a message it should not: the session is
         // out of step, and nothing was handed over.
         Some(error) => Err(Failure::Broken(format!(
             "the server took DATA after refusing the envelope ({error})"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuffed;
+
+    #[test]
+    fn lines_that_start_with_a_dot_get_another() {
+        assert_eq!(
+            dot_stuffed(b".a\r\nb.\r\n..c\r\n.").as_deref(),
+            Some("..a\r\nb.\r\n...c\r\n..")
+        );
+        assert_eq!(dot_stuffed(b"\xff"), None);
     }
 }
