@@ -603,97 +603,120 @@ pub fn run(
     };
 
     let mut decisions = decisions.iter().peekable();
-    while let Some(decision) = decisions.next() {
-        let cart = &candidates[decision.cart];
-        let step_name = decision.step.map(|index| config.steps[index].name.as_str());
-        let record = |decision, reason| decision_of(cart, step_name, decision, Some(reason));
-        match decision.verdict {
-            Verdict::Skip(reason) => {
-                printer.emit(out, &mut summary, record("skip", reason.as_str()))
-            }
-            Verdict::Send if fatal.is_some() => {
-                printer.emit(out, &mut summary, record("retry", NOT_SENT))
-            }
-            Verdict::Send if budget == 0 => printer.emit(
-                out,
-                &mut summary,
-                record("skip", plan::SkipReason::Limit.as_str()),
-            ),
-            Verdict::Send => {
-                budget -= 1;
-                due.push((
-                    decision,
-                    &config.steps[decision.step.expect("a send has a step")],
-                ));
-            }
-        }
-        let last = decisions.peek().is_none();
-        if due.len() >= compose_every || (last && !due.is_empty()) {
-            let wanted: Vec<(&str, &Step)> = due
-                .iter()
-                .map(|(decision, step)| (candidates[decision.cart].id.as_str(), *step))
-                .collect();
-            let composed = composer.compose(&wanted, printer.gallery.as_mut())?;
-            for ((decision, step), result) in due.drain(..).zip(composed) {
-                let cart = &candidates[decision.cart];
-                let skip = |reason| decision_of(cart, Some(&step.name), "skip", Some(reason));
-                match result {
-                    Composed::Ready(pending) => batch.push((decision, pending)),
-                    Composed::Gone => printer.emit(out, &mut summary, skip("gone")),
-                    // Never a mail without the code it promises; it does not
-                    // count against --limit.
-                    Composed::NoCoupon => {
-                        budget += 1;
-                        printer.emit(out, &mut summary, skip(plan::SkipReason::NoCoupon.as_str()));
-                    }
+    std::thread::scope(|scope| -> Result<()> {
+        let mut building = None;
+        while let Some(decision) = decisions.next() {
+            let cart = &candidates[decision.cart];
+            let step_name = decision.step.map(|index| config.steps[index].name.as_str());
+            let record = |decision, reason| decision_of(cart, step_name, decision, Some(reason));
+            match decision.verdict {
+                Verdict::Skip(reason) => {
+                    printer.emit(out, &mut summary, record("skip", reason.as_str()))
+                }
+                Verdict::Send if fatal.is_some() => {
+                    printer.emit(out, &mut summary, record("retry", NOT_SENT))
+                }
+                Verdict::Send if budget == 0 => printer.emit(
+                    out,
+                    &mut summary,
+                    record("skip", plan::SkipReason::Limit.as_str()),
+                ),
+                Verdict::Send => {
+                    budget -= 1;
+                    due.push((
+                        decision,
+                        &config.steps[decision.step.expect("a send has a step")],
+                    ));
                 }
             }
-        }
-        if batch.len() >= compose_every || (last && !batch.is_empty()) {
-            if options.dry_run {
-                for (decision, pending) in batch.drain(..) {
+            let last = decisions.peek().is_none();
+            // One batch is rendered on other threads while the next is loaded
+            // (not under --limit or --to, where each result counts at once).
+            let mut ready = Vec::new();
+            if due.len() >= compose_every || (last && !due.is_empty()) {
+                let wanted: Vec<(&str, &Step)> = due
+                    .iter()
+                    .map(|(decision, step)| (candidates[decision.cart].id.as_str(), *step))
+                    .collect();
+                let job = composer.start_composing(scope, &wanted, printer.gallery.is_some())?;
+                ready.extend(building.replace((std::mem::take(&mut due), job)));
+            }
+            if last || compose_every == 1 {
+                ready.extend(building.take());
+            }
+            for (composing, job) in ready {
+                let composed = Composer::finish_composing(job, printer.gallery.as_mut())?;
+                for ((decision, step), result) in composing.into_iter().zip(composed) {
                     let cart = &candidates[decision.cart];
-                    printer.emit(
-                        out,
-                        &mut summary,
-                        decision_of(cart, Some(pending.step()), "send", None),
-                    );
-                }
-            } else {
-                // Claimed, sent and confirmed a few at a time, a few groups
-                // on their way at once: a run killed mid-batch leaves at
-                // most those `unknown`.
-                let mut rest = std::mem::take(&mut batch);
-                while !rest.is_empty() {
-                    let group: Vec<_> = rest.drain(..rest.len().min(claim_group)).collect();
-                    while sender.in_flight.len() >= GROUPS_IN_FLIGHT {
-                        let (group_completion, group_fatal) =
-                            sender.settle(&candidates, &mut printer, &mut summary, out)?;
-                        completion = completion.or(group_completion);
-                        fatal = fatal.or(group_fatal);
-                    }
-                    if fatal.is_some() {
-                        for (decision, pending) in &group {
-                            let cart = &candidates[decision.cart];
+                    let skip = |reason| decision_of(cart, Some(&step.name), "skip", Some(reason));
+                    match result {
+                        Composed::Ready(pending) => batch.push((decision, pending)),
+                        Composed::Gone => printer.emit(out, &mut summary, skip("gone")),
+                        // Never a mail without the code it promises; it does not
+                        // count against --limit.
+                        Composed::NoCoupon => {
+                            budget += 1;
                             printer.emit(
                                 out,
                                 &mut summary,
-                                decision_of(cart, Some(pending.step()), "retry", Some(NOT_SENT)),
+                                skip(plan::SkipReason::NoCoupon.as_str()),
                             );
                         }
-                        continue;
                     }
-                    let group_fatal =
-                        sender.dispatch(&candidates, group, &mut printer, &mut summary, out)?;
-                    fatal = fatal.or(group_fatal);
+                }
+            }
+            if batch.len() >= compose_every || (last && !batch.is_empty()) {
+                if options.dry_run {
+                    for (decision, pending) in batch.drain(..) {
+                        let cart = &candidates[decision.cart];
+                        printer.emit(
+                            out,
+                            &mut summary,
+                            decision_of(cart, Some(pending.step()), "send", None),
+                        );
+                    }
+                } else {
+                    // Claimed, sent and confirmed a few at a time, a few groups
+                    // on their way at once: a run killed mid-batch leaves at
+                    // most those `unknown`.
+                    let mut rest = std::mem::take(&mut batch);
+                    while !rest.is_empty() {
+                        let group: Vec<_> = rest.drain(..rest.len().min(claim_group)).collect();
+                        while sender.in_flight.len() >= GROUPS_IN_FLIGHT {
+                            let (group_completion, group_fatal) =
+                                sender.settle(&candidates, &mut printer, &mut summary, out)?;
+                            completion = completion.or(group_completion);
+                            fatal = fatal.take().or(group_fatal);
+                        }
+                        if fatal.is_some() {
+                            for (decision, pending) in &group {
+                                let cart = &candidates[decision.cart];
+                                printer.emit(
+                                    out,
+                                    &mut summary,
+                                    decision_of(
+                                        cart,
+                                        Some(pending.step()),
+                                        "retry",
+                                        Some(NOT_SENT),
+                                    ),
+                                );
+                            }
+                            continue;
+                        }
+                        let group_fatal =
+                            sender.dispatch(&candidates, group, &mut printer, &mut summary, out)?;
+                        fatal = fatal.take().or(group_fatal);
+                    }
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     let (last_completion, last_fatal) =
         sender.finish(&candidates, &mut printer, &mut summary, out)?;
     completion = completion.or(last_completion);
-    fatal = fatal.or(last_fatal);
+    fatal = fatal.take().or(last_fatal);
     if let Some(gallery) = printer.gallery.take() {
         let index = gallery.finish()?;
         out.log(&format!("recart run: preview in {}", index.display()));
@@ -946,51 +969,73 @@ struct Built {
     shown: Option<(String, String)>,
 }
 
-impl Composer<'_> {
-    /// The reminders for `wanted` (cart id, step), in order. Carts are
-    /// loaded and coupons drawn one by one (the store is one connection);
-    /// rendering and MIME building, the bulk of the work, are spread over
-    /// the machine's cores. With a gallery, each is also written there.
-    fn compose<'s>(
-        &self,
+/// A batch being rendered and built on other threads: per worker, its
+/// share of the prepared carts and what it built of them.
+type BuildJob<'scope, 's> = Vec<
+    std::thread::ScopedJoinHandle<
+        'scope,
+        (
+            Vec<std::result::Result<Prepared<'s>, Composed>>,
+            Result<Vec<Option<Built>>>,
+        ),
+    >,
+>;
+
+impl<'c> Composer<'c> {
+    /// Starts composing the reminders for `wanted` (cart id, step): carts
+    /// are loaded and coupons drawn here, one by one (the store is one
+    /// connection); rendering and MIME building, the bulk of the work, are
+    /// spread over the machine's cores while the caller goes on.
+    /// `finish_composing` gives the results, in order.
+    fn start_composing<'scope, 's: 'scope>(
+        &'scope self,
+        scope: &'scope std::thread::Scope<'scope, '_>,
         wanted: &[(&str, &'s Step)],
-        gallery: Option<&mut deliver::Gallery>,
-    ) -> Result<Vec<Composed>> {
+        keep_shown: bool,
+    ) -> Result<BuildJob<'scope, 's>> {
         let mut prepared: Vec<std::result::Result<Prepared<'s>, Composed>> =
             Vec::with_capacity(wanted.len());
         for (cart_id, step) in wanted {
             prepared.push(self.prepare(cart_id, step)?);
         }
-        let keep_shown = gallery.is_some();
-        let builder = &self.builder;
-        let build = |item: &std::result::Result<Prepared<'s>, Composed>| -> Result<Option<Built>> {
-            match item {
-                Ok(prepared) => builder.build(prepared, keep_shown).map(Some),
-                Err(_) => Ok(None),
-            }
-        };
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(prepared.len().div_ceil(16))
             .max(1);
         let chunk = prepared.len().div_ceil(threads).max(1);
-        let parts: Vec<Result<Vec<Option<Built>>>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = prepared
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(build).collect()))
-                .collect();
-            workers
-                .into_iter()
-                .map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
-        let mut built = Vec::with_capacity(prepared.len());
-        for part in parts {
-            built.extend(part?);
+        let builder = &self.builder;
+        let mut job = Vec::with_capacity(threads);
+        while !prepared.is_empty() {
+            let rest = prepared.split_off(chunk.min(prepared.len()));
+            let part = std::mem::replace(&mut prepared, rest);
+            job.push(scope.spawn(move || {
+                let built = part
+                    .iter()
+                    .map(|item| match item {
+                        Ok(prepared) => builder.build(prepared, keep_shown).map(Some),
+                        Err(_) => Ok(None),
+                    })
+                    .collect();
+                (part, built)
+            }));
+        }
+        Ok(job)
+    }
+
+    /// Waits for a batch started by `start_composing`; with a gallery,
+    /// each reminder is also written there.
+    fn finish_composing(
+        job: BuildJob<'_, '_>,
+        gallery: Option<&mut deliver::Gallery>,
+    ) -> Result<Vec<Composed>> {
+        let mut prepared = Vec::new();
+        let mut built = Vec::new();
+        for worker in job {
+            let (part, part_built) = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            prepared.extend(part);
+            built.extend(part_built?);
         }
         let mut gallery = gallery;
         let mut composed = Vec::with_capacity(prepared.len());
@@ -1384,7 +1429,7 @@ impl<'a> Sender<'a> {
         while self.has_in_flight() {
             let (group_completion, group_fatal) = self.settle(candidates, printer, summary, out)?;
             completion = completion.or(group_completion);
-            fatal = fatal.or(group_fatal);
+            fatal = fatal.take().or(group_fatal);
         }
         if let Some(transport) = &mut self.transport {
             transport.finish();
