@@ -1255,7 +1255,15 @@ impl<'a> Sender<'a> {
         let has_mail = group.iter().any(|(_, p)| matches!(p, Pending::Mail(_)));
         if has_mail && self.transport.is_none() {
             match deliver::open(self.config) {
-                Ok(transport) => self.transport = Some(deliver::Background::start(transport)),
+                Ok(transport) => {
+                    let merge = match &self.config.transport {
+                        crate::config::Transport::Smtp(settings) if settings.connections > 1 => {
+                            GROUPS_IN_FLIGHT
+                        }
+                        _ => 1,
+                    };
+                    self.transport = Some(deliver::Background::start(transport, merge));
+                }
                 Err(Error::Transport(message)) => {
                     for (decision, pending) in &group {
                         let cart = &candidates[decision.cart];

@@ -69,7 +69,8 @@ pub trait Transport: Send {
 
 /// A transport working on its own thread, so that the run composes and
 /// claims the next mails while these are sent. Groups are sent in the
-/// order submitted and their reports come back in that order. After a
+/// order submitted (those waiting are sent together) and their reports
+/// come back one per group, in that order. After a
 /// breakdown nothing more is sent: later groups come back not handed over.
 pub struct Background {
     to_worker: Option<std::sync::mpsc::Sender<Vec<Outgoing>>>,
@@ -78,23 +79,44 @@ pub struct Background {
 }
 
 impl Background {
-    pub fn start(mut transport: Box<dyn Transport>) -> Background {
+    /// `merge`: how many waiting groups may go in one `send`. With several
+    /// connections that spares them waiting for the slowest at the end of
+    /// each group; with one it would only hold reports back.
+    pub fn start(mut transport: Box<dyn Transport>, merge: usize) -> Background {
         let (to_worker, groups) = std::sync::mpsc::channel::<Vec<Outgoing>>();
         let (reports, from_worker) = std::sync::mpsc::channel();
         let worker = std::thread::spawn(move || {
             let mut broken = false;
-            for group in groups {
+            while let Ok(first) = groups.recv() {
+                // Groups that queued up meanwhile go together: no
+                // connection waits for the slowest at each group's end.
+                let mut sizes = vec![first.len()];
+                let mut mails = first;
+                while sizes.len() < merge
+                    && let Ok(more) = groups.try_recv()
+                {
+                    sizes.push(more.len());
+                    mails.extend(more);
+                }
                 let report = if broken {
                     BatchReport {
-                        outcomes: vec![Outcome::NotHandedOver; group.len()],
+                        outcomes: vec![Outcome::NotHandedOver; mails.len()],
                         fatal: None,
                     }
                 } else {
-                    transport.send(&group)
+                    transport.send(&mails)
                 };
                 broken |= report.fatal.is_some();
-                if reports.send(report).is_err() {
-                    break;
+                let mut outcomes = report.outcomes.into_iter();
+                let mut fatal = report.fatal;
+                for size in sizes {
+                    let group = BatchReport {
+                        outcomes: outcomes.by_ref().take(size).collect(),
+                        fatal: fatal.take(),
+                    };
+                    if reports.send(group).is_err() {
+                        return;
+                    }
                 }
             }
             transport.close();
@@ -494,6 +516,64 @@ mod tests {
             "List-Unsubscribe=One-Click"
         );
         assert_eq!(mail.envelope.to().len(), 1);
+    }
+
+    /// Records what it was given; breaks down on its second `send`.
+    struct Flaky(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+
+    impl Transport for Flaky {
+        fn send(&mut self, mails: &[Outgoing]) -> BatchReport {
+            let mut calls = self.0.lock().unwrap();
+            calls.push(mails.len());
+            let broken = calls.len() == 2;
+            BatchReport {
+                outcomes: mails
+                    .iter()
+                    .map(|_| match broken {
+                        false => Outcome::Sent,
+                        true => Outcome::Unknown("reset".into()),
+                    })
+                    .collect(),
+                fatal: broken.then(|| "reset".into()),
+            }
+        }
+    }
+
+    #[test]
+    fn the_background_transport_reports_per_group_and_stops_after_a_breakdown() {
+        let from: Mailbox = "shop@shop.example".parse().unwrap();
+        let mail = check(&letter(&from, None, "", &rendered("Hi"), &links(None))).unwrap();
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut background = Background::start(Box::new(Flaky(calls.clone())), 1);
+        for size in [2, 3, 1, 2] {
+            background.submit(vec![mail.clone(); size]);
+        }
+        let reports: Vec<BatchReport> = [2, 3, 1, 2].map(|size| background.receive(size)).into();
+        background.finish();
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [2, 3],
+            "nothing sent after the breakdown"
+        );
+        assert_eq!(reports[0].outcomes, [Outcome::Sent, Outcome::Sent]);
+        assert!(reports[0].fatal.is_none());
+        assert_eq!(reports[1].outcomes.len(), 3);
+        assert_eq!(reports[1].fatal.as_deref(), Some("reset"));
+        for report in &reports[2..] {
+            assert!(report.outcomes.iter().all(|o| *o == Outcome::NotHandedOver));
+        }
+        // Groups that wait go together, and still come back one by one.
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut background = Background::start(Box::new(Flaky(calls.clone())), 4);
+        let reports: Vec<usize> = [1, 2, 3]
+            .map(|size| {
+                background.submit(vec![mail.clone(); size]);
+                size
+            })
+            .map(|size| background.receive(size).outcomes.len())
+            .into();
+        background.finish();
+        assert_eq!(reports, [1, 2, 3]);
     }
 
     #[test]
