@@ -995,8 +995,10 @@ impl<'c> Composer<'c> {
     ) -> Result<BuildJob<'scope, 's>> {
         let mut prepared: Vec<std::result::Result<Prepared<'s>, Composed>> =
             Vec::with_capacity(wanted.len());
+        let ids: Vec<&str> = wanted.iter().map(|(cart_id, _)| *cart_id).collect();
+        let mut carts = self.store.carts(&ids)?;
         for (cart_id, step) in wanted {
-            prepared.push(self.prepare(cart_id, step)?);
+            prepared.push(self.prepare(carts.remove(*cart_id), step)?);
         }
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
@@ -1064,14 +1066,14 @@ impl<'c> Composer<'c> {
         Ok(composed)
     }
 
-    /// Loads the cart, draws its coupon, fills it from the catalog; or says
+    /// Draws the loaded cart's coupon, fills it from the catalog; or says
     /// why there is nothing to send.
     fn prepare<'s>(
         &self,
-        cart_id: &str,
+        cart: Option<Cart>,
         step: &'s Step,
     ) -> Result<std::result::Result<Prepared<'s>, Composed>> {
-        let Some(mut cart) = self.store.cart(cart_id)? else {
+        let Some(mut cart) = cart else {
             return Ok(Err(Composed::Gone));
         };
         let now = self.builder.links.now;

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 use rusqlite::vtab::array::Array;
-use rusqlite::{Connection, OptionalExtension, ToSql, params};
+use rusqlite::{Connection, ToSql, params};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
@@ -41,6 +41,18 @@ pub(crate) const CANDIDATES: &str =
 
 /// The items of the window's carts with what the catalog adds: a price
 /// where the cart has none (in the cart's currency), and the stock.
+/// Due carts by id, for rendering (`rarray(?1)`: the batch's ids).
+pub(crate) const DUE_CARTS: &str = "SELECT c.id, c.email, c.first_name, c.locale, c.currency,
+            c.status, c.accepts_marketing, c.created_at, c.updated_at, c.utc_offset,
+            c.timezone, c.phone, c.sms_consent
+     FROM rarray(?1) AS a JOIN carts AS c ON c.id = a.value";
+
+/// Their items, in order.
+pub(crate) const DUE_ITEMS: &str = "SELECT i.cart_id, i.sku, i.name, i.category, i.quantity,
+            i.unit_price_minor, i.image_url, i.product_url
+     FROM rarray(?1) AS a JOIN cart_items AS i ON i.cart_id = a.value
+     ORDER BY i.cart_id, i.position";
+
 pub(crate) const CANDIDATE_ITEMS: &str = "SELECT i.cart_id, i.sku, i.category, i.quantity,
             CASE WHEN i.unit_price_minor = 0 AND p.currency = c.currency
                  THEN COALESCE(p.price_minor, 0) ELSE i.unit_price_minor END,
@@ -296,17 +308,20 @@ impl Store {
 
     /// The whole cart, items included, for rendering.
     pub fn cart(&self, id: &str) -> Result<Option<Cart>> {
-        let run = || -> rusqlite::Result<Option<Cart>> {
-            let mut query = self.conn().prepare_cached(
-                "SELECT id, email, first_name, locale, currency, status, accepts_marketing,
-                        created_at, updated_at, utc_offset, timezone, phone, sms_consent
-                 FROM carts WHERE id = ?1",
-            )?;
-            let Some(mut cart) = query
-                .query_row([id], |row| {
+        Ok(self.carts(&[id])?.remove(id))
+    }
+
+    /// Whole carts, items included, by id (those that exist): two queries
+    /// for a batch of due carts rather than two per cart.
+    pub fn carts(&self, wanted: &[&str]) -> Result<HashMap<String, Cart>> {
+        let run = || -> rusqlite::Result<HashMap<String, Cart>> {
+            let ids = ids(wanted.iter().map(|id| id.to_string()));
+            let mut query = self.conn().prepare_cached(DUE_CARTS)?;
+            let mut carts: HashMap<String, Cart> = query
+                .query_map([&ids], |row| {
                     let currency: String = row.get(4)?;
                     let status: String = row.get(5)?;
-                    Ok(Cart {
+                    let cart = Cart {
                         id: row.get(0)?,
                         email: row.get(1)?,
                         first_name: row.get(2)?,
@@ -323,30 +338,27 @@ impl Store {
                         phone: row.get(11)?,
                         sms_consent: row.get(12)?,
                         items: Vec::new(),
-                    })
-                })
-                .optional()?
-            else {
-                return Ok(None);
-            };
-            let mut items = self.conn().prepare_cached(
-                "SELECT sku, name, category, quantity, unit_price_minor, image_url, product_url
-                 FROM cart_items WHERE cart_id = ?1 ORDER BY position",
-            )?;
-            cart.items = items
-                .query_map([id], |row| {
-                    Ok(LineItem {
-                        sku: row.get(0)?,
-                        name: row.get(1)?,
-                        category: row.get(2)?,
-                        quantity: row.get(3)?,
-                        unit_price_minor: row.get(4)?,
-                        image_url: row.get(5)?,
-                        product_url: row.get(6)?,
-                    })
+                    };
+                    Ok((cart.id.clone(), cart))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(cart))
+            let mut items = self.conn().prepare_cached(DUE_ITEMS)?;
+            let mut rows = items.query([&ids])?;
+            while let Some(row) = rows.next()? {
+                let cart_id: String = row.get(0)?;
+                if let Some(cart) = carts.get_mut(&cart_id) {
+                    cart.items.push(LineItem {
+                        sku: row.get(1)?,
+                        name: row.get(2)?,
+                        category: row.get(3)?,
+                        quantity: row.get(4)?,
+                        unit_price_minor: row.get(5)?,
+                        image_url: row.get(6)?,
+                        product_url: row.get(7)?,
+                    });
+                }
+            }
+            Ok(carts)
         };
         run().map_err(|source| self.error(source))
     }

@@ -442,6 +442,24 @@ mod tests {
                 "{name}: window not by its index: {plan:#?}"
             );
         }
+        // A batch of due carts is read by key: only the list of ids is
+        // scanned.
+        for (name, sql, table) in [
+            ("due carts", carts::DUE_CARTS, "c"),
+            ("due items", carts::DUE_ITEMS, "i"),
+        ] {
+            let plan = query_plan(&store, sql);
+            assert!(
+                plan.iter()
+                    .all(|step| !step.starts_with("SCAN") || step.starts_with("SCAN a")),
+                "{name}: full scan in {plan:#?}"
+            );
+            assert!(
+                plan.iter()
+                    .any(|step| step.starts_with(&format!("SEARCH {table} USING"))),
+                "{name}: not by key: {plan:#?}"
+            );
+        }
     }
 
     #[test]
