@@ -155,16 +155,19 @@ fn mac_input(cart_id: &str, email: &str, step: &str, expires: DateTime<Utc>) -> 
 }
 
 pub struct Signer {
-    key: Vec<u8>,
+    /// The HMAC with the key absorbed once; each MAC starts from a copy.
+    keyed: HmacSha256,
 }
 
 impl Signer {
     pub fn new(key: &[u8]) -> Signer {
-        Signer { key: key.to_vec() }
+        Signer {
+            keyed: HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length"),
+        }
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length")
+        self.keyed.clone()
     }
 
     /// HMAC-SHA256 of `data` under the key, for other derived values
