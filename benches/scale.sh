@@ -3,9 +3,9 @@
 # Builds stores with examples/gen_store.rs (the real schema, via
 # Store::open) and times `recart run --dry-run`:
 #   idle  nothing is due (the background is as hourly runs left it)
-#   due   DUE carts are due their first reminder (plan + render + MIME,
-#         no transport: a dry run builds every due mail and hands it to
-#         nothing)
+#   due   DUE carts are due their first reminder (plan + render, with
+#         the address checked; a dry run builds no MIME and hands the
+#         mails to nothing)
 # with peak RSS of each, at 100,000 and N (1,000,000) stored carts, and
 # 10,000,000 with --huge. Prints a table and the growth between sizes.
 #
