@@ -352,6 +352,110 @@ impl Store {
     }
 }
 
+/// A first import: the whole file in one transaction, into a carts table
+/// that was empty, with the carts' secondary indexes dropped at the start
+/// and built again, each by one sort, at the end. Inserting into them row
+/// by row (the window index in `updated_at` order, the e-mail index in
+/// address order, neither the file's) dirtied pages all over both at every
+/// batch's commit: it was most of a first import's time.
+///
+/// The drop, the load and the rebuild are one transaction, so a crash or a
+/// kill rolls all of it back and the store keeps its indexes; its schema
+/// is the same afterwards (each index is made again from its own SQL, as
+/// `sqlite_master` holds it). Each batch is a savepoint inside it, as in a
+/// dry run. The price: other writers (a `run`) wait for the whole file
+/// rather than one batch.
+pub struct BulkLoad<'s> {
+    store: &'s Store,
+    /// The dropped indexes' `CREATE INDEX` statements.
+    indexes: Vec<String>,
+    open: bool,
+}
+
+impl Store {
+    /// Starts a [`BulkLoad`] if the carts table is empty and no
+    /// transaction is open (a dry run's is); otherwise `None`, and batches
+    /// commit one by one.
+    pub fn begin_bulk_load(&self) -> Result<Option<BulkLoad<'_>>> {
+        if !self.conn().is_autocommit() {
+            return Ok(None);
+        }
+        let start = || -> rusqlite::Result<Option<Vec<String>>> {
+            let conn = self.conn();
+            // Items are written only for carts written just before, and an
+            // import deletes no cart: the per-item parent lookup is
+            // redundant. (The pragma is a no-op inside a transaction.)
+            conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE")?;
+            let empty: bool =
+                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM carts)", [], |row| {
+                    row.get(0)
+                })?;
+            if !empty {
+                return Ok(None);
+            }
+            let indexes: Vec<(String, String)> = conn
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master
+                     WHERE type = 'index' AND tbl_name = 'carts' AND sql IS NOT NULL",
+                )?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (name, _) in &indexes {
+                conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+            }
+            Ok(Some(indexes.into_iter().map(|(_, sql)| sql).collect()))
+        };
+        match start() {
+            Ok(Some(indexes)) => Ok(Some(BulkLoad {
+                store: self,
+                indexes,
+                open: true,
+            })),
+            Ok(None) => {
+                self.end_bulk_load("ROLLBACK");
+                Ok(None)
+            }
+            Err(source) => {
+                self.end_bulk_load("ROLLBACK");
+                Err(self.error(source))
+            }
+        }
+    }
+
+    fn end_bulk_load(&self, end: &str) {
+        let conn = self.conn();
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch(end);
+        }
+        let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+}
+
+impl BulkLoad<'_> {
+    /// Builds the indexes again and commits.
+    pub fn finish(mut self) -> Result<()> {
+        let conn = self.store.conn();
+        let done = self
+            .indexes
+            .iter()
+            .try_for_each(|sql| conn.execute_batch(sql))
+            .and_then(|()| conn.execute_batch("COMMIT"));
+        // On failure, `drop` rolls back: the indexes come back with it.
+        done.map_err(|source| self.store.error(source))?;
+        self.open = false;
+        self.store.end_bulk_load("COMMIT");
+        Ok(())
+    }
+}
+
+impl Drop for BulkLoad<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.store.end_bulk_load("ROLLBACK");
+        }
+    }
+}
+
 /// Imports carts whose ids are distinct: one SELECT of what is stored, one
 /// DELETE of the items being replaced, multi-row INSERTs of carts and items,
 /// one UPDATE for the carts whose order came first.
@@ -659,6 +763,57 @@ mod tests {
             hex,
             "63db882f26edfe499d322eeb8a6f05b7ff8cafa1bdeb97af0bd3dc1f71fec93a"
         );
+    }
+
+    fn schema(store: &Store) -> Vec<(String, String)> {
+        store
+            .conn()
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bulk_load_keeps_the_schema_and_a_broken_one_keeps_nothing() {
+        let store = Store::open_in_memory().unwrap();
+        let before = schema(&store);
+        let carts = [
+            cart("a", 100, CartStatus::Open, &["A1"]),
+            cart("b", 200, CartStatus::Open, &["B1", "B2"]),
+        ];
+        // Not finished (a crash, a failed commit): rolled back, indexes kept.
+        let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+        store.import_carts(&carts).unwrap();
+        drop(bulk);
+        assert_eq!(schema(&store), before);
+        assert!(store.cart("a").unwrap().is_none());
+        let foreign_keys: bool = store
+            .conn()
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .unwrap();
+        assert!(foreign_keys);
+
+        let bulk = store.begin_bulk_load().unwrap().expect("still empty");
+        assert_eq!(store.import_carts(&carts).unwrap().upserted, 2);
+        bulk.finish().unwrap();
+        assert_eq!(schema(&store), before);
+        assert_eq!(stored(&store, "b").1, vec!["B1", "B2"]);
+        let window = store
+            .candidates(from_unix(0), from_unix(1_000))
+            .unwrap()
+            .into_iter()
+            .map(|candidate| candidate.id)
+            .collect::<Vec<_>>();
+        assert_eq!(window, vec!["a", "b"]);
+        // Not into a store that holds carts, nor inside a transaction.
+        assert!(store.begin_bulk_load().unwrap().is_none());
+        assert!(store.conn().is_autocommit());
+        let empty = Store::open_in_memory().unwrap();
+        empty.begin_discarded().unwrap();
+        assert!(empty.begin_bulk_load().unwrap().is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
 
-pub use carts::{CartImport, OrderImport};
+pub use carts::{BulkLoad, CartImport, OrderImport};
 pub use catalog::ProductImport;
 pub use coupons::{CouponImport, Draw, PoolStock};
 pub use ledger::{Claim, Confirmation, RunCounts};
