@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::model::{Cart, CartStatus, LineItem, Order, normalize_email};
 use crate::plan::{Candidate, CandidateItem};
 
-use super::{Store, from_unix, to_unix};
+use super::{Bulk, Store, from_unix, to_unix};
 
 /// What importing a batch of carts did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -362,9 +362,10 @@ impl Store {
 /// The drop, the load and the rebuild are one transaction, so a crash or a
 /// kill rolls all of it back and the store keeps its indexes; its schema
 /// is the same afterwards (each index is made again from its own SQL, as
-/// `sqlite_master` holds it). Each batch is a savepoint inside it, as in a
-/// dry run. The price: other writers (a `run`) wait for the whole file
-/// rather than one batch.
+/// `sqlite_master` holds it). The price: other writers (a `run`) wait for
+/// the whole file rather than one batch, and a batch that fails to write
+/// (a full disk) rolls back the whole file, not itself alone. A file that
+/// fails to read keeps the batches read before, as it does otherwise.
 pub struct BulkLoad<'s> {
     store: &'s Store,
     /// The dropped indexes' `CREATE INDEX` statements.
@@ -406,11 +407,14 @@ impl Store {
             Ok(Some(indexes.into_iter().map(|(_, sql)| sql).collect()))
         };
         match start() {
-            Ok(Some(indexes)) => Ok(Some(BulkLoad {
-                store: self,
-                indexes,
-                open: true,
-            })),
+            Ok(Some(indexes)) => {
+                self.bulk.set(Bulk::Loading);
+                Ok(Some(BulkLoad {
+                    store: self,
+                    indexes,
+                    open: true,
+                }))
+            }
             Ok(None) => {
                 self.end_bulk_load("ROLLBACK");
                 Ok(None)
@@ -423,6 +427,7 @@ impl Store {
     }
 
     fn end_bulk_load(&self, end: &str) {
+        self.bulk.set(Bulk::Off);
         let conn = self.conn();
         if !conn.is_autocommit() {
             let _ = conn.execute_batch(end);
@@ -432,8 +437,12 @@ impl Store {
 }
 
 impl BulkLoad<'_> {
-    /// Builds the indexes again and commits.
+    /// Builds the indexes again and commits; rolls back instead if a batch
+    /// failed to write (its error was returned then).
     pub fn finish(mut self) -> Result<()> {
+        if self.store.bulk.get() == Bulk::Failed {
+            return Ok(());
+        }
         let conn = self.store.conn();
         let done = self
             .indexes
@@ -814,6 +823,36 @@ mod tests {
         let empty = Store::open_in_memory().unwrap();
         empty.begin_discarded().unwrap();
         assert!(empty.begin_bulk_load().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_batch_that_fails_rolls_the_bulk_load_back() {
+        let store = Store::open_in_memory().unwrap();
+        let before = schema(&store);
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TEMP TRIGGER boom BEFORE INSERT ON main.carts WHEN NEW.id = 'boom'
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END",
+            )
+            .unwrap();
+        let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+        store
+            .import_carts(&[cart("a", 100, CartStatus::Open, &["A1"])])
+            .unwrap();
+        assert!(
+            store
+                .import_carts(&[cart("boom", 100, CartStatus::Open, &["B1"])])
+                .is_err()
+        );
+        bulk.finish().unwrap();
+        assert!(store.cart("a").unwrap().is_none());
+        assert_eq!(schema(&store), before);
+        // Batches commit one by one again.
+        store
+            .import_carts(&[cart("a", 100, CartStatus::Open, &["A1"])])
+            .unwrap();
+        assert!(store.conn().is_autocommit());
     }
 
     #[test]
