@@ -296,7 +296,7 @@ fn import_file(
         bulk: None,
         bulk_tried: false,
     };
-    let read = ingest::read_file(path, options, &mut sink);
+    let read = ingest::read_file_alongside(path, options, &mut sink);
     let finished = sink.finish();
     sink.progress.finish_and_clear();
     let summary = read?;

@@ -444,11 +444,15 @@ impl BulkLoad<'_> {
             return Ok(());
         }
         let conn = self.store.conn();
-        let done = self
-            .indexes
-            .iter()
-            .try_for_each(|sql| conn.execute_batch(sql))
-            .and_then(|()| conn.execute_batch("COMMIT"));
+        // The reader is done by now: the sorts may use the other cores.
+        let done = conn
+            .pragma_update(None, "threads", 4)
+            .and_then(|()| {
+                self.indexes
+                    .iter()
+                    .try_for_each(|sql| conn.execute_batch(sql))
+            })
+            .and_then(|()| conn.execute_batch("PRAGMA threads = 0; COMMIT"));
         // On failure, `drop` rolls back: the indexes come back with it.
         done.map_err(|source| self.store.error(source))?;
         self.open = false;
@@ -516,7 +520,15 @@ fn import_distinct(
     }
     write_carts(conn, &written)?;
     write_items(conn, &written)?;
-    // An order may have arrived before its cart's snapshot.
+    // An order may have arrived before its cart's snapshot. (Looking for
+    // one per cart costs more than all else on a first import, which has
+    // none.)
+    let orders: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM orders)")?
+        .query_row([], |row| row.get(0))?;
+    if !orders {
+        return Ok(());
+    }
     result.marked_ordered +=
         conn.prepare_cached(
             "UPDATE carts SET status = 'ordered'
