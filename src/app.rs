@@ -12,7 +12,7 @@ use crate::coupon::{self, Coupon, CouponRule};
 use crate::deliver::{self, Outcome, Outgoing, Transport};
 use crate::error::{Error, Result, exit};
 use crate::ingest::{self, Format};
-use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
+use crate::model::{Cart, CartStatus, LineItem, Order, SendState, Snapshot, parse_email};
 use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
@@ -208,6 +208,21 @@ struct StoreSink<'a> {
 }
 
 impl StoreSink<'_> {
+    fn begin_bulk_load(&mut self) -> Result<()> {
+        if !self.bulk_tried {
+            self.bulk_tried = true;
+            self.bulk = self.store.begin_bulk_load()?;
+        }
+        Ok(())
+    }
+
+    fn add_carts(&mut self, done: CartImport) {
+        let total = self.carts.get_or_insert_default();
+        total.upserted += done.upserted;
+        total.unchanged += done.unchanged;
+        total.marked_ordered += done.marked_ordered;
+    }
+
     /// Commits a bulk load, if one was started. Called however the read
     /// ended: the batches read before an error are kept, as when each
     /// batch commits on its own.
@@ -225,15 +240,16 @@ impl ingest::Sink for StoreSink<'_> {
     }
 
     fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
-        if !self.bulk_tried {
-            self.bulk_tried = true;
-            self.bulk = self.store.begin_bulk_load()?;
-        }
+        self.begin_bulk_load()?;
         let done = self.store.import_carts(&carts)?;
-        let total = self.carts.get_or_insert_default();
-        total.upserted += done.upserted;
-        total.unchanged += done.unchanged;
-        total.marked_ordered += done.marked_ordered;
+        self.add_carts(done);
+        Ok(())
+    }
+
+    fn snapshots(&mut self, snapshots: Vec<Snapshot>) -> Result<()> {
+        self.begin_bulk_load()?;
+        let done = self.store.import_snapshots(&snapshots)?;
+        self.add_carts(done);
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::model::{Cart, LineItem, Order, parse_time};
+use crate::model::{Cart, LineItem, Order, Snapshot, parse_time};
 
 /// The input formats `import --format` and `[[sources]] format` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,16 @@ pub trait Sink {
     /// The format the file is read as; `detected` when `auto` chose it.
     fn format(&mut self, _format: Format, _detected: bool) {}
     fn carts(&mut self, carts: Vec<Cart>) -> Result<()>;
+    /// Carts hashed already ([`read_file_alongside`] hashes them on its
+    /// reader thread). Sinks that store no hash take them as carts.
+    fn snapshots(&mut self, snapshots: Vec<Snapshot>) -> Result<()> {
+        self.carts(
+            snapshots
+                .into_iter()
+                .map(|snapshot| snapshot.cart)
+                .collect(),
+        )
+    }
     fn orders(&mut self, orders: Vec<Order>) -> Result<()>;
     /// Products of a catalog. Sinks that take none refuse them.
     fn products(&mut self, _products: Vec<crate::model::Product>) -> Result<()> {
@@ -227,7 +237,7 @@ pub fn read_file_alongside(path: &Path, options: &Options, sink: &mut dyn Sink) 
                     sink.format(format, detected);
                     Ok(())
                 }
-                Event::Carts(carts) => sink.carts(carts),
+                Event::Snapshots(snapshots) => sink.snapshots(snapshots),
                 Event::Orders(orders) => sink.orders(orders),
                 Event::Products(products) => sink.products(products),
                 Event::Rejected(error) => sink.rejected(error),
@@ -256,7 +266,7 @@ pub fn read_file_alongside(path: &Path, options: &Options, sink: &mut dyn Sink) 
 /// What the reader thread of [`read_file_alongside`] hands over, in order.
 enum Event {
     Format(Format, bool),
-    Carts(Vec<Cart>),
+    Snapshots(Vec<Snapshot>),
     Orders(Vec<Order>),
     Products(Vec<crate::model::Product>),
     Rejected(RowError),
@@ -283,7 +293,7 @@ impl Sink for Forward<'_> {
         let _ = self.send(Event::Format(format, detected));
     }
     fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
-        self.send(Event::Carts(carts))
+        self.send(Event::Snapshots(Snapshot::hash_all(carts)))
     }
     fn orders(&mut self, orders: Vec<Order>) -> Result<()> {
         self.send(Event::Orders(orders))

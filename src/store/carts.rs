@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::model::{Cart, CartStatus, LineItem, Order, normalize_email};
+use crate::model::{Cart, CartStatus, LineItem, Order, Snapshot, normalize_email, snapshot_hash};
 use crate::plan::{Candidate, CandidateItem};
 
 use super::{Bulk, Store, from_unix, to_unix};
@@ -49,56 +49,6 @@ pub(crate) const CANDIDATE_ITEMS: &str = "SELECT i.cart_id, i.sku, i.category, i
      LEFT JOIN products p ON p.sku = i.sku
      WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
      ORDER BY i.cart_id, i.position";
-
-/// Tags the current snapshot hash; a new encoding gets a new tag.
-const SNAPSHOT_HASH_V2: &[u8] = b"recart snapshot v2\0";
-
-/// The snapshot hash (v2): SHA-256 over a compact, length-prefixed encoding
-/// of every stored field of the cart and its items. `buffer` is scratch
-/// space reused across a batch.
-fn snapshot_hash(cart: &Cart, buffer: &mut Vec<u8>) -> [u8; 32] {
-    fn text(buffer: &mut Vec<u8>, text: &str) {
-        buffer.extend_from_slice(&(text.len() as u64).to_le_bytes());
-        buffer.extend_from_slice(text.as_bytes());
-    }
-    fn int(buffer: &mut Vec<u8>, value: i64) {
-        buffer.extend_from_slice(&value.to_le_bytes());
-    }
-    buffer.clear();
-    buffer.extend_from_slice(SNAPSHOT_HASH_V2);
-    text(buffer, &cart.id);
-    text(buffer, &cart.email);
-    text(buffer, &cart.first_name);
-    text(buffer, &cart.locale);
-    text(buffer, cart.currency.as_str());
-    text(buffer, cart.status.as_str());
-    buffer.push(u8::from(cart.accepts_marketing));
-    int(buffer, cart.created_at.timestamp());
-    int(buffer, i64::from(cart.created_at.timestamp_subsec_nanos()));
-    int(buffer, cart.updated_at.timestamp());
-    int(buffer, i64::from(cart.updated_at.timestamp_subsec_nanos()));
-    match cart.utc_offset_seconds {
-        None => buffer.push(0),
-        Some(offset) => {
-            buffer.push(1);
-            int(buffer, i64::from(offset));
-        }
-    }
-    text(buffer, &cart.timezone);
-    text(buffer, &cart.phone);
-    buffer.push(u8::from(cart.sms_consent));
-    int(buffer, cart.items.len() as i64);
-    for item in &cart.items {
-        text(buffer, &item.sku);
-        text(buffer, &item.name);
-        text(buffer, &item.category);
-        int(buffer, i64::from(item.quantity));
-        int(buffer, item.unit_price_minor);
-        text(buffer, &item.image_url);
-        text(buffer, &item.product_url);
-    }
-    Sha256::digest(&buffer[..]).into()
-}
 
 /// The hash the first release stored (SHA-256 of the cart as JSON). A store
 /// written by it still holds these: a snapshot whose v2 hash differs from
@@ -148,6 +98,9 @@ fn multi_row(head: &str, values: &str, rows: usize, tail: &str) -> String {
     sql
 }
 
+/// A cart and its snapshot hash.
+type Hashed<'c> = (&'c Cart, [u8; 32]);
+
 fn ids(values: impl Iterator<Item = String>) -> Array {
     Rc::new(values.map(Value::Text).collect())
 }
@@ -158,6 +111,24 @@ impl Store {
     /// nothing. An `ordered` cart stays ordered whatever a snapshot says, and
     /// a cart that has an order already is marked ordered on arrival.
     pub fn import_carts(&self, carts: &[Cart]) -> Result<CartImport> {
+        let mut buffer = Vec::with_capacity(1024);
+        let hashed: Vec<Hashed<'_>> = carts
+            .iter()
+            .map(|cart| (cart, snapshot_hash(cart, &mut buffer)))
+            .collect();
+        self.import_hashed(&hashed)
+    }
+
+    /// [`Store::import_carts`] of carts hashed already.
+    pub fn import_snapshots(&self, snapshots: &[Snapshot]) -> Result<CartImport> {
+        let hashed: Vec<Hashed<'_>> = snapshots
+            .iter()
+            .map(|snapshot| (&snapshot.cart, snapshot.hash))
+            .collect();
+        self.import_hashed(&hashed)
+    }
+
+    fn import_hashed(&self, carts: &[Hashed<'_>]) -> Result<CartImport> {
         self.write(|conn| {
             let mut result = CartImport::default();
             // The batch is written set-wise, which needs distinct ids: a run
@@ -165,7 +136,7 @@ impl Store {
             // meets the earlier one as stored, as if written one by one.
             let mut seen: HashSet<&str> = HashSet::with_capacity(carts.len());
             let mut start = 0;
-            for (index, cart) in carts.iter().enumerate() {
+            for (index, (cart, _)) in carts.iter().enumerate() {
                 if !seen.insert(&cart.id) {
                     import_distinct(conn, &carts[start..index], &mut result)?;
                     start = index;
@@ -474,7 +445,7 @@ impl Drop for BulkLoad<'_> {
 /// one UPDATE for the carts whose order came first.
 fn import_distinct(
     conn: &Connection,
-    carts: &[Cart],
+    carts: &[Hashed<'_>],
     result: &mut CartImport,
 ) -> rusqlite::Result<()> {
     if carts.is_empty() {
@@ -486,18 +457,16 @@ fn import_distinct(
             "SELECT c.id, c.updated_at, c.snapshot_hash
              FROM rarray(?1) AS a JOIN carts AS c ON c.id = a.value",
         )?;
-        let mut rows = select.query([ids(carts.iter().map(|cart| cart.id.clone()))])?;
+        let mut rows = select.query([ids(carts.iter().map(|(cart, _)| cart.id.clone()))])?;
         while let Some(row) = rows.next()? {
             stored.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
         }
     }
     // Which snapshots replace the stored cart: those not older, unless the
     // same snapshot (same time, same hash) is stored already.
-    let mut buffer = Vec::with_capacity(1024);
-    let mut written: Vec<(&Cart, [u8; 32])> = Vec::with_capacity(carts.len());
+    let mut written: Vec<Hashed<'_>> = Vec::with_capacity(carts.len());
     let mut replaced: Vec<String> = Vec::new();
-    for cart in carts {
-        let hash = snapshot_hash(cart, &mut buffer);
+    for &(cart, hash) in carts {
         let updated_at = to_unix(cart.updated_at);
         if let Some((stored_at, stored_hash)) = stored.get(&cart.id) {
             let same = *stored_at == updated_at
@@ -543,7 +512,7 @@ fn import_distinct(
 }
 
 /// Upserts the carts, `CART_ROWS` to a statement.
-fn write_carts(conn: &Connection, carts: &[(&Cart, [u8; 32])]) -> rusqlite::Result<()> {
+fn write_carts(conn: &Connection, carts: &[Hashed<'_>]) -> rusqlite::Result<()> {
     let mut full =
         conn.prepare_cached(&multi_row(CART_INSERT, CART_VALUES, CART_ROWS, CART_UPSERT))?;
     let mut single = conn.prepare_cached(&multi_row(CART_INSERT, CART_VALUES, 1, CART_UPSERT))?;
@@ -561,7 +530,7 @@ fn write_carts(conn: &Connection, carts: &[(&Cart, [u8; 32])]) -> rusqlite::Resu
 
 fn bind_carts(
     statement: &mut rusqlite::CachedStatement<'_>,
-    carts: &[(&Cart, [u8; 32])],
+    carts: &[Hashed<'_>],
 ) -> rusqlite::Result<()> {
     let mut at = 1;
     for (cart, hash) in carts {
@@ -593,7 +562,7 @@ fn bind_carts(
 }
 
 /// Inserts the carts' items, `ITEM_ROWS` to a statement.
-fn write_items(conn: &Connection, carts: &[(&Cart, [u8; 32])]) -> rusqlite::Result<()> {
+fn write_items(conn: &Connection, carts: &[Hashed<'_>]) -> rusqlite::Result<()> {
     let mut full = conn.prepare_cached(&multi_row(ITEM_INSERT, ITEM_VALUES, ITEM_ROWS, ""))?;
     let mut single = conn.prepare_cached(&multi_row(ITEM_INSERT, ITEM_VALUES, 1, ""))?;
     let items: Vec<(&str, i64, &LineItem)> = carts
