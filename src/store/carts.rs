@@ -415,15 +415,11 @@ impl BulkLoad<'_> {
             return Ok(());
         }
         let conn = self.store.conn();
-        // The reader is done by now: the sorts may use the other cores.
-        let done = conn
-            .pragma_update(None, "threads", 4)
-            .and_then(|()| {
-                self.indexes
-                    .iter()
-                    .try_for_each(|sql| conn.execute_batch(sql))
-            })
-            .and_then(|()| conn.execute_batch("PRAGMA threads = 0; COMMIT"));
+        let done = self
+            .indexes
+            .iter()
+            .try_for_each(|sql| conn.execute_batch(sql))
+            .and_then(|()| conn.execute_batch("COMMIT"));
         // On failure, `drop` rolls back: the indexes come back with it.
         done.map_err(|source| self.store.error(source))?;
         self.open = false;
