@@ -1,7 +1,7 @@
 #!/bin/sh
 # Benchmark (not a test): N Shopify checkouts imported by recart versus
 # sqlite3's own `.import` of the same file. Prints rows/s and peak RSS.
-#   benches/import.sh [N]        (default 250000: ~530,000 rows, ~128 MB)
+#   benches/import.sh [N]        (default 250000: ~562,000 rows, ~152 MB)
 set -eu
 N=${1:-250000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +23,8 @@ after = "1h"
 template = "reminder"
 TOML
 # Wall time, and CPU time (user + sys): on a shared machine the wall time
-# also counts waiting for a core, so compare the CPU times there.
+# also counts waiting for a core. recart's CPU time counts its two threads
+# (reader and store), so it exceeds its wall time on an idle machine.
 measure() { # label, command...
     label=$1; shift
     /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" > /dev/null

@@ -12,12 +12,12 @@ use crate::coupon::{self, Coupon, CouponRule};
 use crate::deliver::{self, Outcome, Outgoing};
 use crate::error::{Error, Result, exit};
 use crate::ingest::{self, Format};
-use crate::model::{Cart, CartStatus, LineItem, Order, SendState, parse_email};
+use crate::model::{Cart, CartStatus, LineItem, Order, SendState, Snapshot, parse_email};
 use crate::output::{DecisionRecord, Output};
 use crate::plan::{self, Decision, Step, Verdict};
 use crate::render::{Links, Renderer};
 use crate::store::{
-    CartImport, Claim, Confirmation, Draw, OrderImport, ProductImport, RunCounts, Store,
+    BulkLoad, CartImport, Claim, Confirmation, Draw, OrderImport, ProductImport, RunCounts, Store,
 };
 use crate::token::{self, Claims, Signer};
 
@@ -202,6 +202,33 @@ struct StoreSink<'a> {
     orders: Option<OrderImport>,
     products: Option<ProductImport>,
     reported: u64,
+    /// The first import into an empty store, once carts arrive.
+    bulk: Option<BulkLoad<'a>>,
+    bulk_tried: bool,
+}
+
+impl StoreSink<'_> {
+    fn begin_bulk_load(&mut self) -> Result<()> {
+        if !self.bulk_tried {
+            self.bulk_tried = true;
+            self.bulk = self.store.begin_bulk_load()?;
+        }
+        Ok(())
+    }
+
+    fn add_carts(&mut self, done: CartImport) {
+        let total = self.carts.get_or_insert_default();
+        total.upserted += done.upserted;
+        total.unchanged += done.unchanged;
+        total.marked_ordered += done.marked_ordered;
+    }
+
+    /// Commits a bulk load, if one was started. Called however the read
+    /// ended: the batches read before an error are kept, as when each
+    /// batch commits on its own.
+    fn finish(&mut self) -> Result<()> {
+        self.bulk.take().map_or(Ok(()), BulkLoad::finish)
+    }
 }
 
 impl ingest::Sink for StoreSink<'_> {
@@ -213,11 +240,16 @@ impl ingest::Sink for StoreSink<'_> {
     }
 
     fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
+        self.begin_bulk_load()?;
         let done = self.store.import_carts(&carts)?;
-        let total = self.carts.get_or_insert_default();
-        total.upserted += done.upserted;
-        total.unchanged += done.unchanged;
-        total.marked_ordered += done.marked_ordered;
+        self.add_carts(done);
+        Ok(())
+    }
+
+    fn snapshots(&mut self, snapshots: Vec<Snapshot>) -> Result<()> {
+        self.begin_bulk_load()?;
+        let done = self.store.import_snapshots(&snapshots)?;
+        self.add_carts(done);
         Ok(())
     }
 
@@ -277,10 +309,14 @@ fn import_file(
         orders: None,
         products: None,
         reported: 0,
+        bulk: None,
+        bulk_tried: false,
     };
-    let read = ingest::read_file(path, options, &mut sink);
+    let read = ingest::read_file_alongside(path, options, &mut sink);
+    let finished = sink.finish();
     sink.progress.finish_and_clear();
     let summary = read?;
+    finished?;
     if sink.reported > ERRORS_SHOWN {
         sink.out.warn(&format!(
             "{}: {} more rejected rows not shown",
@@ -325,8 +361,13 @@ fn import_sqlite(
         orders: None,
         products: None,
         reported: 0,
+        bulk: None,
+        bulk_tried: false,
     };
-    let read = ingest::sqlite::read(source, since, &mut sink)?;
+    let read = ingest::sqlite::read(source, since, &mut sink);
+    let finished = sink.finish();
+    let read = read?;
+    finished?;
     if sink.reported > ERRORS_SHOWN {
         sink.out.warn(&format!(
             "{}: {} more rejected rows not shown",

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::model::{Cart, LineItem, Order, parse_time};
+use crate::model::{Cart, LineItem, Order, Snapshot, parse_time};
 
 /// The input formats `import --format` and `[[sources]] format` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,16 @@ pub trait Sink {
     /// The format the file is read as; `detected` when `auto` chose it.
     fn format(&mut self, _format: Format, _detected: bool) {}
     fn carts(&mut self, carts: Vec<Cart>) -> Result<()>;
+    /// Carts hashed already ([`read_file_alongside`] hashes them on its
+    /// reader thread). Sinks that store no hash take them as carts.
+    fn snapshots(&mut self, snapshots: Vec<Snapshot>) -> Result<()> {
+        self.carts(
+            snapshots
+                .into_iter()
+                .map(|snapshot| snapshot.cart)
+                .collect(),
+        )
+    }
     fn orders(&mut self, orders: Vec<Order>) -> Result<()>;
     /// Products of a catalog. Sinks that take none refuse them.
     fn products(&mut self, _products: Vec<crate::model::Product>) -> Result<()> {
@@ -209,6 +219,94 @@ pub struct Summary {
 pub fn read_file(path: &Path, options: &Options, sink: &mut dyn Sink) -> Result<Summary> {
     let table = table::Table::open(path, &options.columns)?;
     read_table(table, options, sink)
+}
+
+/// Reads one file as [`read_file`] does, but on a thread of its own while
+/// `sink` takes the batches on this one: parsing and validating overlap the
+/// store's writes. The reader runs at most two batches ahead, so memory
+/// stays bounded. If the sink fails, reading stops and its error is
+/// returned.
+pub fn read_file_alongside(path: &Path, options: &Options, sink: &mut dyn Sink) -> Result<Summary> {
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(2);
+        let reader = scope.spawn(move || read_file(path, options, &mut Forward { sender, path }));
+        let mut failed = None;
+        for event in &receiver {
+            let done = match event {
+                Event::Format(format, detected) => {
+                    sink.format(format, detected);
+                    Ok(())
+                }
+                Event::Snapshots(snapshots) => sink.snapshots(snapshots),
+                Event::Orders(orders) => sink.orders(orders),
+                Event::Products(products) => sink.products(products),
+                Event::Rejected(error) => sink.rejected(error),
+                Event::Progress(bytes) => {
+                    sink.progress(bytes);
+                    Ok(())
+                }
+            };
+            if let Err(error) = done {
+                failed = Some(error);
+                break;
+            }
+        }
+        // The reader's next send fails, and it stops.
+        drop(receiver);
+        let read = reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match failed {
+            Some(error) => Err(error),
+            None => read,
+        }
+    })
+}
+
+/// What the reader thread of [`read_file_alongside`] hands over, in order.
+enum Event {
+    Format(Format, bool),
+    Snapshots(Vec<Snapshot>),
+    Orders(Vec<Order>),
+    Products(Vec<crate::model::Product>),
+    Rejected(RowError),
+    Progress(u64),
+}
+
+struct Forward<'p> {
+    sender: std::sync::mpsc::SyncSender<Event>,
+    path: &'p Path,
+}
+
+impl Forward<'_> {
+    fn send(&self, event: Event) -> Result<()> {
+        // Only when the sink failed: its error is the one returned.
+        self.sender.send(event).map_err(|_| Error::Input {
+            path: self.path.to_path_buf(),
+            message: "reading stopped".into(),
+        })
+    }
+}
+
+impl Sink for Forward<'_> {
+    fn format(&mut self, format: Format, detected: bool) {
+        let _ = self.send(Event::Format(format, detected));
+    }
+    fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
+        self.send(Event::Snapshots(Snapshot::hash_all(carts)))
+    }
+    fn orders(&mut self, orders: Vec<Order>) -> Result<()> {
+        self.send(Event::Orders(orders))
+    }
+    fn products(&mut self, products: Vec<crate::model::Product>) -> Result<()> {
+        self.send(Event::Products(products))
+    }
+    fn rejected(&mut self, error: RowError) -> Result<()> {
+        self.send(Event::Rejected(error))
+    }
+    fn progress(&mut self, bytes: u64) {
+        let _ = self.send(Event::Progress(bytes));
+    }
 }
 
 fn read_table(mut table: table::Table, options: &Options, sink: &mut dyn Sink) -> Result<Summary> {
@@ -397,6 +495,53 @@ mod tests {
         }
         let error = parse_text("a,b,c\n1,2,3\n", &Options::default()).unwrap_err();
         assert!(error.to_string().contains("no known format"), "{error}");
+    }
+
+    /// Fails on its second batch of carts.
+    struct Failing(Parsed);
+
+    impl Sink for Failing {
+        fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
+            if !self.0.carts.is_empty() {
+                return Err(Error::Usage("the store is full".into()));
+            }
+            self.0.carts(carts)
+        }
+        fn orders(&mut self, orders: Vec<Order>) -> Result<()> {
+            self.0.orders(orders)
+        }
+        fn rejected(&mut self, error: RowError) -> Result<()> {
+            self.0.rejected(error)
+        }
+    }
+
+    #[test]
+    fn a_file_read_alongside_gives_what_it_gives_read_directly() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("carts.csv");
+        let mut text = String::from("cart_id,email,currency,updated_at,sku,quantity,unit_price\n");
+        for n in 0..50 {
+            let quantity = if n == 7 { "x" } else { "1" };
+            text.push_str(&format!(
+                "c{n},a{n}@example.com,EUR,2026-03-01T10:00:00Z,S{n},{quantity},2.50\n"
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut options = Options::format(Format::Auto);
+        options.batch = 4;
+        let direct = parse_file(&path, &options).unwrap();
+        let mut alongside = Parsed::default();
+        alongside.summary = read_file_alongside(&path, &options, &mut alongside).unwrap();
+        assert_eq!(alongside.summary, direct.summary);
+        assert_eq!(alongside.carts, direct.carts);
+        assert_eq!(alongside.errors, direct.errors);
+        assert_eq!(direct.carts.len(), 49);
+
+        // A sink that fails stops the reader, and its error is the one returned.
+        let mut failing = Failing(Parsed::default());
+        let error = read_file_alongside(&path, &options, &mut failing).unwrap_err();
+        assert!(error.to_string().contains("the store is full"), "{error}");
+        assert_eq!(failing.0.carts.len(), 4);
     }
 
     #[test]

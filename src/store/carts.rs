@@ -10,10 +10,10 @@ use rusqlite::{Connection, ToSql, params};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
-use crate::model::{Cart, CartStatus, LineItem, Order, normalize_email};
+use crate::model::{Cart, CartStatus, LineItem, Order, Snapshot, normalize_email, snapshot_hash};
 use crate::plan::{Candidate, CandidateItem};
 
-use super::{Store, from_unix, to_unix};
+use super::{Bulk, Store, from_unix, to_unix};
 
 /// What importing a batch of carts did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,56 +61,6 @@ pub(crate) const CANDIDATE_ITEMS: &str = "SELECT i.cart_id, i.sku, i.category, i
      LEFT JOIN products p ON p.sku = i.sku
      WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
      ORDER BY i.cart_id, i.position";
-
-/// Tags the current snapshot hash; a new encoding gets a new tag.
-const SNAPSHOT_HASH_V2: &[u8] = b"recart snapshot v2\0";
-
-/// The snapshot hash (v2): SHA-256 over a compact, length-prefixed encoding
-/// of every stored field of the cart and its items. `buffer` is scratch
-/// space reused across a batch.
-fn snapshot_hash(cart: &Cart, buffer: &mut Vec<u8>) -> [u8; 32] {
-    fn text(buffer: &mut Vec<u8>, text: &str) {
-        buffer.extend_from_slice(&(text.len() as u64).to_le_bytes());
-        buffer.extend_from_slice(text.as_bytes());
-    }
-    fn int(buffer: &mut Vec<u8>, value: i64) {
-        buffer.extend_from_slice(&value.to_le_bytes());
-    }
-    buffer.clear();
-    buffer.extend_from_slice(SNAPSHOT_HASH_V2);
-    text(buffer, &cart.id);
-    text(buffer, &cart.email);
-    text(buffer, &cart.first_name);
-    text(buffer, &cart.locale);
-    text(buffer, cart.currency.as_str());
-    text(buffer, cart.status.as_str());
-    buffer.push(u8::from(cart.accepts_marketing));
-    int(buffer, cart.created_at.timestamp());
-    int(buffer, i64::from(cart.created_at.timestamp_subsec_nanos()));
-    int(buffer, cart.updated_at.timestamp());
-    int(buffer, i64::from(cart.updated_at.timestamp_subsec_nanos()));
-    match cart.utc_offset_seconds {
-        None => buffer.push(0),
-        Some(offset) => {
-            buffer.push(1);
-            int(buffer, i64::from(offset));
-        }
-    }
-    text(buffer, &cart.timezone);
-    text(buffer, &cart.phone);
-    buffer.push(u8::from(cart.sms_consent));
-    int(buffer, cart.items.len() as i64);
-    for item in &cart.items {
-        text(buffer, &item.sku);
-        text(buffer, &item.name);
-        text(buffer, &item.category);
-        int(buffer, i64::from(item.quantity));
-        int(buffer, item.unit_price_minor);
-        text(buffer, &item.image_url);
-        text(buffer, &item.product_url);
-    }
-    Sha256::digest(&buffer[..]).into()
-}
 
 /// The hash the first release stored (SHA-256 of the cart as JSON). A store
 /// written by it still holds these: a snapshot whose v2 hash differs from
@@ -160,6 +110,9 @@ fn multi_row(head: &str, values: &str, rows: usize, tail: &str) -> String {
     sql
 }
 
+/// A cart and its snapshot hash.
+type Hashed<'c> = (&'c Cart, [u8; 32]);
+
 fn ids(values: impl Iterator<Item = String>) -> Array {
     Rc::new(values.map(Value::Text).collect())
 }
@@ -170,6 +123,24 @@ impl Store {
     /// nothing. An `ordered` cart stays ordered whatever a snapshot says, and
     /// a cart that has an order already is marked ordered on arrival.
     pub fn import_carts(&self, carts: &[Cart]) -> Result<CartImport> {
+        let mut buffer = Vec::with_capacity(1024);
+        let hashed: Vec<Hashed<'_>> = carts
+            .iter()
+            .map(|cart| (cart, snapshot_hash(cart, &mut buffer)))
+            .collect();
+        self.import_hashed(&hashed)
+    }
+
+    /// [`Store::import_carts`] of carts hashed already.
+    pub fn import_snapshots(&self, snapshots: &[Snapshot]) -> Result<CartImport> {
+        let hashed: Vec<Hashed<'_>> = snapshots
+            .iter()
+            .map(|snapshot| (&snapshot.cart, snapshot.hash))
+            .collect();
+        self.import_hashed(&hashed)
+    }
+
+    fn import_hashed(&self, carts: &[Hashed<'_>]) -> Result<CartImport> {
         self.write(|conn| {
             let mut result = CartImport::default();
             // The batch is written set-wise, which needs distinct ids: a run
@@ -177,7 +148,7 @@ impl Store {
             // meets the earlier one as stored, as if written one by one.
             let mut seen: HashSet<&str> = HashSet::with_capacity(carts.len());
             let mut start = 0;
-            for (index, cart) in carts.iter().enumerate() {
+            for (index, (cart, _)) in carts.iter().enumerate() {
                 if !seen.insert(&cart.id) {
                     import_distinct(conn, &carts[start..index], &mut result)?;
                     start = index;
@@ -364,12 +335,125 @@ impl Store {
     }
 }
 
+/// A first import: the whole file in one transaction, into a carts table
+/// that was empty, with the carts' secondary indexes dropped at the start
+/// and built again, each by one sort, at the end. Inserting into them row
+/// by row (the window index in `updated_at` order, the e-mail index in
+/// address order, neither the file's) dirtied pages all over both at every
+/// batch's commit: it was most of a first import's time.
+///
+/// The drop, the load and the rebuild are one transaction, so a crash or a
+/// kill rolls all of it back and the store keeps its indexes; its schema
+/// is the same afterwards (each index is made again from its own SQL, as
+/// `sqlite_master` holds it). The price: other writers (a `run`) wait for
+/// the whole file rather than one batch, and a batch that fails to write
+/// (a full disk) rolls back the whole file, not itself alone. A file that
+/// fails to read keeps the batches read before, as it does otherwise.
+pub struct BulkLoad<'s> {
+    store: &'s Store,
+    /// The dropped indexes' `CREATE INDEX` statements.
+    indexes: Vec<String>,
+    open: bool,
+}
+
+impl Store {
+    /// Starts a [`BulkLoad`] if the carts table is empty and no
+    /// transaction is open (a dry run's is); otherwise `None`, and batches
+    /// commit one by one.
+    pub fn begin_bulk_load(&self) -> Result<Option<BulkLoad<'_>>> {
+        if !self.conn().is_autocommit() {
+            return Ok(None);
+        }
+        let start = || -> rusqlite::Result<Option<Vec<String>>> {
+            let conn = self.conn();
+            // Items are written only for carts written just before, and an
+            // import deletes no cart: the per-item parent lookup is
+            // redundant. (The pragma is a no-op inside a transaction.)
+            conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE")?;
+            let empty: bool =
+                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM carts)", [], |row| {
+                    row.get(0)
+                })?;
+            if !empty {
+                return Ok(None);
+            }
+            let indexes: Vec<(String, String)> = conn
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master
+                     WHERE type = 'index' AND tbl_name = 'carts' AND sql IS NOT NULL",
+                )?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (name, _) in &indexes {
+                conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))?;
+            }
+            Ok(Some(indexes.into_iter().map(|(_, sql)| sql).collect()))
+        };
+        match start() {
+            Ok(Some(indexes)) => {
+                self.bulk.set(Bulk::Loading);
+                Ok(Some(BulkLoad {
+                    store: self,
+                    indexes,
+                    open: true,
+                }))
+            }
+            Ok(None) => {
+                self.end_bulk_load("ROLLBACK");
+                Ok(None)
+            }
+            Err(source) => {
+                self.end_bulk_load("ROLLBACK");
+                Err(self.error(source))
+            }
+        }
+    }
+
+    fn end_bulk_load(&self, end: &str) {
+        self.bulk.set(Bulk::Off);
+        let conn = self.conn();
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch(end);
+        }
+        let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
+    }
+}
+
+impl BulkLoad<'_> {
+    /// Builds the indexes again and commits; rolls back instead if a batch
+    /// failed to write (its error was returned then).
+    pub fn finish(mut self) -> Result<()> {
+        if self.store.bulk.get() == Bulk::Failed {
+            return Ok(());
+        }
+        let conn = self.store.conn();
+        let done = self
+            .indexes
+            .iter()
+            .try_for_each(|sql| conn.execute_batch(sql))
+            .and_then(|()| conn.execute_batch("COMMIT"));
+        // On failure, `drop` rolls back: the indexes come back with it.
+        done.map_err(|source| self.store.error(source))?;
+        self.open = false;
+        self.store.end_bulk_load("COMMIT");
+        Ok(())
+    }
+}
+
+impl Drop for BulkLoad<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.store.end_bulk_load("ROLLBACK");
+        }
+    }
+}
+
 /// Imports carts whose ids are distinct: one SELECT of what is stored, one
 /// DELETE of the items being replaced, multi-row INSERTs of carts and items,
 /// one UPDATE for the carts whose order came first.
 fn import_distinct(
     conn: &Connection,
-    carts: &[Cart],
+    carts: &[Hashed<'_>],
     result: &mut CartImport,
 ) -> rusqlite::Result<()> {
     if carts.is_empty() {
@@ -381,18 +465,16 @@ fn import_distinct(
             "SELECT c.id, c.updated_at, c.snapshot_hash
              FROM rarray(?1) AS a JOIN carts AS c ON c.id = a.value",
         )?;
-        let mut rows = select.query([ids(carts.iter().map(|cart| cart.id.clone()))])?;
+        let mut rows = select.query([ids(carts.iter().map(|(cart, _)| cart.id.clone()))])?;
         while let Some(row) = rows.next()? {
             stored.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
         }
     }
     // Which snapshots replace the stored cart: those not older, unless the
     // same snapshot (same time, same hash) is stored already.
-    let mut buffer = Vec::with_capacity(1024);
-    let mut written: Vec<(&Cart, [u8; 32])> = Vec::with_capacity(carts.len());
+    let mut written: Vec<Hashed<'_>> = Vec::with_capacity(carts.len());
     let mut replaced: Vec<String> = Vec::new();
-    for cart in carts {
-        let hash = snapshot_hash(cart, &mut buffer);
+    for &(cart, hash) in carts {
         let updated_at = to_unix(cart.updated_at);
         if let Some((stored_at, stored_hash)) = stored.get(&cart.id) {
             let same = *stored_at == updated_at
@@ -415,7 +497,15 @@ fn import_distinct(
     }
     write_carts(conn, &written)?;
     write_items(conn, &written)?;
-    // An order may have arrived before its cart's snapshot.
+    // An order may have arrived before its cart's snapshot. (Looking for
+    // one per cart costs more than all else on a first import, which has
+    // none.)
+    let orders: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM orders)")?
+        .query_row([], |row| row.get(0))?;
+    if !orders {
+        return Ok(());
+    }
     result.marked_ordered +=
         conn.prepare_cached(
             "UPDATE carts SET status = 'ordered'
@@ -430,7 +520,7 @@ fn import_distinct(
 }
 
 /// Upserts the carts, `CART_ROWS` to a statement.
-fn write_carts(conn: &Connection, carts: &[(&Cart, [u8; 32])]) -> rusqlite::Result<()> {
+fn write_carts(conn: &Connection, carts: &[Hashed<'_>]) -> rusqlite::Result<()> {
     let mut full =
         conn.prepare_cached(&multi_row(CART_INSERT, CART_VALUES, CART_ROWS, CART_UPSERT))?;
     let mut single = conn.prepare_cached(&multi_row(CART_INSERT, CART_VALUES, 1, CART_UPSERT))?;
@@ -448,7 +538,7 @@ fn write_carts(conn: &Connection, carts: &[(&Cart, [u8; 32])]) -> rusqlite::Resu
 
 fn bind_carts(
     statement: &mut rusqlite::CachedStatement<'_>,
-    carts: &[(&Cart, [u8; 32])],
+    carts: &[Hashed<'_>],
 ) -> rusqlite::Result<()> {
     let mut at = 1;
     for (cart, hash) in carts {
@@ -480,7 +570,7 @@ fn bind_carts(
 }
 
 /// Inserts the carts' items, `ITEM_ROWS` to a statement.
-fn write_items(conn: &Connection, carts: &[(&Cart, [u8; 32])]) -> rusqlite::Result<()> {
+fn write_items(conn: &Connection, carts: &[Hashed<'_>]) -> rusqlite::Result<()> {
     let mut full = conn.prepare_cached(&multi_row(ITEM_INSERT, ITEM_VALUES, ITEM_ROWS, ""))?;
     let mut single = conn.prepare_cached(&multi_row(ITEM_INSERT, ITEM_VALUES, 1, ""))?;
     let items: Vec<(&str, i64, &LineItem)> = carts
@@ -671,6 +761,87 @@ mod tests {
             hex,
             "63db882f26edfe499d322eeb8a6f05b7ff8cafa1bdeb97af0bd3dc1f71fec93a"
         );
+    }
+
+    fn schema(store: &Store) -> Vec<(String, String)> {
+        store
+            .conn()
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bulk_load_keeps_the_schema_and_a_broken_one_keeps_nothing() {
+        let store = Store::open_in_memory().unwrap();
+        let before = schema(&store);
+        let carts = [
+            cart("a", 100, CartStatus::Open, &["A1"]),
+            cart("b", 200, CartStatus::Open, &["B1", "B2"]),
+        ];
+        // Not finished (a crash, a failed commit): rolled back, indexes kept.
+        let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+        store.import_carts(&carts).unwrap();
+        drop(bulk);
+        assert_eq!(schema(&store), before);
+        assert!(store.cart("a").unwrap().is_none());
+        let foreign_keys: bool = store
+            .conn()
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .unwrap();
+        assert!(foreign_keys);
+
+        let bulk = store.begin_bulk_load().unwrap().expect("still empty");
+        assert_eq!(store.import_carts(&carts).unwrap().upserted, 2);
+        bulk.finish().unwrap();
+        assert_eq!(schema(&store), before);
+        assert_eq!(stored(&store, "b").1, vec!["B1", "B2"]);
+        let window = store
+            .candidates(from_unix(0), from_unix(1_000))
+            .unwrap()
+            .into_iter()
+            .map(|candidate| candidate.id)
+            .collect::<Vec<_>>();
+        assert_eq!(window, vec!["a", "b"]);
+        // Not into a store that holds carts, nor inside a transaction.
+        assert!(store.begin_bulk_load().unwrap().is_none());
+        assert!(store.conn().is_autocommit());
+        let empty = Store::open_in_memory().unwrap();
+        empty.begin_discarded().unwrap();
+        assert!(empty.begin_bulk_load().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_batch_that_fails_rolls_the_bulk_load_back() {
+        let store = Store::open_in_memory().unwrap();
+        let before = schema(&store);
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TEMP TRIGGER boom BEFORE INSERT ON main.carts WHEN NEW.id = 'boom'
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END",
+            )
+            .unwrap();
+        let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+        store
+            .import_carts(&[cart("a", 100, CartStatus::Open, &["A1"])])
+            .unwrap();
+        assert!(
+            store
+                .import_carts(&[cart("boom", 100, CartStatus::Open, &["B1"])])
+                .is_err()
+        );
+        bulk.finish().unwrap();
+        assert!(store.cart("a").unwrap().is_none());
+        assert_eq!(schema(&store), before);
+        // Batches commit one by one again.
+        store
+            .import_carts(&[cart("a", 100, CartStatus::Open, &["A1"])])
+            .unwrap();
+        assert!(store.conn().is_autocommit());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
 
-pub use carts::{CartImport, OrderImport};
+pub use carts::{BulkLoad, CartImport, OrderImport};
 pub use catalog::ProductImport;
 pub use coupons::{CouponImport, Draw, PoolStock};
 pub use ledger::{Claim, Confirmation, RunCounts};
@@ -226,6 +226,16 @@ CREATE TABLE source_watermarks (
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Whether a [`BulkLoad`] holds the transaction.
+    bulk: std::cell::Cell<Bulk>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bulk {
+    Off,
+    Loading,
+    /// A write failed: the load is rolled back, not committed.
+    Failed,
 }
 
 impl Store {
@@ -274,6 +284,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            bulk: std::cell::Cell::new(Bulk::Off),
         })
     }
 
@@ -303,6 +314,15 @@ impl Store {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
+        if self.bulk.get() != Bulk::Off {
+            // The bulk load's transaction holds every batch, without a
+            // savepoint each (pages copied to a sub-journal): a failed
+            // batch fails the whole load, which is then rolled back.
+            return work(&self.conn).map_err(|source| {
+                self.bulk.set(Bulk::Failed);
+                self.error(source)
+            });
+        }
         let nested = !self.conn.is_autocommit();
         let (begin, commit, rollback) = if nested {
             (
