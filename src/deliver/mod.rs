@@ -287,7 +287,7 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
     let message = builder
         .multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::plain(letter.rendered.text.clone()))
+                .singlepart(SinglePart::plain(text_body(&letter.rendered.text)))
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_HTML)
@@ -343,6 +343,17 @@ fn html_body(html: &str) -> Body {
     match seven_bit_html(html) {
         Some(bytes) => Body::dangerous_pre_encoded(bytes, ContentTransferEncoding::SevenBit),
         None => Body::new(html.to_string()),
+    }
+}
+
+/// The text part: as 7bit when it is ASCII with lines up to 998 octets
+/// (a text with a long link would otherwise be quoted-printable); else
+/// lettre chooses (quoted-printable for other characters).
+fn text_body(text: &str) -> Body {
+    // For ASCII, the HTML conversion only makes line ends CRLF.
+    match text.is_ascii().then(|| seven_bit_html(text)).flatten() {
+        Some(bytes) => Body::dangerous_pre_encoded(bytes, ContentTransferEncoding::SevenBit),
+        None => Body::new(text.to_string()),
     }
 }
 
@@ -594,6 +605,15 @@ mod tests {
         // What cannot be 7bit still goes, encoded by lettre.
         let body = html_body(&"ü".repeat(600));
         assert_ne!(body.encoding(), ContentTransferEncoding::SevenBit);
+        // Text: ASCII with a long line is 7bit; other characters are not.
+        let link = format!("Your cart: https://shop.example/r/{}\n", "T".repeat(120));
+        let body = text_body(&link);
+        assert_eq!(body.encoding(), ContentTransferEncoding::SevenBit);
+        assert!(body.as_ref().ends_with(b"\r\n"));
+        assert_ne!(
+            text_body("Grüße aus Köln").encoding(),
+            ContentTransferEncoding::SevenBit
+        );
     }
 
     #[test]
