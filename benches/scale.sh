@@ -12,7 +12,7 @@
 #   benches/scale.sh [--quick] [--huge] [N]
 #     --quick   N = 20,000, DUE = 2,000, no growth row (CI: checks that
 #               the idle run plans nothing and the due run plans DUE sends)
-#     --huge    also 10,000,000 carts (~7 GB of disk, several minutes)
+#     --huge    also 10,000,000 carts (~12 GB of disk, ~10 minutes per store)
 #     DUE       env, default 100000 (2000 with --quick)
 set -eu
 QUICK=0
