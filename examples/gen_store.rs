@@ -27,6 +27,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use recart::model::LineItem;
 use rusqlite::{Connection, params};
 
 const STEPS: [(&str, i64); 3] = [("1h", 3600), ("24h", 86_400), ("72h", 259_200)];
@@ -139,13 +140,8 @@ fn main() -> rusqlite::Result<()> {
             let mut cart = tx.prepare(
                 "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
                     accepts_marketing, created_at, updated_at, utc_offset, total_minor, item_count,
-                    snapshot_hash, timezone)
-                 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, '')",
-            )?;
-            let mut item = tx.prepare(
-                "INSERT INTO cart_items (cart_id, position, sku, name, category, quantity,
-                    unit_price_minor, image_url, product_url)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    snapshot_hash, timezone, items)
+                 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, '', ?13)",
             )?;
             let mut order = tx.prepare(
                 "INSERT INTO orders (id, email, email_norm, cart_id, total_minor, currency, created_at)
@@ -197,6 +193,18 @@ fn main() -> rusqlite::Result<()> {
                 let total: i64 = lines.iter().map(|((_, _, _, price), q)| price * q).sum();
                 let first_sku = lines[0].0.0;
                 let consent = due || rng.below(10) < 8;
+                let items: Vec<LineItem> = lines
+                    .iter()
+                    .map(|&((sku, name, category, price), quantity)| LineItem {
+                        sku: sku.into(),
+                        name: name.into(),
+                        category: category.into(),
+                        quantity: quantity as u32,
+                        unit_price_minor: price,
+                        image_url: format!("https://shop.example/img/{sku}.jpg"),
+                        product_url: format!("https://shop.example/products/{sku}"),
+                    })
+                    .collect();
                 cart.execute(params![
                     id,
                     email,
@@ -214,21 +222,8 @@ fn main() -> rusqlite::Result<()> {
                     total,
                     count,
                     (n as u128).to_le_bytes().as_slice(),
+                    recart::store::encode_items(&items),
                 ])?;
-                for (position, ((sku, name, category, price), quantity)) in lines.iter().enumerate()
-                {
-                    item.execute(params![
-                        id,
-                        position as i64,
-                        sku,
-                        name,
-                        category,
-                        quantity,
-                        price,
-                        format!("https://shop.example/img/{sku}.jpg"),
-                        format!("https://shop.example/products/{sku}"),
-                    ])?;
-                }
                 if due {
                     continue;
                 }

@@ -62,12 +62,15 @@ pub struct Cart {
     pub items: Vec<LineItem>,
 }
 
-/// A cart with its snapshot hash, computed where the cart was read: on the
-/// reader thread of a large import, off the store's.
+/// A cart with its snapshot hash and its items as the store keeps them,
+/// both computed where the cart was read: on the reader thread of a large
+/// import, off the store's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub cart: Cart,
     pub hash: [u8; 32],
+    /// [`crate::store::encode_items`] of the cart's items.
+    pub items: String,
 }
 
 impl Snapshot {
@@ -77,6 +80,7 @@ impl Snapshot {
             .into_iter()
             .map(|cart| Snapshot {
                 hash: snapshot_hash(&cart, &mut buffer),
+                items: crate::store::encode_items(&cart.items),
                 cart,
             })
             .collect()

@@ -34,33 +34,84 @@ pub struct OrderImport {
 /// The candidate window: open carts last active within [?1, ?2], read from the index `carts_open_window` alone.
 pub(crate) const CANDIDATES: &str =
     "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
-                        timezone, utc_offset, sms_consent
+                        timezone, utc_offset, sms_consent, items
                  FROM carts
                  WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
                  ORDER BY updated_at, id";
 
-/// The items of the window's carts with what the catalog adds: a price
-/// where the cart has none (in the cart's currency), and the stock.
-/// Due carts by id, for rendering (`rarray(?1)`: the batch's ids).
+/// Due carts by id, items included, for rendering (`rarray(?1)`: the
+/// batch's ids).
 pub(crate) const DUE_CARTS: &str = "SELECT c.id, c.email, c.first_name, c.locale, c.currency,
             c.status, c.accepts_marketing, c.created_at, c.updated_at, c.utc_offset,
-            c.timezone, c.phone, c.sms_consent
+            c.timezone, c.phone, c.sms_consent, c.items
      FROM rarray(?1) AS a JOIN carts AS c ON c.id = a.value";
 
-/// Their items, in order.
-pub(crate) const DUE_ITEMS: &str = "SELECT i.cart_id, i.sku, i.name, i.category, i.quantity,
-            i.unit_price_minor, i.image_url, i.product_url
-     FROM rarray(?1) AS a JOIN cart_items AS i ON i.cart_id = a.value
-     ORDER BY i.cart_id, i.position";
+/// What the catalog adds to a window's items: a price where the cart has
+/// none (in the cart's currency), and the stock (`rarray(?1)`: the SKUs).
+pub(crate) const CATALOG_PRICES: &str = "SELECT p.sku, p.price_minor, p.currency, p.in_stock
+     FROM rarray(?1) AS a JOIN products AS p ON p.sku = a.value";
 
-pub(crate) const CANDIDATE_ITEMS: &str = "SELECT i.cart_id, i.sku, i.category, i.quantity,
-            CASE WHEN i.unit_price_minor = 0 AND p.currency = c.currency
-                 THEN COALESCE(p.price_minor, 0) ELSE i.unit_price_minor END,
-            p.in_stock
-     FROM cart_items i JOIN carts c ON c.id = i.cart_id
-     LEFT JOIN products p ON p.sku = i.sku
-     WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2
-     ORDER BY i.cart_id, i.position";
+/// A line item as `carts.items` keeps it: one JSON array per item, in
+/// this order (the `cart_items` view names them).
+#[derive(serde::Serialize)]
+struct StoredItemRef<'i>(&'i str, &'i str, &'i str, u32, i64, &'i str, &'i str);
+
+#[derive(serde::Deserialize)]
+struct StoredItem(String, String, String, u32, i64, String, String);
+
+/// What the plan reads of a stored item: SKU, category, quantity, price.
+#[derive(serde::Deserialize)]
+struct StoredItemForPlan(
+    String,
+    serde::de::IgnoredAny,
+    String,
+    u32,
+    i64,
+    serde::de::IgnoredAny,
+    serde::de::IgnoredAny,
+);
+
+/// The value of `carts.items`: the items, in order, as a JSON array of
+/// arrays (SKU, name, category, quantity, unit price in minor units, image
+/// URL, product URL).
+pub fn encode_items(items: &[LineItem]) -> String {
+    let stored: Vec<StoredItemRef<'_>> = items
+        .iter()
+        .map(|item| {
+            StoredItemRef(
+                &item.sku,
+                &item.name,
+                &item.category,
+                item.quantity,
+                item.unit_price_minor,
+                &item.image_url,
+                &item.product_url,
+            )
+        })
+        .collect();
+    serde_json::to_string(&stored).expect("items serialise")
+}
+
+fn decode_items(column: usize, json: &str) -> rusqlite::Result<Vec<LineItem>> {
+    let stored: Vec<StoredItem> =
+        serde_json::from_str(json).map_err(|error| bad_items(column, error))?;
+    Ok(stored
+        .into_iter()
+        .map(|item| LineItem {
+            sku: item.0,
+            name: item.1,
+            category: item.2,
+            quantity: item.3,
+            unit_price_minor: item.4,
+            image_url: item.5,
+            product_url: item.6,
+        })
+        .collect())
+}
+
+fn bad_items(column: usize, error: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, error.into())
+}
 
 /// The hash the first release stored (SHA-256 of the cart as JSON). A store
 /// written by it still holds these: a snapshot whose v2 hash differs from
@@ -71,16 +122,14 @@ fn legacy_snapshot_hash(cart: &Cart) -> Vec<u8> {
     Sha256::digest(json).to_vec()
 }
 
-/// Carts per multi-row INSERT (15 parameters each).
+/// Carts per multi-row INSERT (18 parameters each).
 const CART_ROWS: usize = 32;
-/// Items per multi-row INSERT (9 parameters each).
-const ITEM_ROWS: usize = 64;
 
 const CART_INSERT: &str =
     "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
                             accepts_marketing, created_at, updated_at, utc_offset, total_minor,
-                            item_count, snapshot_hash, timezone, phone, sms_consent) VALUES ";
-const CART_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                            item_count, snapshot_hash, timezone, phone, sms_consent, items) VALUES ";
+const CART_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 const CART_UPSERT: &str = " ON CONFLICT (id) DO UPDATE SET
             email = excluded.email, email_norm = excluded.email_norm,
             first_name = excluded.first_name, locale = excluded.locale,
@@ -91,11 +140,7 @@ const CART_UPSERT: &str = " ON CONFLICT (id) DO UPDATE SET
             updated_at = excluded.updated_at, utc_offset = excluded.utc_offset,
             total_minor = excluded.total_minor, item_count = excluded.item_count,
             snapshot_hash = excluded.snapshot_hash, timezone = excluded.timezone,
-            phone = excluded.phone, sms_consent = excluded.sms_consent";
-const ITEM_INSERT: &str =
-    "INSERT INTO cart_items (cart_id, position, sku, name, category, quantity,
-                                 unit_price_minor, image_url, product_url) VALUES ";
-const ITEM_VALUES: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            phone = excluded.phone, sms_consent = excluded.sms_consent, items = excluded.items";
 
 fn multi_row(head: &str, values: &str, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + rows * (values.len() + 2) + tail.len());
@@ -110,8 +155,8 @@ fn multi_row(head: &str, values: &str, rows: usize, tail: &str) -> String {
     sql
 }
 
-/// A cart and its snapshot hash.
-type Hashed<'c> = (&'c Cart, [u8; 32]);
+/// A cart, its snapshot hash and its items as stored.
+type Hashed<'c> = (&'c Cart, [u8; 32], std::borrow::Cow<'c, str>);
 
 fn ids(values: impl Iterator<Item = String>) -> Array {
     Rc::new(values.map(Value::Text).collect())
@@ -126,7 +171,10 @@ impl Store {
         let mut buffer = Vec::with_capacity(1024);
         let hashed: Vec<Hashed<'_>> = carts
             .iter()
-            .map(|cart| (cart, snapshot_hash(cart, &mut buffer)))
+            .map(|cart| {
+                let hash = snapshot_hash(cart, &mut buffer);
+                (cart, hash, encode_items(&cart.items).into())
+            })
             .collect();
         self.import_hashed(&hashed)
     }
@@ -135,7 +183,13 @@ impl Store {
     pub fn import_snapshots(&self, snapshots: &[Snapshot]) -> Result<CartImport> {
         let hashed: Vec<Hashed<'_>> = snapshots
             .iter()
-            .map(|snapshot| (&snapshot.cart, snapshot.hash))
+            .map(|snapshot| {
+                (
+                    &snapshot.cart,
+                    snapshot.hash,
+                    snapshot.items.as_str().into(),
+                )
+            })
             .collect();
         self.import_hashed(&hashed)
     }
@@ -148,7 +202,7 @@ impl Store {
             // meets the earlier one as stored, as if written one by one.
             let mut seen: HashSet<&str> = HashSet::with_capacity(carts.len());
             let mut start = 0;
-            for (index, (cart, _)) in carts.iter().enumerate() {
+            for (index, (cart, ..)) in carts.iter().enumerate() {
                 if !seen.insert(&cart.id) {
                     import_distinct(conn, &carts[start..index], &mut result)?;
                     start = index;
@@ -219,10 +273,15 @@ impl Store {
         let run = || -> rusqlite::Result<Vec<Candidate>> {
             let window = params![to_unix(oldest), to_unix(newest)];
             let mut query = self.conn().prepare_cached(CANDIDATES)?;
+            let mut quantities: Vec<Vec<(u32, i64)>> = Vec::new();
             let mut candidates = query
                 .query_map(window, |row| {
                     let currency: String = row.get(6)?;
                     let timezone: String = row.get(7)?;
+                    let items = row.get_ref(10)?.as_str()?;
+                    let items: Vec<StoredItemForPlan> =
+                        serde_json::from_str(items).map_err(|error| bad_items(10, error))?;
+                    quantities.push(items.iter().map(|item| (item.3, item.4)).collect());
                     Ok(Candidate {
                         id: row.get(0)?,
                         email: row.get(1)?,
@@ -238,43 +297,71 @@ impl Store {
                                 message.into(),
                             )
                         })?,
-                        items: Vec::new(),
+                        items: items
+                            .into_iter()
+                            .map(|StoredItemForPlan(sku, _, category, quantity, price, ..)| {
+                                CandidateItem {
+                                    sku,
+                                    category,
+                                    line_total_minor: i64::from(quantity).saturating_mul(price),
+                                    in_stock: None,
+                                }
+                            })
+                            .collect(),
                         timezone: (!timezone.is_empty()).then_some(timezone),
                         utc_offset_seconds: row.get(8)?,
                         sms_consent: row.get(9)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let index: HashMap<String, usize> = candidates
-                .iter()
-                .enumerate()
-                .map(|(position, cart)| (cart.id.clone(), position))
-                .collect();
-            let mut items = self.conn().prepare_cached(CANDIDATE_ITEMS)?;
-            let mut rows = items.query(window)?;
-            let mut priced: Vec<i64> = vec![0; candidates.len()];
-            while let Some(row) = rows.next()? {
-                let cart_id: String = row.get(0)?;
-                if let Some(&position) = index.get(&cart_id) {
-                    let quantity: i64 = row.get(3)?;
-                    let price: i64 = row.get(4)?;
-                    let line = quantity.saturating_mul(price);
-                    priced[position] = priced[position].saturating_add(line);
-                    candidates[position].items.push(CandidateItem {
-                        sku: row.get(1)?,
-                        category: row.get(2)?,
-                        line_total_minor: line,
-                        in_stock: row.get(5)?,
-                    });
-                }
-            }
-            // The catalog may price what the stored total could not.
-            for (candidate, total) in candidates.iter_mut().zip(priced) {
-                candidate.total_minor = candidate.total_minor.max(total);
+            let has_products: bool = self
+                .conn()
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM products)")?
+                .query_row([], |row| row.get(0))?;
+            if has_products {
+                self.add_catalog(&mut candidates, &quantities)?;
             }
             Ok(candidates)
         };
         run().map_err(|source| self.error(source))
+    }
+
+    /// What the catalog says of the candidates' items: the stock, and the
+    /// price of an item the cart has at 0 (when the catalog prices it in
+    /// the cart's currency), which may raise the cart's total.
+    fn add_catalog(
+        &self,
+        candidates: &mut [Candidate],
+        quantities: &[Vec<(u32, i64)>],
+    ) -> rusqlite::Result<()> {
+        let skus: HashSet<&str> = candidates
+            .iter()
+            .flat_map(|candidate| candidate.items.iter().map(|item| item.sku.as_str()))
+            .collect();
+        let mut query = self.conn().prepare_cached(CATALOG_PRICES)?;
+        let mut rows = query.query([ids(skus.into_iter().map(str::to_string))])?;
+        // SKU → (price, its currency, in stock)
+        type Entry = (Option<i64>, Option<String>, Option<bool>);
+        let mut catalog: HashMap<String, Entry> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            catalog.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
+        }
+        for (candidate, quantities) in candidates.iter_mut().zip(quantities) {
+            let mut priced: i64 = 0;
+            for (item, &(quantity, price)) in candidate.items.iter_mut().zip(quantities) {
+                if let Some((catalog_price, currency, in_stock)) = catalog.get(&item.sku) {
+                    item.in_stock = *in_stock;
+                    if price == 0 && currency.as_deref() == Some(candidate.currency.as_str()) {
+                        item.line_total_minor =
+                            i64::from(quantity).saturating_mul(catalog_price.unwrap_or(0));
+                    }
+                }
+                priced = priced.saturating_add(item.line_total_minor);
+            }
+            // The catalog may price what the stored total could not.
+            candidate.total_minor = candidate.total_minor.max(priced);
+        }
+        Ok(())
     }
 
     /// The whole cart, items included, for rendering.
@@ -282,13 +369,13 @@ impl Store {
         Ok(self.carts(&[id])?.remove(id))
     }
 
-    /// Whole carts, items included, by id (those that exist): two queries
-    /// for a batch of due carts rather than two per cart.
+    /// Whole carts, items included, by id (those that exist): one query for
+    /// a batch of due carts rather than one per cart.
     pub fn carts(&self, wanted: &[&str]) -> Result<HashMap<String, Cart>> {
         let run = || -> rusqlite::Result<HashMap<String, Cart>> {
             let ids = ids(wanted.iter().map(|id| id.to_string()));
             let mut query = self.conn().prepare_cached(DUE_CARTS)?;
-            let mut carts: HashMap<String, Cart> = query
+            query
                 .query_map([&ids], |row| {
                     let currency: String = row.get(4)?;
                     let status: String = row.get(5)?;
@@ -308,28 +395,11 @@ impl Store {
                         timezone: row.get(10)?,
                         phone: row.get(11)?,
                         sms_consent: row.get(12)?,
-                        items: Vec::new(),
+                        items: decode_items(13, row.get_ref(13)?.as_str()?)?,
                     };
                     Ok((cart.id.clone(), cart))
                 })?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut items = self.conn().prepare_cached(DUE_ITEMS)?;
-            let mut rows = items.query([&ids])?;
-            while let Some(row) = rows.next()? {
-                let cart_id: String = row.get(0)?;
-                if let Some(cart) = carts.get_mut(&cart_id) {
-                    cart.items.push(LineItem {
-                        sku: row.get(1)?,
-                        name: row.get(2)?,
-                        category: row.get(3)?,
-                        quantity: row.get(4)?,
-                        unit_price_minor: row.get(5)?,
-                        image_url: row.get(6)?,
-                        product_url: row.get(7)?,
-                    });
-                }
-            }
-            Ok(carts)
+                .collect()
         };
         run().map_err(|source| self.error(source))
     }
@@ -364,17 +434,30 @@ impl Store {
         if !self.conn().is_autocommit() {
             return Ok(None);
         }
+        let empty = || -> rusqlite::Result<bool> {
+            self.conn()
+                .query_row("SELECT NOT EXISTS (SELECT 1 FROM carts)", [], |row| {
+                    row.get(0)
+                })
+        };
+        if !empty().map_err(|source| self.error(source))? {
+            return Ok(None);
+        }
         let start = || -> rusqlite::Result<Option<Vec<String>>> {
             let conn = self.conn();
-            // Items are written only for carts written just before, and an
-            // import deletes no cart: the per-item parent lookup is
-            // redundant. (The pragma is a no-op inside a transaction.)
+            // A rollback journal rather than the WAL for the load: the pages
+            // of an empty store's new rows are written once, to the store,
+            // instead of to the WAL and then copied over. (It takes effect
+            // only when no other connection has the store open. Either way
+            // the load is one atomic transaction.)
+            // The pragma must come outside a transaction, and so must the
+            // one on foreign keys: an import deletes no cart, so they need
+            // no checking within it.
+            // (Busy when another connection has it open: the WAL it is.)
+            let _ = conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()));
             conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE")?;
-            let empty: bool =
-                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM carts)", [], |row| {
-                    row.get(0)
-                })?;
-            if !empty {
+            // Another import may have filled it meanwhile.
+            if !empty()? {
                 return Ok(None);
             }
             let indexes: Vec<(String, String)> = conn
@@ -416,6 +499,8 @@ impl Store {
             let _ = conn.execute_batch(end);
         }
         let _ = conn.execute_batch("PRAGMA foreign_keys = ON");
+        // Back to the WAL, which every connection asks for anyway.
+        let _ = conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()));
     }
 }
 
@@ -465,16 +550,16 @@ fn import_distinct(
             "SELECT c.id, c.updated_at, c.snapshot_hash
              FROM rarray(?1) AS a JOIN carts AS c ON c.id = a.value",
         )?;
-        let mut rows = select.query([ids(carts.iter().map(|(cart, _)| cart.id.clone()))])?;
+        let mut rows = select.query([ids(carts.iter().map(|(cart, ..)| cart.id.clone()))])?;
         while let Some(row) = rows.next()? {
             stored.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
         }
     }
     // Which snapshots replace the stored cart: those not older, unless the
     // same snapshot (same time, same hash) is stored already.
-    let mut written: Vec<Hashed<'_>> = Vec::with_capacity(carts.len());
-    let mut replaced: Vec<String> = Vec::new();
-    for &(cart, hash) in carts {
+    let mut written: Vec<&Hashed<'_>> = Vec::with_capacity(carts.len());
+    for hashed in carts {
+        let (cart, hash, _) = hashed;
         let updated_at = to_unix(cart.updated_at);
         if let Some((stored_at, stored_hash)) = stored.get(&cart.id) {
             let same = *stored_at == updated_at
@@ -483,20 +568,14 @@ fn import_distinct(
                 result.unchanged += 1;
                 continue;
             }
-            replaced.push(cart.id.clone());
         }
-        written.push((cart, hash));
+        written.push(hashed);
     }
     result.upserted += written.len() as u64;
     if written.is_empty() {
         return Ok(());
     }
-    if !replaced.is_empty() {
-        conn.prepare_cached("DELETE FROM cart_items WHERE cart_id IN rarray(?1)")?
-            .execute([ids(replaced.into_iter())])?;
-    }
     write_carts(conn, &written)?;
-    write_items(conn, &written)?;
     // An order may have arrived before its cart's snapshot. (Looking for
     // one per cart costs more than all else on a first import, which has
     // none.)
@@ -515,12 +594,12 @@ fn import_distinct(
                            WHERE o.cart_id IS NULL AND o.email_norm = carts.email_norm
                              AND o.created_at >= carts.updated_at))",
         )?
-        .execute([ids(written.iter().map(|(cart, _)| cart.id.clone()))])? as u64;
+        .execute([ids(written.iter().map(|(cart, ..)| cart.id.clone()))])? as u64;
     Ok(())
 }
 
 /// Upserts the carts, `CART_ROWS` to a statement.
-fn write_carts(conn: &Connection, carts: &[Hashed<'_>]) -> rusqlite::Result<()> {
+fn write_carts(conn: &Connection, carts: &[&Hashed<'_>]) -> rusqlite::Result<()> {
     let mut full =
         conn.prepare_cached(&multi_row(CART_INSERT, CART_VALUES, CART_ROWS, CART_UPSERT))?;
     let mut single = conn.prepare_cached(&multi_row(CART_INSERT, CART_VALUES, 1, CART_UPSERT))?;
@@ -538,11 +617,11 @@ fn write_carts(conn: &Connection, carts: &[Hashed<'_>]) -> rusqlite::Result<()> 
 
 fn bind_carts(
     statement: &mut rusqlite::CachedStatement<'_>,
-    carts: &[Hashed<'_>],
+    carts: &[&Hashed<'_>],
 ) -> rusqlite::Result<()> {
     let mut at = 1;
-    for (cart, hash) in carts {
-        let values: [&dyn ToSql; 17] = [
+    for (cart, hash, items) in carts.iter().copied() {
+        let values: [&dyn ToSql; 18] = [
             &cart.id,
             &cart.email,
             &normalize_email(&cart.email),
@@ -560,56 +639,7 @@ fn bind_carts(
             &cart.timezone,
             &cart.phone,
             &cart.sms_consent,
-        ];
-        for value in values {
-            statement.raw_bind_parameter(at, value)?;
-            at += 1;
-        }
-    }
-    Ok(())
-}
-
-/// Inserts the carts' items, `ITEM_ROWS` to a statement.
-fn write_items(conn: &Connection, carts: &[Hashed<'_>]) -> rusqlite::Result<()> {
-    let mut full = conn.prepare_cached(&multi_row(ITEM_INSERT, ITEM_VALUES, ITEM_ROWS, ""))?;
-    let mut single = conn.prepare_cached(&multi_row(ITEM_INSERT, ITEM_VALUES, 1, ""))?;
-    let items: Vec<(&str, i64, &LineItem)> = carts
-        .iter()
-        .flat_map(|(cart, _)| {
-            cart.items
-                .iter()
-                .enumerate()
-                .map(|(position, item)| (cart.id.as_str(), position as i64, item))
-        })
-        .collect();
-    let mut chunks = items.chunks_exact(ITEM_ROWS);
-    for chunk in &mut chunks {
-        bind_items(&mut full, chunk)?;
-        full.raw_execute()?;
-    }
-    for item in chunks.remainder() {
-        bind_items(&mut single, std::slice::from_ref(item))?;
-        single.raw_execute()?;
-    }
-    Ok(())
-}
-
-fn bind_items(
-    statement: &mut rusqlite::CachedStatement<'_>,
-    items: &[(&str, i64, &LineItem)],
-) -> rusqlite::Result<()> {
-    let mut at = 1;
-    for (cart_id, position, item) in items {
-        let values: [&dyn ToSql; 9] = [
-            cart_id,
-            position,
-            &item.sku,
-            &item.name,
-            &item.category,
-            &item.quantity,
-            &item.unit_price_minor,
-            &item.image_url,
-            &item.product_url,
+            &items.as_ref(),
         ];
         for value in values {
             statement.raw_bind_parameter(at, value)?;
@@ -812,6 +842,115 @@ mod tests {
         let empty = Store::open_in_memory().unwrap();
         empty.begin_discarded().unwrap();
         assert!(empty.begin_bulk_load().unwrap().is_none());
+    }
+
+    fn journal_mode(store: &Store) -> String {
+        store
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_bulk_load_writes_without_the_wal_and_leaves_the_store_in_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recart.db");
+        let store = Store::open(&path).unwrap();
+        let carts = [
+            cart("a", 100, CartStatus::Open, &["A1"]),
+            cart("b", 200, CartStatus::Open, &["B1", "B2"]),
+        ];
+        let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+        assert_eq!(journal_mode(&store), "delete");
+        store.import_carts(&carts).unwrap();
+        drop(bulk);
+        assert_eq!(journal_mode(&store), "wal");
+        assert!(store.cart("a").unwrap().is_none());
+
+        let bulk = store.begin_bulk_load().unwrap().expect("still empty");
+        store.import_carts(&carts).unwrap();
+        bulk.finish().unwrap();
+        assert_eq!(journal_mode(&store), "wal");
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(stored(&store, "b").1, vec!["B1", "B2"]);
+
+        // With another connection on the store, the load keeps the WAL.
+        let other_path = dir.path().join("other.db");
+        let store = Store::open(&other_path).unwrap();
+        let reader = Store::open(&other_path).unwrap();
+        assert!(reader.cart("a").unwrap().is_none());
+        let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+        assert_eq!(journal_mode(&store), "wal");
+        store.import_carts(&carts).unwrap();
+        bulk.finish().unwrap();
+        assert_eq!(stored(&reader, "b").1, vec!["B1", "B2"]);
+    }
+
+    /// Migration 10 moved the items of stored carts into their rows: the
+    /// same items come back, in the same order, and the `cart_items` view
+    /// shows them as the table did.
+    #[test]
+    fn migration_10_keeps_the_items_of_stored_carts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recart.db");
+        let mut conn = Connection::open(&path).unwrap();
+        rusqlite_migration::Migrations::from_slice(super::super::MIGRATIONS)
+            .to_version(&mut conn, 9)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
+                    accepts_marketing, created_at, updated_at, total_minor, item_count, snapshot_hash)
+             VALUES ('a', 'm@x.org', 'm@x.org', 'Mia', 'en', 'EUR', 'open', 1, 1, 2, 500, 3, x''),
+                    ('e', 'e@x.org', 'e@x.org', 'Eve', 'en', 'EUR', 'open', 1, 1, 2, 0, 0, x'');
+             INSERT INTO cart_items VALUES
+                    ('a', 1, 'S2', 'Sock \"2\"', 'socks', 2, 100, '', 'https://x.org/s2'),
+                    ('a', 0, 'S1', 'Schuh ü', 'shoes', 1, 300, 'https://x.org/s1.jpg', '');",
+        )
+        .unwrap();
+        let view_before = view_rows(&conn);
+        drop(conn);
+
+        let store = Store::open(&path).unwrap();
+        let a = store.cart("a").unwrap().unwrap();
+        let items: Vec<(&str, &str, &str, u32, i64, &str, &str)> = a
+            .items
+            .iter()
+            .map(|item| {
+                (
+                    item.sku.as_str(),
+                    item.name.as_str(),
+                    item.category.as_str(),
+                    item.quantity,
+                    item.unit_price_minor,
+                    item.image_url.as_str(),
+                    item.product_url.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            items,
+            vec![
+                ("S1", "Schuh ü", "shoes", 1, 300, "https://x.org/s1.jpg", ""),
+                ("S2", "Sock \"2\"", "socks", 2, 100, "", "https://x.org/s2"),
+            ]
+        );
+        assert!(store.cart("e").unwrap().unwrap().items.is_empty());
+        assert_eq!(view_rows(store.conn()), view_before);
+    }
+
+    fn view_rows(conn: &Connection) -> Vec<String> {
+        conn.prepare(
+            "SELECT cart_id || '|' || position || '|' || sku || '|' || name || '|' || category
+                    || '|' || quantity || '|' || unit_price_minor || '|' || image_url
+                    || '|' || product_url
+             FROM cart_items ORDER BY cart_id, position",
+        )
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
     }
 
     #[test]

@@ -446,7 +446,7 @@ impl Store {
 
     pub fn has_table(&self, table: &str) -> bool {
         self.count(&format!(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{table}'"
+            "SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = '{table}'"
         )) > 0
     }
 
