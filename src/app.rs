@@ -999,7 +999,8 @@ struct Builder<'a> {
 
 /// A due cart loaded and given its coupon, ready to render.
 struct Prepared<'s> {
-    cart: Cart,
+    /// Shared, so the templates read it in place.
+    cart: std::sync::Arc<Cart>,
     step: &'s Step,
     coupon: Option<Coupon>,
 }
@@ -1126,7 +1127,11 @@ impl<'c> Composer<'c> {
             let products = self.store.products(&skus)?;
             crate::render::fill_from_catalog(&mut cart, &products, self.out_of_stock);
         }
-        Ok(Ok(Prepared { cart, step, coupon }))
+        Ok(Ok(Prepared {
+            cart: std::sync::Arc::new(cart),
+            step,
+            coupon,
+        }))
     }
 }
 
@@ -1150,7 +1155,9 @@ impl Builder<'_> {
                 shown: None,
             });
         }
-        let rendered = self.renderer.render(cart, step, &signed, coupon.as_ref())?;
+        let rendered = self
+            .renderer
+            .render_shared(cart, step, &signed, coupon.as_ref())?;
         let build = if self.encode {
             deliver::build
         } else {
