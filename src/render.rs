@@ -308,7 +308,11 @@ fn html_formatter(
         return minijinja::escape_formatter(out, state, value);
     }
     let mut rest = text;
-    while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+    // A byte scan: the five are ASCII, so never inside another character.
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
         out.write_str(&rest[..at])?;
         out.write_str(match rest.as_bytes()[at] {
             b'&' => "&amp;",
@@ -693,8 +697,13 @@ pub fn fill_from_catalog(
 
 fn web_url(url: &str) -> &str {
     let url = url.trim();
-    let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    if scheme.starts_with("https://") || scheme.starts_with("http://") {
+    // Compared in place: templates read a URL per item and part.
+    let starts_with = |prefix: &str| {
+        url.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if starts_with("https://") || starts_with("http://") {
         url
     } else {
         ""
