@@ -616,6 +616,7 @@ pub fn run(
             encode: !options.dry_run || printer.gallery.is_some(),
             webhook_keys: &webhook_keys,
         },
+        cores: std::thread::available_parallelism().map_or(1, usize::from),
     };
     let mut budget = options
         .limit
@@ -980,6 +981,9 @@ struct Composer<'a> {
     out_of_stock: plan::OutOfStock,
     signer: &'a Signer,
     builder: Builder<'a>,
+    /// The cores to build on: asked once (it reads cgroup files), not per
+    /// batch.
+    cores: usize,
 }
 
 /// Renders and builds reminders from prepared carts: no store, so it can
@@ -999,7 +1003,8 @@ struct Builder<'a> {
 
 /// A due cart loaded and given its coupon, ready to render.
 struct Prepared<'s> {
-    cart: Cart,
+    /// Shared, so the templates read it in place.
+    cart: std::sync::Arc<Cart>,
     step: &'s Step,
     coupon: Option<Coupon>,
 }
@@ -1041,10 +1046,7 @@ impl<'c> Composer<'c> {
         for (cart_id, step) in wanted {
             prepared.push(self.prepare(carts.remove(*cart_id), step)?);
         }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(prepared.len().div_ceil(16))
-            .max(1);
+        let threads = self.cores.min(prepared.len().div_ceil(16)).max(1);
         let chunk = prepared.len().div_ceil(threads).max(1);
         let builder = &self.builder;
         let mut job = Vec::with_capacity(threads);
@@ -1126,7 +1128,11 @@ impl<'c> Composer<'c> {
             let products = self.store.products(&skus)?;
             crate::render::fill_from_catalog(&mut cart, &products, self.out_of_stock);
         }
-        Ok(Ok(Prepared { cart, step, coupon }))
+        Ok(Ok(Prepared {
+            cart: std::sync::Arc::new(cart),
+            step,
+            coupon,
+        }))
     }
 }
 
@@ -1150,7 +1156,9 @@ impl Builder<'_> {
                 shown: None,
             });
         }
-        let rendered = self.renderer.render(cart, step, &signed, coupon.as_ref())?;
+        let rendered = self
+            .renderer
+            .render_shared(cart, step, &signed, coupon.as_ref())?;
         let build = if self.encode {
             deliver::build
         } else {

@@ -13,9 +13,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use chrono_tz::Tz;
+use minijinja::value::{Enumerator, Object, Serde, Value};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
@@ -66,24 +68,63 @@ struct Set {
 
 pub struct Renderer {
     env: Environment<'static>,
-    shop_name: String,
+    /// `shop`, the same for every mail.
+    shop: Value,
     /// For dates of carts that name neither a zone nor an offset.
     timezone: Tz,
     /// template → locale (lower case, `-`; "" for the default) → its set.
     sets: BTreeMap<String, BTreeMap<String, Set>>,
 }
 
-#[derive(Serialize)]
-struct Context<'a> {
-    shop: Shop<'a>,
-    customer: Customer<'a>,
-    cart: CartView<'a>,
-    items: Vec<ItemView<'a>>,
-    links: &'a Links,
-    step: StepView<'a>,
+/// What templates see of one mail. The cart parts are minijinja objects
+/// over the shared cart, not serialised up front: a field becomes a value
+/// when a template reads it (most read a few of them), and its keys and
+/// their order are those of the structs this replaced, so `tojson`,
+/// `|items` and printing a whole object give what they gave. A name that
+/// is not there is undefined, which strict undefined makes an error.
+#[derive(Debug)]
+struct Context {
+    shop: Value,
+    customer: Value,
+    cart: Value,
+    items: Value,
+    links: Value,
+    step: Value,
     /// None when the step promises no coupon: `{% if coupon %}` works
     /// under strict undefined.
-    coupon: Option<CouponView<'a>>,
+    coupon: Value,
+}
+
+impl Object for Context {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        Some(
+            match key {
+                "shop" => &self.shop,
+                "customer" => &self.customer,
+                "cart" => &self.cart,
+                "items" => &self.items,
+                "links" => &self.links,
+                "step" => &self.step,
+                "coupon" => &self.coupon,
+                _ => return None,
+            }
+            .clone(),
+        )
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&[
+            "shop", "customer", "cart", "items", "links", "step", "coupon",
+        ])
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(7)
+    }
 }
 
 #[derive(Serialize)]
@@ -99,31 +140,131 @@ struct Shop<'a> {
     name: &'a str,
 }
 
-#[derive(Serialize)]
-struct Customer<'a> {
-    email: &'a str,
-    first_name: &'a str,
+/// `customer`: email, first_name.
+#[derive(Debug)]
+struct CustomerView(Arc<Cart>);
+
+impl Object for CustomerView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match key {
+            "email" => Some(Value::from(self.0.email.as_str())),
+            "first_name" => Some(Value::from(self.0.first_name.as_str())),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["email", "first_name"])
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(2)
+    }
 }
 
-#[derive(Serialize)]
-struct CartView<'a> {
-    id: &'a str,
-    currency: &'a str,
-    total: String,
-    item_count: i64,
-    locale: &'a str,
+/// `cart`: id, currency, total (formatted for the locale), item_count,
+/// locale.
+#[derive(Debug)]
+struct CartView {
+    cart: Arc<Cart>,
+    /// Formatted once, however many parts show it.
+    total: OnceLock<Value>,
 }
 
-#[derive(Serialize)]
-struct ItemView<'a> {
-    name: &'a str,
-    sku: &'a str,
-    category: &'a str,
-    quantity: u32,
-    unit_price: String,
-    line_total: String,
-    image_url: &'a str,
-    product_url: &'a str,
+impl Object for CartView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let cart = &self.cart;
+        match key {
+            "id" => Some(Value::from(cart.id.as_str())),
+            "currency" => Some(Value::from(cart.currency.as_str())),
+            "total" => Some(
+                self.total
+                    .get_or_init(|| money(cart, cart.total_minor()))
+                    .clone(),
+            ),
+            "item_count" => Some(Value::from(cart.item_count())),
+            "locale" => Some(Value::from(cart.locale.as_str())),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["id", "currency", "total", "item_count", "locale"])
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(5)
+    }
+}
+
+/// One of `items`: name, sku, category, quantity, unit_price, line_total
+/// (both formatted), image_url, product_url (web URLs only).
+#[derive(Debug)]
+struct ItemView {
+    cart: Arc<Cart>,
+    index: usize,
+    unit_price: OnceLock<Value>,
+    line_total: OnceLock<Value>,
+}
+
+impl Object for ItemView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let cart = &self.cart;
+        let item = &cart.items[self.index];
+        match key {
+            "name" => Some(Value::from(item.name.as_str())),
+            "sku" => Some(Value::from(item.sku.as_str())),
+            "category" => Some(Value::from(item.category.as_str())),
+            "quantity" => Some(Value::from(item.quantity)),
+            "unit_price" => Some(
+                self.unit_price
+                    .get_or_init(|| money(cart, item.unit_price_minor))
+                    .clone(),
+            ),
+            "line_total" => Some(
+                self.line_total
+                    .get_or_init(|| money(cart, item.line_total_minor()))
+                    .clone(),
+            ),
+            "image_url" => Some(Value::from(web_url(&item.image_url))),
+            "product_url" => Some(Value::from(web_url(&item.product_url))),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&[
+            "name",
+            "sku",
+            "category",
+            "quantity",
+            "unit_price",
+            "line_total",
+            "image_url",
+            "product_url",
+        ])
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(8)
+    }
+}
+
+/// An amount of the cart's currency, written for its locale.
+fn money(cart: &Cart, minor: i64) -> Value {
+    Value::from(cart.currency.format_in(minor, &cart.locale))
 }
 
 #[derive(Serialize)]
@@ -167,7 +308,11 @@ fn html_formatter(
         return minijinja::escape_formatter(out, state, value);
     }
     let mut rest = text;
-    while let Some(at) = rest.find(['&', '<', '>', '"', '\'']) {
+    // A byte scan: the five are ASCII, so never inside another character.
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
         out.write_str(&rest[..at])?;
         out.write_str(match rest.as_bytes()[at] {
             b'&' => "&amp;",
@@ -280,7 +425,7 @@ impl Renderer {
         }
         let mut renderer = Renderer {
             env,
-            shop_name: shop_name.to_string(),
+            shop: Value::from(Serde(&Shop { name: shop_name })),
             timezone: Tz::UTC,
             sets,
         };
@@ -296,8 +441,9 @@ impl Renderer {
         for (stem, sets) in &self.sets {
             for (locale, set) in sets.iter().filter(|(_, set)| set.inlined) {
                 let same = samples.iter().all(|(cart, coupon)| {
+                    let cart = Arc::new(cart.clone());
                     let context =
-                        self.context(cart, "sample", &css::sample_links(), coupon.as_ref());
+                        self.context(&cart, "sample", &css::sample_links(), coupon.as_ref());
                     let per_mail = self.render_html(stem, locale, *set, &context, false);
                     let ahead = self.render_html(stem, locale, *set, &context, true);
                     match (per_mail, ahead) {
@@ -372,13 +518,36 @@ impl Renderer {
         links: &Links,
         coupon: Option<&Coupon>,
     ) -> Result<Rendered> {
-        self.render_template(cart, step, step.template_for(&cart.id), links, coupon)
+        self.render_shared(&Arc::new(cart.clone()), step, links, coupon)
+    }
+
+    /// `render` for a cart already shared: the templates read it in place
+    /// (no copy).
+    pub fn render_shared(
+        &self,
+        cart: &Arc<Cart>,
+        step: &Step,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Result<Rendered> {
+        self.render_stem(cart, step, step.template_for(&cart.id), links, coupon)
     }
 
     /// Renders one given template stem of the step.
     pub fn render_template(
         &self,
         cart: &Cart,
+        step: &Step,
+        stem: &str,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Result<Rendered> {
+        self.render_stem(&Arc::new(cart.clone()), step, stem, links, coupon)
+    }
+
+    fn render_stem(
+        &self,
+        cart: &Arc<Cart>,
         step: &Step,
         stem: &str,
         links: &Links,
@@ -403,61 +572,44 @@ impl Renderer {
     /// What templates see of a cart.
     fn context(
         &self,
-        cart: &Cart,
+        cart: &Arc<Cart>,
         step: &str,
         links: &Links,
         coupon: Option<&Coupon>,
-    ) -> minijinja::Value {
-        let currency = &cart.currency;
-        let money = |minor| currency.format_in(minor, &cart.locale);
-        let context = Context {
-            shop: Shop {
-                name: &self.shop_name,
-            },
-            customer: Customer {
-                email: &cart.email,
-                first_name: &cart.first_name,
-            },
-            cart: CartView {
-                id: &cart.id,
-                currency: currency.as_str(),
-                total: money(cart.total_minor()),
-                item_count: cart.item_count(),
-                locale: &cart.locale,
-            },
-            items: cart
-                .items
-                .iter()
-                .map(|item| ItemView {
-                    name: &item.name,
-                    sku: &item.sku,
-                    category: &item.category,
-                    quantity: item.quantity,
-                    unit_price: money(item.unit_price_minor),
-                    line_total: money(item.line_total_minor()),
-                    image_url: web_url(&item.image_url),
-                    product_url: web_url(&item.product_url),
+    ) -> Value {
+        let items = (0..cart.items.len())
+            .map(|index| {
+                Value::from_object(ItemView {
+                    cart: Arc::clone(cart),
+                    index,
+                    unit_price: OnceLock::new(),
+                    line_total: OnceLock::new(),
                 })
-                .collect(),
-            links,
-            step: StepView { name: step },
-            coupon: coupon.map(|coupon| CouponView {
-                code: &coupon.code,
-                expires: coupon
-                    .expires
-                    .map(|at| format_date(self.local_date(cart, at), &cart.locale)),
+            })
+            .collect::<Vec<_>>();
+        Value::from_object(Context {
+            shop: self.shop.clone(),
+            customer: Value::from_object(CustomerView(Arc::clone(cart))),
+            cart: Value::from_object(CartView {
+                cart: Arc::clone(cart),
+                total: OnceLock::new(),
             }),
-        };
-        minijinja::Value::from(minijinja::value::Serde(&context))
+            items: Value::from_object(items),
+            links: Value::from(Serde(links)),
+            step: Value::from(Serde(&StepView { name: step })),
+            coupon: match coupon {
+                Some(coupon) => Value::from(Serde(&CouponView {
+                    code: &coupon.code,
+                    expires: coupon
+                        .expires
+                        .map(|at| format_date(self.local_date(cart, at), &cart.locale)),
+                })),
+                None => Value::from(()),
+            },
+        })
     }
 
-    fn render_part(
-        &self,
-        stem: &str,
-        locale: &str,
-        part: &str,
-        context: &minijinja::Value,
-    ) -> Result<String> {
+    fn render_part(&self, stem: &str, locale: &str, part: &str, context: &Value) -> Result<String> {
         let name = template_name(stem, locale, part);
         let template = self
             .env
@@ -479,7 +631,7 @@ impl Renderer {
         stem: &str,
         locale: &str,
         set: Set,
-        context: &minijinja::Value,
+        context: &Value,
         ahead: bool,
     ) -> Result<String> {
         let preheader = if set.preheader {
@@ -545,8 +697,13 @@ pub fn fill_from_catalog(
 
 fn web_url(url: &str) -> &str {
     let url = url.trim();
-    let scheme = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    if scheme.starts_with("https://") || scheme.starts_with("http://") {
+    // Compared in place: templates read a URL per item and part.
+    let starts_with = |prefix: &str| {
+        url.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    if starts_with("https://") || starts_with("http://") {
         url
     } else {
         ""
@@ -744,6 +901,38 @@ mod tests {
         std::fs::remove_file(dir.path().join("reminder.html")).unwrap();
         let error = Renderer::load(dir.path(), &[step], "Shop").err().unwrap();
         assert!(error.to_string().contains("reminder.html"), "{error}");
+    }
+
+    #[test]
+    fn the_lazy_context_is_strict_and_looks_like_the_serialised_one() {
+        for typo in [
+            "{{ cart.totl }}",
+            "{{ customer.nam }}",
+            "{% for item in items %}{{ item.nme }}{% endfor %}",
+            "{{ links.recovr }}",
+            "{{ nothing }}",
+        ] {
+            let (dir, step) = setup(typo, "x", "x");
+            let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+            let error = renderer.render(&cart(), &step, &links(), None);
+            assert!(error.is_err(), "{typo} renders");
+        }
+        // Keys in the order the structs it replaced had, values as they were.
+        let (dir, step) = setup(
+            "x",
+            "x",
+            "{% for k, v in cart|items %}{{ k }}={{ v }};{% endfor %}\n\
+             {{ items[0]|tojson }}\n{{ customer }}\n{{ items|length }} {{ coupon is none }}",
+        );
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        let mail = renderer.render(&cart(), &step, &links(), None).unwrap();
+        let expected = [
+            "id=C1;currency=EUR;total=€398.00;item_count=2;locale=en;",
+            r#"{"name": "\u003cscript\u003ealert(1)\u003c/script\u003e Tent", "sku": "S1", "category": "tents", "quantity": 2, "unit_price": "€199.00", "line_total": "€398.00", "image_url": "", "product_url": "https://shop.example/p/tent"}"#,
+            r#"{'email': 'ann@example.com', 'first_name': 'Ann\r\nBcc: x@evil.example'}"#,
+            "1 True",
+        ];
+        assert_eq!(mail.text, expected.join("\n"));
     }
 
     fn write(dir: &Path, files: &[(&str, &str)]) {
@@ -1029,7 +1218,8 @@ mod tests {
                 assert!(set.inlined, "{stem} {locale:?} is inlined ahead");
                 for cart in &carts {
                     for coupon in [None, Some(&coupon)] {
-                        let context = renderer.context(cart, stem, &links(), coupon);
+                        let cart = Arc::new(cart.clone());
+                        let context = renderer.context(&cart, stem, &links(), coupon);
                         let ahead = renderer.render_html(stem, locale, *set, &context, true);
                         let each = renderer.render_html(stem, locale, *set, &context, false);
                         let (ahead, each) = (ahead.unwrap(), each.unwrap());

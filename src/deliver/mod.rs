@@ -175,9 +175,23 @@ pub fn open(config: &Config) -> Result<Box<dyn Transport>> {
 /// A stable Message-ID per (cart, step): a mail re-sent after an unknown
 /// outcome carries the same id, so receivers can tell it is the same one.
 pub fn message_id(cart_id: &str, step: &str, from: &Mailbox) -> String {
-    let digest = Sha256::digest(format!("{cart_id}\0{step}"));
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("<{hex}.recart@{}>", from.email.domain())
+    use std::fmt::Write;
+    let mut hasher = Sha256::new();
+    hasher.update(cart_id);
+    hasher.update([0]);
+    hasher.update(step);
+    let digest = hasher.finalize();
+    let domain = from.email.domain();
+    // Written in place: one allocation, not one per byte.
+    let mut id = String::with_capacity(48 + domain.len());
+    id.push('<');
+    for byte in &digest[..16] {
+        let _ = write!(id, "{byte:02x}");
+    }
+    id.push_str(".recart@");
+    id.push_str(domain);
+    id.push('>');
+    id
 }
 
 /// `List-Unsubscribe` (RFC 2369): the unsubscribe URLs, each in angle
@@ -269,6 +283,10 @@ fn display_name(name: &str) -> Option<String> {
 /// (quoted-printable or base64).
 pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
     let address = to_address(letter)?;
+    // Given, so that lettre does not parse it back out of the From and To
+    // headers it has just written: the same two addresses.
+    let envelope = Envelope::new(Some(letter.from.email.clone()), vec![address.clone()])
+        .map_err(|error| Error::Transport(format!("cannot address the mail: {error}")))?;
     let to = Mailbox::new(display_name(letter.to_name), address);
     let message_id = message_id(letter.cart_id, letter.step, letter.from);
     let mut unsubscribe = vec![letter.links.unsubscribe.clone()];
@@ -280,7 +298,8 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
         .message_id(Some(message_id.clone()))
         .date(SystemTime::from(letter.date))
         .header(ListUnsubscribe(unsubscribe))
-        .header(ListUnsubscribePost);
+        .header(ListUnsubscribePost)
+        .envelope(envelope);
     if let Some(reply_to) = letter.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
