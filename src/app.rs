@@ -312,11 +312,14 @@ fn import_file(
         bulk: None,
         bulk_tried: false,
     };
+    store.import_cache(true)?;
     let read = ingest::read_file_alongside(path, options, &mut sink);
     let finished = sink.finish();
+    let cache = store.import_cache(false);
     sink.progress.finish_and_clear();
     let summary = read?;
     finished?;
+    cache?;
     if sink.reported > ERRORS_SHOWN {
         sink.out.warn(&format!(
             "{}: {} more rejected rows not shown",

@@ -288,11 +288,10 @@ impl Store {
         // Overlapping runs wait for each other's short write transactions.
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(fail)?;
-        // A 64 MiB page cache (allocated as used) keeps a large import's
-        // index pages in memory.
+        // SQLite's own page cache size (2 MiB) unless importing: see
+        // `Store::import_cache`.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -65536;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
         )
         .map_err(fail)?;
         // `rarray(?)`: a batch's ids bound as one parameter.
@@ -313,6 +312,19 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Sets the page cache for importing (`true`: 64 MiB, allocated as
+    /// used, which keeps a large import's index pages in memory and bounds
+    /// the index sort's in-memory run) or back to SQLite's 2 MiB. Not
+    /// larger for everything: SQLite walks its whole page-cache hash table
+    /// at the end of every write transaction, so a run's many short
+    /// claims and confirms pay for a large cache at each commit.
+    pub fn import_cache(&self, importing: bool) -> Result<()> {
+        let kib = if importing { 65_536 } else { 2_000 };
+        self.conn
+            .execute_batch(&format!("PRAGMA cache_size = -{kib}"))
+            .map_err(|source| self.error(source))
     }
 
     pub(crate) fn error(&self, source: rusqlite::Error) -> Error {
@@ -497,6 +509,22 @@ mod tests {
                 "{name}: not by key: {plan:#?}"
             );
         }
+    }
+
+    #[test]
+    fn the_large_page_cache_is_for_imports_only() {
+        let store = Store::open_in_memory().unwrap();
+        let cache = || -> i64 {
+            store
+                .conn()
+                .query_row("PRAGMA cache_size", [], |row| row.get(0))
+                .unwrap()
+        };
+        assert_eq!(cache(), -2000);
+        store.import_cache(true).unwrap();
+        assert_eq!(cache(), -65_536);
+        store.import_cache(false).unwrap();
+        assert_eq!(cache(), -2000);
     }
 
     #[test]
