@@ -376,7 +376,20 @@ fn text_body(text: &str) -> Body {
     }
 }
 
+/// The bytes `seven_bit_html` stops at: line ends, `<`, NUL, and every
+/// byte that is not ASCII (a table: checked for every byte of every mail).
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = byte >= 0x80 || matches!(byte as u8, b'\n' | b'\r' | b'<' | 0);
+        byte += 1;
+    }
+    table
+};
+
 fn seven_bit_html(html: &str) -> Option<Vec<u8>> {
+    use std::io::Write as _;
     const MAX_LINE: usize = 998;
     let bytes = html.as_bytes();
     let mut out = Vec::with_capacity(html.len() + html.len() / 16);
@@ -392,7 +405,7 @@ fn seven_bit_html(html: &str) -> Option<Vec<u8>> {
     while at < bytes.len() {
         let plain = bytes[at..]
             .iter()
-            .position(|&b| matches!(b, b'\n' | b'\r' | b'<' | 0) || !b.is_ascii())
+            .position(|&b| SPECIAL[usize::from(b)])
             .unwrap_or(bytes.len() - at);
         out.extend_from_slice(&bytes[at..at + plain]);
         at += plain;
@@ -424,7 +437,7 @@ fn seven_bit_html(html: &str) -> Option<Vec<u8>> {
             _ if raw_text_until.is_some() => return None,
             _ => {
                 let c = html[at..].chars().next()?;
-                out.extend_from_slice(format!("&#{};", u32::from(c)).as_bytes());
+                write!(out, "&#{};", u32::from(c)).ok()?;
                 at += c.len_utf8();
             }
         }
