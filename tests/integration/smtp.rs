@@ -90,6 +90,28 @@ fn run_delivers_reminders_over_smtp_and_records_them() {
     assert_eq!(store.sends().len(), 2, "{:?}", store.sends());
 }
 
+/// Where the server offers PIPELINING, each envelope goes in one write
+/// (MAIL, RCPT and DATA before any reply); where it does not, recart waits
+/// for each reply. Both deliver the same mails.
+#[test]
+fn envelopes_are_pipelined_only_where_the_server_offers_it() {
+    for (server, pipelined) in [
+        (SmtpServer::start_pipelining(), true),
+        (SmtpServer::start(), false),
+    ] {
+        let t = shop(&Config::new(Transport::Smtp(server.port())));
+        t.recart(&["run", "--now", NOW]).expect_success();
+        assert_eq!(server.recipients(), [ADA, GRACE]);
+        let expected = if pipelined { 2 } else { 0 };
+        assert_eq!(
+            server.pipelined_envelopes(),
+            expected,
+            "pipelining {pipelined}"
+        );
+        assert_eq!(t.store().sends_in("sent").len(), 2);
+    }
+}
+
 #[test]
 fn running_again_at_the_same_time_sends_nothing_new() {
     let server = SmtpServer::start();

@@ -44,6 +44,11 @@ struct State {
     rcpt_replies: Mutex<HashMap<String, String>>,
     connections: AtomicUsize,
     stop: AtomicBool,
+    /// Whether EHLO offers PIPELINING (RFC 2920).
+    pipelining: bool,
+    /// MAIL commands whose RCPT had arrived with them, before any reply:
+    /// envelopes the client sent without waiting.
+    pipelined: AtomicUsize,
 }
 
 pub struct SmtpServer {
@@ -54,9 +59,21 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> Self {
+        Self::start_with(State::default())
+    }
+
+    /// A server that offers PIPELINING.
+    pub fn start_pipelining() -> Self {
+        Self::start_with(State {
+            pipelining: true,
+            ..State::default()
+        })
+    }
+
+    fn start_with(state: State) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind SMTP test server");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State::default());
+        let state = Arc::new(state);
         let accept_state = Arc::clone(&state);
         let accept = thread::spawn(move || {
             for stream in listener.incoming() {
@@ -110,6 +127,11 @@ impl SmtpServer {
     /// Every address a client tried RCPT TO with, accepted or not.
     pub fn rcpt_attempts(&self) -> Vec<String> {
         self.state.rcpt_attempts.lock().unwrap().clone()
+    }
+
+    /// How many envelopes arrived pipelined: RCPT sent along with MAIL.
+    pub fn pipelined_envelopes(&self) -> usize {
+        self.state.pipelined.load(Ordering::SeqCst)
     }
 
     /// How many TCP connections were accepted.
@@ -216,6 +238,9 @@ impl Session {
                     self.reset();
                     self.reply(&format!("250-{HOSTNAME}"))?;
                     self.reply("250-SIZE 10485760")?;
+                    if self.state.pipelining {
+                        self.reply("250-PIPELINING")?;
+                    }
                     self.reply("250 8BITMIME")?;
                 }
                 "HELO" => {
@@ -226,6 +251,14 @@ impl Session {
                     if self.from.is_some() {
                         self.reply("503 5.5.1 nested MAIL command")?;
                         continue;
+                    }
+                    if self
+                        .reader
+                        .buffer()
+                        .windows(8)
+                        .any(|w| w.eq_ignore_ascii_case(b"RCPT TO:"))
+                    {
+                        self.state.pipelined.fetch_add(1, Ordering::SeqCst);
                     }
                     self.from = Some(address(&line["MAIL FROM:".len()..]));
                     self.recipients.clear();
