@@ -12,7 +12,6 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fmt::Write as _,
     fs,
     net::{TcpListener, TcpStream},
     os::unix::fs::{MetadataExt, PermissionsExt},
@@ -26,7 +25,7 @@ use tempfile::TempDir;
 
 use crate::{
     fixtures::{ADA, Config, GRACE, NOW, Transport, shop},
-    harness::{Output, RECART, Test, carts_with},
+    harness::{Output, Test, carts_with},
 };
 
 // ---------------------------------------------------------------- the sink
@@ -295,19 +294,6 @@ fn retarget(t: &Test, port: u16, connections: usize) {
 
 /// `n` open carts with consent, all due for the 1h step at `NOW` (idle
 /// 2 hours), one item each: ids `F-00000`.., addresses `f00000@example.com`..
-fn many_carts(n: usize) -> String {
-    let mut csv = String::from(crate::fixtures::NATIVE_HEADER);
-    csv.push('\n');
-    for i in 0..n {
-        writeln!(
-            csv,
-            "F-{i:05},f{i:05}@example.com,Cust{i},en-GB,EUR,open,true,2026-11-21T09:00:00Z,2026-11-21T10:00:00Z,SKU-{i},Thing {i},Stuff,1,12.50,https://cdn.shop.example/img/{i}.jpg,https://shop.example/products/{i}"
-        )
-        .unwrap();
-    }
-    csv
-}
-
 fn cart_of(address: &str) -> String {
     let digits = address
         .strip_prefix('f')
@@ -320,7 +306,7 @@ fn cart_of(address: &str) -> String {
 fn big_shop(n: usize, port: u16, connections: usize) -> Test {
     let t = shop(&Config::new(Transport::Smtp(port)))
         .file("recart.toml", config(port, connections))
-        .file("carts.csv", many_carts(n));
+        .file("carts.csv", crate::fixtures::many_carts(n));
     t.recart(&["import", "carts.csv"]).expect_success();
     t
 }
@@ -724,17 +710,7 @@ fn killing_runs_at_random_points_never_sends_twice() {
         // Each run sends at most --limit mails (one batch), so the rounds
         // do not use up the carts.
         let limit = 1 + rng.below(12);
-        let mut child = Command::new(RECART)
-            .args(["run", "--now", NOW, "--limit", &limit.to_string()])
-            .current_dir(t.path())
-            .env(crate::fixtures::SECRET_ENV, crate::fixtures::SECRET)
-            .env("NO_COLOR", "1")
-            .env_remove("RECART_CONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn recart");
+        let mut child = t.spawn(&["run", "--now", NOW, "--limit", &limit.to_string()]);
         let delay = Duration::from_millis(20 + rng.below(2500));
         let deadline = Instant::now() + delay;
         let mut status = None;

@@ -1,6 +1,8 @@
 //! Hand-written inputs shared by the tests: a small shop's cart export,
 //! templates, and a config builder.
 
+use std::fmt::Write as _;
+
 use crate::harness::Test;
 
 /// The reference "now" of every test: carts below are timed against it.
@@ -209,6 +211,21 @@ pub fn carts_csv(rows: &[&str]) -> String {
     for row in rows {
         csv.push_str(row);
         csv.push('\n');
+    }
+    csv
+}
+
+/// A native carts CSV of `n` generated carts, one item each: ids
+/// `F-00000`…, addresses `f00000@example.com`….
+pub fn many_carts(n: usize) -> String {
+    let mut csv = String::from(crate::fixtures::NATIVE_HEADER);
+    csv.push('\n');
+    for i in 0..n {
+        writeln!(
+            csv,
+            "F-{i:05},f{i:05}@example.com,Cust{i},en-GB,EUR,open,true,2026-11-21T09:00:00Z,2026-11-21T10:00:00Z,SKU-{i},Thing {i},Stuff,1,12.50,https://cdn.shop.example/img/{i}.jpg,https://shop.example/products/{i}"
+        )
+        .unwrap();
     }
     csv
 }

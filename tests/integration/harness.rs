@@ -136,17 +136,14 @@ impl Test {
         self.recart(&self.args)
     }
 
-    /// Run the binary with `args` (the builder's arguments are ignored), in
-    /// the same tempdir and environment.
-    pub fn recart<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
-        let cwd = self.join(&self.current_dir);
+    /// The binary with `args`, in the tempdir and the test's environment,
+    /// no input.
+    fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
         let mut command = Command::new(RECART);
         command
             .args(args)
-            .current_dir(&cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .current_dir(self.join(&self.current_dir))
+            .stdin(Stdio::null());
         // Hermetic: nothing from the developer's environment leaks in.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("RECART_") {
@@ -157,6 +154,25 @@ impl Test {
         for (key, value) in &self.env {
             command.env(key, value);
         }
+        command
+    }
+
+    /// Starts the binary with `args`, its output discarded: for tests that
+    /// kill it part-way.
+    pub fn spawn<S: AsRef<OsStr>>(&self, args: &[S]) -> std::process::Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to spawn {RECART}: {e}"))
+    }
+
+    /// Run the binary with `args` (the builder's arguments are ignored), in
+    /// the same tempdir and environment.
+    pub fn recart<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
+        let cwd = self.join(&self.current_dir);
+        let mut command = self.command(args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
 
         let rendered = format!(
             "recart {} (in {})",

@@ -181,3 +181,56 @@ fn missing_input_file_is_an_error_naming_it() {
     assert_ne!(out.status, 0, "{out:?}");
     out.expect_stderr_contains("no-such-export.csv");
 }
+
+/// A first import into an empty store is one transaction written through a
+/// rollback journal. Killed half-way, it leaves a hot journal; the next
+/// open rolls it back to the empty store, indexes and all, and an import
+/// then loads the whole file and leaves the store in WAL mode.
+#[test]
+fn a_first_import_killed_half_way_leaves_the_store_as_it_was() {
+    let carts = 30_000;
+    let csv = crate::fixtures::many_carts(carts);
+    let t = shop(&Config::new(Transport::File)).file("big.csv", csv);
+    // The store exists, without carts, before the import starts.
+    t.recart(&["report"]).expect_success();
+    let journal = t.join("recart.db-journal");
+
+    let mut child = t.spawn(&["import", "big.csv"]);
+    // Killed as soon as the load has written through its journal.
+    let mut killed = false;
+    while child.try_wait().unwrap().is_none() {
+        if journal.exists() {
+            child.kill().expect("SIGKILL recart");
+            killed = true;
+            break;
+        }
+        std::thread::yield_now();
+    }
+    child.wait().unwrap();
+    assert!(killed, "the import finished before its journal was seen");
+    assert!(journal.exists(), "no hot journal after the kill");
+
+    let store = t.store();
+    assert_eq!(store.count("SELECT count(*) FROM carts"), 0);
+    assert_eq!(
+        store.count(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'index'
+             AND name IN ('carts_by_email', 'carts_open_window')"
+        ),
+        2,
+        "the dropped indexes are back"
+    );
+    assert_eq!(
+        store.count("SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"),
+        0
+    );
+    drop(store);
+
+    t.recart(&["import", "big.csv"]).expect_success();
+    let store = t.store();
+    assert_eq!(store.count("SELECT count(*) FROM carts"), carts as i64);
+    assert_eq!(
+        store.count("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"),
+        1
+    );
+}

@@ -12,6 +12,17 @@ fn bundled_sample_data_dry_run() {
     // sample-data/recart.toml refers to ../templates: keep that relationship.
     t.copy_dir(root.join("sample-data"), "sample-data");
     t.copy_dir(root.join("templates"), "templates");
+    // As checked out: what running the README's command there left behind
+    // (its store, its outbox) would make everyone sent already.
+    for left in [
+        "recart.db",
+        "recart.db-wal",
+        "recart.db-shm",
+        "recart.db.lock",
+    ] {
+        let _ = std::fs::remove_file(t.join("sample-data").join(left));
+    }
+    let _ = std::fs::remove_dir_all(t.join("sample-data/outbox"));
 
     let args = [
         "--config",
