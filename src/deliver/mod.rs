@@ -367,13 +367,60 @@ fn html_body(html: &str) -> Body {
 
 /// The text part: as 7bit when it is ASCII with lines up to 998 octets
 /// (a text with a long link would otherwise be quoted-printable); else
-/// lettre chooses (quoted-printable for other characters).
+/// quoted-printable or base64, as lettre would choose and encode it.
 fn text_body(text: &str) -> Body {
     // For ASCII, the HTML conversion only makes line ends CRLF.
-    match text.is_ascii().then(|| seven_bit_html(text)).flatten() {
-        Some(bytes) => Body::dangerous_pre_encoded(bytes, ContentTransferEncoding::SevenBit),
-        None => Body::new(text.to_string()),
+    if let Some(bytes) = text.is_ascii().then(|| seven_bit_html(text)).flatten() {
+        return Body::dangerous_pre_encoded(bytes, ContentTransferEncoding::SevenBit);
     }
+    // lettre's rule: quoted-printable unless over a third of the bytes need
+    // escaping (then base64, which lettre does).
+    let escaped = text
+        .bytes()
+        .filter(|byte| !matches!(byte, b'\t' | b' '..=b'~'))
+        .count();
+    if escaped > text.len() / 3 {
+        return Body::new(text.to_string());
+    }
+    Body::dangerous_pre_encoded(
+        quoted_printable_lines(text),
+        ContentTransferEncoding::QuotedPrintable,
+    )
+}
+
+/// Longest line quoted-printable leaves as it is (RFC 2045 6.7).
+const QP_PLAIN_LINE: usize = 76;
+
+/// Quoted-printable, the same bytes as lettre's (line ends made CRLF,
+/// then the whole text encoded byte by byte), but lines that need nothing
+/// — printable ASCII without `=`, short, no white space at the end: most
+/// of a reminder's — are copied, and only the others go to the encoder.
+fn quoted_printable_lines(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        let last = lines.peek().is_none();
+        // A CR before the LF is the line end; lettre keeps CRLF as is.
+        let line = if last {
+            line
+        } else {
+            line.strip_suffix('\r').unwrap_or(line)
+        };
+        let plain = line.len() <= QP_PLAIN_LINE
+            && line
+                .bytes()
+                .all(|byte| matches!(byte, b' '..=b'~') && byte != b'=')
+            && !line.ends_with(' ');
+        if plain {
+            out.extend_from_slice(line.as_bytes());
+        } else {
+            out.extend_from_slice(quoted_printable::encode_to_str(line).as_bytes());
+        }
+        if !last {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out
 }
 
 /// The bytes `seven_bit_html` stops at: line ends, `<`, NUL, and every
@@ -646,6 +693,40 @@ mod tests {
             text_body("Grüße aus Köln").encoding(),
             ContentTransferEncoding::SevenBit
         );
+    }
+
+    #[test]
+    fn the_text_part_is_encoded_as_lettre_would() {
+        let texts = [
+            "Grüße aus Köln\n".to_string(),
+            "Total: €455.10 EUR\n\nPick up: https://shop.example/r/abc\n".to_string(),
+            format!("€ {}\n", "x".repeat(200)),
+            format!("{}\r\n€\r\n", "y".repeat(QP_PLAIN_LINE)),
+            format!("{}\n€", "y".repeat(QP_PLAIN_LINE + 1)),
+            "a = b, trailing space \nand tab\t\nx=y\n€".to_string(),
+            "lone\rCR, NUL \0, emoji 🛒\n\n\n".to_string(),
+            "ends with CR €\r".to_string(),
+            "no line end €".to_string(),
+            // Mostly not ASCII: base64.
+            "Привет! Ваша корзина ждёт вас.\n".to_string(),
+        ];
+        let mut lengths = String::new();
+        for width in 60..90 {
+            lengths.push_str(&"z".repeat(width));
+            lengths.push_str(" €\n");
+            lengths.push_str(&"w".repeat(width));
+            lengths.push('\n');
+        }
+        for text in texts.iter().chain([&lengths]) {
+            let ours = text_body(text);
+            let lettres = Body::new(text.clone());
+            assert_eq!(ours.encoding(), lettres.encoding(), "{text:?}");
+            assert_eq!(
+                String::from_utf8_lossy(ours.as_ref()),
+                String::from_utf8_lossy(lettres.as_ref()),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
