@@ -394,7 +394,7 @@ impl Renderer {
                         })?;
                     if *part == HTML {
                         let marked = if preheader {
-                            with_preheader(&source, css::PREHEADER_MARK)
+                            with_preheader(source.clone(), css::PREHEADER_MARK)
                         } else {
                             source.clone()
                         };
@@ -646,10 +646,13 @@ impl Renderer {
             && block_as_ahead
             && let Ok(html) = self.render_part(stem, locale, INLINED_HTML, context)
         {
+            if !set.preheader {
+                return Ok(html);
+            }
             return Ok(html.replacen(css::PREHEADER_MARK, &preheader, 1));
         }
         let html = self.render_part(stem, locale, HTML, context)?;
-        css::inline_html(&with_preheader(&html, &preheader)).map_err(|message| Error::Template {
+        css::inline_html(with_preheader(html, &preheader)).map_err(|message| Error::Template {
             name: template_name(stem, locale, HTML),
             message,
         })
@@ -722,9 +725,9 @@ pub fn html_to_text(html: &str) -> String {
 /// body, padded so that inboxes do not pull body text into the preview.
 /// No tiny `font-size` in its style: SpamAssassin scores that as invisible
 /// text (`FONT_INVIS_MSGID`); `display:none` alone is not held against it.
-fn with_preheader(html: &str, preheader: &str) -> String {
+fn with_preheader(html: String, preheader: &str) -> String {
     if preheader.is_empty() {
-        return html.to_string();
+        return html;
     }
     let block = format!(
         "<div style=\"display:none;max-height:0;max-width:0;opacity:0;overflow:hidden;mso-hide:all\">{preheader}{}</div>",

@@ -29,9 +29,16 @@ pub(super) const PREHEADER_MARK: &str = "<!--recart-preheader-->";
 /// Inlines `<style>` rules into `style=` attributes; at-rules (`@media`)
 /// stay in a `<style>` block. Never loads anything from the network or
 /// from files.
-pub(super) fn inline_html(html: &str) -> Result<String, String> {
-    if !html.to_ascii_lowercase().contains("<style") {
-        return Ok(html.to_string());
+pub(super) fn inline_html(html: String) -> Result<String, String> {
+    // Most mails without a style sheet: given back as they are.
+    let bytes = html.as_bytes();
+    let has_style = memchr::memchr_iter(b'<', bytes).any(|at| {
+        bytes
+            .get(at + 1..at + 6)
+            .is_some_and(|tag| tag.eq_ignore_ascii_case(b"style"))
+    });
+    if !has_style {
+        return Ok(html);
     }
     css_inline::CSSInliner::options()
         .load_remote_stylesheets(false)
@@ -39,7 +46,7 @@ pub(super) fn inline_html(html: &str) -> Result<String, String> {
         .keep_at_rules(true)
         .keep_link_tags(true)
         .build()
-        .inline(html)
+        .inline(&html)
         .map_err(|error| format!("cannot inline its CSS: {error}"))
 }
 
@@ -166,7 +173,7 @@ pub(super) fn inline_template(source: &str) -> Option<String> {
     if !nests_and_matches_simply(&substituted, &tags) {
         return None;
     }
-    let inlined = inline_html(&substituted).ok()?;
+    let inlined = inline_html(substituted).ok()?;
     restore(&inlined, &tags)
 }
 
@@ -540,6 +547,21 @@ mod tests {
 
     fn page(body: &str) -> String {
         format!("<!DOCTYPE html><html><head>{STYLE}</head><body>{body}</body></html>")
+    }
+
+    #[test]
+    fn html_without_a_style_sheet_is_left_as_it_is() {
+        let plain = "<p class=\"a\">Hi &amp; bye</p><stylish>".to_string();
+        assert_eq!(inline_html(plain.clone()).unwrap(), plain);
+        for tag in ["style", "STYLE", "Style"] {
+            let styled = format!("<{tag}>p {{ color: red }}</{tag}><p>Hi</p>");
+            let inlined = inline_html(styled).unwrap();
+            assert!(inlined.contains("color: red"), "{inlined}");
+            assert!(
+                !inlined.to_ascii_lowercase().contains("<style"),
+                "{inlined}"
+            );
+        }
     }
 
     #[test]
