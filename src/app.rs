@@ -1310,13 +1310,7 @@ impl<'a> Sender<'a> {
         if has_mail && self.transport.is_none() {
             match deliver::open(self.config) {
                 Ok(transport) => {
-                    let merge = match &self.config.transport {
-                        crate::config::Transport::Smtp(settings) if settings.connections > 1 => {
-                            GROUPS_IN_FLIGHT
-                        }
-                        _ => 1,
-                    };
-                    self.transport = Some(deliver::Background::start(transport, merge));
+                    self.transport = Some(deliver::Background::start(transport));
                 }
                 Err(Error::Transport(message)) => {
                     for (decision, pending) in &group {

@@ -61,64 +61,56 @@ pub struct BatchReport {
     pub fatal: Option<String>,
 }
 
+/// The groups of mails handed to a transport's thread, in order.
+pub type Groups = tokio::sync::mpsc::UnboundedReceiver<Vec<Outgoing>>;
+
 pub trait Transport: Send {
     fn send(&mut self, mails: &[Outgoing]) -> BatchReport;
     /// Ends sessions politely; errors here change no outcome.
     fn close(&mut self) {}
+
+    /// Sends the groups that come, in order, and reports on each, in
+    /// order, until no more come. By default a `send` per group. After a
+    /// breakdown nothing more is sent: later groups come back not handed
+    /// over.
+    fn serve(&mut self, groups: &mut Groups, reports: &Reports) {
+        let mut broken = false;
+        while let Some(mails) = groups.blocking_recv() {
+            let report = if broken {
+                BatchReport {
+                    outcomes: vec![Outcome::NotHandedOver; mails.len()],
+                    fatal: None,
+                }
+            } else {
+                self.send(&mails)
+            };
+            broken |= report.fatal.is_some();
+            if reports.send(report).is_err() {
+                return;
+            }
+        }
+    }
 }
+
+/// Where a transport's thread reports on each group.
+pub type Reports = std::sync::mpsc::Sender<BatchReport>;
 
 /// A transport working on its own thread, so that the run composes and
 /// claims the next mails while these are sent. Groups are sent in the
-/// order submitted (those waiting are sent together) and their reports
-/// come back one per group, in that order. After a
-/// breakdown nothing more is sent: later groups come back not handed over.
+/// order submitted and their reports come back one per group, in that
+/// order (`Transport::serve`).
 pub struct Background {
-    to_worker: Option<std::sync::mpsc::Sender<Vec<Outgoing>>>,
+    to_worker: Option<tokio::sync::mpsc::UnboundedSender<Vec<Outgoing>>>,
     from_worker: std::sync::mpsc::Receiver<BatchReport>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Background {
-    /// `merge`: how many waiting groups may go in one `send`. With several
-    /// connections that spares them waiting for the slowest at the end of
-    /// each group; with one it would only hold reports back.
-    pub fn start(mut transport: Box<dyn Transport>, merge: usize) -> Background {
-        let (to_worker, groups) = std::sync::mpsc::channel::<Vec<Outgoing>>();
+    pub fn start(mut transport: Box<dyn Transport>) -> Background {
+        let (to_worker, mut groups) = tokio::sync::mpsc::unbounded_channel::<Vec<Outgoing>>();
         let (reports, from_worker) = std::sync::mpsc::channel();
         let worker = std::thread::spawn(move || {
-            let mut broken = false;
-            while let Ok(first) = groups.recv() {
-                // Groups that queued up meanwhile go together: no
-                // connection waits for the slowest at each group's end.
-                let mut sizes = vec![first.len()];
-                let mut mails = first;
-                while sizes.len() < merge
-                    && let Ok(more) = groups.try_recv()
-                {
-                    sizes.push(more.len());
-                    mails.extend(more);
-                }
-                let report = if broken {
-                    BatchReport {
-                        outcomes: vec![Outcome::NotHandedOver; mails.len()],
-                        fatal: None,
-                    }
-                } else {
-                    transport.send(&mails)
-                };
-                broken |= report.fatal.is_some();
-                let mut outcomes = report.outcomes.into_iter();
-                let mut fatal = report.fatal;
-                for size in sizes {
-                    let group = BatchReport {
-                        outcomes: outcomes.by_ref().take(size).collect(),
-                        fatal: fatal.take(),
-                    };
-                    if reports.send(group).is_err() {
-                        return;
-                    }
-                }
-            }
+            transport.serve(&mut groups, &reports);
             transport.close();
         });
         Background {
@@ -649,7 +641,7 @@ mod tests {
         let from: Mailbox = "shop@shop.example".parse().unwrap();
         let mail = check(&letter(&from, None, "", &rendered("Hi"), &links(None))).unwrap();
         let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut background = Background::start(Box::new(Flaky(calls.clone())), 1);
+        let mut background = Background::start(Box::new(Flaky(calls.clone())));
         for size in [2, 3, 1, 2] {
             background.submit(vec![mail.clone(); size]);
         }
@@ -667,18 +659,6 @@ mod tests {
         for report in &reports[2..] {
             assert!(report.outcomes.iter().all(|o| *o == Outcome::NotHandedOver));
         }
-        // Groups that wait go together, and still come back one by one.
-        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut background = Background::start(Box::new(Flaky(calls.clone())), 4);
-        let reports: Vec<usize> = [1, 2, 3]
-            .map(|size| {
-                background.submit(vec![mail.clone(); size]);
-                size
-            })
-            .map(|size| background.receive(size).outcomes.len())
-            .into();
-        background.finish();
-        assert_eq!(reports, [1, 2, 3]);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! RCPT and DATA go in one write and their answers are read after: two
 //! round trips per mail instead of four.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::time::Duration;
 
@@ -84,7 +85,22 @@ impl SmtpTransport {
 
 impl Transport for SmtpTransport {
     fn send(&mut self, mails: &[Outgoing]) -> BatchReport {
-        let lanes = self.connections.len().min(mails.len()).max(1);
+        let (group, mut groups) = tokio::sync::mpsc::unbounded_channel();
+        let _ = group.send(mails.to_vec());
+        drop(group);
+        let (reports, report) = std::sync::mpsc::channel();
+        self.serve(&mut groups, &reports);
+        report.try_recv().unwrap_or_default()
+    }
+
+    /// Every connection takes the next mail as soon as it is done with
+    /// one, whichever group it is in (no connection waits for the slowest
+    /// at a group's end, and a pipelined envelope goes ahead across
+    /// groups); a group is reported once all its mails are done and those
+    /// before it were reported. After a breakdown nothing more is handed
+    /// over: the mails on their way end as they do, the rest come back not
+    /// handed over, the first report after it carrying the reason.
+    fn serve(&mut self, groups: &mut super::Groups, reports: &super::Reports) {
         let settings = &self.settings;
         let password = self.password.as_deref();
         let pacer = Pacer {
@@ -93,31 +109,20 @@ impl Transport for SmtpTransport {
                 .map(|rate| Duration::from_secs_f64(1.0 / rate)),
             next_slot: &self.next_slot,
         };
-        let pacer = &pacer;
-        let work = self
+        let work = Work::default();
+        let feed = async {
+            while let Some(group) = groups.recv().await {
+                work.add(group, reports);
+            }
+            work.closed.set(true);
+            work.arrived.notify_waiters();
+        };
+        let lanes = self
             .connections
             .iter_mut()
-            .take(lanes)
-            .enumerate()
-            .map(|(lane, slot)| {
-                let share: Vec<(usize, &Outgoing)> =
-                    mails.iter().enumerate().skip(lane).step_by(lanes).collect();
-                send_lane(slot, share, settings, password, pacer)
-            });
-        let results = self.runtime.block_on(join_all(work));
-        let mut report = BatchReport {
-            outcomes: vec![Outcome::NotHandedOver; mails.len()],
-            fatal: None,
-        };
-        for (outcomes, fatal) in results {
-            for (index, outcome) in outcomes {
-                report.outcomes[index] = outcome;
-            }
-            if report.fatal.is_none() {
-                report.fatal = fatal;
-            }
-        }
-        report
+            .map(|slot| send_lane(slot, &work, reports, settings, password, &pacer));
+        self.runtime
+            .block_on(async { futures_util::future::join(feed, join_all(lanes)).await });
     }
 
     fn close(&mut self) {
@@ -129,6 +134,130 @@ impl Transport for SmtpTransport {
                     tokio::time::timeout(timeout, connection.smtp.command(Quit)).await
                 });
             }
+        }
+    }
+}
+
+/// A mail waiting for a connection: its group and place in it.
+struct Queued {
+    group: u64,
+    index: usize,
+    mail: Outgoing,
+}
+
+/// A group not yet reported: the outcomes so far, and how many to come.
+struct Pending {
+    outcomes: Vec<Outcome>,
+    left: usize,
+}
+
+/// What the connections share (one thread: cells, no locks).
+#[derive(Default)]
+struct Work {
+    queue: RefCell<VecDeque<Queued>>,
+    /// Groups not yet reported, oldest first; the first is `first_group`.
+    pending: RefCell<VecDeque<Pending>>,
+    first_group: Cell<u64>,
+    /// The breakdown, once there is one; taken by the report that tells it.
+    broken: Cell<bool>,
+    fatal: RefCell<Option<String>>,
+    /// No more groups will come.
+    closed: Cell<bool>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Work {
+    fn add(&self, group: Vec<Outgoing>, reports: &super::Reports) {
+        let number = self.first_group.get() + self.pending.borrow().len() as u64;
+        self.pending.borrow_mut().push_back(Pending {
+            outcomes: vec![Outcome::NotHandedOver; group.len()],
+            left: group.len(),
+        });
+        if self.broken.get() {
+            let mut pending = self.pending.borrow_mut();
+            let last = pending.back_mut().expect("just added");
+            last.left = 0;
+        } else {
+            let mut queue = self.queue.borrow_mut();
+            for (index, mail) in group.into_iter().enumerate() {
+                queue.push_back(Queued {
+                    group: number,
+                    index,
+                    mail,
+                });
+            }
+        }
+        self.arrived.notify_waiters();
+        self.report_done(reports);
+    }
+
+    /// The next mail for a connection; None once no more will come (or
+    /// after a breakdown).
+    async fn next(&self) -> Option<Queued> {
+        loop {
+            if self.broken.get() {
+                return None;
+            }
+            if let Some(queued) = self.queue.borrow_mut().pop_front() {
+                return Some(queued);
+            }
+            if self.closed.get() {
+                return None;
+            }
+            // One thread: nothing can arrive between the checks above
+            // and this wait being registered.
+            self.arrived.notified().await;
+        }
+    }
+
+    /// The next mail if one is waiting, to pipeline its envelope.
+    fn next_waiting(&self) -> Option<Queued> {
+        if self.broken.get() {
+            return None;
+        }
+        self.queue.borrow_mut().pop_front()
+    }
+
+    fn done(&self, queued: &Queued, outcome: Outcome, reports: &super::Reports) {
+        {
+            let mut pending = self.pending.borrow_mut();
+            let at = (queued.group - self.first_group.get()) as usize;
+            let group = &mut pending[at];
+            group.outcomes[queued.index] = outcome;
+            group.left -= 1;
+        }
+        self.report_done(reports);
+    }
+
+    /// Stops handing mails over: those waiting are not handed over.
+    fn break_down(&self, message: String, reports: &super::Reports) {
+        if !self.broken.replace(true) {
+            *self.fatal.borrow_mut() = Some(message);
+        }
+        let waiting: Vec<Queued> = self.queue.borrow_mut().drain(..).collect();
+        for queued in &waiting {
+            self.done(queued, Outcome::NotHandedOver, reports);
+        }
+        self.arrived.notify_waiters();
+        self.report_done(reports);
+    }
+
+    /// Reports the groups at the front that are done, in order.
+    fn report_done(&self, reports: &super::Reports) {
+        let mut pending = self.pending.borrow_mut();
+        while pending.front().is_some_and(|group| group.left == 0) {
+            let group = pending.pop_front().expect("checked");
+            self.first_group.set(self.first_group.get() + 1);
+            let fatal = if self.broken.get() {
+                self.fatal.borrow_mut().take()
+            } else {
+                None
+            };
+            // The run is gone if nobody listens: nothing to tell.
+            let _ = reports.send(BatchReport {
+                outcomes: group.outcomes,
+                fatal,
+            });
         }
     }
 }
@@ -229,55 +358,63 @@ impl Pacer<'_> {
     }
 }
 
-/// Sends one lane's share of the batch over one connection, in order.
-/// With PIPELINING and no `rate_limit`, each message goes in one write
-/// with the next mail's MAIL, RCPT and DATA: one round trip per mail.
+/// One connection's share: mails as they come, one after the other. With
+/// PIPELINING and no `rate_limit`, each message goes in one write with
+/// the next waiting mail's MAIL, RCPT and DATA: one round trip per mail.
 async fn send_lane(
     slot: &mut Option<Connection>,
-    mails: Vec<(usize, &Outgoing)>,
+    work: &Work,
+    reports: &super::Reports,
     settings: &SmtpSettings,
     password: Option<&str>,
     pacer: &Pacer<'_>,
-) -> (Vec<(usize, Outcome)>, Option<String>) {
-    let mut outcomes = Vec::with_capacity(mails.len());
-    let mut fatal = None;
-    // The answers to the envelope of the mail at hand, when it went ahead
-    // with the message before it.
-    let mut envelope_sent: Option<std::result::Result<(), Failure>> = None;
-    for (position, &(index, mail)) in mails.iter().enumerate() {
-        if fatal.is_some() {
-            outcomes.push((index, Outcome::NotHandedOver));
+) {
+    // The mail taken with the one before it, and the answers to its
+    // envelope if that went ahead with the message before.
+    let mut ahead: Option<(Queued, Option<std::result::Result<(), Failure>>)> = None;
+    loop {
+        let (queued, envelope_sent) = match ahead.take() {
+            Some(next) => next,
+            None => match work.next().await {
+                Some(queued) => (queued, None),
+                None => break,
+            },
+        };
+        if work.broken.get() && envelope_sent.is_none() {
+            work.done(&queued, Outcome::NotHandedOver, reports);
             continue;
         }
         if slot.is_none() {
             match open_connection(settings, password).await {
                 Ok(connection) => *slot = Some(connection),
                 Err(message) => {
-                    fatal = Some(message);
-                    outcomes.push((index, Outcome::NotHandedOver));
+                    // Broken down first, so that the report this mail
+                    // completes carries the reason.
+                    work.break_down(message, reports);
+                    work.done(&queued, Outcome::NotHandedOver, reports);
                     continue;
                 }
             }
         }
         let connection = slot.as_mut().expect("connected above");
-        let next = match mails.get(position + 1) {
-            Some((_, next)) if connection.pipelining && pacer.interval.is_none() => Some(*next),
-            _ => None,
-        };
         if envelope_sent.is_none() {
             pacer.wait_turn().await;
         }
+        let next = if connection.pipelining && pacer.interval.is_none() {
+            work.next_waiting()
+        } else {
+            None
+        };
         let (outcome, next_envelope) = send_one(
             connection,
-            mail,
-            envelope_sent.take(),
-            next,
+            &queued.mail,
+            envelope_sent,
+            next.as_ref().map(|next| &next.mail),
             settings.timeout,
         )
         .await;
-        envelope_sent = next_envelope;
         match outcome {
-            Step::Done(outcome) => outcomes.push((index, outcome)),
+            Step::Done(outcome) => work.done(&queued, outcome, reports),
             Step::Refused(outcome) => {
                 // Reset the transaction; if that fails the connection is gone.
                 if command(&mut connection.smtp, Rset, settings.timeout)
@@ -286,16 +423,18 @@ async fn send_lane(
                 {
                     *slot = None;
                 }
-                outcomes.push((index, outcome));
+                work.done(&queued, outcome, reports);
             }
             Step::Broken(outcome, message) => {
                 *slot = None;
-                fatal = Some(format!("{}: {message}", describe(settings)));
-                outcomes.push((index, outcome));
+                work.break_down(format!("{}: {message}", describe(settings)), reports);
+                work.done(&queued, outcome, reports);
             }
         }
+        // The next mail stays with this connection: its envelope went
+        // ahead (the answers are read), or it goes on its own.
+        ahead = next.map(|next| (next, next_envelope));
     }
-    (outcomes, fatal)
 }
 
 enum Step {
