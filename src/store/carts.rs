@@ -109,8 +109,12 @@ fn decode_items(column: usize, json: &str) -> rusqlite::Result<Vec<LineItem>> {
         .collect())
 }
 
-fn bad_items(column: usize, error: serde_json::Error) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, error.into())
+fn bad_items(column: usize, error: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("the stored items are not valid: {error}").into(),
+    )
 }
 
 /// The hash the first release stored (SHA-256 of the cart as JSON). A store
@@ -264,56 +268,98 @@ impl Store {
     }
 
     /// Open carts last active within `[oldest, newest]`, by index, with the
-    /// SKUs and categories of their items.
+    /// SKUs and categories of their items. The items (JSON) are parsed on
+    /// another thread while the next rows are read: parsing was half the
+    /// time of a large window, and the run waits for all of it before the
+    /// first mail.
     pub fn candidates(
         &self,
         oldest: DateTime<Utc>,
         newest: DateTime<Utc>,
     ) -> Result<Vec<Candidate>> {
-        let run = || -> rusqlite::Result<Vec<Candidate>> {
+        /// Rows handed to the parser at a time, and chunks ahead at most.
+        const CHUNK: usize = 512;
+        const CHUNKS_AHEAD: usize = 4;
+        type Parsed = (Vec<Candidate>, Vec<Vec<(u32, i64)>>);
+        let parse = |rows: std::sync::mpsc::Receiver<Vec<(Candidate, String)>>| {
+            let mut parsed: Parsed = Default::default();
+            for chunk in rows {
+                for (mut candidate, items) in chunk {
+                    let items: Vec<StoredItemForPlan> =
+                        serde_json::from_str(&items).map_err(|error| {
+                            bad_items(10, format!("cart {}: {error}", candidate.id))
+                        })?;
+                    parsed
+                        .1
+                        .push(items.iter().map(|item| (item.3, item.4)).collect());
+                    candidate.items = items
+                        .into_iter()
+                        .map(|StoredItemForPlan(sku, _, category, quantity, price, ..)| {
+                            CandidateItem {
+                                sku,
+                                category,
+                                line_total_minor: i64::from(quantity).saturating_mul(price),
+                                in_stock: None,
+                            }
+                        })
+                        .collect();
+                    parsed.0.push(candidate);
+                }
+            }
+            Ok::<_, rusqlite::Error>(parsed)
+        };
+        let read = |to_parser: std::sync::mpsc::SyncSender<Vec<(Candidate, String)>>| {
             let window = params![to_unix(oldest), to_unix(newest)];
             let mut query = self.conn().prepare_cached(CANDIDATES)?;
-            let mut quantities: Vec<Vec<(u32, i64)>> = Vec::new();
-            let mut candidates = query
-                .query_map(window, |row| {
-                    let currency: String = row.get(6)?;
-                    let timezone: String = row.get(7)?;
-                    let items = row.get_ref(10)?.as_str()?;
-                    let items: Vec<StoredItemForPlan> =
-                        serde_json::from_str(items).map_err(|error| bad_items(10, error))?;
-                    quantities.push(items.iter().map(|item| (item.3, item.4)).collect());
-                    Ok(Candidate {
-                        id: row.get(0)?,
-                        email: row.get(1)?,
-                        email_norm: row.get(2)?,
-                        status: CartStatus::Open,
-                        accepts_marketing: row.get(3)?,
-                        updated_at: from_unix(row.get(4)?),
-                        total_minor: row.get(5)?,
-                        currency: currency.parse().map_err(|message: String| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                6,
-                                rusqlite::types::Type::Text,
-                                message.into(),
-                            )
-                        })?,
-                        items: items
-                            .into_iter()
-                            .map(|StoredItemForPlan(sku, _, category, quantity, price, ..)| {
-                                CandidateItem {
-                                    sku,
-                                    category,
-                                    line_total_minor: i64::from(quantity).saturating_mul(price),
-                                    in_stock: None,
-                                }
-                            })
-                            .collect(),
-                        timezone: (!timezone.is_empty()).then_some(timezone),
-                        utc_offset_seconds: row.get(8)?,
-                        sms_consent: row.get(9)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut rows = query.query(window)?;
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while let Some(row) = rows.next()? {
+                let currency: String = row.get(6)?;
+                let timezone: String = row.get(7)?;
+                let candidate = Candidate {
+                    id: row.get(0)?,
+                    email: row.get(1)?,
+                    email_norm: row.get(2)?,
+                    status: CartStatus::Open,
+                    accepts_marketing: row.get(3)?,
+                    updated_at: from_unix(row.get(4)?),
+                    total_minor: row.get(5)?,
+                    currency: currency.parse().map_err(|message: String| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            6,
+                            rusqlite::types::Type::Text,
+                            message.into(),
+                        )
+                    })?,
+                    items: Vec::new(),
+                    timezone: (!timezone.is_empty()).then_some(timezone),
+                    utc_offset_seconds: row.get(8)?,
+                    sms_consent: row.get(9)?,
+                };
+                chunk.push((candidate, row.get(10)?));
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if to_parser.send(full).is_err() {
+                        // The parser stopped at an error: it tells which.
+                        return Ok(());
+                    }
+                }
+            }
+            let _ = to_parser.send(chunk);
+            Ok::<_, rusqlite::Error>(())
+        };
+        let run = || -> rusqlite::Result<Vec<Candidate>> {
+            let (to_parser, rows) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+            let (read, parsed) = std::thread::scope(|scope| {
+                let parser = scope.spawn(move || parse(rows));
+                let read = read(to_parser);
+                let parsed = parser
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (read, parsed)
+            });
+            read?;
+            let (mut candidates, quantities) = parsed?;
             let has_products: bool = self
                 .conn()
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM products)")?
@@ -981,6 +1027,46 @@ mod tests {
             .import_carts(&[cart("a", 100, CartStatus::Open, &["A1"])])
             .unwrap();
         assert!(store.conn().is_autocommit());
+    }
+
+    #[test]
+    fn candidates_come_in_window_order_with_their_items_and_bad_items_fail() {
+        let store = Store::open_in_memory().unwrap();
+        // More than a few of the parser's chunks, and one cart out of the
+        // window at each end.
+        let carts: Vec<Cart> = (0..1_300)
+            .map(|n| {
+                cart(
+                    &format!("c{n:04}"),
+                    1_000 + n,
+                    CartStatus::Open,
+                    &["A", "B"],
+                )
+            })
+            .collect();
+        store.import_carts(&carts).unwrap();
+        let found = store
+            .candidates(from_unix(1_001), from_unix(2_298))
+            .unwrap();
+        let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+        let expected: Vec<String> = (1..1_299).map(|n| format!("c{n:04}")).collect();
+        assert_eq!(ids, expected);
+        assert!(found.iter().all(|c| c.items.len() == 2
+            && c.items[1].sku == "B"
+            && c.items[1].line_total_minor == 1250));
+        store
+            .conn()
+            .execute("UPDATE carts SET items = '[[\"A\"' WHERE id = 'c0700'", [])
+            .unwrap();
+        let error = store
+            .candidates(from_unix(1_001), from_unix(2_298))
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the stored items are not valid: cart c0700: "),
+            "{error}"
+        );
     }
 
     #[test]
