@@ -262,38 +262,65 @@ impl Currency {
     /// `$1,234.50` (en), `1 234,50 kr` (sv, with no-break spaces). Unknown
     /// languages read as English.
     pub fn format_in(&self, minor: i64, locale: &str) -> String {
-        let language = locale
-            .split(['-', '_'])
-            .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        use std::fmt::Write as _;
+        // Every item of every mail goes through here: few allocations.
+        let language = locale.split(['-', '_']).next().unwrap_or("");
+        let language: std::borrow::Cow<str> = if language.bytes().any(|b| b.is_ascii_uppercase()) {
+            language.to_ascii_lowercase().into()
+        } else {
+            language.into()
+        };
         let style = NumberStyle::of(&language);
-        let exponent = self.exponent() as usize;
-        let digits = minor.unsigned_abs().to_string();
-        let digits = format!("{digits:0>width$}", width = exponent + 1);
-        let (whole, fraction) = digits.split_at(digits.len() - exponent);
-        let mut number = String::with_capacity(whole.len() + whole.len() / 3 * 2 + 4);
+        let exponent = self.exponent();
+        let scale = 10_u64.pow(exponent);
+        let amount = minor.unsigned_abs();
+        let whole = (amount / scale).to_string();
+        let mut number = String::with_capacity(whole.len() * 2 + 8);
+        if minor < 0 {
+            number.push('-');
+        }
+        const NBSP: char = '\u{a0}';
+        let symbol = self.symbol(&language);
+        match (&style.symbol, symbol) {
+            (Placement::Before, Some(symbol)) => number.push_str(symbol),
+            (Placement::BeforeSpaced, Some(symbol)) => {
+                number.push_str(symbol);
+                number.push(NBSP);
+            }
+            _ => {}
+        }
         for (index, digit) in whole.chars().enumerate() {
-            if index > 0 && (whole.len() - index) % 3 == 0 {
+            if index > 0 && (whole.len() - index).is_multiple_of(3) {
                 number.push(style.group);
             }
             number.push(digit);
         }
         if exponent > 0 {
             number.push(style.decimal);
-            number.push_str(fraction);
+            let _ = write!(
+                number,
+                "{:0width$}",
+                amount % scale,
+                width = exponent as usize
+            );
         }
-        const NBSP: char = '\u{a0}';
-        let symbol = self.symbol(&language);
-        let sign = if minor < 0 { "-" } else { "" };
         match (style.symbol, symbol) {
-            (Placement::Before, Some(symbol)) => format!("{sign}{symbol}{number}"),
-            (Placement::BeforeSpaced, Some(symbol)) => format!("{sign}{symbol}{NBSP}{number}"),
-            (Placement::After, Some(symbol)) => format!("{sign}{number}{NBSP}{symbol}"),
+            (Placement::Before | Placement::BeforeSpaced, Some(_)) => {}
+            (Placement::After, Some(symbol)) => {
+                number.push(NBSP);
+                number.push_str(symbol);
+            }
             // English keeps the plain space `format` always had.
-            (Placement::Before, None) => format!("{sign}{number} {}", self.0),
-            (_, None) => format!("{sign}{number}{NBSP}{}", self.0),
+            (Placement::Before, None) => {
+                number.push(' ');
+                number.push_str(&self.0);
+            }
+            (_, None) => {
+                number.push(NBSP);
+                number.push_str(&self.0);
+            }
         }
+        number
     }
 
     /// The sign a reader of `language` knows the currency by, if any.
@@ -578,6 +605,7 @@ mod tests {
             ("EUR", 123450, "de", "1.234,50~€"),
             ("EUR", 123450, "de-AT", "1.234,50~€"),
             ("EUR", 123450, "de_DE", "1.234,50~€"),
+            ("EUR", 123450, "DE-de", "1.234,50~€"),
             ("USD", 123450, "en-US", "$1,234.50"),
             ("GBP", 19999, "en-GB", "£199.99"),
             ("SEK", 123450, "sv-SE", "1~234,50~kr"),
