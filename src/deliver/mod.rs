@@ -389,7 +389,8 @@ const QP_LINE: usize = 76;
 /// octets once its bytes are escaped, and does not end in white space —
 /// nearly every line of a reminder, a `€` in it or not — is escaped here,
 /// a run of plain bytes at a time: it needs no soft line break, so there
-/// is nothing else to do. Other lines go to the crate.
+/// is nothing else to do. A longer line of printable ASCII alone (a link)
+/// gets soft breaks at fixed places. Other lines go to the crate.
 fn quoted_printable_lines(text: &str) -> Vec<u8> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     // What quoted-printable escapes (the crate's rule).
@@ -419,9 +420,24 @@ fn quoted_printable_lines(text: &str) -> Vec<u8> {
             rest = &rest[at + 1..];
         }
         out.extend_from_slice(rest);
-        if out.len() - start > QP_LINE || line.ends_with([' ', '\t']) {
+        let plain = out.len() - start == line.len();
+        let white_end = line.ends_with([' ', '\t']);
+        if out.len() - start > QP_LINE || white_end {
             out.truncate(start);
-            out.extend_from_slice(quoted_printable::encode_to_str(line).as_bytes());
+            if plain && !white_end {
+                // Printable ASCII only, too long for one line (a link):
+                // a soft break after every 75 octets, the last piece up to
+                // 76, as the crate breaks it.
+                let mut rest = line.as_bytes();
+                while rest.len() > QP_LINE {
+                    out.extend_from_slice(&rest[..QP_LINE - 1]);
+                    out.extend_from_slice(b"=\r\n");
+                    rest = &rest[QP_LINE - 1..];
+                }
+                out.extend_from_slice(rest);
+            } else {
+                out.extend_from_slice(quoted_printable::encode_to_str(line).as_bytes());
+            }
         }
         if !last {
             out.extend_from_slice(b"\r\n");
@@ -714,7 +730,35 @@ mod tests {
             lengths.push_str(&"w".repeat(width));
             lengths.push('\n');
         }
-        for text in texts.iter().chain([&lengths]) {
+        // Random lines: letters, spaces, tabs, `=`, `€`, CRs, up to 300
+        // octets (a fixed sequence, the same every run).
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut random = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut random_lines = String::new();
+        for _ in 0..400 {
+            let length = random() % 300;
+            let spice = random() % 4;
+            for _ in 0..length {
+                let pick = random() % 100;
+                random_lines.push(match (spice, pick) {
+                    (0, _) | (_, 0..=79) => char::from(b'a' + (pick % 26) as u8),
+                    (1, _) | (_, 80..=89) => ' ',
+                    (2, 90..=93) => '\t',
+                    (2, _) | (_, 94..=96) => '=',
+                    (_, 97..=98) => '€',
+                    _ => '\r',
+                });
+            }
+            random_lines.push('\n');
+        }
+        // Mostly ASCII, so that lettre picks quoted-printable for it.
+        random_lines.push('€');
+        for text in texts.iter().chain([&lengths, &random_lines]) {
             let ours = text_body(text);
             let lettres = Body::new(text.clone());
             assert_eq!(ours.encoding(), lettres.encoding(), "{text:?}");
