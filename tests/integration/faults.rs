@@ -173,35 +173,58 @@ impl Sink {
         self.dumps().into_iter().filter(|m| m.complete).collect()
     }
 
-    /// Every dump, including transactions cut short.
+    /// Every dump, including transactions cut short or in flight.
     fn dumps(&self) -> Vec<Dumped> {
-        self.files().iter().map(|f| parse_dump(f)).collect()
+        self.files().iter().filter_map(|f| parse_dump(f)).collect()
     }
 
-    /// Waits until no new message has been dumped for `quiet` (at most
-    /// 15 s): the sink has finished what it had in flight.
-    fn settle(&self, quiet: Duration) -> Vec<Dumped> {
+    /// Waits until the dumps have not changed for `quiet` and, while the
+    /// sink runs, none is in flight (at most 15 s). smtp-sink creates a
+    /// transaction's dump at DATA and writes it as the message comes; a
+    /// delayed answer (`-W`, a random multiple of its delay) can keep it
+    /// half-written for seconds before it is finished, or deleted because
+    /// the client went away without ".". Returns every accepted message.
+    fn settle(&mut self, quiet: Duration) -> Vec<Dumped> {
         let deadline = Instant::now() + Duration::from_secs(15);
-        let mut count = self.files().len();
+        let mut seen = self.snapshot();
         let mut since = Instant::now();
-        while Instant::now() < deadline && since.elapsed() < quiet {
+        while Instant::now() < deadline {
             thread::sleep(Duration::from_millis(50));
-            let now = self.files().len();
-            if now != count {
-                count = now;
+            let now = self.snapshot();
+            if now != seen {
+                seen = now;
                 since = Instant::now();
+                continue;
+            }
+            let in_flight = !self.exited() && self.dumps().iter().any(|m| !m.complete);
+            if since.elapsed() >= quiet && !in_flight {
+                break;
             }
         }
         self.messages()
     }
 
-    /// Waits (up to 10 s) until at least `n` messages are dumped.
+    /// Each dump's name and size.
+    fn snapshot(&self) -> Vec<(PathBuf, u64)> {
+        self.files()
+            .into_iter()
+            .map(|f| {
+                let size = fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                (f, size)
+            })
+            .collect()
+    }
+
+    /// Waits (up to 10 s) until at least `n` messages are accepted.
     fn wait_for(&self, n: usize) -> Vec<Dumped> {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.files().len() < n && Instant::now() < deadline {
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n || Instant::now() >= deadline {
+                return messages;
+            }
             thread::sleep(Duration::from_millis(20));
         }
-        self.messages()
     }
 }
 
@@ -211,8 +234,14 @@ impl Drop for Sink {
     }
 }
 
-fn parse_dump(file: &Path) -> Dumped {
-    let text = fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+/// None if the sink deleted the dump since it was listed (a transaction
+/// abandoned without ".").
+fn parse_dump(file: &Path) -> Option<Dumped> {
+    let text = match fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => panic!("{}: {e}", file.display()),
+    };
     let mut recipients = Vec::new();
     let mut message_id = None;
     let mut boundary = None;
@@ -235,12 +264,12 @@ fn parse_dump(file: &Path) -> Dumped {
         }
     }
     let complete = boundary.is_some_and(|b| text.contains(&format!("--{b}--")));
-    Dumped {
+    Some(Dumped {
         file: file.to_path_buf(),
         recipients,
         message_id,
         complete,
-    }
+    })
 }
 
 /// The Message-ID recart gives the mail of (cart, step) from the tests'
@@ -596,7 +625,7 @@ fn two_overlapping_runs_send_every_reminder_once() {
         return;
     };
     const CARTS: usize = 2000;
-    let sink = Sink::start(&binary, &[]);
+    let mut sink = Sink::start(&binary, &[]);
     let t = big_shop(CARTS, sink.port(), 4);
 
     // Started at the same instant: one gives up at once (exit 4) or, with
@@ -692,7 +721,7 @@ fn killing_runs_at_random_points_never_sends_twice() {
     // Slow, and unevenly so: the answers to DATA and to the final "." each
     // take 0 s (70 %), 1 s (21 %), 2 s.. so kills land before, during and
     // after the hand-over, and some runs finish.
-    let sink = Sink::start(&binary, &["-W", "DATA:1:30", "-W", ".:1:30"]);
+    let mut sink = Sink::start(&binary, &["-W", "DATA:1:30", "-W", ".:1:30"]);
     let carts = 20 * rounds.max(1);
     let t = big_shop(carts, sink.port(), 4);
     // Imported once: the runs go straight to sending.
