@@ -695,7 +695,8 @@ impl Rng {
 /// random moment, start it again. Whatever the moment, the sink never gets
 /// a (cart, step) twice, and everything it got is `sent` or `unknown`.
 ///
-/// `RECART_CRASH_ROUNDS` (default 20) and `RECART_CRASH_SEED` are knobs.
+/// `RECART_CRASH_ROUNDS` (default 20) and `RECART_CRASH_SEED` are knobs;
+/// `scripts/crash-test --rounds N --seed N` sets them.
 #[test]
 fn killing_runs_at_random_points_never_sends_twice() {
     let Some(binary) = smtp_sink_or_skip("killing_runs_at_random_points_never_sends_twice") else {
