@@ -1,9 +1,13 @@
-//! Command-line definitions only (clap derive). `main.rs` turns these into
-//! a [`crate::config::Config`] and calls [`crate::app`].
+//! Command-line definitions (clap derive), with the parsers of their
+//! values: times, durations, formats. `main.rs` parses them and hands the
+//! subcommand to [`crate::command::execute`].
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,9 +61,9 @@ pub enum Command {
     },
     /// Import carts or orders from CSV files into the store
     Import {
-        /// auto | native | native-orders | shopify | shopify-orders
-        #[arg(long, default_value = "auto", value_name = "F")]
-        format: String,
+        /// auto | native | native-orders | shopify | shopify-orders | catalog | shopify-products
+        #[arg(long, default_value = "auto", value_name = "F", value_parser = parse_format)]
+        format: Format,
         /// Write the rejected rows into FILE as CSV (file,line,field,value,message)
         #[arg(long, value_name = "FILE")]
         errors: Option<PathBuf>,
@@ -89,11 +93,11 @@ pub enum Command {
     /// Delete carts and orders older than a period; erase old ledger addresses
     Prune {
         /// e.g. 90d: carts last active, and orders placed, before now minus this
-        #[arg(long, value_name = "DURATION")]
-        older_than: String,
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: TimeDelta,
         /// The time to count from (RFC 3339) [default: now]
-        #[arg(long, value_name = "TIME")]
-        now: Option<String>,
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
     },
     /// Erase people (GDPR Art. 17): their carts, orders and ledger addresses; keep a hash so they are never mailed
     Forget {
@@ -133,8 +137,8 @@ pub enum TokenAction {
         #[arg(long, value_name = "EMAIL")]
         email: Option<String>,
         /// The time to check expiry at (RFC 3339) [default: now]
-        #[arg(long, value_name = "TIME")]
-        now: Option<String>,
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
     },
 }
 
@@ -144,8 +148,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// The time to decide at (RFC 3339) [default: now]
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
     /// One JSON object per decision on stdout
     #[arg(long)]
     pub json: bool,
@@ -169,20 +173,44 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// End of the period (RFC 3339) [default: now]
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
     /// Start of the period (RFC 3339) [default: 30 days before --now]
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-    /// The figures as one JSON object
-    #[arg(long, conflicts_with = "csv")]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// How the figures are printed: a table, one JSON object, or CSV (step,metric,key,value)
+    #[arg(long, value_enum, default_value = "table", value_name = "FORMAT")]
+    pub format: ReportFormat,
+    /// Same as --format json
+    #[arg(long, conflicts_with_all = ["csv", "format"])]
     pub json: bool,
-    /// The figures as CSV (step,metric,key,value)
-    #[arg(long)]
+    /// Same as --format csv
+    #[arg(long, conflicts_with = "format")]
     pub csv: bool,
     /// Also write an HTML page with a chart of sends and recoveries per day
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// `--format`, or the shorthand flag given.
+    pub fn format(&self) -> ReportFormat {
+        if self.json {
+            ReportFormat::Json
+        } else if self.csv {
+            ReportFormat::Csv
+        } else {
+            self.format
+        }
+    }
+}
+
+/// How `report` prints its figures on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,4 +239,66 @@ pub enum SuppressAction {
     },
     /// List suppressed addresses
     List,
+}
+
+/// A time option: RFC 3339, e.g. `2026-11-21T12:00:00Z`.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time like 2026-11-21T12:00:00Z"))
+}
+
+/// A duration option, by the configuration's rules (`90d`, `36h`).
+pub fn parse_duration(text: &str) -> Result<TimeDelta, String> {
+    crate::config::parse_duration(text)
+}
+
+/// An input format's name.
+pub fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn times_durations_and_formats_are_parsed_by_clap() {
+        let cli = Cli::try_parse_from([
+            "recart",
+            "prune",
+            "--older-than",
+            "90d",
+            "--now",
+            "2026-11-21T12:00:00+01:00",
+        ])
+        .unwrap();
+        let Command::Prune { older_than, now } = cli.command else {
+            panic!("not prune");
+        };
+        assert_eq!(older_than, TimeDelta::days(90));
+        assert_eq!(now.unwrap().to_rfc3339(), "2026-11-21T11:00:00+00:00");
+        let error = Cli::try_parse_from(["recart", "run", "--now", "yesterday"]).unwrap_err();
+        assert!(
+            error.to_string().contains("not an RFC 3339 time"),
+            "{error}"
+        );
+        let error =
+            Cli::try_parse_from(["recart", "import", "--format", "magento", "a.csv"]).unwrap_err();
+        assert!(
+            error.to_string().contains("\"magento\" is not a format"),
+            "{error}"
+        );
+        let cli = Cli::try_parse_from(["recart", "report", "--csv"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("not report");
+        };
+        assert_eq!(args.format(), ReportFormat::Csv);
+    }
 }

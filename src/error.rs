@@ -98,3 +98,32 @@ impl Error {
         }
     }
 }
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Completion {
+    /// Everything was done.
+    #[default]
+    Done,
+    /// Some rows or mails failed; the rest was done.
+    Partial,
+}
+
+impl Completion {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Completion::Done => exit::OK,
+            Completion::Partial => exit::PARTIAL,
+        }
+    }
+
+    /// Partial if either is.
+    #[must_use]
+    pub fn or(self, other: Completion) -> Completion {
+        if self == Completion::Partial || other == Completion::Partial {
+            Completion::Partial
+        } else {
+            Completion::Done
+        }
+    }
+}

@@ -1,13 +1,16 @@
 //! recart: wins back abandoned shopping carts by e-mail.
 //!
-//! One-way pipeline: [`ingest`] → [`store`] → [`plan`] → [`render`] → [`deliver`].
-//! [`app`] wires the stages into the commands; `main.rs` only parses
-//! arguments, calls [`app`] and maps errors to exit codes.
+//! One-way pipeline: [`ingest`] → [`store`] → [`plan`] → [`compose`] →
+//! [`render`] → [`deliver`]. [`command`] holds one file per subcommand,
+//! which wires the stages; `main.rs` only parses arguments, reads the clock,
+//! calls [`command::execute`] and maps errors to exit codes.
 
-pub mod app;
 pub mod cli;
+pub mod command;
+pub mod compose;
 pub mod config;
 pub mod coupon;
+pub mod decision;
 pub mod deliver;
 pub mod error;
 pub mod ingest;
@@ -20,4 +23,4 @@ pub mod report;
 pub mod store;
 pub mod token;
 
-pub use error::{Error, Result};
+pub use error::{Completion, Error, Result};

@@ -323,10 +323,12 @@ pub enum SkipReason {
     /// The step promises a pool coupon and the pool has no usable code left
     /// (set by the run when it composes the mail, not by the plan).
     NoCoupon,
+    /// The cart left the store between the plan and composing its mail.
+    Gone,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 30] = [
+    pub const ALL: [SkipReason; 31] = [
         SkipReason::Ordered,
         SkipReason::Closed,
         SkipReason::AlreadyPurchased,
@@ -357,6 +359,7 @@ impl SkipReason {
         SkipReason::Failed,
         SkipReason::Limit,
         SkipReason::NoCoupon,
+        SkipReason::Gone,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -391,6 +394,7 @@ impl SkipReason {
             SkipReason::Failed => "failed",
             SkipReason::Limit => "limit",
             SkipReason::NoCoupon => "no-coupon",
+            SkipReason::Gone => "gone",
         }
     }
 }

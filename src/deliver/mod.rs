@@ -2,6 +2,7 @@
 //! outcome of each mail classified for the ledger.
 
 mod file;
+pub mod ledger;
 mod preview;
 mod smtp;
 mod webhook;
@@ -23,6 +24,7 @@ use crate::render::{Links, Rendered};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub use file::FileTransport;
+pub use ledger::Reminder;
 pub use preview::Gallery;
 pub use smtp::SmtpTransport;
 pub use webhook::{WebhookCall, WebhookClient, signature};

@@ -9,6 +9,7 @@ mod catalog;
 mod group;
 mod native;
 mod shopify;
+pub mod sink;
 pub mod sqlite;
 mod table;
 

@@ -1,0 +1,81 @@
+//! The subcommands, one file each. Every `execute(args, ctx)` loads what
+//! it needs (the configuration, the store), calls the stages, reports
+//! through `ctx.out` and says how it ended; it returns typed errors, which
+//! the binary prints.
+
+pub mod check;
+pub mod coupons;
+pub mod import;
+pub mod init;
+pub mod report;
+pub mod retention;
+pub mod run;
+pub mod suppress;
+pub mod token;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::error::{Completion, Error, Result};
+use crate::output::Output;
+
+/// The wall clock, for bookkeeping only (when a run started and ended).
+pub type Clock<'a> = &'a dyn Fn() -> DateTime<Utc>;
+
+/// What every command is given.
+pub struct Context<'a> {
+    /// `--config`, `$RECART_CONFIG`, or `./recart.toml`.
+    pub config_path: PathBuf,
+    /// The time the command started, read once by the binary: the default
+    /// of every `--now`.
+    pub now: DateTime<Utc>,
+    pub clock: Clock<'a>,
+    pub out: &'a mut Output,
+}
+
+impl Context<'_> {
+    pub fn config(&self) -> Result<Config> {
+        Config::load(&self.config_path)
+    }
+}
+
+/// Runs one subcommand.
+pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
+    match command {
+        Command::Init { dir } => init::execute(&dir, ctx),
+        Command::Import {
+            format,
+            errors,
+            files,
+        } => import::execute(format, errors.as_deref(), &files, ctx),
+        Command::Run(args) => run::execute(&args, ctx),
+        Command::Suppress { action } => suppress::execute(action, ctx),
+        Command::Token { action } => token::execute(action, ctx),
+        Command::Coupons { action } => coupons::execute(action, ctx),
+        Command::Report(args) => report::execute(&args, ctx),
+        Command::Runs { limit, json } => report::runs(limit, json, ctx),
+        Command::Prune { older_than, now } => {
+            retention::prune(now.unwrap_or(ctx.now) - older_than, ctx)
+        }
+        Command::Forget { emails } => retention::forget(&emails, ctx),
+        Command::Check { smtp } => check::execute(smtp, ctx),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "recart", &mut script);
+            ctx.out.raw(&String::from_utf8_lossy(&script));
+            Ok(Completion::Done)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|source| Error::io("the man page", source))?;
+            ctx.out.raw(&String::from_utf8_lossy(&page));
+            Ok(Completion::Done)
+        }
+    }
+}

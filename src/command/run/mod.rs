@@ -1,0 +1,519 @@
+//! `recart run`: import the configured sources, plan, compose, deliver,
+//! record. A dry run does all of it inside a transaction it rolls back.
+//!
+//! Due reminders are composed in batches (rendered in parallel while the
+//! next batch is loaded), then claimed, sent and confirmed in groups by
+//! the ledger protocol ([`crate::deliver::ledger`]).
+
+mod printer;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::Context;
+use crate::cli::RunArgs;
+use crate::compose::{self, Compose, Composed, Composer, LinkMaker};
+use crate::config::{Config, Transport};
+use crate::decision::{Decision, Kind};
+use crate::deliver::ledger::{Due, GROUPS_IN_FLIGHT, Sender, Settled};
+use crate::deliver::{Gallery, Reminder};
+use crate::error::{Completion, Error, Result, exit};
+use crate::ingest::sink::{Imports, import_file, import_sqlite};
+use crate::model::parse_email;
+use crate::output::Output;
+use crate::plan::{self, Candidate, SkipReason, Step, Verdict};
+use crate::render::Renderer;
+use crate::store::{RunCounts, Store};
+
+pub use printer::{Printer, RunSummary};
+
+/// Mails claimed at once per SMTP connection.
+const CLAIM_PER_CONNECTION: usize = 8;
+
+/// Mails are composed in batches, then claimed, sent and confirmed in
+/// groups.
+const BATCH: usize = 200;
+
+/// What one `recart run` is asked to do, with `--now` resolved.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    pub json: bool,
+    pub preview: Option<PathBuf>,
+    pub limit: Option<usize>,
+    /// Re-send mails whose earlier outcome is unknown, on purpose.
+    pub resend_unknown: bool,
+    /// Test send: deliver the due mails to this address only, record nothing.
+    pub to: Option<String>,
+    /// Wait for another run's lock instead of exiting.
+    pub wait: bool,
+}
+
+impl RunOptions {
+    pub fn new(args: &RunArgs, now: DateTime<Utc>) -> RunOptions {
+        RunOptions {
+            now: args.now.unwrap_or(now),
+            dry_run: args.dry_run,
+            json: args.json,
+            preview: args.preview.clone(),
+            limit: args.limit,
+            resend_unknown: args.resend_unknown,
+            to: args.to.clone(),
+            wait: args.wait,
+        }
+    }
+
+    /// Whatever this run writes to the store is rolled back at the end.
+    fn discards(&self) -> bool {
+        self.dry_run || self.to.is_some()
+    }
+}
+
+/// `recart run`, with its summary line on stderr.
+pub fn execute(args: &RunArgs, ctx: &mut Context<'_>) -> Result<Completion> {
+    let config = ctx.config()?;
+    let options = RunOptions::new(args, ctx.now);
+    let started = (ctx.clock)();
+    let (completion, summary) = run(&config, &options, ctx.clock, ctx.out)?;
+    let seconds = ((ctx.clock)() - started).as_seconds_f64();
+    let mut fields = summary.fields();
+    fields["duration_s"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
+    fields["exit_code"] = serde_json::json!(completion.exit_code());
+    ctx.out.summary(
+        &format!("recart run: {} in {seconds:.2}s", summary.line()),
+        fields,
+    );
+    Ok(completion)
+}
+
+/// The run itself; `clock` is read for bookkeeping only (when the run
+/// started and ended), every decision is taken at `options.now`.
+pub fn run(
+    config: &Config,
+    options: &RunOptions,
+    clock: super::Clock<'_>,
+    out: &mut Output,
+) -> Result<(Completion, RunSummary)> {
+    let now = options.now;
+    // Everything that can fail for configuration reasons fails first.
+    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
+        .with_timezone(config.policy.timezone);
+    let signer = compose::link_signer(config)?;
+    let links = LinkMaker {
+        config,
+        signer: &signer,
+        now,
+    };
+    compose::try_every_template(config, &renderer, &links, |_| {})?;
+    let webhook_keys = compose::webhook_keys(config)?;
+    if let Some(address) = &options.to {
+        parse_email(address).map_err(|message| Error::Usage(format!("--to: {message}")))?;
+    }
+
+    // One real run at a time per store; the lock goes when the process does.
+    let _lock = if options.discards() {
+        None
+    } else {
+        Some(lock_store(&config.store_path, options.wait)?)
+    };
+    let store = if options.discards() && !config.store_path.exists() {
+        Store::open_in_memory()?
+    } else {
+        Store::open(&config.store_path)?
+    };
+    let run_id = if options.discards() {
+        store.begin_discarded()?;
+        0
+    } else {
+        store.start_run(clock(), now)?
+    };
+    let mut summary = RunSummary {
+        dry_run: options.dry_run,
+        ..RunSummary::default()
+    };
+    if !options.discards() {
+        summary.expired_claims = store.expire_claims(now, config.delivery.lease)?;
+    }
+    let imported = import_sources(config, &store, &mut summary, out)?;
+
+    // The candidate window, by index: open carts active up to now (the
+    // ones not yet due are listed as such) and at most `max_age` ago —
+    // older ones could only be skipped as too old, and listing them would
+    // double what an idle run reads.
+    let oldest = now - config.policy.max_age;
+    let policy = plan::Policy {
+        resend_unknown: options.resend_unknown,
+        ..config.policy.clone()
+    };
+    let candidates = store.candidates(oldest, now)?;
+    let history = store.history(oldest, now, now, &policy)?;
+    let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
+
+    let gallery = match &options.preview {
+        Some(dir) => Some(Gallery::new(dir)?),
+        None => None,
+    };
+    let how = Compose {
+        to: options.to.as_deref(),
+        encode: !options.dry_run || gallery.is_some(),
+    };
+    let composer = Composer::new(&store, config, &renderer, &links, &webhook_keys, how)?;
+    let printer = Printer::new(
+        options.json,
+        options.dry_run && !options.json,
+        gallery,
+        summary,
+    );
+    let sender = Sender::new(&store, config, run_id, now, options.resend_unknown);
+    let mut batches = Batches::new(config, options, &candidates, out, printer, sender);
+    batches.run(&composer, &decisions)?;
+    let Batches {
+        mut printer,
+        settled,
+        ..
+    } = batches;
+    let completion = imported.or(if settled.partial {
+        Completion::Partial
+    } else {
+        Completion::Done
+    });
+    finish(
+        &store,
+        options,
+        run_id,
+        clock,
+        printer.take(out)?,
+        completion,
+        settled.fatal,
+        out,
+    )
+}
+
+/// The end of a run: the ledger's `runs` row, and the breakdown of the
+/// transport (if any) as the run's error.
+#[allow(clippy::too_many_arguments)] // the run's pieces, each used once
+fn finish(
+    store: &Store,
+    options: &RunOptions,
+    run_id: i64,
+    clock: super::Clock<'_>,
+    summary: RunSummary,
+    completion: Completion,
+    fatal: Option<String>,
+    out: &mut Output,
+) -> Result<(Completion, RunSummary)> {
+    if let Some(address) = &options.to {
+        out.log(&format!(
+            "recart run: test send: {} mail(s) delivered to {address}; nothing recorded",
+            summary.count(Kind::Sent)
+        ));
+    }
+    if !options.discards() {
+        let counts = RunCounts {
+            imported: summary.carts_imported + summary.orders_imported,
+            sent: summary.count(Kind::Sent),
+            skipped: summary.count(Kind::Skip),
+            retry: summary.count(Kind::Retry),
+            failed: summary.count(Kind::Failed),
+            unknown: summary.count(Kind::Unknown) + summary.expired_claims,
+            skips: summary.skips_by_step.clone(),
+        };
+        let code = if fatal.is_some() {
+            exit::ERROR
+        } else {
+            completion.exit_code()
+        };
+        store.finish_run(run_id, clock(), counts, code)?;
+    }
+    if let Some(message) = fatal {
+        out.log(&format!("recart run: {}", summary.line()));
+        return Err(Error::Transport(format!(
+            "{message}; sending stopped, the mails not handed over stay due"
+        )));
+    }
+    Ok((completion, summary))
+}
+
+impl Printer {
+    /// Writes the preview's index and the dry-run table; gives the summary.
+    fn take(&mut self, out: &mut Output) -> Result<RunSummary> {
+        if let Some(gallery) = self.gallery.take() {
+            let index = gallery.finish()?;
+            out.log(&format!("recart run: preview in {}", index.display()));
+        }
+        self.print_table(out);
+        Ok(std::mem::take(&mut self.summary))
+    }
+}
+
+/// A due reminder and its step, waiting to be composed or claimed.
+type Waiting<'a, R> = Vec<(usize, &'a Step, R)>;
+
+/// The decisions of one run on their way: due reminders gather into
+/// batches, are composed, then claimed, sent and confirmed group by group.
+struct Batches<'a, 'o> {
+    config: &'a Config,
+    options: &'a RunOptions,
+    candidates: &'a [Candidate],
+    out: &'o mut Output,
+    printer: Printer,
+    sender: Sender<'a, usize>,
+    /// Mails the run may still send (`--limit`, or one for `--to`).
+    budget: usize,
+    settled: Settled,
+    /// Due reminders waiting until a batch is full.
+    due: Waiting<'a, ()>,
+    /// Composed reminders waiting to be claimed.
+    ready: Waiting<'a, Reminder>,
+    /// How many mails are claimed at once: enough to keep every SMTP
+    /// connection busy, few enough that a crash strands little.
+    claim_group: usize,
+    /// How many are composed at once.
+    compose_every: usize,
+}
+
+impl<'a, 'o> Batches<'a, 'o> {
+    fn new(
+        config: &'a Config,
+        options: &'a RunOptions,
+        candidates: &'a [Candidate],
+        out: &'o mut Output,
+        printer: Printer,
+        sender: Sender<'a, usize>,
+    ) -> Batches<'a, 'o> {
+        let claim_group = match &config.transport {
+            Transport::Smtp(settings) => settings.connections * CLAIM_PER_CONNECTION,
+            Transport::File { .. } => BATCH,
+        };
+        // Under --limit or --to one at a time, so that a cart skipped while
+        // composing leaves its place to the next; else about as many as are
+        // on their way, so that composing the next overlaps sending these.
+        let compose_every = if options.limit.is_some() || options.to.is_some() {
+            1
+        } else if options.dry_run {
+            BATCH
+        } else {
+            (claim_group * GROUPS_IN_FLIGHT).clamp(32, BATCH)
+        };
+        Batches {
+            config,
+            options,
+            candidates,
+            out,
+            printer,
+            sender,
+            budget: options
+                .limit
+                .unwrap_or(if options.to.is_some() { 1 } else { usize::MAX }),
+            settled: Settled::default(),
+            due: Vec::new(),
+            ready: Vec::new(),
+            claim_group,
+            compose_every,
+        }
+    }
+
+    fn emit(&mut self, cart: usize, step: Option<&str>, decision: &Decision) {
+        self.printer
+            .emit(self.out, &self.candidates[cart], step, decision);
+    }
+
+    /// Goes through the plan's decisions; one batch is rendered on other
+    /// threads while the next is loaded (not under --limit or --to, where
+    /// each result counts at once).
+    fn run(&mut self, composer: &Composer<'_>, decisions: &[plan::Decision]) -> Result<()> {
+        std::thread::scope(|scope| -> Result<()> {
+            let mut building = None;
+            for (index, decision) in decisions.iter().enumerate() {
+                self.decide(decision);
+                let last = index + 1 == decisions.len();
+                let mut finished = Vec::new();
+                if self.due.len() >= self.compose_every || (last && !self.due.is_empty()) {
+                    let due = std::mem::take(&mut self.due);
+                    let wanted: Vec<(&str, &Step)> = due
+                        .iter()
+                        .map(|(cart, step, ())| (self.candidates[*cart].id.as_str(), *step))
+                        .collect();
+                    let keep_shown = self.printer.gallery.is_some();
+                    let job = composer.start_composing(scope, &wanted, keep_shown)?;
+                    finished.extend(building.replace((due, job)));
+                }
+                if last || self.compose_every == 1 {
+                    finished.extend(building.take());
+                }
+                for (due, job) in finished {
+                    let composed = Composer::finish_composing(job, self.printer.gallery.as_mut())?;
+                    self.take_composed(due, composed);
+                }
+                if self.ready.len() >= self.compose_every || (last && !self.ready.is_empty()) {
+                    self.deliver_ready()?;
+                }
+            }
+            Ok(())
+        })?;
+        let Batches {
+            sender,
+            printer,
+            out,
+            candidates,
+            ..
+        } = self;
+        let last = sender.finish(&mut |cart, step, decision| {
+            printer.emit(out, &candidates[*cart], Some(step), &decision);
+        })?;
+        self.settled.add(last);
+        Ok(())
+    }
+
+    /// Takes one of the plan's decisions: printed if a skip, else due.
+    fn decide(&mut self, decision: &plan::Decision) {
+        let steps = &self.config.steps;
+        let step_name = decision.step.map(|index| steps[index].name.as_str());
+        match decision.verdict {
+            Verdict::Skip(reason) => self.emit(decision.cart, step_name, &Decision::Skip(reason)),
+            Verdict::Send if self.settled.fatal.is_some() => {
+                self.emit(decision.cart, step_name, &Decision::not_sent());
+            }
+            Verdict::Send if self.budget == 0 => {
+                self.emit(decision.cart, step_name, &Decision::Skip(SkipReason::Limit));
+            }
+            Verdict::Send => {
+                self.budget -= 1;
+                let step = &steps[decision.step.expect("a send has a step")];
+                self.due.push((decision.cart, step, ()));
+            }
+        }
+    }
+
+    /// Takes a composed batch: reminders ready to claim, or skipped.
+    fn take_composed(&mut self, due: Waiting<'a, ()>, composed: Vec<Composed>) {
+        for ((cart, step, ()), result) in due.into_iter().zip(composed) {
+            let skip = |reason| Decision::Skip(reason);
+            match result {
+                Composed::Ready(reminder) => self.ready.push((cart, step, reminder)),
+                Composed::Gone => self.emit(cart, Some(&step.name), &skip(SkipReason::Gone)),
+                // Never a mail without the code it promises; it does not
+                // count against --limit.
+                Composed::NoCoupon => {
+                    self.budget += 1;
+                    self.emit(cart, Some(&step.name), &skip(SkipReason::NoCoupon));
+                }
+            }
+        }
+    }
+
+    /// Dry run: prints the composed reminders as `send`. Else claims, sends
+    /// and confirms them a group at a time, a few groups on their way at
+    /// once: a run killed mid-batch leaves at most those `unknown`.
+    fn deliver_ready(&mut self) -> Result<()> {
+        let mut rest = std::mem::take(&mut self.ready);
+        if self.options.dry_run {
+            for (cart, step, _) in rest {
+                self.emit(cart, Some(&step.name), &Decision::Send);
+            }
+            return Ok(());
+        }
+        while !rest.is_empty() {
+            let group: Vec<_> = rest.drain(..rest.len().min(self.claim_group)).collect();
+            let Batches {
+                sender,
+                printer,
+                out,
+                candidates,
+                settled,
+                ..
+            } = self;
+            let mut report = |cart: &usize, step: &str, decision: Decision| {
+                printer.emit(out, &candidates[*cart], Some(step), &decision);
+            };
+            while !sender.has_room() {
+                settled.add(sender.settle(&mut report)?);
+            }
+            if settled.fatal.is_some() {
+                for (cart, step, _) in &group {
+                    report(cart, &step.name, Decision::not_sent());
+                }
+                continue;
+            }
+            let group = group
+                .into_iter()
+                .map(|(cart, step, reminder)| Due {
+                    tag: cart,
+                    email: candidates[cart].email.clone(),
+                    variant: (!step.variants.is_empty())
+                        .then(|| step.template_for(reminder.cart_id()).to_string()),
+                    reminder,
+                })
+                .collect();
+            let fatal = sender.dispatch(group, &mut report)?;
+            settled.add(Settled {
+                partial: false,
+                fatal,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Imports every configured catalog, then every source, under the one
+/// outcome policy: a source that cannot be read is named and skipped.
+fn import_sources(
+    config: &Config,
+    store: &Store,
+    summary: &mut RunSummary,
+    out: &mut Output,
+) -> Result<Completion> {
+    let mut imports = Imports::default();
+    // Catalogs first: a cart's products are known when it is planned.
+    for source in config.catalogs.iter().chain(&config.sources) {
+        if let Some(sqlite) = &source.sqlite {
+            imports.take(import_sqlite(store, sqlite, out), out)?;
+            continue;
+        }
+        let paths = glob::glob(&source.pattern).map_err(|error| {
+            Error::config(
+                &config.path,
+                format!("sources path {:?}: {error}", source.pattern),
+            )
+        })?;
+        for path in paths {
+            let read = path
+                .map_err(|error| Error::io(error.path().to_path_buf(), error.into()))
+                .and_then(|path| import_file(store, &path, &source.options(), None, false, out));
+            if let Some(import) = imports.take(read, out)? {
+                out.detail(&import.line());
+            }
+        }
+    }
+    summary.carts_imported = imports.carts_upserted;
+    summary.orders_imported = imports.orders_added;
+    summary.rows_rejected = imports.rows_rejected;
+    // A run goes on with what it could read.
+    imports.finish(false, out)
+}
+
+/// Takes the store's run lock (`<store>.lock`): exits at once if another
+/// run holds it, or waits with `wait`. The operating system releases it
+/// when the process ends, however it ends.
+fn lock_store(store_path: &Path, wait: bool) -> Result<std::fs::File> {
+    let mut path = store_path.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::io(&path, source))?;
+    if wait {
+        file.lock().map_err(|source| Error::io(&path, source))?;
+        return Ok(file);
+    }
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { lock: path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::io(&path, source)),
+    }
+}

@@ -1,0 +1,179 @@
+//! What a run says about its decisions: one JSON line each (`--json`), the
+//! dry-run table, the preview gallery's skips, and the summary's counts.
+
+use std::collections::BTreeMap;
+
+use crate::decision::{Decision, Kind};
+use crate::deliver;
+use crate::output::{DecisionRecord, Output};
+use crate::plan::Candidate;
+
+/// The figures of a run, for the summary line.
+#[derive(Debug, Default, Clone)]
+pub struct RunSummary {
+    pub dry_run: bool,
+    pub carts_imported: u64,
+    pub orders_imported: u64,
+    pub rows_rejected: u64,
+    /// Claims of crashed runs turned `unknown` at the start of this run.
+    pub expired_claims: u64,
+    /// How many of each kind of decision.
+    pub decisions: BTreeMap<Kind, u64>,
+    /// Skip reason → count.
+    pub skips: BTreeMap<&'static str, u64>,
+    /// (step or "", reason) → count, as recorded for `recart report`.
+    pub skips_by_step: BTreeMap<(String, String), u64>,
+}
+
+impl RunSummary {
+    pub fn count(&self, kind: Kind) -> u64 {
+        self.decisions.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// The figures as JSON fields, for `--log-format json`.
+    pub fn fields(&self) -> serde_json::Value {
+        serde_json::json!({
+            "event": if self.dry_run { "dry-run" } else { "run" },
+            "imported_carts": self.carts_imported,
+            "imported_orders": self.orders_imported,
+            "rows_rejected": self.rows_rejected,
+            "would_send": self.count(Kind::Send),
+            "sent": self.count(Kind::Sent),
+            "retry": self.count(Kind::Retry),
+            "failed": self.count(Kind::Failed),
+            "unknown": self.count(Kind::Unknown) + self.expired_claims,
+            "skipped": self.count(Kind::Skip),
+            "skipped_by_reason": self.skips,
+        })
+    }
+
+    /// One line for the log, e.g. for cron.
+    pub fn line(&self) -> String {
+        use std::fmt::Write as _;
+        let mut line = format!(
+            "imported {} carts, {} orders ({} rows rejected); ",
+            self.carts_imported, self.orders_imported, self.rows_rejected
+        );
+        if self.dry_run {
+            let _ = write!(line, "dry run: {} would be sent", self.count(Kind::Send));
+        } else {
+            let _ = write!(
+                line,
+                "{} sent, {} retry, {} failed, {} unknown",
+                self.count(Kind::Sent),
+                self.count(Kind::Retry),
+                self.count(Kind::Failed),
+                self.count(Kind::Unknown)
+            );
+        }
+        let _ = write!(line, ", {} skipped", self.count(Kind::Skip));
+        if !self.skips.is_empty() {
+            let reasons: Vec<String> = self
+                .skips
+                .iter()
+                .map(|(reason, count)| format!("{reason} {count}"))
+                .collect();
+            let _ = write!(line, " ({})", reasons.join(", "));
+        }
+        if self.expired_claims > 0 {
+            let _ = write!(
+                line,
+                "; {} claims of an earlier run that died marked unknown",
+                self.expired_claims
+            );
+        }
+        line
+    }
+}
+
+/// A row of the dry-run table, with what it sorts by.
+struct Row {
+    kind: Kind,
+    cells: [String; 5],
+}
+
+/// Prints decisions as they are made — JSON lines, or rows of the dry-run
+/// table — and counts them into the summary.
+pub struct Printer {
+    json: bool,
+    table: Option<Vec<Row>>,
+    /// `--preview DIR`: planned mails are added as they are composed,
+    /// skips as they are printed.
+    pub gallery: Option<deliver::Gallery>,
+    pub summary: RunSummary,
+}
+
+impl Printer {
+    /// `table`: collect the dry-run table (printed by [`Printer::finish`]).
+    pub fn new(
+        json: bool,
+        table: bool,
+        gallery: Option<deliver::Gallery>,
+        summary: RunSummary,
+    ) -> Printer {
+        Printer {
+            json,
+            table: table.then(Vec::new),
+            gallery,
+            summary,
+        }
+    }
+
+    /// Reports one decision about `cart` (for `step`, if it concerns one).
+    pub fn emit(
+        &mut self,
+        out: &mut Output,
+        cart: &Candidate,
+        step: Option<&str>,
+        decision: &Decision,
+    ) {
+        let kind = decision.kind();
+        let reason = decision.reason();
+        *self.summary.decisions.entry(kind).or_default() += 1;
+        if let Decision::Skip(skip) = decision {
+            let reason = skip.as_str();
+            *self
+                .summary
+                .skips_by_step
+                .entry((step.unwrap_or("").to_string(), reason.to_string()))
+                .or_default() += 1;
+            if let Some(gallery) = &mut self.gallery {
+                gallery.add_skip(reason, &cart.id, &cart.email, step);
+            }
+            *self.summary.skips.entry(reason).or_default() += 1;
+        }
+        if self.json {
+            out.json(&DecisionRecord {
+                cart_id: &cart.id,
+                email: &cart.email,
+                step,
+                decision: kind.as_str(),
+                reason,
+            });
+        }
+        if let Some(rows) = &mut self.table {
+            rows.push(Row {
+                kind,
+                cells: [
+                    cart.id.clone(),
+                    cart.email.clone(),
+                    step.unwrap_or("-").to_string(),
+                    kind.as_str().to_string(),
+                    reason.unwrap_or("").to_string(),
+                ],
+            });
+        }
+    }
+
+    /// Prints the dry-run table, if one was collected: sends first, then
+    /// skips grouped by reason; plan order within.
+    pub fn print_table(&mut self, out: &mut Output) {
+        if let Some(mut rows) = self.table.take() {
+            rows.sort_by(|a, b| {
+                (a.kind != Kind::Send, &a.cells[4]).cmp(&(b.kind != Kind::Send, &b.cells[4]))
+            });
+            let rows: Vec<Vec<String>> = rows.into_iter().map(|row| row.cells.into()).collect();
+            out.table(&["CART", "EMAIL", "STEP", "DECISION", "REASON"], &rows);
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! Where ingest meets the store: [`StoreSink`] takes a file's (or a shop
+//! database's) batches into the store as they are read, and [`Imports`] is
+//! the one policy for how a command goes on when one input fails.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Completion, Error, Result};
+use crate::ingest::{self, Format, RowError, Sink};
+use crate::model::{Cart, Order, Product, Snapshot};
+use crate::output::Output;
+use crate::store::{BulkLoad, CartImport, OrderImport, ProductImport, Store};
+
+/// Row errors printed on stderr per file; the rest are counted (and all go
+/// to `--errors FILE`).
+pub const ERRORS_SHOWN: u64 = 100;
+
+/// Says how many of a file's rejected rows were not printed, if any.
+pub fn more_not_shown(path: &Path, rejected: u64, out: &mut Output) {
+    if rejected > ERRORS_SHOWN {
+        out.warn(&format!(
+            "{}: {} more rejected rows not shown",
+            path.display(),
+            rejected - ERRORS_SHOWN
+        ));
+    }
+}
+
+/// What importing one file (or one shop database) did.
+#[derive(Debug, Default, Clone)]
+pub struct FileImport {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub rejected: u64,
+    /// Rows of checkouts or orders without an e-mail address.
+    pub skipped: u64,
+    pub carts: Option<CartImport>,
+    pub orders: Option<OrderImport>,
+    pub products: Option<ProductImport>,
+    pub marked_ordered: u64,
+}
+
+impl FileImport {
+    /// The figures, as `import` prints them.
+    pub fn line(&self) -> String {
+        let path = self.path.display();
+        let mut line = match (&self.carts, &self.orders) {
+            _ if self.products.is_some() => {
+                let products = self.products.unwrap_or_default();
+                format!(
+                    "{path}: {} rows read, {} products upserted, {} unchanged, {} rejected",
+                    self.rows, products.upserted, products.unchanged, self.rejected
+                )
+            }
+            (_, Some(orders)) => format!(
+                "{path}: {} rows read, {} orders added, {} unchanged, {} rejected, {} carts marked ordered",
+                self.rows, orders.added, orders.unchanged, self.rejected, self.marked_ordered
+            ),
+            (carts, None) => {
+                let carts = carts.unwrap_or_default();
+                format!(
+                    "{path}: {} rows read, {} carts upserted, {} unchanged, {} rejected",
+                    self.rows, carts.upserted, carts.unchanged, self.rejected
+                )
+            }
+        };
+        if self.skipped > 0 {
+            line.push_str(&format!(", {} skipped (no e-mail)", self.skipped));
+        }
+        line
+    }
+
+    /// Carts newly stored or changed.
+    pub fn carts_upserted(&self) -> u64 {
+        self.carts.map_or(0, |carts| carts.upserted)
+    }
+
+    /// Orders newly stored.
+    pub fn orders_added(&self) -> u64 {
+        self.orders.map_or(0, |orders| orders.added)
+    }
+}
+
+/// The one outcome policy of `import` and of `run`'s sources: an input
+/// that cannot be read as a whole (not what its format says, or an I/O
+/// error) is named on stderr and skipped, and the command ends partial;
+/// every other input is imported. A store error stops the command. Rows
+/// rejected inside an input make it partial too.
+#[derive(Debug, Default)]
+pub struct Imports {
+    pub completion: Completion,
+    pub carts_upserted: u64,
+    pub orders_added: u64,
+    pub rows_rejected: u64,
+    inputs: usize,
+    failures: usize,
+    /// Held back: when every input failed, it is the command's error.
+    last_failure: Option<Error>,
+}
+
+impl Imports {
+    /// Takes one input's result: its figures (returned, to be printed), or
+    /// its failure (named once).
+    pub fn take(
+        &mut self,
+        result: Result<FileImport>,
+        out: &mut Output,
+    ) -> Result<Option<FileImport>> {
+        self.inputs += 1;
+        match result {
+            Ok(import) => {
+                self.carts_upserted += import.carts_upserted();
+                self.orders_added += import.orders_added();
+                self.rows_rejected += import.rejected;
+                if import.rejected > 0 {
+                    self.completion = Completion::Partial;
+                }
+                Ok(Some(import))
+            }
+            Err(error @ (Error::Input { .. } | Error::Io { .. })) => {
+                self.failures += 1;
+                self.completion = Completion::Partial;
+                if let Some(previous) = self.last_failure.replace(error) {
+                    out.warn(&format!("recart: {previous}"));
+                }
+                Ok(None)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// How the inputs went: the last failure is named now, or is the error
+    /// if `all_failed_is_error` and no input could be read.
+    pub fn finish(mut self, all_failed_is_error: bool, out: &mut Output) -> Result<Completion> {
+        match self.last_failure.take() {
+            Some(error) if all_failed_is_error && self.failures == self.inputs => Err(error),
+            Some(error) => {
+                out.warn(&format!("recart: {error}"));
+                Ok(self.completion)
+            }
+            None => Ok(self.completion),
+        }
+    }
+}
+
+/// `--errors FILE`: the rejected rows as CSV, for the operator to fix.
+pub struct ErrorsFile {
+    path: PathBuf,
+    writer: csv::Writer<std::fs::File>,
+}
+
+impl ErrorsFile {
+    pub fn create(path: &Path) -> Result<ErrorsFile> {
+        let file = std::fs::File::create(path).map_err(|source| Error::io(path, source))?;
+        let mut errors = ErrorsFile {
+            path: path.to_path_buf(),
+            writer: csv::Writer::from_writer(file),
+        };
+        errors.write(["file", "line", "field", "value", "message"])?;
+        Ok(errors)
+    }
+
+    fn write<'a>(&mut self, record: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        self.writer
+            .write_record(record)
+            .map_err(|error| Error::io(&self.path, error.into()))
+    }
+
+    fn row(&mut self, error: &RowError) -> Result<()> {
+        let path = error.path.to_string_lossy();
+        let line = error.line.to_string();
+        self.write([
+            path.as_ref(),
+            &line,
+            &error.field,
+            &error.value,
+            &error.message,
+        ])
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|source| Error::io(&self.path, source))
+    }
+}
+
+/// Takes one input's batches into the store as they are read.
+struct StoreSink<'a> {
+    store: &'a Store,
+    path: &'a Path,
+    out: &'a mut Output,
+    errors: Option<&'a mut ErrorsFile>,
+    progress: indicatif::ProgressBar,
+    /// Say which format `auto` chose (`import`; `run` stays quiet for cron).
+    announce: bool,
+    carts: Option<CartImport>,
+    orders: Option<OrderImport>,
+    products: Option<ProductImport>,
+    reported: u64,
+    /// The first import into an empty store, once carts arrive.
+    bulk: Option<BulkLoad<'a>>,
+    bulk_tried: bool,
+}
+
+impl<'a> StoreSink<'a> {
+    fn new(
+        store: &'a Store,
+        path: &'a Path,
+        out: &'a mut Output,
+        errors: Option<&'a mut ErrorsFile>,
+        progress: indicatif::ProgressBar,
+        announce: bool,
+    ) -> StoreSink<'a> {
+        StoreSink {
+            store,
+            path,
+            out,
+            errors,
+            progress,
+            announce,
+            carts: None,
+            orders: None,
+            products: None,
+            reported: 0,
+            bulk: None,
+            bulk_tried: false,
+        }
+    }
+
+    fn begin_bulk_load(&mut self) -> Result<()> {
+        if !self.bulk_tried {
+            self.bulk_tried = true;
+            self.bulk = self.store.begin_bulk_load()?;
+        }
+        Ok(())
+    }
+
+    fn add_carts(&mut self, done: CartImport) {
+        let total = self.carts.get_or_insert_default();
+        total.upserted += done.upserted;
+        total.unchanged += done.unchanged;
+        total.marked_ordered += done.marked_ordered;
+    }
+
+    /// Commits a bulk load, if one was started. Called however the read
+    /// ended: the batches read before an error are kept, as when each
+    /// batch commits on its own.
+    fn finish(&mut self) -> Result<()> {
+        self.bulk.take().map_or(Ok(()), BulkLoad::finish)
+    }
+
+    /// The input's figures, once read as `format`.
+    fn import(&mut self, summary: &ingest::Summary) -> FileImport {
+        more_not_shown(self.path, self.reported, self.out);
+        let format = summary.format;
+        let orders = format.is_some_and(Format::is_orders);
+        let catalog = format.is_some_and(Format::is_catalog);
+        FileImport {
+            path: self.path.to_path_buf(),
+            rows: summary.rows,
+            rejected: summary.rejected_rows,
+            skipped: summary.skipped_rows,
+            carts: (!orders && !catalog).then(|| self.carts.unwrap_or_default()),
+            orders: orders.then(|| self.orders.unwrap_or_default()),
+            products: catalog.then(|| self.products.unwrap_or_default()),
+            marked_ordered: self.carts.map_or(0, |c| c.marked_ordered)
+                + self.orders.map_or(0, |o| o.marked_ordered),
+        }
+    }
+}
+
+impl Sink for StoreSink<'_> {
+    fn format(&mut self, format: Format, detected: bool) {
+        if detected && self.announce {
+            let line = format!("{}: format {format} (detected)", self.path.display());
+            self.progress.suspend(|| self.out.log(&line));
+        }
+    }
+
+    fn carts(&mut self, carts: Vec<Cart>) -> Result<()> {
+        self.begin_bulk_load()?;
+        let done = self.store.import_carts(&carts)?;
+        self.add_carts(done);
+        Ok(())
+    }
+
+    fn snapshots(&mut self, snapshots: Vec<Snapshot>) -> Result<()> {
+        self.begin_bulk_load()?;
+        let done = self.store.import_snapshots(&snapshots)?;
+        self.add_carts(done);
+        Ok(())
+    }
+
+    fn orders(&mut self, orders: Vec<Order>) -> Result<()> {
+        let done = self.store.import_orders(&orders)?;
+        let total = self.orders.get_or_insert_default();
+        total.added += done.added;
+        total.unchanged += done.unchanged;
+        total.marked_ordered += done.marked_ordered;
+        Ok(())
+    }
+
+    fn products(&mut self, products: Vec<Product>) -> Result<()> {
+        let done = self.store.import_products(&products)?;
+        let total = self.products.get_or_insert_default();
+        total.upserted += done.upserted;
+        total.unchanged += done.unchanged;
+        Ok(())
+    }
+
+    fn rejected(&mut self, error: RowError) -> Result<()> {
+        if let Some(errors) = self.errors.as_deref_mut() {
+            errors.row(&error)?;
+        }
+        self.reported += 1;
+        if self.reported <= ERRORS_SHOWN {
+            self.progress.suspend(|| self.out.warn(&error.to_string()));
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.progress.set_position(bytes);
+    }
+}
+
+/// Reads one file into the store, batch by batch; reports its rejected
+/// rows on stderr (and into `errors`). `announce`: say which format `auto`
+/// chose.
+pub fn import_file(
+    store: &Store,
+    path: &Path,
+    options: &ingest::Options,
+    errors: Option<&mut ErrorsFile>,
+    announce: bool,
+    out: &mut Output,
+) -> Result<FileImport> {
+    let size = std::fs::metadata(path).map_or(0, |meta| meta.len());
+    let progress = out.progress(size);
+    let mut sink = StoreSink::new(store, path, out, errors, progress, announce);
+    store.import_cache(true)?;
+    let read = ingest::read_file_alongside(path, options, &mut sink);
+    let finished = sink.finish();
+    let cache = store.import_cache(false);
+    sink.progress.finish_and_clear();
+    let summary = read?;
+    finished?;
+    cache?;
+    Ok(sink.import(&summary))
+}
+
+/// Reads the carts a SQLite source changed since its watermark into the
+/// store, then moves the watermark to the newest cart read.
+pub fn import_sqlite(
+    store: &Store,
+    source: &ingest::sqlite::SqliteSource,
+    out: &mut Output,
+) -> Result<FileImport> {
+    let key = source.watermark_key();
+    let since = store.watermark(&key)?;
+    let progress = indicatif::ProgressBar::hidden();
+    let mut sink = StoreSink::new(store, &source.path, out, None, progress, false);
+    let read = ingest::sqlite::read(source, since, &mut sink);
+    let finished = sink.finish();
+    let read = read?;
+    finished?;
+    let import = sink.import(&read.summary);
+    if let Some(watermark) = read.watermark {
+        store.set_watermark(&key, watermark)?;
+    }
+    Ok(import)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output() -> Output {
+        Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()))
+    }
+
+    fn read(rows: u64, rejected: u64) -> Result<FileImport> {
+        Ok(FileImport {
+            rows,
+            rejected,
+            carts: Some(CartImport {
+                upserted: rows - rejected,
+                ..CartImport::default()
+            }),
+            ..FileImport::default()
+        })
+    }
+
+    fn io_error() -> Result<FileImport> {
+        Err(Error::io(
+            "dir.csv",
+            std::io::Error::other("Is a directory"),
+        ))
+    }
+
+    #[test]
+    fn an_unreadable_input_is_skipped_and_makes_the_outcome_partial() {
+        let mut out = output();
+        let mut imports = Imports::default();
+        assert!(imports.take(io_error(), &mut out).unwrap().is_none());
+        assert!(imports.take(read(3, 0), &mut out).unwrap().is_some());
+        assert_eq!(imports.carts_upserted, 3);
+        assert_eq!(imports.finish(true, &mut out).unwrap(), Completion::Partial);
+    }
+
+    #[test]
+    fn when_every_input_fails_the_last_failure_is_the_error_if_asked() {
+        let mut out = output();
+        let mut imports = Imports::default();
+        imports.take(io_error(), &mut out).unwrap();
+        assert!(matches!(
+            imports.finish(true, &mut out),
+            Err(Error::Io { .. })
+        ));
+        let mut imports = Imports::default();
+        imports.take(io_error(), &mut out).unwrap();
+        assert_eq!(
+            imports.finish(false, &mut out).unwrap(),
+            Completion::Partial
+        );
+    }
+
+    #[test]
+    fn rejected_rows_make_it_partial_and_store_errors_stop_it() {
+        let mut out = output();
+        let mut imports = Imports::default();
+        imports.take(read(5, 2), &mut out).unwrap();
+        assert_eq!(imports.rows_rejected, 2);
+        let store_error = Err(Error::Usage("a store failure".into()));
+        assert!(imports.take(store_error, &mut out).is_err());
+        assert_eq!(imports.finish(true, &mut out).unwrap(), Completion::Partial);
+    }
+}
