@@ -90,6 +90,16 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+    /// `below` for a positive i64 bound.
+    fn below_i64(&mut self, n: i64) -> i64 {
+        let n = u64::try_from(n).expect("a positive bound");
+        i64::try_from(self.below(n)).expect("below an i64, so an i64")
+    }
+    /// One of `from`'s elements.
+    fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        let at = self.below(from.len() as u64);
+        from[usize::try_from(at).expect("below a length, so a usize")]
+    }
 }
 
 const PRODUCTS: &[(&str, &str, &str, i64)] = &[
@@ -107,6 +117,57 @@ const PRODUCTS: &[(&str, &str, &str, i64)] = &[
 const NAMES: &[&str] = &["Ann", "Bo", "Chiara", "Dmitri", "Elif", "Femi", "", "Greta"];
 const LOCALES: &[&str] = &["en", "en", "en", "de", "sv", "nl"];
 const CURRENCIES: &[&str] = &["EUR", "EUR", "EUR", "USD", "SEK", "GBP"];
+
+/// What every cart is written against.
+struct Shape {
+    /// `--now`, in seconds.
+    now: i64,
+    /// `--days`, in seconds.
+    span: i64,
+    carts: u64,
+    due: u64,
+    /// How many carts are not due.
+    background: u64,
+    /// How many addresses the background carts share.
+    addresses: u64,
+}
+
+/// The INSERTs of one transaction, prepared once.
+struct Inserts<'tx> {
+    cart: rusqlite::Statement<'tx>,
+    order: rusqlite::Statement<'tx>,
+    order_item: rusqlite::Statement<'tx>,
+    send: rusqlite::Statement<'tx>,
+    suppress: rusqlite::Statement<'tx>,
+}
+
+impl<'tx> Inserts<'tx> {
+    fn prepare(tx: &'tx rusqlite::Transaction<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            cart: tx.prepare(
+                "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
+                    accepts_marketing, created_at, updated_at, utc_offset, total_minor, item_count,
+                    snapshot_hash, timezone, items)
+                 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, '', ?13)",
+            )?,
+            order: tx.prepare(
+                "INSERT INTO orders (id, email, email_norm, cart_id, total_minor, currency, created_at)
+                 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6)",
+            )?,
+            order_item: tx
+                .prepare("INSERT OR IGNORE INTO order_items (order_id, sku) VALUES (?1, ?2)")?,
+            send: tx.prepare(
+                "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts,
+                    claimed_at, sent_at, message_id)
+                 VALUES (?1, ?2, ?3, ?3, 'sent', 1, 1, ?4, ?4, ?5)",
+            )?,
+            suppress: tx.prepare(
+                "INSERT OR IGNORE INTO suppressions (email_norm, reason, created_at)
+                 VALUES (?1, 'manual', ?2)",
+            )?,
+        })
+    }
+}
 
 fn main() -> rusqlite::Result<()> {
     let (args, seed) = parse_args();
@@ -126,10 +187,15 @@ fn main() -> rusqlite::Result<()> {
     );
     let mut conn = Connection::open(&args.out)?;
     conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -200000;")?;
-    let now = args.now.timestamp();
-    let span = args.days * 86_400;
     let background = args.carts - args.due;
-    let addresses = (background * 10 / 13).max(1);
+    let shape = Shape {
+        now: args.now.timestamp(),
+        span: args.days * 86_400,
+        carts: args.carts,
+        due: args.due,
+        background,
+        addresses: (background * 10 / 13).max(1),
+    };
     let mut rng = Rng(seed | 1);
 
     let mut written = 0;
@@ -137,126 +203,9 @@ fn main() -> rusqlite::Result<()> {
         let end = (written + BATCH).min(args.carts);
         let tx = conn.transaction()?;
         {
-            let mut cart = tx.prepare(
-                "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
-                    accepts_marketing, created_at, updated_at, utc_offset, total_minor, item_count,
-                    snapshot_hash, timezone, items)
-                 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12, '', ?13)",
-            )?;
-            let mut order = tx.prepare(
-                "INSERT INTO orders (id, email, email_norm, cart_id, total_minor, currency, created_at)
-                 VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut order_item =
-                tx.prepare("INSERT OR IGNORE INTO order_items (order_id, sku) VALUES (?1, ?2)")?;
-            let mut send = tx.prepare(
-                "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts,
-                    claimed_at, sent_at, message_id)
-                 VALUES (?1, ?2, ?3, ?3, 'sent', 1, 1, ?4, ?4, ?5)",
-            )?;
-            let mut suppress = tx.prepare(
-                "INSERT OR IGNORE INTO suppressions (email_norm, reason, created_at)
-                 VALUES (?1, 'manual', ?2)",
-            )?;
+            let mut inserts = Inserts::prepare(&tx)?;
             for n in written..end {
-                let due = n < args.due;
-                let (id, email, updated_at, status) = if due {
-                    (
-                        format!("D{n:08}"),
-                        format!("due{n}@example.com"),
-                        now - 3600 - rng.below(3600) as i64,
-                        "open",
-                    )
-                } else {
-                    let status = match rng.below(100) {
-                        0..65 => "open",
-                        65..95 => "ordered",
-                        _ => "closed",
-                    };
-                    (
-                        format!("C{n:08}"),
-                        format!("customer{}@example.com", rng.below(addresses)),
-                        // Stores fill in time order (ids grow with it), an
-                        // hour of jitter.
-                        now - 7200 - span * (args.carts - n) as i64 / background as i64
-                            + rng.below(3600) as i64,
-                        status,
-                    )
-                };
-                let currency = CURRENCIES[rng.below(CURRENCIES.len() as u64) as usize];
-                let count = 1 + rng.below(4) as i64;
-                let mut lines = Vec::with_capacity(count as usize);
-                for _ in 0..count {
-                    let product = PRODUCTS[rng.below(PRODUCTS.len() as u64) as usize];
-                    lines.push((product, 1 + rng.below(2) as i64));
-                }
-                let total: i64 = lines.iter().map(|((_, _, _, price), q)| price * q).sum();
-                let first_sku = lines[0].0.0;
-                let consent = due || rng.below(10) < 8;
-                let items: Vec<LineItem> = lines
-                    .iter()
-                    .map(|&((sku, name, category, price), quantity)| LineItem {
-                        sku: sku.into(),
-                        name: name.into(),
-                        category: category.into(),
-                        quantity: quantity as u32,
-                        unit_price_minor: price,
-                        image_url: format!("https://shop.example/img/{sku}.jpg"),
-                        product_url: format!("https://shop.example/products/{sku}"),
-                    })
-                    .collect();
-                cart.execute(params![
-                    id,
-                    email,
-                    NAMES[rng.below(NAMES.len() as u64) as usize],
-                    if due {
-                        "en"
-                    } else {
-                        LOCALES[rng.below(LOCALES.len() as u64) as usize]
-                    },
-                    currency,
-                    status,
-                    consent,
-                    updated_at - 600,
-                    updated_at,
-                    total,
-                    count,
-                    (n as u128).to_le_bytes().as_slice(),
-                    recart::store::encode_items(&items),
-                ])?;
-                if due {
-                    continue;
-                }
-                if status == "ordered" {
-                    let order_id = format!("O{n:08}");
-                    order.execute(params![
-                        order_id,
-                        email,
-                        id,
-                        total,
-                        currency,
-                        updated_at + 1800
-                    ])?;
-                    order_item.execute(params![order_id, first_sku])?;
-                }
-                if status != "closed" && consent {
-                    for (step, delay) in STEPS {
-                        if updated_at + delay > now {
-                            break;
-                        }
-                        let at = (updated_at + delay + rng.below(600) as i64).min(now);
-                        send.execute(params![
-                            id,
-                            step,
-                            email,
-                            at,
-                            format!("<{n}.{step}.recart@shop.example>")
-                        ])?;
-                    }
-                }
-                if rng.below(97) == 0 {
-                    suppress.execute(params![email, updated_at])?;
-                }
+                write_cart(n, &shape, &mut rng, &mut inserts)?;
             }
         }
         tx.commit()?;
@@ -265,5 +214,108 @@ fn main() -> rusqlite::Result<()> {
     }
     eprintln!();
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    Ok(())
+}
+
+/// Cart `n`: its row, and for a background cart its order, ledger and
+/// suppression.
+fn write_cart(n: u64, shape: &Shape, rng: &mut Rng, inserts: &mut Inserts) -> rusqlite::Result<()> {
+    let now = shape.now;
+    let due = n < shape.due;
+    let (id, email, updated_at, status) = if due {
+        (
+            format!("D{n:08}"),
+            format!("due{n}@example.com"),
+            now - 3600 - rng.below_i64(3600),
+            "open",
+        )
+    } else {
+        let status = match rng.below(100) {
+            0..65 => "open",
+            65..95 => "ordered",
+            _ => "closed",
+        };
+        (
+            format!("C{n:08}"),
+            format!("customer{}@example.com", rng.below(shape.addresses)),
+            // Stores fill in time order (ids grow with it), an
+            // hour of jitter.
+            now - 7200
+                - shape.span * i64::try_from(shape.carts - n).expect("--carts fits an i64")
+                    / i64::try_from(shape.background).expect("--carts fits an i64")
+                + rng.below_i64(3600),
+            status,
+        )
+    };
+    let currency = rng.pick(CURRENCIES);
+    let count = 1 + rng.below_i64(4);
+    let mut lines = Vec::with_capacity(4);
+    for _ in 0..count {
+        let product = rng.pick(PRODUCTS);
+        lines.push((product, 1 + rng.below_i64(2)));
+    }
+    let total: i64 = lines.iter().map(|((_, _, _, price), q)| price * q).sum();
+    let first_sku = lines[0].0.0;
+    let consent = due || rng.below(10) < 8;
+    let items: Vec<LineItem> = lines
+        .iter()
+        .map(|&((sku, name, category, price), quantity)| LineItem {
+            sku: sku.into(),
+            name: name.into(),
+            category: category.into(),
+            quantity: u32::try_from(quantity).expect("1 or 2"),
+            unit_price_minor: price,
+            image_url: format!("https://shop.example/img/{sku}.jpg"),
+            product_url: format!("https://shop.example/products/{sku}"),
+        })
+        .collect();
+    inserts.cart.execute(params![
+        id,
+        email,
+        rng.pick(NAMES),
+        if due { "en" } else { rng.pick(LOCALES) },
+        currency,
+        status,
+        consent,
+        updated_at - 600,
+        updated_at,
+        total,
+        count,
+        u128::from(n).to_le_bytes().as_slice(),
+        recart::store::encode_items(&items),
+    ])?;
+    if due {
+        return Ok(());
+    }
+    if status == "ordered" {
+        let order_id = format!("O{n:08}");
+        inserts.order.execute(params![
+            order_id,
+            email,
+            id,
+            total,
+            currency,
+            updated_at + 1800
+        ])?;
+        inserts.order_item.execute(params![order_id, first_sku])?;
+    }
+    if status != "closed" && consent {
+        for (step, delay) in STEPS {
+            if updated_at + delay > now {
+                break;
+            }
+            let at = (updated_at + delay + rng.below_i64(600)).min(now);
+            inserts.send.execute(params![
+                id,
+                step,
+                email,
+                at,
+                format!("<{n}.{step}.recart@shop.example>")
+            ])?;
+        }
+    }
+    if rng.below(97) == 0 {
+        inserts.suppress.execute(params![email, updated_at])?;
+    }
     Ok(())
 }

@@ -53,7 +53,7 @@ pub struct Coupon {
 }
 
 /// The code `generate` gives a (cart, step): `prefix` followed by 10
-/// characters of HMAC-SHA256(key, "coupon\n" + cart_id + "\n" + step).
+/// characters of `HMAC-SHA256(key, "coupon\n" + cart_id + "\n" + step)`.
 /// Stable across runs, different for every cart and step (50 bits), and
 /// not guessable without the key.
 pub fn generate_code(signer: &Signer, prefix: &str, cart_id: &str, step: &str) -> String {
@@ -152,7 +152,7 @@ pub fn read_pool(path: &Path) -> Result<PoolFile> {
         let record = match record {
             Ok(record) => record,
             Err(error) => {
-                let line = error.position().map_or(0, |p| p.line());
+                let line = error.position().map_or(0, csv::Position::line);
                 file.rejected.push(RowError {
                     path: path.to_path_buf(),
                     line,
@@ -163,7 +163,7 @@ pub fn read_pool(path: &Path) -> Result<PoolFile> {
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, csv::Position::line);
         let field = |at: Option<usize>| at.and_then(|at| record.get(at)).unwrap_or("");
         let reject = |name: &str, value: &str, message: String| RowError {
             path: path.to_path_buf(),

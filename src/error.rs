@@ -45,7 +45,7 @@ pub enum Error {
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
 
-    /// The SQLite store failed.
+    /// The `SQLite` store failed.
     #[error("store {path}: {source}")]
     Store {
         path: PathBuf,

@@ -65,7 +65,9 @@ impl Step {
         }
         let digest = Sha256::digest(cart_id.as_bytes());
         let value = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-        &self.variants[(value % self.variants.len() as u64) as usize]
+        let at = usize::try_from(value % self.variants.len() as u64)
+            .expect("below the number of variants, a usize");
+        &self.variants[at]
     }
 
     /// Every template stem the step may use (none for a webhook step
@@ -610,9 +612,8 @@ fn decide(
 pub fn shown_items(items: &[CandidateItem], rule: OutOfStock) -> Option<Vec<&CandidateItem>> {
     let out = |item: &&CandidateItem| item.in_stock == Some(false);
     match rule {
-        OutOfStock::Ignore => Some(items.iter().collect()),
         OutOfStock::SkipCart if items.iter().any(|item| out(&item)) => None,
-        OutOfStock::SkipCart => Some(items.iter().collect()),
+        OutOfStock::Ignore | OutOfStock::SkipCart => Some(items.iter().collect()),
         OutOfStock::DropItem => {
             let shown: Vec<&CandidateItem> = items.iter().filter(|item| !out(item)).collect();
             (shown.is_empty() == items.is_empty()).then_some(shown)
@@ -622,6 +623,12 @@ pub fn shown_items(items: &[CandidateItem], rule: OutOfStock) -> Option<Vec<&Can
 
 /// The first content filter the cart fails, if any.
 fn filter(cart: &Candidate, filters: &Filters, rule: OutOfStock) -> Option<SkipReason> {
+    fn sku(item: &CandidateItem) -> &str {
+        &item.sku
+    }
+    fn category(item: &CandidateItem) -> &str {
+        &item.category
+    }
     if cart.items.is_empty() {
         return Some(SkipReason::EmptyCart);
     }
@@ -669,12 +676,6 @@ fn filter(cart: &Candidate, filters: &Filters, rule: OutOfStock) -> Option<SkipR
                 .any(|pattern| pattern.matches_with(pick(item), options))
         })
     };
-    fn sku(item: &CandidateItem) -> &str {
-        &item.sku
-    }
-    fn category(item: &CandidateItem) -> &str {
-        &item.category
-    }
     if !filters.include_skus.is_empty() && !any(&filters.include_skus, sku) {
         return Some(SkipReason::SkuNotIncluded);
     }

@@ -489,7 +489,7 @@ mod tests {
         ];
         let skips = vec![
             ("1h".to_string(), "no-consent".to_string(), 3),
-            ("".to_string(), "too-old".to_string(), 2),
+            (String::new(), "too-old".to_string(), 2),
         ];
         let report = build(
             at("2026-10-31T00:00:00Z"),

@@ -230,8 +230,8 @@ fn bad_input_keeps_the_good_rows_and_writes_errors() {
         found,
         vec![
             ("4".into(), "product_name".into(), "Caf\u{FFFD}".into()),
-            ("5".into(), "(row)".into(), "".into()),
-            ("6".into(), "(row)".into(), "".into()),
+            ("5".into(), "(row)".into(), String::new()),
+            ("6".into(), "(row)".into(), String::new()),
             ("8".into(), "email".into(), "other@example.com".into()),
             ("10".into(), "currency".into(), "USD".into()),
         ]
@@ -321,7 +321,7 @@ fn native_formats_are_detected_too() {
     );
 }
 
-/// `[[sources]] sqlite`: `recart run` reads a shop's SQLite database,
+/// `[[sources]] sqlite`: `recart run` reads a shop's `SQLite` database,
 /// incrementally by the stored watermark.
 #[test]
 fn sqlite_source_is_read_incrementally() {

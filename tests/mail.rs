@@ -85,15 +85,12 @@ fn html_of(message: &mail_parser::Message<'_>) -> String {
             let c = char::from_u32(number.parse().ok()?)?;
             (!c.is_ascii()).then_some((c, tail))
         });
-        match decoded {
-            Some((c, tail)) => {
-                out.push(c);
-                rest = tail;
-            }
-            None => {
-                out.push_str("&#");
-                rest = reference;
-            }
+        if let Some((c, tail)) = decoded {
+            out.push(c);
+            rest = tail;
+        } else {
+            out.push_str("&#");
+            rest = reference;
         }
     }
     out.push_str(rest);

@@ -1,5 +1,5 @@
 //! The SMTP transport: lettre's async connection over a TCP stream we open
-//! ourselves, with TCP_NODELAY set (lettre leaves it off, which stalls every
+//! ourselves, with `TCP_NODELAY` set (lettre leaves it off, which stalls every
 //! message on a delayed ACK), and the SMTP transaction driven command by
 //! command so that each failure is known to be before or after the message
 //! was handed over. Where the server offers PIPELINING (RFC 2920), MAIL,
@@ -221,7 +221,8 @@ impl Work {
     fn done(&self, queued: &Queued, outcome: Outcome, reports: &super::Reports) {
         {
             let mut pending = self.pending.borrow_mut();
-            let at = (queued.group - self.first_group.get()) as usize;
+            let at = usize::try_from(queued.group - self.first_group.get())
+                .expect("a pending group, so an index into `pending`");
             let group = &mut pending[at];
             group.outcomes[queued.index] = outcome;
             group.left -= 1;

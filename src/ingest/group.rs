@@ -9,6 +9,7 @@
 //! again — a cart is never stored as two halves.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::hash::BuildHasher;
 
 // A seeded foldhash: a row hashes its key a few times, SipHash was a
@@ -92,9 +93,8 @@ struct Batch<'s, T> {
 
 impl<T: Emit> Batch<'_, T> {
     fn reject(&mut self, mut error: RowError, noun: &str, key: &str) -> Result<()> {
-        error
-            .message
-            .push_str(&format!("; {noun} {key} not imported"));
+        // Writing to a String cannot fail.
+        let _ = write!(error.message, "; {noun} {key} not imported");
         self.sink.rejected(error)
     }
 

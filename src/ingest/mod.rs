@@ -518,14 +518,18 @@ mod tests {
 
     #[test]
     fn a_file_read_alongside_gives_what_it_gives_read_directly() {
+        use std::fmt::Write as _;
+
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("carts.csv");
         let mut text = String::from("cart_id,email,currency,updated_at,sku,quantity,unit_price\n");
         for n in 0..50 {
             let quantity = if n == 7 { "x" } else { "1" };
-            text.push_str(&format!(
-                "c{n},a{n}@example.com,EUR,2026-03-01T10:00:00Z,S{n},{quantity},2.50\n"
-            ));
+            writeln!(
+                text,
+                "c{n},a{n}@example.com,EUR,2026-03-01T10:00:00Z,S{n},{quantity},2.50"
+            )
+            .unwrap();
         }
         std::fs::write(&path, text).unwrap();
         let mut options = Options::format(Format::Auto);

@@ -1,4 +1,4 @@
-//! A shop's own SQLite database as a source: `carts_query` returns one row
+//! A shop's own `SQLite` database as a source: `carts_query` returns one row
 //! per cart (native field names as columns, `:since` bound to the stored
 //! watermark), `items_query` the items of one cart (`:cart_id`). The rows
 //! are turned into native rows — cart fields beside each item's — and read
@@ -126,7 +126,7 @@ pub fn read(source: &SqliteSource, since: Option<Value>, sink: &mut dyn Sink) ->
     let names = CART_FIELDS
         .iter()
         .chain(ITEM_FIELDS)
-        .map(|name| name.to_string())
+        .map(ToString::to_string)
         .collect();
     let mut table = Table::from_records(&source.path, names, Box::new(records));
     let times = TimeFormat(source.date_format.clone());
@@ -328,7 +328,7 @@ fn text(field: &str, value: ValueRef<'_>) -> Vec<u8> {
     }
 }
 
-/// Reads one SQLite file as a test would.
+/// Reads one `SQLite` file as a test would.
 #[cfg(test)]
 pub(crate) fn read_all(
     source: &SqliteSource,

@@ -155,7 +155,7 @@ impl Table {
         })
     }
 
-    /// A table of records made elsewhere (a SQLite source): `names` are the
+    /// A table of records made elsewhere (a `SQLite` source): `names` are the
     /// columns, `path` names the source in messages, `records` give each
     /// row's number and fields.
     pub fn from_records(path: &Path, names: Vec<String>, records: Records) -> Table {
@@ -331,12 +331,12 @@ fn read_record(
         let line = reader.position().line();
         match reader.read_byte_record(record) {
             // A blank line of a CRLF file.
-            Ok(true) if record.len() == 1 && blank(&record[0]) => continue,
+            Ok(true) if record.len() == 1 && blank(&record[0]) => {}
             other => break other.map(|more| (more, line)),
         }
     };
     match read {
-        Ok((true, line)) => Ok(Some(record.position().map_or(line, |p| p.line()))),
+        Ok((true, line)) => Ok(Some(record.position().map_or(line, csv::Position::line))),
         Ok((false, _)) => Ok(None),
         Err(error) => Err(match error.into_kind() {
             csv::ErrorKind::Io(source) => Error::io(path, source),
@@ -506,7 +506,9 @@ mod tests {
             if self.bytes.position() >= self.good {
                 return Err(std::io::Error::other("disk on fire"));
             }
-            let room = (self.good - self.bytes.position()).min(buffer.len() as u64) as usize;
+            // Saturating: more than a usize can count is more than the buffer.
+            let left = usize::try_from(self.good - self.bytes.position()).unwrap_or(usize::MAX);
+            let room = left.min(buffer.len());
             self.bytes.read(&mut buffer[..room])
         }
     }

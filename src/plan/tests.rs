@@ -379,7 +379,7 @@ fn content_filters_match_globs_case_insensitively() {
 fn purchases_stop_reminders_three_ways() {
     let order = |hours_ago: i64, skus: &[&str]| OrderFact {
         created_at: now() - TimeDelta::hours(hours_ago),
-        skus: skus.iter().map(|s| s.to_string()).collect(),
+        skus: skus.iter().map(ToString::to_string).collect(),
     };
     let with = |orders: Vec<OrderFact>| {
         let mut history = History::default();

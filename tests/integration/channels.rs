@@ -1,7 +1,7 @@
 //! A product catalog filling what carts leave out, and a webhook step
 //! after the e-mail: signed JSON to a real HTTP server on loopback.
 
-use std::time::Duration;
+use std::{fmt::Write as _, time::Duration};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -9,7 +9,7 @@ use sha2::Sha256;
 use crate::{
     fixtures::{Config, NOW, Transport, shop},
     harness::{Test, for_cart},
-    http_server::HttpServer,
+    http_server::{HttpServer, Request},
     mime::Mail,
 };
 
@@ -46,12 +46,15 @@ fn email_then_webhook(server: &HttpServer) -> Test {
 fn signature(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_KEY.as_bytes()).unwrap();
     mac.update(body);
-    let hex: String = mac
+    let hex = mac
         .finalize()
         .into_bytes()
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+        .fold(String::new(), |mut hex, b| {
+            // Writing to a String cannot fail.
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
     format!("sha256={hex}")
 }
 
@@ -68,8 +71,8 @@ fn a_webhook_step_follows_the_email_with_signed_json() {
         .recart(&["run", "--json", "--now", later])
         .expect_success()
         .decisions();
-    assert_eq!(for_cart(&decisions, "W-1")[0].decision, "sent");
-    assert_eq!(for_cart(&decisions, "W-2")[0].decision, "sent");
+    assert_eq!(for_cart(&decisions, "W-1")[0].outcome, "sent");
+    assert_eq!(for_cart(&decisions, "W-2")[0].outcome, "sent");
     let ella = for_cart(&decisions, "W-3");
     assert_eq!(ella[0].reason.as_deref(), Some("no-sms-consent"));
 
@@ -106,7 +109,7 @@ fn a_webhook_step_follows_the_email_with_signed_json() {
     }
     let nina = requests
         .iter()
-        .map(|r| r.json())
+        .map(Request::json)
         .find(|b| b["cart"]["id"] == "W-1")
         .unwrap();
     assert_eq!(nina["customer"]["phone"], "+15550100");
@@ -136,10 +139,10 @@ fn webhook_answers_become_sent_failed_and_retry() {
     let out = t.recart(&["run", "--json", "--now", NOW]);
     out.expect_status(3);
     let decisions = out.decisions();
-    assert_eq!(for_cart(&decisions, "W-1")[0].decision, "failed");
-    assert_eq!(for_cart(&decisions, "W-2")[0].decision, "retry");
+    assert_eq!(for_cart(&decisions, "W-1")[0].outcome, "failed");
+    assert_eq!(for_cart(&decisions, "W-2")[0].outcome, "retry");
     assert_eq!(
-        for_cart(&decisions, "W-3")[0].decision,
+        for_cart(&decisions, "W-3")[0].outcome,
         "retry",
         "a slow answer is a timeout"
     );
@@ -183,7 +186,7 @@ fn an_order_between_the_email_and_the_webhook_stops_the_webhook() {
         for_cart(&decisions, "W-1").is_empty(),
         "an ordered cart is not even a candidate"
     );
-    let bodies: Vec<serde_json::Value> = server.requests().iter().map(|r| r.json()).collect();
+    let bodies: Vec<serde_json::Value> = server.requests().iter().map(Request::json).collect();
     assert_eq!(bodies.len(), 1);
     assert_eq!(bodies[0]["cart"]["id"], "W-2");
 }
@@ -225,7 +228,7 @@ fn the_catalog_fills_missing_fields_and_drops_what_is_out_of_stock() {
         .recart(&["run", "--json", "--now", NOW])
         .expect_success()
         .decisions();
-    assert_eq!(for_cart(&decisions, "K-1")[0].decision, "sent");
+    assert_eq!(for_cart(&decisions, "K-1")[0].outcome, "sent");
     // Grace's only item is sold out: nothing left to show.
     assert_eq!(
         for_cart(&decisions, "K-2")[0].reason.as_deref(),
@@ -312,7 +315,7 @@ fn shopify_products_export_and_bad_catalog_rows() {
         .recart(&["run", "--json", "--now", NOW])
         .expect_success()
         .decisions();
-    assert_eq!(for_cart(&decisions, "K-1")[0].decision, "sent");
+    assert_eq!(for_cart(&decisions, "K-1")[0].outcome, "sent");
     let text = Mail::parse(&t.read("outbox/K-1.1h.eml")).text();
     // The 3P variant has no stock: dropped; the mug is not in this catalog.
     assert!(!text.contains("Ridge Tent"), "{text}");

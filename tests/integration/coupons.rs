@@ -34,7 +34,7 @@ fn coupon_shop(coupon_lines: &str) -> Test {
         .file("templates/coupon.html", COUPON_HTML)
 }
 
-/// (code, cart_id) of every code in the store, by code.
+/// (code, `cart_id`) of every code in the store, by code.
 fn coupons(t: &Test) -> Vec<(String, Option<String>)> {
     let store = t.store();
     let mut query = store
@@ -104,9 +104,9 @@ fn pool_codes_go_one_per_cart_and_a_dry_pool_skips_with_no_coupon() {
     out.expect_status(0);
     let decisions = out.decisions();
     let grace = for_cart(&decisions, "C-1002");
-    assert_eq!(grace[0].decision, "sent", "{decisions:?}");
+    assert_eq!(grace[0].outcome, "sent", "{decisions:?}");
     let ada = for_cart(&decisions, "C-1001");
-    assert_eq!(ada[0].decision, "skip", "{decisions:?}");
+    assert_eq!(ada[0].outcome, "skip", "{decisions:?}");
     assert_eq!(ada[0].reason.as_deref(), Some("no-coupon"));
     out.expect_stderr_contains("no-coupon 1");
     // Never a mail without its code.
@@ -125,7 +125,7 @@ fn pool_codes_go_one_per_cart_and_a_dry_pool_skips_with_no_coupon() {
     let out = t.recart(&["run", "--json", "--now", NOW]);
     out.expect_success();
     let decisions = out.decisions();
-    assert_eq!(for_cart(&decisions, "C-1001")[0].decision, "sent");
+    assert_eq!(for_cart(&decisions, "C-1001")[0].outcome, "sent");
     let text = mail_text(&t, "outbox/C-1001.1h.eml");
     assert!(
         text.contains("Code: SECOND-10, valid until 31 January 2027."),
@@ -158,7 +158,7 @@ fn a_dry_run_shows_the_draw_and_leaves_the_pool_untouched() {
     out.expect_success();
     let decisions = out.decisions();
     // As a real run would decide: one code, two carts.
-    assert_eq!(for_cart(&decisions, "C-1002")[0].decision, "send");
+    assert_eq!(for_cart(&decisions, "C-1002")[0].outcome, "send");
     assert_eq!(
         for_cart(&decisions, "C-1001")[0].reason.as_deref(),
         Some("no-coupon")
@@ -214,7 +214,7 @@ fn generated_codes_are_the_same_in_the_preview_the_mail_and_a_re_send() {
     let later = "2026-11-22T09:00:00Z";
     let out = t.recart(&["run", "--resend-unknown", "--json", "--now", later]);
     out.expect_success();
-    assert_eq!(for_cart(&out.decisions(), "C-1001")[0].decision, "sent");
+    assert_eq!(for_cart(&out.decisions(), "C-1001")[0].outcome, "sent");
     let resent = mail_text(&t, "outbox/C-1001.1h.eml");
     assert_eq!(code_in(&resent), code);
     assert!(resent.contains("valid until 28 November 2026."), "{resent}");

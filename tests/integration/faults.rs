@@ -209,7 +209,7 @@ impl Sink {
         self.files()
             .into_iter()
             .map(|f| {
-                let size = fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                let size = fs::metadata(&f).map_or(0, |m| m.len());
                 (f, size)
             })
             .collect()
@@ -396,7 +396,7 @@ fn soft_bounce_is_retried_and_sent_on_a_later_run() {
     out.expect_status(3);
     let decisions = out.decisions();
     assert_eq!(carts_with(&decisions, "retry"), ["C-1001", "C-1002"]);
-    for d in decisions.iter().filter(|d| d.decision == "retry") {
+    for d in decisions.iter().filter(|d| d.outcome == "retry") {
         let reason = d.reason.as_deref().unwrap_or_default();
         assert!(reason.contains("451"), "{d:?}");
     }
@@ -419,7 +419,7 @@ fn soft_bounce_is_retried_and_sent_on_a_later_run() {
     for cart in ["C-1001", "C-1002"] {
         let d = decisions.iter().find(|d| d.cart_id == cart).unwrap();
         assert_eq!(
-            (d.decision.as_str(), d.reason.as_deref()),
+            (d.outcome.as_str(), d.reason.as_deref()),
             ("skip", Some("retry-wait"))
         );
     }
@@ -457,7 +457,7 @@ fn hard_bounce_is_failed_and_the_address_suppressed() {
     out.expect_status(3);
     let decisions = out.decisions();
     assert_eq!(carts_with(&decisions, "failed"), ["C-1001", "C-1002"]);
-    for d in decisions.iter().filter(|d| d.decision == "failed") {
+    for d in decisions.iter().filter(|d| d.outcome == "failed") {
         let reason = d.reason.as_deref().unwrap_or_default();
         assert!(reason.contains("5.1.1"), "{d:?}");
     }
@@ -485,7 +485,7 @@ fn hard_bounce_is_failed_and_the_address_suppressed() {
     for cart in ["C-1001", "C-1002"] {
         let d = decisions.iter().find(|d| d.cart_id == cart).unwrap();
         assert_eq!(
-            (d.decision.as_str(), d.reason.as_deref()),
+            (d.outcome.as_str(), d.reason.as_deref()),
             ("skip", Some("suppressed"))
         );
     }
@@ -503,10 +503,10 @@ fn hard_bounce_is_failed_and_the_address_suppressed() {
 
 /// The server goes away after `accept` messages, in the middle of a run.
 fn server_going_away(faults: &[&str], accept: Option<usize>, connections: usize) {
+    const CARTS: usize = 60;
     let Some(binary) = smtp_sink_or_skip("server_going_away") else {
         return;
     };
-    const CARTS: usize = 60;
     let mut dying = Sink::start(&binary, faults);
     let t = big_shop(CARTS, dying.port(), connections);
 
@@ -560,7 +560,7 @@ fn server_going_away(faults: &[&str], accept: Option<usize>, connections: usize)
         .collect();
     assert!(!not_sent.is_empty(), "{decisions:#?}");
     for d in &not_sent {
-        assert_eq!(d.decision, "retry");
+        assert_eq!(d.outcome, "retry");
         let key = (d.cart_id.clone(), "1h".to_string());
         assert!(!book.contains_key(&key), "{key:?}: {:?}", book.get(&key));
         assert!(!received.contains(&key));
@@ -621,10 +621,10 @@ fn server_hanging_up_after_the_message_leaves_it_unknown() {
 
 #[test]
 fn two_overlapping_runs_send_every_reminder_once() {
+    const CARTS: usize = 2000;
     let Some(binary) = smtp_sink_or_skip("two_overlapping_runs_send_every_reminder_once") else {
         return;
     };
-    const CARTS: usize = 2000;
     let mut sink = Sink::start(&binary, &[]);
     let t = big_shop(CARTS, sink.port(), 4);
 
@@ -704,18 +704,21 @@ fn killing_runs_at_random_points_never_sends_twice() {
     };
     let rounds: usize = std::env::var("RECART_CRASH_ROUNDS")
         .ok()
-        .map(|v| v.parse().expect("RECART_CRASH_ROUNDS: a number"))
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("RECART_CRASH_SEED")
-        .ok()
-        .map(|v| v.parse().expect("RECART_CRASH_SEED: a number"))
-        .unwrap_or_else(|| {
-            SystemTime::now()
+        .map_or(20, |v| v.parse().expect("RECART_CRASH_ROUNDS: a number"));
+    let seed: u64 = std::env::var("RECART_CRASH_SEED").ok().map_or_else(
+        || {
+            let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
+                .unwrap();
+            // The nanoseconds since the epoch, modulo 2^64: their low bits
+            // are what differs from one run to the next.
+            now.as_secs()
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(u64::from(now.subsec_nanos()))
                 | 1
-        });
+        },
+        |v| v.parse().expect("RECART_CRASH_SEED: a number"),
+    );
     eprintln!("crash test: {rounds} rounds, RECART_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
 
@@ -751,19 +754,16 @@ fn killing_runs_at_random_points_never_sends_twice() {
             }
             thread::sleep(Duration::from_millis(5));
         }
-        match status {
-            Some(s) => {
-                finished += 1;
-                assert!(
-                    matches!(s.code(), Some(0 | 3)),
-                    "round {round}: recart exited {s:?} without being killed (seed {seed})"
-                );
-            }
-            None => {
-                child.kill().expect("SIGKILL recart"); // SIGKILL on Unix
-                child.wait().unwrap();
-            }
-        }
+        let Some(s) = status else {
+            child.kill().expect("SIGKILL recart"); // SIGKILL on Unix
+            child.wait().unwrap();
+            continue;
+        };
+        finished += 1;
+        assert!(
+            matches!(s.code(), Some(0 | 3)),
+            "round {round}: recart exited {s:?} without being killed (seed {seed})"
+        );
     }
     eprintln!(
         "crash test: {rounds} rounds in {:?}, {finished} finished before the kill",

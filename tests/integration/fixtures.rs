@@ -23,7 +23,7 @@ pub const NATIVE_HEADER: &str = "cart_id,email,first_name,locale,currency,status
 ///   for 1h; cart-level fields repeated on every row.
 /// - C-1003 (Alan, no consent): due, but must never be mailed.
 /// - C-1004 (Katherine, idle 20 minutes): not due.
-/// - C-1005 (Hedy, idle 11 days): older than max_age.
+/// - C-1005 (Hedy, idle 11 days): older than `max_age`.
 pub const CARTS_CSV: &str = "\
 cart_id,email,first_name,locale,currency,status,accepts_marketing,created_at,updated_at,sku,product_name,category,quantity,unit_price,image_url,product_url
 C-1001,ada.lovelace@example.com,Ada,en-GB,EUR,open,true,2026-11-21T08:55:00Z,2026-11-21T09:30:00Z,MWB-01,Merino Wool Beanie,Accessories,1,29.00,https://cdn.shop.example/img/mwb-01.jpg,https://shop.example/products/merino-wool-beanie
@@ -152,29 +152,41 @@ impl Config {
     pub fn to_toml(&self) -> String {
         let mut toml = String::from("[store]\npath = \"recart.db\"\n\n");
         for (path, format) in &self.sources {
-            toml += &format!("[[sources]]\npath = \"{path}\"\nformat = \"{format}\"\n\n");
+            write!(
+                toml,
+                "[[sources]]\npath = \"{path}\"\nformat = \"{format}\"\n\n"
+            )
+            .unwrap();
         }
-        toml += &match self.transport {
-            Transport::File => "[transport]\nkind = \"file\"\ndir = \"outbox\"\n".to_string(),
-            Transport::Smtp(port) => format!(
+        match self.transport {
+            Transport::File => toml += "[transport]\nkind = \"file\"\ndir = \"outbox\"\n",
+            Transport::Smtp(port) => write!(
+                toml,
                 "[transport]\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"
-            ),
-        };
+            )
+            .unwrap(),
+        }
         toml += "from = \"Shop <hello@shop.example>\"\n\n";
         toml += "[templates]\ndir = \"templates\"\n\n";
         toml += "[shop]\nname = \"Northwind Test Shop\"\n\n";
-        toml += &format!(
+        write!(
+            toml,
             "[links]\nrecover = \"https://shop.example/cart/recover/{{token}}\"\nunsubscribe = \"https://shop.example/unsubscribe/{{token}}\"\n{}\n\n",
             self.secret
-        );
-        toml += &format!(
+        )
+        .unwrap();
+        write!(
+            toml,
             "[policy]\nrequire_consent = {}\nmin_value = \"{}\"\nmax_age = \"{}\"\ncooldown = \"{}\"\n\n",
             self.require_consent, self.min_value, self.max_age, self.cooldown
-        );
+        )
+        .unwrap();
         for (name, after, template) in &self.steps {
-            toml += &format!(
+            write!(
+                toml,
                 "[[steps]]\nname = \"{name}\"\nafter = \"{after}\"\ntemplate = \"{template}\"\n\n"
-            );
+            )
+            .unwrap();
         }
         toml += &self.extra;
         toml

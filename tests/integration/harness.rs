@@ -22,7 +22,7 @@ pub const RECART: &str = env!("CARGO_BIN_EXE_recart");
 
 /// How long one invocation of the binary may take before the test fails.
 /// Generous: debug builds on a loaded two-core CI machine are slow.
-const TIMEOUT: Duration = Duration::from_secs(120);
+const TIMEOUT: Duration = Duration::from_mins(2);
 
 pub struct Test {
     tempdir: TempDir,
@@ -368,7 +368,8 @@ pub struct Decision {
     pub cart_id: String,
     pub email: String,
     pub step: Option<String>,
-    pub decision: String,
+    /// The JSON's `decision`: send, sent, retry, failed, unknown or skip.
+    pub outcome: String,
     pub reason: Option<String>,
 }
 
@@ -395,15 +396,15 @@ impl Decision {
             cart_id: string("cart_id")?,
             email: string("email")?,
             step: nullable("step")?,
-            decision: string("decision")?,
+            outcome: string("decision")?,
             reason: nullable("reason")?,
         };
         if !["send", "sent", "retry", "failed", "unknown", "skip"]
-            .contains(&decision.decision.as_str())
+            .contains(&decision.outcome.as_str())
         {
             return Err(format!(
                 "decision {v}: unknown decision {:?}",
-                decision.decision
+                decision.outcome
             ));
         }
         Ok(decision)
@@ -419,14 +420,14 @@ pub fn for_cart<'a>(decisions: &'a [Decision], cart_id: &str) -> Vec<&'a Decisio
 pub fn carts_with(decisions: &[Decision], decision: &str) -> Vec<String> {
     let mut ids: Vec<String> = decisions
         .iter()
-        .filter(|d| d.decision == decision)
+        .filter(|d| d.outcome == decision)
         .map(|d| d.cart_id.clone())
         .collect();
     ids.sort();
     ids
 }
 
-/// Read-only-by-convention access to the SQLite store for assertions.
+/// Read-only-by-convention access to the `SQLite` store for assertions.
 pub struct Store {
     conn: Connection,
 }

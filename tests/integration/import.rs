@@ -140,7 +140,7 @@ fn orders_mark_carts_ordered_by_cart_id_and_by_email() {
         assert!(
             !decisions
                 .iter()
-                .any(|d| d.email == email && d.decision == "send"),
+                .any(|d| d.email == email && d.outcome == "send"),
             "{email} would be reminded after ordering: {decisions:#?}"
         );
     }
@@ -228,7 +228,10 @@ fn a_first_import_killed_half_way_leaves_the_store_as_it_was() {
 
     t.recart(&["import", "big.csv"]).expect_success();
     let store = t.store();
-    assert_eq!(store.count("SELECT count(*) FROM carts"), carts as i64);
+    assert_eq!(
+        store.count("SELECT count(*) FROM carts"),
+        i64::try_from(carts).unwrap()
+    );
     assert_eq!(
         store.count("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"),
         1

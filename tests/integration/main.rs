@@ -1,5 +1,5 @@
 //! recart's integration tests: one test binary (as in casey/just) that drives
-//! the built `recart` binary against real SQLite stores in temporary
+//! the built `recart` binary against real `SQLite` stores in temporary
 //! directories and a real SMTP server on the loopback interface.
 
 // Shared helpers: not every test module uses every helper.

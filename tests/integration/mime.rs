@@ -187,21 +187,18 @@ pub fn decode_words(value: &str) -> String {
     while let Some(start) = rest.find("=?") {
         let (before, candidate) = rest.split_at(start);
         let decoded = parse_word(candidate);
-        match decoded {
-            Some((text, len)) => {
-                if !(last_was_word && before.trim().is_empty()) {
-                    out.push_str(before);
-                }
-                out.push_str(&text);
-                rest = &candidate[len..];
-                last_was_word = true;
-            }
-            None => {
+        if let Some((text, len)) = decoded {
+            if !(last_was_word && before.trim().is_empty()) {
                 out.push_str(before);
-                out.push_str("=?");
-                rest = &candidate[2..];
-                last_was_word = false;
             }
+            out.push_str(&text);
+            rest = &candidate[len..];
+            last_was_word = true;
+        } else {
+            out.push_str(before);
+            out.push_str("=?");
+            rest = &candidate[2..];
+            last_was_word = false;
         }
     }
     out.push_str(rest);

@@ -247,7 +247,7 @@ fn forget_leaves_no_trace_and_a_reimport_is_never_mailed() {
         .decisions();
     let ada: Vec<_> = decisions.iter().filter(|d| d.cart_id == "C-1001").collect();
     assert_eq!(ada.len(), 1);
-    assert_eq!(ada[0].decision, "skip");
+    assert_eq!(ada[0].outcome, "skip");
     assert_eq!(ada[0].reason.as_deref(), Some("suppressed"));
 }
 

@@ -84,7 +84,7 @@ fn json_output_has_one_decision_per_line() {
     // `decisions`), and a reason exactly when it is not a send.
     let decisions = out.decisions();
     for d in &decisions {
-        match d.decision.as_str() {
+        match d.outcome.as_str() {
             "send" => {
                 assert!(d.reason.is_none(), "send with a reason: {d:?}");
                 assert!(d.step.is_some(), "send without a step: {d:?}");
@@ -100,7 +100,7 @@ fn json_output_has_one_decision_per_line() {
             cart_id: "C-1001".into(),
             email: ADA.into(),
             step: Some("1h".into()),
-            decision: "send".into(),
+            outcome: "send".into(),
             reason: None,
         }]
     );
@@ -110,21 +110,21 @@ fn json_output_has_one_decision_per_line() {
             cart_id: "C-1002".into(),
             email: GRACE.into(),
             step: Some("1h".into()),
-            decision: "send".into(),
+            outcome: "send".into(),
             reason: None,
         }]
     );
     let alan = for_cart(&decisions, "C-1003");
     assert_eq!(alan.len(), 1, "{decisions:#?}");
     assert_eq!(alan[0].email, ALAN);
-    assert_eq!(alan[0].decision, "skip");
+    assert_eq!(alan[0].outcome, "skip");
     assert_eq!(alan[0].reason.as_deref(), Some("no-consent"));
 
     // Katherine is not due yet and Hedy's cart is too old: whether they are
     // listed as skips or left out of the candidate window, nobody mails them.
     for d in &decisions {
         if d.email == KATHERINE || d.email == HEDY {
-            assert_eq!(d.decision, "skip", "{d:?}");
+            assert_eq!(d.outcome, "skip", "{d:?}");
         }
     }
     assert_eq!(carts_with(&decisions, "send"), ["C-1001", "C-1002"]);
@@ -234,7 +234,7 @@ fn skip_reasons_below_min_value_suppressed_and_cooldown() {
     let reason = |cart: &str| -> Vec<(String, Option<String>)> {
         for_cart(&decisions, cart)
             .iter()
-            .map(|d| (d.decision.clone(), d.reason.clone()))
+            .map(|d| (d.outcome.clone(), d.reason.clone()))
             .collect()
     };
     assert_eq!(reason("C-1001"), [("send".into(), None)]);
@@ -275,7 +275,7 @@ fn cooldown_holds_back_a_new_cart_of_a_recently_mailed_address() {
     let ada = for_cart(&decisions, "C-1101");
     assert_eq!(ada.len(), 1, "{decisions:#?}");
     assert_eq!(
-        (ada[0].decision.as_str(), ada[0].reason.as_deref()),
+        (ada[0].outcome.as_str(), ada[0].reason.as_deref()),
         ("skip", Some("cooldown")),
         "{decisions:#?}"
     );
@@ -395,7 +395,7 @@ fn an_earlier_order_of_a_cart_product_stops_its_reminders() {
         .expect_success()
         .decisions();
     let ada = for_cart(&decisions, "C-1001");
-    assert_eq!(ada[0].decision, "skip");
+    assert_eq!(ada[0].outcome, "skip");
     assert_eq!(ada[0].reason.as_deref(), Some("already-purchased"));
-    assert_eq!(for_cart(&decisions, "C-1002")[0].decision, "send");
+    assert_eq!(for_cart(&decisions, "C-1002")[0].outcome, "send");
 }

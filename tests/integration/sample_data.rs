@@ -42,17 +42,17 @@ fn bundled_sample_data_dry_run() {
     out.expect_success();
     let decisions = out.decisions();
     assert!(
-        decisions.iter().any(|d| d.decision == "send"),
+        decisions.iter().any(|d| d.outcome == "send"),
         "the sample data has nobody due at 2026-11-21T12:00:00Z: {decisions:#?}"
     );
     assert!(
-        decisions.iter().any(|d| d.decision == "skip"),
+        decisions.iter().any(|d| d.outcome == "skip"),
         "the sample data shows no skip: {decisions:#?}"
     );
     assert!(
         decisions
             .iter()
-            .all(|d| d.decision == "send" || d.decision == "skip")
+            .all(|d| d.outcome == "send" || d.outcome == "skip")
     );
 
     // Nothing was sent or recorded.

@@ -23,7 +23,7 @@ fn run_delivers_reminders_over_smtp_and_records_them() {
     let decisions = out.decisions();
     assert_eq!(carts_with(&decisions, "sent"), ["C-1001", "C-1002"]);
     for d in &decisions {
-        if d.decision == "sent" {
+        if d.outcome == "sent" {
             assert_eq!(d.step.as_deref(), Some("1h"), "{d:?}");
             assert!(d.reason.is_none(), "{d:?}");
         }
@@ -31,7 +31,7 @@ fn run_delivers_reminders_over_smtp_and_records_them() {
     let alan = for_cart(&decisions, "C-1003");
     assert_eq!(alan.len(), 1);
     assert_eq!(
-        (alan[0].decision.as_str(), alan[0].reason.as_deref()),
+        (alan[0].outcome.as_str(), alan[0].reason.as_deref()),
         ("skip", Some("no-consent"))
     );
     assert!(!out.stderr.trim().is_empty(), "no summary on stderr");
@@ -131,7 +131,7 @@ fn running_again_at_the_same_time_sends_nothing_new() {
         .into_iter()
         .chain(for_cart(&decisions, "C-1002"))
     {
-        assert_eq!(d.decision, "skip", "{d:?}");
+        assert_eq!(d.outcome, "skip", "{d:?}");
     }
     assert_eq!(server.messages().len(), 2, "a mail went out twice");
     assert_eq!(t.store().sends(), sends);
@@ -150,7 +150,7 @@ fn a_later_run_sends_the_next_step_to_carts_that_got_the_first() {
     for cart in ["C-1001", "C-1002"] {
         let sent: Vec<_> = for_cart(&decisions, cart)
             .into_iter()
-            .filter(|d| d.decision == "sent")
+            .filter(|d| d.outcome == "sent")
             .collect();
         assert_eq!(sent.len(), 1, "{cart}: {decisions:#?}");
         assert_eq!(sent[0].step.as_deref(), Some("24h"), "{cart}");
@@ -198,7 +198,7 @@ fn no_consent_means_no_mail_ever() {
         out.expect_success();
         for d in out.decisions() {
             if d.email == ALAN {
-                assert_eq!(d.decision, "skip", "at {now}: {d:?}");
+                assert_eq!(d.outcome, "skip", "at {now}: {d:?}");
                 assert_eq!(d.reason.as_deref(), Some("no-consent"), "at {now}: {d:?}");
             }
         }
@@ -245,7 +245,7 @@ fn a_permanently_rejected_recipient_is_failed_and_the_rest_delivered() {
     assert_eq!(carts_with(&decisions, "sent"), ["C-1001"]);
     let grace = for_cart(&decisions, "C-1002");
     assert_eq!(grace.len(), 1);
-    assert_eq!(grace[0].decision, "failed", "{grace:?}");
+    assert_eq!(grace[0].outcome, "failed", "{grace:?}");
     assert!(grace[0].reason.is_some(), "failed without a reason");
 
     assert_eq!(server.recipients(), [ADA]);

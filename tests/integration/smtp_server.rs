@@ -204,7 +204,7 @@ impl Session {
             match self.reader.read_until(b'\n', &mut buf) {
                 Ok(0) => return Ok(None),
                 Ok(_) if buf.ends_with(b"\n") => break,
-                Ok(_) => continue,
+                Ok(_) => {}
                 Err(e)
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::TimedOut =>
@@ -278,17 +278,14 @@ impl Session {
                         .unwrap()
                         .get(&rcpt.to_ascii_lowercase())
                         .cloned();
-                    match custom {
-                        Some(reply) => {
-                            if reply.starts_with('2') {
-                                self.recipients.push(rcpt);
-                            }
-                            self.reply(&reply)?;
-                        }
-                        None => {
+                    if let Some(reply) = custom {
+                        if reply.starts_with('2') {
                             self.recipients.push(rcpt);
-                            self.reply("250 2.1.5 Ok")?;
                         }
+                        self.reply(&reply)?;
+                    } else {
+                        self.recipients.push(rcpt);
+                        self.reply("250 2.1.5 Ok")?;
                     }
                 }
                 "DATA" => {
