@@ -108,14 +108,7 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(escape_for);
         env.set_formatter(html_formatter);
-        let listing: Vec<String> = match std::fs::read_dir(dir) {
-            Ok(entries) => entries
-                .filter_map(|entry| entry.ok())
-                .filter_map(|entry| entry.file_name().into_string().ok())
-                .collect(),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(error) => return Err(Error::io(dir, error)),
-        };
+        let listing = file_names(dir)?;
         let mut sets: BTreeMap<String, BTreeMap<String, Set>> = BTreeMap::new();
         for (step, stem) in steps
             .iter()
@@ -124,75 +117,10 @@ impl Renderer {
             if sets.contains_key(stem) {
                 continue;
             }
-            // file locale (as spelled) → parts present
-            let mut found: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-            found.entry(String::new()).or_default();
-            let prefix = format!("{}.", stem);
-            for file in &listing {
-                let Some(rest) = file.strip_prefix(&prefix) else {
-                    continue;
-                };
-                let (locale, part) = rest.rsplit_once('.').unwrap_or(("", rest));
-                let Some(part) = PARTS.iter().find(|p| **p == part) else {
-                    continue;
-                };
-                if locale.is_empty()
-                    || locale
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    found.entry(locale.to_string()).or_default().push(part);
-                }
-            }
             let mut by_locale = BTreeMap::new();
-            for (spelled, parts) in found {
-                for required in [SUBJECT, HTML] {
-                    if !parts.contains(&required) {
-                        let path = dir.join(template_name(stem, &spelled, required));
-                        return Err(Error::Template {
-                            name: path.display().to_string(),
-                            message: format!("missing (step {:?} needs it)", step.name),
-                        });
-                    }
-                }
-                let locale = normalize_locale(&spelled);
-                let preheader = parts.contains(&PREHEADER);
-                let mut inlined = false;
-                for part in &parts {
-                    let path: PathBuf = dir.join(template_name(stem, &spelled, part));
-                    let source =
-                        std::fs::read_to_string(&path).map_err(|error| Error::Template {
-                            name: path.display().to_string(),
-                            message: error.to_string(),
-                        })?;
-                    if *part == HTML {
-                        let marked = if preheader {
-                            with_preheader(source.clone(), css::PREHEADER_MARK)
-                        } else {
-                            source.clone()
-                        };
-                        if let Some(ahead) = css::inline_template(&marked) {
-                            // A source minijinja refuses is reported below
-                            // from the file itself.
-                            inlined = env
-                                .add_template_owned(
-                                    template_name(stem, &locale, INLINED_HTML),
-                                    ahead,
-                                )
-                                .is_ok();
-                        }
-                    }
-                    env.add_template_owned(template_name(stem, &locale, part), source)
-                        .map_err(|error| template_error(&path, &error))?;
-                }
-                by_locale.insert(
-                    locale,
-                    Set {
-                        text: parts.contains(&TEXT),
-                        preheader,
-                        inlined,
-                    },
-                );
+            for (spelled, parts) in parts_by_locale(&listing, stem) {
+                let (locale, set) = load_set(&mut env, dir, step, stem, &spelled, &parts)?;
+                by_locale.insert(locale, set);
             }
             sets.insert(stem.to_string(), by_locale);
         }
@@ -244,6 +172,7 @@ impl Renderer {
 
     /// The zone dates are shown in for carts that give neither a zone nor
     /// an offset (`policy.timezone`); UTC unless set.
+    #[must_use]
     pub fn with_timezone(mut self, timezone: Tz) -> Renderer {
         self.timezone = timezone;
         self
@@ -407,6 +336,99 @@ impl Renderer {
             message,
         })
     }
+}
+
+/// The names of the files in the template directory; none if it does not
+/// exist.
+fn file_names(dir: &Path) -> Result<Vec<String>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries
+            .filter_map(std::result::Result::ok)
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(Error::io(dir, error)),
+    }
+}
+
+/// The parts of a template's sets found among the files: locale as the
+/// file spells it → its parts in listing order. The default set ("") is
+/// always there, so that its missing files are reported.
+fn parts_by_locale(listing: &[String], stem: &str) -> BTreeMap<String, Vec<&'static str>> {
+    let mut found: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    found.entry(String::new()).or_default();
+    let prefix = format!("{stem}.");
+    for file in listing {
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let (locale, part) = rest.rsplit_once('.').unwrap_or(("", rest));
+        let Some(part) = PARTS.iter().find(|p| **p == part) else {
+            continue;
+        };
+        if locale.is_empty()
+            || locale
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            found.entry(locale.to_string()).or_default().push(part);
+        }
+    }
+    found
+}
+
+/// Adds one set's files to the environment, and its HTML inlined ahead
+/// where `css` can do that; gives the set's normalised locale and what it
+/// has. A missing subject or HTML is an error naming the file.
+fn load_set(
+    env: &mut Environment<'static>,
+    dir: &Path,
+    step: &Step,
+    stem: &str,
+    spelled: &str,
+    parts: &[&str],
+) -> Result<(String, Set)> {
+    for required in [SUBJECT, HTML] {
+        if !parts.contains(&required) {
+            let path = dir.join(template_name(stem, spelled, required));
+            return Err(Error::Template {
+                name: path.display().to_string(),
+                message: format!("missing (step {:?} needs it)", step.name),
+            });
+        }
+    }
+    let locale = normalize_locale(spelled);
+    let preheader = parts.contains(&PREHEADER);
+    let mut inlined = false;
+    for part in parts {
+        let path: PathBuf = dir.join(template_name(stem, spelled, part));
+        let source = std::fs::read_to_string(&path).map_err(|error| Error::Template {
+            name: path.display().to_string(),
+            message: error.to_string(),
+        })?;
+        if *part == HTML {
+            let marked = if preheader {
+                with_preheader(source.clone(), css::PREHEADER_MARK)
+            } else {
+                source.clone()
+            };
+            if let Some(ahead) = css::inline_template(&marked) {
+                // A source minijinja refuses is reported below from the
+                // file itself.
+                inlined = env
+                    .add_template_owned(template_name(stem, &locale, INLINED_HTML), ahead)
+                    .is_ok();
+            }
+        }
+        env.add_template_owned(template_name(stem, &locale, part), source)
+            .map_err(|error| template_error(&path, &error))?;
+    }
+    let set = Set {
+        text: parts.contains(&TEXT),
+        preheader,
+        inlined,
+    };
+    Ok((locale, set))
 }
 
 fn template_error(path: &Path, error: &minijinja::Error) -> Error {

@@ -4,6 +4,7 @@
 use super::views::web_url;
 use super::*;
 use crate::model::{CartStatus, LineItem};
+use crate::plan::{Channel, Filters};
 use chrono::{TimeDelta, Utc};
 
 fn cart() -> Cart {
@@ -38,18 +39,22 @@ fn setup(subject: &str, html: &str, text: &str) -> (tempfile::TempDir, Step) {
     for (part, source) in [("subject", subject), ("html", html), ("txt", text)] {
         std::fs::write(dir.path().join(format!("reminder.{part}")), source).unwrap();
     }
-    let step = Step {
-        name: "1h".into(),
+    (dir, one_hour_step("1h", "reminder"))
+}
+
+/// A step an hour after the cart that sends `template`, without coupon.
+fn one_hour_step(name: &str, template: &str) -> Step {
+    Step {
+        name: name.into(),
         after: TimeDelta::hours(1),
-        template: "reminder".into(),
+        template: template.into(),
         variants: Vec::new(),
         require_consent: true,
-        filters: Default::default(),
-        channel: Default::default(),
+        filters: Filters::default(),
+        channel: Channel::default(),
         require_sms_consent: false,
         coupon: None,
-    };
-    (dir, step)
+    }
 }
 
 fn links() -> Links {
@@ -164,10 +169,32 @@ fn the_lazy_context_is_strict_and_looks_like_the_serialised_one() {
     let expected = [
         "id=C1;currency=EUR;total=€398.00;item_count=2;locale=en;",
         r#"{"name": "\u003cscript\u003ealert(1)\u003c/script\u003e Tent", "sku": "S1", "category": "tents", "quantity": 2, "unit_price": "€199.00", "line_total": "€398.00", "image_url": "", "product_url": "https://shop.example/p/tent"}"#,
-        r#"{'email': 'ann@example.com', 'first_name': 'Ann\r\nBcc: x@evil.example'}"#,
+        r"{'email': 'ann@example.com', 'first_name': 'Ann\r\nBcc: x@evil.example'}",
         "1 True",
     ];
     assert_eq!(mail.text, expected.join("\n"));
+}
+
+#[test]
+fn every_key_a_view_lists_has_a_value_and_no_other_name_does() {
+    let (dir, step) = setup("x", "x", "x");
+    let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+    let context = renderer.context(&Arc::new(cart()), "1h", &links(), None);
+    let item = context
+        .get_attr("items")
+        .unwrap()
+        .get_item_by_index(0)
+        .unwrap();
+    let customer = context.get_attr("customer").unwrap();
+    let cart = context.get_attr("cart").unwrap();
+    for (view, len) in [(&context, 7), (&customer, 2), (&cart, 5), (&item, 8)] {
+        let keys: Vec<Value> = view.try_iter().unwrap().collect();
+        assert_eq!((keys.len(), view.len()), (len, Some(len)), "{view:?}");
+        for key in &keys {
+            assert!(!view.get_item(key).unwrap().is_undefined(), "{key}");
+        }
+        assert!(view.get_attr("nope").unwrap().is_undefined());
+    }
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
@@ -326,34 +353,14 @@ fn a_locale_set_needs_its_subject_and_html() {
 fn starter() -> Renderer {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
     let steps: Vec<Step> = ["reminder", "reminder-2", "reminder-3"]
-        .iter()
-        .map(|template| Step {
-            name: template.to_string(),
-            after: TimeDelta::hours(1),
-            template: template.to_string(),
-            variants: Vec::new(),
-            require_consent: true,
-            filters: Default::default(),
-            channel: Default::default(),
-            require_sms_consent: false,
-            coupon: None,
-        })
+        .into_iter()
+        .map(starter_step)
         .collect();
     Renderer::load(&dir, &steps, "Shop & Co").unwrap()
 }
 
 fn starter_step(template: &str) -> Step {
-    Step {
-        name: template.into(),
-        after: TimeDelta::hours(1),
-        template: template.into(),
-        variants: Vec::new(),
-        require_consent: true,
-        filters: Default::default(),
-        channel: Default::default(),
-        require_sms_consent: false,
-        coupon: None,
-    }
+    one_hour_step(template, template)
 }
 
 /// The element names and attribute names of serialized HTML, as a
