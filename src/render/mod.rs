@@ -77,6 +77,8 @@ struct Set {
     inlined: bool,
 }
 
+/// The template sets of a plan's steps, loaded and checked once, and what
+/// every mail they render shares.
 pub struct Renderer {
     env: Environment<'static>,
     /// `shop`, the same for every mail.
@@ -92,6 +94,7 @@ fn normalize_locale(locale: &str) -> String {
     locale.trim().replace('_', "-").to_ascii_lowercase()
 }
 
+/// The name a template part is registered under: `<stem>[.<locale>].<part>`.
 fn template_name(template: &str, locale: &str, part: &str) -> String {
     if locale.is_empty() {
         format!("{template}.{part}")
@@ -247,6 +250,7 @@ impl Renderer {
         self.render_stem(&Arc::new(cart.clone()), step, stem, links, coupon)
     }
 
+    /// Renders the set of `stem` that fits the cart's locale.
     fn render_stem(
         &self,
         cart: &Arc<Cart>,
@@ -288,6 +292,7 @@ impl Renderer {
         Context::new(&self.shop, cart, step, links, coupon.as_ref()).into_value()
     }
 
+    /// Renders one part of one set as it is.
     fn render_part(&self, stem: &str, locale: &str, part: &str, context: &Value) -> Result<String> {
         let name = template_name(stem, locale, part);
         let template = self
@@ -431,6 +436,8 @@ fn load_set(
     Ok((locale, set))
 }
 
+/// A minijinja error as a template error naming the file, with the line
+/// where it has one.
 fn template_error(path: &Path, error: &minijinja::Error) -> Error {
     let mut message = error.kind().to_string();
     if let Some(detail) = error.detail() {
