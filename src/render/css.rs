@@ -392,7 +392,9 @@ fn nests_and_matches_simply(marked: &str, tags: &[Tag<'_>]) -> bool {
 /// need their block on top, ends pop it. Other statements are refused.
 fn block_nests<'a>(keyword: &'a str, stack: &mut Vec<Open<'a>>) -> bool {
     match keyword {
-        "#" => true,
+        // A comment, and `{% set x = … %}` only: a block `set` captures
+        // markup (its `endset` is refused).
+        "#" | "set" => true,
         "if" | "for" | "with" => {
             stack.push(Open::Block(keyword));
             true
@@ -400,8 +402,6 @@ fn block_nests<'a>(keyword: &'a str, stack: &mut Vec<Open<'a>>) -> bool {
         "elif" => stack.last() == Some(&Open::Block("if")),
         "else" => matches!(stack.last(), Some(Open::Block("if" | "for"))),
         "endif" | "endfor" | "endwith" => stack.pop() == Some(Open::Block(&keyword[3..])),
-        // `{% set x = … %}` only; a block `set` captures markup.
-        "set" => true,
         _ => false,
     }
 }
@@ -413,14 +413,14 @@ fn start_tag_attributes(after_name: &str) -> Option<(&str, bool, &str)> {
     for (at, c) in after_name.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
             (None, '>') => {
                 let attributes = &after_name[..at];
                 let self_closing = attributes.trim_end().ends_with('/');
                 return Some((attributes, self_closing, &after_name[at + 1..]));
             }
-            (None, _) => {}
+            // Inside a quoted value, or any other character outside one.
+            _ => {}
         }
     }
     None
@@ -449,19 +449,16 @@ fn attributes_are_harmless(attributes: &str) -> bool {
             continue;
         };
         let value_start = value_start.trim_start();
-        let (value, tail, quoted) = match value_start.chars().next() {
-            Some(q @ ('"' | '\'')) => {
-                let Some(end) = value_start[1..].find(q) else {
-                    return false;
-                };
-                (&value_start[1..end + 1], &value_start[end + 2..], true)
-            }
-            _ => {
-                let end = value_start
-                    .find(char::is_whitespace)
-                    .unwrap_or(value_start.len());
-                (&value_start[..end], &value_start[end..], false)
-            }
+        let (value, tail, quoted) = if let Some(q @ ('"' | '\'')) = value_start.chars().next() {
+            let Some(end) = value_start[1..].find(q) else {
+                return false;
+            };
+            (&value_start[1..=end], &value_start[end + 2..], true)
+        } else {
+            let end = value_start
+                .find(char::is_whitespace)
+                .unwrap_or(value_start.len());
+            (&value_start[..end], &value_start[end..], false)
         };
         if has_mark(value)
             && (!quoted || ["class", "id", "style"].contains(&name.to_ascii_lowercase().as_str()))

@@ -1,0 +1,466 @@
+//! Render: a cart and a step through the step's templates into a message
+//! (subject, HTML, text). Templates are minijinja with strict undefined, so
+//! a typo fails the run before anything is sent; `.html` and `.preheader`
+//! are autoescaped.
+//!
+//! Per template and locale there is a set of files: `<name>[.<locale>].subject`
+//! and `.html` (required), `.txt` (else derived from the HTML) and
+//! `.preheader` (optional: a hidden first line that inboxes show beside the
+//! subject). A cart gets the set of its locale, else of its language, else
+//! the default: `de-AT` → `de` → none. The HTML's `<style>` rules are
+//! inlined into `style=` attributes (at-rules such as `@media` stay in a
+//! `<style>` block), for clients that strip `<style>`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono_tz::Tz;
+use minijinja::value::{Serde, Value};
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+use crate::coupon::{Coupon, format_date};
+use crate::error::{Error, Result};
+use crate::model::Cart;
+use crate::plan::Step;
+
+mod catalog;
+mod css;
+mod html;
+#[cfg(test)]
+mod tests;
+mod views;
+
+pub use catalog::fill_from_catalog;
+pub use html::html_to_text;
+
+use html::{escape_for, html_formatter, with_preheader};
+use views::{Context, CouponView, Shop, View};
+
+/// The parts of one mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    /// With the preheader in place and the CSS inlined.
+    pub html: String,
+    pub text: String,
+    /// The locale of the template set used; empty for the default set.
+    pub locale: String,
+}
+
+/// The links a mail carries, already signed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Links {
+    pub recover: String,
+    pub unsubscribe: String,
+    /// For the `List-Unsubscribe` header, when configured.
+    pub unsubscribe_mailto: Option<String>,
+}
+
+const SUBJECT: &str = "subject";
+const HTML: &str = "html";
+const TEXT: &str = "txt";
+const PREHEADER: &str = "preheader";
+const PARTS: [&str; 4] = [SUBJECT, HTML, TEXT, PREHEADER];
+/// The HTML with its CSS inlined ahead (see `css`), under a name no file
+/// can have.
+const INLINED_HTML: &str = "~inlined.html";
+
+/// Which optional parts one template set has.
+#[derive(Debug, Clone, Copy, Default)]
+struct Set {
+    text: bool,
+    preheader: bool,
+    /// The HTML's CSS was inlined once at load (`INLINED_HTML`).
+    inlined: bool,
+}
+
+/// The template sets of a plan's steps, loaded and checked once, and what
+/// every mail they render shares.
+pub struct Renderer {
+    env: Environment<'static>,
+    /// `shop`, the same for every mail.
+    shop: Value,
+    /// For dates of carts that name neither a zone nor an offset.
+    timezone: Tz,
+    /// template → locale (lower case, `-`; "" for the default) → its set.
+    sets: BTreeMap<String, BTreeMap<String, Set>>,
+}
+
+/// `de_AT` → `de-at`.
+fn normalize_locale(locale: &str) -> String {
+    locale.trim().replace('_', "-").to_ascii_lowercase()
+}
+
+/// The name a template part is registered under: `<stem>[.<locale>].<part>`.
+fn template_name(template: &str, locale: &str, part: &str) -> String {
+    if locale.is_empty() {
+        format!("{template}.{part}")
+    } else {
+        format!("{template}.{locale}.{part}")
+    }
+}
+
+impl Renderer {
+    /// Loads every template set the steps name; a missing file is an error
+    /// naming it.
+    pub fn load(dir: &Path, steps: &[Step], shop_name: &str) -> Result<Renderer> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(escape_for);
+        env.set_formatter(html_formatter);
+        let listing = file_names(dir)?;
+        let mut sets: BTreeMap<String, BTreeMap<String, Set>> = BTreeMap::new();
+        for (step, stem) in steps
+            .iter()
+            .flat_map(|step| step.templates().into_iter().map(move |stem| (step, stem)))
+        {
+            if sets.contains_key(stem) {
+                continue;
+            }
+            let mut by_locale = BTreeMap::new();
+            for (spelled, parts) in parts_by_locale(&listing, stem) {
+                let (locale, set) = load_set(&mut env, dir, step, stem, &spelled, &parts)?;
+                by_locale.insert(locale, set);
+            }
+            sets.insert(stem.to_string(), by_locale);
+        }
+        let mut renderer = Renderer {
+            env,
+            shop: Value::from(Serde(&Shop { name: shop_name })),
+            timezone: Tz::UTC,
+            sets,
+        };
+        renderer.keep_only_verified_inlining();
+        Ok(renderer)
+    }
+
+    /// Renders sample carts through every set inlined ahead both ways and
+    /// keeps inlining ahead only where the mails come out the same.
+    fn keep_only_verified_inlining(&mut self) {
+        let samples = css::samples();
+        let mut refused = Vec::new();
+        for (stem, sets) in &self.sets {
+            for (locale, set) in sets.iter().filter(|(_, set)| set.inlined) {
+                let same = samples.iter().all(|(cart, coupon)| {
+                    let cart = Arc::new(cart.clone());
+                    let context =
+                        self.context(&cart, "sample", &css::sample_links(), coupon.as_ref());
+                    let per_mail = self.render_html(stem, locale, *set, &context, false);
+                    let ahead = self.render_html(stem, locale, *set, &context, true);
+                    match (per_mail, ahead) {
+                        (Ok(per_mail), Ok(ahead)) => css::same_document(&per_mail, &ahead),
+                        // A sample the template cannot render says nothing.
+                        (Err(_), Err(_)) => true,
+                        _ => false,
+                    }
+                });
+                if !same {
+                    refused.push((stem.clone(), locale.clone()));
+                }
+            }
+        }
+        for (stem, locale) in refused {
+            if let Some(set) = self
+                .sets
+                .get_mut(&stem)
+                .and_then(|sets| sets.get_mut(&locale))
+            {
+                set.inlined = false;
+            }
+        }
+    }
+
+    /// The zone dates are shown in for carts that give neither a zone nor
+    /// an offset (`policy.timezone`); UTC unless set.
+    #[must_use]
+    pub fn with_timezone(mut self, timezone: Tz) -> Renderer {
+        self.timezone = timezone;
+        self
+    }
+
+    /// The date `at` falls on for the cart's customer.
+    fn local_date(&self, cart: &Cart, at: DateTime<Utc>) -> NaiveDate {
+        if let Ok(zone) = cart.timezone.parse::<Tz>() {
+            return at.with_timezone(&zone).date_naive();
+        }
+        if let Some(offset) = cart.utc_offset_seconds.and_then(FixedOffset::east_opt) {
+            return at.with_timezone(&offset).date_naive();
+        }
+        at.with_timezone(&self.timezone).date_naive()
+    }
+
+    /// The locales a template has its own set for (not the default).
+    pub fn locales(&self, template: &str) -> Vec<String> {
+        self.sets
+            .get(template)
+            .map(|sets| sets.keys().filter(|l| !l.is_empty()).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The set for a cart's locale: the full tag, then shorter prefixes,
+    /// then the default.
+    fn choose(&self, template: &str, locale: &str) -> (String, Set) {
+        let sets = &self.sets[template];
+        let mut tag = normalize_locale(locale);
+        while !tag.is_empty() {
+            if let Some(set) = sets.get(&tag) {
+                return (tag, *set);
+            }
+            tag.truncate(tag.rfind('-').unwrap_or(0));
+        }
+        (String::new(), sets.get("").copied().unwrap_or_default())
+    }
+
+    /// Renders the step's template for this cart (its A/B variant, if the
+    /// step has variants), with the coupon the cart got for the step.
+    pub fn render(
+        &self,
+        cart: &Cart,
+        step: &Step,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Result<Rendered> {
+        self.render_shared(&Arc::new(cart.clone()), step, links, coupon)
+    }
+
+    /// `render` for a cart already shared: the templates read it in place
+    /// (no copy).
+    pub fn render_shared(
+        &self,
+        cart: &Arc<Cart>,
+        step: &Step,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Result<Rendered> {
+        self.render_stem(cart, step, step.template_for(&cart.id), links, coupon)
+    }
+
+    /// Renders one given template stem of the step.
+    pub fn render_template(
+        &self,
+        cart: &Cart,
+        step: &Step,
+        stem: &str,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Result<Rendered> {
+        self.render_stem(&Arc::new(cart.clone()), step, stem, links, coupon)
+    }
+
+    /// Renders the set of `stem` that fits the cart's locale.
+    fn render_stem(
+        &self,
+        cart: &Arc<Cart>,
+        step: &Step,
+        stem: &str,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Result<Rendered> {
+        let context = self.context(cart, &step.name, links, coupon);
+        let (locale, set) = self.choose(stem, &cart.locale);
+        let html = self.render_html(stem, &locale, set, &context, set.inlined)?;
+        let text = if set.text {
+            self.render_part(stem, &locale, TEXT, &context)?
+        } else {
+            html_to_text(&html)
+        };
+        Ok(Rendered {
+            subject: one_line(&self.render_part(stem, &locale, SUBJECT, &context)?),
+            html,
+            text,
+            locale,
+        })
+    }
+
+    /// What templates see of a cart.
+    fn context(
+        &self,
+        cart: &Arc<Cart>,
+        step: &str,
+        links: &Links,
+        coupon: Option<&Coupon>,
+    ) -> Value {
+        let coupon = coupon.map(|coupon| CouponView {
+            code: &coupon.code,
+            expires: coupon
+                .expires
+                .map(|at| format_date(self.local_date(cart, at), &cart.locale)),
+        });
+        Context::new(&self.shop, cart, step, links, coupon.as_ref()).into_value()
+    }
+
+    /// Renders one part of one set as it is.
+    fn render_part(&self, stem: &str, locale: &str, part: &str, context: &Value) -> Result<String> {
+        let name = template_name(stem, locale, part);
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|error| Error::Template {
+                name: name.clone(),
+                message: error.to_string(),
+            })?;
+        template
+            .render(context)
+            .map_err(|error| template_error(Path::new(&name), &error))
+    }
+
+    /// The HTML with its preheader and inlined CSS: from the template
+    /// inlined ahead when `ahead`, else inlined after rendering. Errors
+    /// always come from the template as written, so their lines are right.
+    fn render_html(
+        &self,
+        stem: &str,
+        locale: &str,
+        set: Set,
+        context: &Value,
+        ahead: bool,
+    ) -> Result<String> {
+        let preheader = if set.preheader {
+            one_line(&self.render_part(stem, locale, PREHEADER, context)?)
+        } else {
+            String::new()
+        };
+        // An empty preheader adds no block; the template inlined ahead has
+        // one in place when the set has a preheader.
+        let block_as_ahead = set.preheader != preheader.is_empty();
+        if ahead
+            && block_as_ahead
+            && let Ok(html) = self.render_part(stem, locale, INLINED_HTML, context)
+        {
+            if !set.preheader {
+                return Ok(html);
+            }
+            return Ok(html.replacen(css::PREHEADER_MARK, &preheader, 1));
+        }
+        let html = self.render_part(stem, locale, HTML, context)?;
+        css::inline_html(with_preheader(html, &preheader)).map_err(|message| Error::Template {
+            name: template_name(stem, locale, HTML),
+            message,
+        })
+    }
+}
+
+/// The names of the files in the template directory; none if it does not
+/// exist.
+fn file_names(dir: &Path) -> Result<Vec<String>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries
+            .filter_map(std::result::Result::ok)
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(error) => Err(Error::io(dir, error)),
+    }
+}
+
+/// The parts of a template's sets found among the files: locale as the
+/// file spells it → its parts in listing order. The default set ("") is
+/// always there, so that its missing files are reported.
+fn parts_by_locale(listing: &[String], stem: &str) -> BTreeMap<String, Vec<&'static str>> {
+    let mut found: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+    found.entry(String::new()).or_default();
+    let prefix = format!("{stem}.");
+    for file in listing {
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let (locale, part) = rest.rsplit_once('.').unwrap_or(("", rest));
+        let Some(part) = PARTS.iter().find(|p| **p == part) else {
+            continue;
+        };
+        if locale.is_empty()
+            || locale
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            found.entry(locale.to_string()).or_default().push(part);
+        }
+    }
+    found
+}
+
+/// Adds one set's files to the environment, and its HTML inlined ahead
+/// where `css` can do that; gives the set's normalised locale and what it
+/// has. A missing subject or HTML is an error naming the file.
+fn load_set(
+    env: &mut Environment<'static>,
+    dir: &Path,
+    step: &Step,
+    stem: &str,
+    spelled: &str,
+    parts: &[&str],
+) -> Result<(String, Set)> {
+    for required in [SUBJECT, HTML] {
+        if !parts.contains(&required) {
+            let path = dir.join(template_name(stem, spelled, required));
+            return Err(Error::Template {
+                name: path.display().to_string(),
+                message: format!("missing (step {:?} needs it)", step.name),
+            });
+        }
+    }
+    let locale = normalize_locale(spelled);
+    let preheader = parts.contains(&PREHEADER);
+    let mut inlined = false;
+    for part in parts {
+        let path: PathBuf = dir.join(template_name(stem, spelled, part));
+        let source = std::fs::read_to_string(&path).map_err(|error| Error::Template {
+            name: path.display().to_string(),
+            message: error.to_string(),
+        })?;
+        if *part == HTML {
+            let marked = if preheader {
+                with_preheader(source.clone(), css::PREHEADER_MARK)
+            } else {
+                source.clone()
+            };
+            if let Some(ahead) = css::inline_template(&marked) {
+                // A source minijinja refuses is reported below from the
+                // file itself.
+                inlined = env
+                    .add_template_owned(template_name(stem, &locale, INLINED_HTML), ahead)
+                    .is_ok();
+            }
+        }
+        env.add_template_owned(template_name(stem, &locale, part), source)
+            .map_err(|error| template_error(&path, &error))?;
+    }
+    let set = Set {
+        text: parts.contains(&TEXT),
+        preheader,
+        inlined,
+    };
+    Ok((locale, set))
+}
+
+/// A minijinja error as a template error naming the file, with the line
+/// where it has one.
+fn template_error(path: &Path, error: &minijinja::Error) -> Error {
+    let mut message = error.kind().to_string();
+    if let Some(detail) = error.detail() {
+        message.push_str(": ");
+        message.push_str(detail);
+    }
+    if let Some(line) = error.line() {
+        message = format!("line {line}: {message}");
+    }
+    Error::Template {
+        name: path.display().to_string(),
+        message,
+    }
+}
+
+/// A subject is one line: CR, LF and other controls can never reach the
+/// header (no header injection from cart data), runs of white space fold.
+/// No-break spaces (as in `1.234,50 €`) stay.
+fn one_line(text: &str) -> String {
+    text.split(|c: char| {
+        c.is_ascii_whitespace() || c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+    })
+    .filter(|word| !word.is_empty())
+    .collect::<Vec<_>>()
+    .join(" ")
+}
