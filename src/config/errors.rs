@@ -43,25 +43,26 @@ fn search_table(
         if holds(&key.span(), span) {
             *found = Some(path.clone());
         }
-        search_value(value, span, path, found);
+        search_value(value, span, &path, found);
     }
 }
 
 fn search_value(
     value: &Spanned<DeValue<'_>>,
     span: &Range<usize>,
-    path: String,
+    path: &str,
     found: &mut Option<String>,
 ) {
-    // A table's span is only its header; its keys are searched below.
+    // A `[table]`'s span is only its header line (an inline table's is all
+    // of it): either way its keys are searched below, and the deepest wins.
     if holds(&value.span(), span) {
-        *found = Some(path.clone());
+        *found = Some(path.to_string());
     }
     match value.get_ref() {
-        DeValue::Table(table) => search_table(table, span, &path, found),
+        DeValue::Table(table) => search_table(table, span, path, found),
         DeValue::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                search_value(item, span, format!("{path}[{index}]"), found);
+                search_value(item, span, &format!("{path}[{index}]"), found);
             }
         }
         _ => {}

@@ -2,7 +2,7 @@
 //! checked without touching the network or the store is checked here, so a
 //! bad key fails before any side effect.
 //!
-//! Serde reads the file into [`raw`]'s structs, which already refuse unknown
+//! Serde reads the file into the structs of `raw`, which already refuse unknown
 //! keys, unknown words and bad durations; each section's own module then
 //! checks what serde cannot, and [`Config::parse`] puts the sections together.
 

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::Context;
+use super::duration::HumanDuration;
 use super::raw::{RawFilters, RawPolicy};
 use crate::error::Result;
 use crate::model::Currency;
@@ -13,9 +14,7 @@ use crate::plan::{Filters, Policy, QuietHours, Threshold};
 
 /// `[policy]`, with `retry_after` (a `[transport]` key the plan applies).
 pub(super) fn policy(cx: &Context<'_>, raw: &RawPolicy, retry_after: TimeDelta) -> Result<Policy> {
-    let or = |value: Option<super::duration::HumanDuration>, default| {
-        value.map_or(default, TimeDelta::from)
-    };
+    let or = |value: Option<HumanDuration>, default| value.map_or(default, TimeDelta::from);
     Ok(Policy {
         max_age: or(raw.max_age, TimeDelta::days(7)),
         not_before: match &raw.not_before {
