@@ -142,34 +142,33 @@ fn template(cx: &Context<'_>, key: &str, step: &RawStep, channel: &Channel) -> R
 
 /// A step's `coupon`, `coupon_prefix`, `coupon_ttl` and `coupon_pool`.
 fn coupon_rule(cx: &Context<'_>, key: &str, step: &RawStep) -> Result<Option<CouponRule>> {
-    let only_with = |name: &str, given: bool, needs: CouponKind, word: &str| -> Result<()> {
+    for (name, given, needs, word) in [
+        (
+            "coupon_prefix",
+            step.coupon_prefix.is_some(),
+            CouponKind::Generate,
+            "generate",
+        ),
+        (
+            "coupon_ttl",
+            step.coupon_ttl.is_some(),
+            CouponKind::Generate,
+            "generate",
+        ),
+        (
+            "coupon_pool",
+            step.coupon_pool.is_some(),
+            CouponKind::Pool,
+            "pool",
+        ),
+    ] {
         if given && step.coupon != needs {
             return Err(cx.fail(
                 format!("{key}.{name}"),
                 format!("is only used with coupon = \"{word}\""),
             ));
         }
-        Ok(())
-    };
-    let generate = CouponKind::Generate;
-    only_with(
-        "coupon_prefix",
-        step.coupon_prefix.is_some(),
-        generate,
-        "generate",
-    )?;
-    only_with(
-        "coupon_ttl",
-        step.coupon_ttl.is_some(),
-        generate,
-        "generate",
-    )?;
-    only_with(
-        "coupon_pool",
-        step.coupon_pool.is_some(),
-        CouponKind::Pool,
-        "pool",
-    )?;
+    }
     Ok(match step.coupon {
         CouponKind::None => None,
         CouponKind::Pool => {
