@@ -6,7 +6,6 @@ use std::str::FromStr;
 use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// A cart's status as the shop reports it (or as an order marks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,78 +63,14 @@ pub struct Cart {
 
 /// A cart with its snapshot hash and its items as the store keeps them,
 /// both computed where the cart was read: on the reader thread of a large
-/// import, off the store's.
+/// import, off the store's. The store builds these (`Snapshot::hash_all`):
+/// the hash and the items' encoding are its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub cart: Cart,
     pub hash: [u8; 32],
-    /// [`crate::store::encode_items`] of the cart's items.
+    /// The cart's items, encoded as the store keeps them.
     pub items: String,
-}
-
-impl Snapshot {
-    pub fn hash_all(carts: Vec<Cart>) -> Vec<Snapshot> {
-        let mut buffer = Vec::with_capacity(1024);
-        carts
-            .into_iter()
-            .map(|cart| Snapshot {
-                hash: snapshot_hash(&cart, &mut buffer),
-                items: crate::store::encode_items(&cart.items),
-                cart,
-            })
-            .collect()
-    }
-}
-
-/// Tags the current snapshot hash; a new encoding gets a new tag.
-const SNAPSHOT_HASH_V2: &[u8] = b"recart snapshot v2\0";
-
-/// The snapshot hash (v2): SHA-256 over a compact, length-prefixed encoding
-/// of every stored field of the cart and its items. `buffer` is scratch
-/// space reused across a batch. Stored in every store: a new encoding
-/// needs a new tag and the old hash as a fallback (`store::carts`).
-pub fn snapshot_hash(cart: &Cart, buffer: &mut Vec<u8>) -> [u8; 32] {
-    fn text(buffer: &mut Vec<u8>, text: &str) {
-        buffer.extend_from_slice(&(text.len() as u64).to_le_bytes());
-        buffer.extend_from_slice(text.as_bytes());
-    }
-    fn int(buffer: &mut Vec<u8>, value: i64) {
-        buffer.extend_from_slice(&value.to_le_bytes());
-    }
-    buffer.clear();
-    buffer.extend_from_slice(SNAPSHOT_HASH_V2);
-    text(buffer, &cart.id);
-    text(buffer, &cart.email);
-    text(buffer, &cart.first_name);
-    text(buffer, &cart.locale);
-    text(buffer, cart.currency.as_str());
-    text(buffer, cart.status.as_str());
-    buffer.push(u8::from(cart.accepts_marketing));
-    int(buffer, cart.created_at.timestamp());
-    int(buffer, i64::from(cart.created_at.timestamp_subsec_nanos()));
-    int(buffer, cart.updated_at.timestamp());
-    int(buffer, i64::from(cart.updated_at.timestamp_subsec_nanos()));
-    match cart.utc_offset_seconds {
-        None => buffer.push(0),
-        Some(offset) => {
-            buffer.push(1);
-            int(buffer, i64::from(offset));
-        }
-    }
-    text(buffer, &cart.timezone);
-    text(buffer, &cart.phone);
-    buffer.push(u8::from(cart.sms_consent));
-    int(buffer, cart.items.len() as i64);
-    for item in &cart.items {
-        text(buffer, &item.sku);
-        text(buffer, &item.name);
-        text(buffer, &item.category);
-        int(buffer, i64::from(item.quantity));
-        int(buffer, item.unit_price_minor);
-        text(buffer, &item.image_url);
-        text(buffer, &item.product_url);
-    }
-    Sha256::digest(&buffer[..]).into()
 }
 
 impl Cart {
