@@ -22,7 +22,6 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A stable Message-ID per (cart, step): a mail re-sent after an unknown
 /// outcome carries the same id, so receivers can tell it is the same one.
 pub fn message_id(cart_id: &str, step: &str, from: &Mailbox) -> String {
-    use std::fmt::Write;
     let mut hasher = Sha256::new();
     hasher.update(cart_id);
     hasher.update([0]);
@@ -32,9 +31,9 @@ pub fn message_id(cart_id: &str, step: &str, from: &Mailbox) -> String {
     // Written in place: one allocation, not one per byte.
     let mut id = String::with_capacity(48 + domain.len());
     id.push('<');
-    for byte in &digest[..16] {
-        let _ = write!(id, "{byte:02x}");
-    }
+    let mut hex = [0; 32];
+    hex::encode_to_slice(&digest[..16], &mut hex).expect("32 hex digits for 16 bytes");
+    id.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
     id.push_str(".recart@");
     id.push_str(domain);
     id.push('>');
@@ -577,6 +576,17 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    /// Receivers and the ledger know mails by these ids: the same bytes
+    /// in every release (lower-case hex of the first 16 bytes of SHA-256).
+    #[test]
+    fn message_ids_are_stable() {
+        let from: Mailbox = "Shop <hello@shop.example>".parse().unwrap();
+        assert_eq!(
+            message_id("C1", "1h", &from),
+            "<6000aee29d7c7feb02cd5206ad96832f.recart@shop.example>"
+        );
     }
 
     #[test]
