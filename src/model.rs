@@ -198,6 +198,7 @@ impl Currency {
     /// languages read as English.
     pub fn format_in(&self, minor: i64, locale: &str) -> String {
         use std::fmt::Write as _;
+        const NBSP: char = '\u{a0}';
         // Every item of every mail goes through here: few allocations.
         let language = locale.split(['-', '_']).next().unwrap_or("");
         let language: std::borrow::Cow<str> = if language.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -214,7 +215,6 @@ impl Currency {
         if minor < 0 {
             number.push('-');
         }
-        const NBSP: char = '\u{a0}';
         let symbol = self.symbol(&language);
         match (&style.symbol, symbol) {
             (Placement::Before, Some(symbol)) => number.push_str(symbol),
@@ -439,10 +439,13 @@ fn parse_shopify_time(text: &str) -> Option<(DateTime<Utc>, i32)> {
     if hours > 23 || minutes > 59 {
         return None;
     }
-    let offset = sign * (hours * 3600 + minutes * 60) as i32;
-    let local =
-        chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?
-            .and_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
+    let offset = sign * i32::try_from(hours * 3600 + minutes * 60).ok()?;
+    let year = i32::try_from(number(0..4)?).ok()?;
+    let local = chrono::NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)?.and_hms_opt(
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+    )?;
     let time = local
         .and_local_timezone(FixedOffset::east_opt(offset)?)
         .single()?;
@@ -525,7 +528,7 @@ mod tests {
 
     #[test]
     fn money_formats_for_readers() {
-        assert_eq!(currency("EUR").format(123450), "€1,234.50");
+        assert_eq!(currency("EUR").format(123_450), "€1,234.50");
         assert_eq!(currency("USD").format(500), "$5.00");
         assert_eq!(currency("SEK").format(12980), "129.80 SEK");
         assert_eq!(currency("JPY").format(1200), "¥1,200");
@@ -537,25 +540,25 @@ mod tests {
         // `~` stands for a no-break space.
         let nbsp = |text: &str| text.replace('~', "\u{a0}");
         for (code, minor, locale, expected) in [
-            ("EUR", 123450, "de", "1.234,50~€"),
-            ("EUR", 123450, "de-AT", "1.234,50~€"),
-            ("EUR", 123450, "de_DE", "1.234,50~€"),
-            ("EUR", 123450, "DE-de", "1.234,50~€"),
-            ("USD", 123450, "en-US", "$1,234.50"),
+            ("EUR", 123_450, "de", "1.234,50~€"),
+            ("EUR", 123_450, "de-AT", "1.234,50~€"),
+            ("EUR", 123_450, "de_DE", "1.234,50~€"),
+            ("EUR", 123_450, "DE-de", "1.234,50~€"),
+            ("USD", 123_450, "en-US", "$1,234.50"),
             ("GBP", 19999, "en-GB", "£199.99"),
-            ("SEK", 123450, "sv-SE", "1~234,50~kr"),
-            ("SEK", 123450, "en", "1,234.50 SEK"),
-            ("EUR", 123450, "fr-FR", "1~234,50~€"),
-            ("EUR", 123450, "nl-NL", "€~1.234,50"),
-            ("EUR", 123456789, "de", "1.234.567,89~€"),
+            ("SEK", 123_450, "sv-SE", "1~234,50~kr"),
+            ("SEK", 123_450, "en", "1,234.50 SEK"),
+            ("EUR", 123_450, "fr-FR", "1~234,50~€"),
+            ("EUR", 123_450, "nl-NL", "€~1.234,50"),
+            ("EUR", 123_456_789, "de", "1.234.567,89~€"),
             ("EUR", 5, "de", "0,05~€"),
             ("JPY", 1200, "ja", "¥1,200"),
             ("JPY", 1200, "de", "1.200~¥"),
             ("CHF", 9990, "de-CH", "99,90~CHF"),
-            ("PLN", 123450, "pl", "1~234,50~zł"),
+            ("PLN", 123_450, "pl", "1~234,50~zł"),
             ("KWD", 1500, "en", "1.500 KWD"),
-            ("USD", 123450, "xx", "$1,234.50"),
-            ("USD", 123450, "", "$1,234.50"),
+            ("USD", 123_450, "xx", "$1,234.50"),
+            ("USD", 123_450, "", "$1,234.50"),
             ("EUR", -250, "de", "-2,50~€"),
             ("USD", -500, "en", "-$5.00"),
             ("CHF", 9990, "en", "99.90 CHF"),

@@ -304,12 +304,15 @@ fn quoted_printable_lines(text: &str) -> Vec<u8> {
 /// byte that is not ASCII (a table: checked for every byte of every mail).
 static SPECIAL: [bool; 256] = {
     let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] = byte >= 0x80 || matches!(byte as u8, b'\n' | b'\r' | b'<' | 0);
+    let mut byte: u8 = 0;
+    loop {
+        // `as`: lossless, and `usize::from` cannot be called in a const.
+        table[byte as usize] = byte >= 0x80 || matches!(byte, b'\n' | b'\r' | b'<' | 0);
+        if byte == u8::MAX {
+            break table;
+        }
         byte += 1;
     }
-    table
 };
 
 fn seven_bit_html(html: &str) -> Option<Vec<u8>> {
@@ -350,10 +353,9 @@ fn seven_bit_html(html: &str) -> Option<Vec<u8>> {
             b'<' => {
                 match raw_text_until {
                     Some(end) if tag_at(at, end) => raw_text_until = None,
-                    Some(_) => {}
                     None if tag_at(at, b"style") => raw_text_until = Some(b"/style"),
                     None if tag_at(at, b"script") => raw_text_until = Some(b"/script"),
-                    None => {}
+                    _ => {}
                 }
                 out.push(b'<');
                 at += 1;

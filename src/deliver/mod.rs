@@ -170,9 +170,12 @@ mod tests {
             BatchReport {
                 outcomes: mails
                     .iter()
-                    .map(|_| match broken {
-                        false => Outcome::Sent,
-                        true => Outcome::Unknown("reset".into()),
+                    .map(|_| {
+                        if broken {
+                            Outcome::Unknown("reset".into())
+                        } else {
+                            Outcome::Sent
+                        }
                     })
                     .collect(),
                 fatal: broken.then(|| "reset".into()),

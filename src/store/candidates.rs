@@ -145,14 +145,15 @@ impl Store {
         candidates: &mut [Candidate],
         quantities: &[Vec<(u32, i64)>],
     ) -> rusqlite::Result<()> {
+        /// A catalog entry: the price, its currency, whether in stock.
+        type Entry = (Option<i64>, Option<String>, Option<bool>);
         let skus: HashSet<&str> = candidates
             .iter()
             .flat_map(|candidate| candidate.items.iter().map(|item| item.sku.as_str()))
             .collect();
         let mut query = self.conn().prepare_cached(CATALOG_PRICES)?;
         let mut rows = query.query([ids(skus.into_iter().map(str::to_string))])?;
-        // SKU → (price, its currency, in stock)
-        type Entry = (Option<i64>, Option<String>, Option<bool>);
+        // SKU → entry
         let mut catalog: HashMap<String, Entry> = HashMap::new();
         while let Some(row) = rows.next()? {
             catalog.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
@@ -184,7 +185,7 @@ impl Store {
     /// a batch of due carts rather than one per cart.
     pub fn carts(&self, wanted: &[&str]) -> Result<HashMap<String, Cart>> {
         let run = || -> rusqlite::Result<HashMap<String, Cart>> {
-            let ids = ids(wanted.iter().map(|id| id.to_string()));
+            let ids = ids(wanted.iter().copied().map(str::to_string));
             let mut query = self.conn().prepare_cached(DUE_CARTS)?;
             query
                 .query_map([&ids], |row| {

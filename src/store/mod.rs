@@ -1,4 +1,4 @@
-//! The store: one SQLite file (WAL) that holds all state — carts and their
+//! The store: one `SQLite` file (WAL) that holds all state — carts and their
 //! items, orders, the sends ledger, suppressions and runs. The schema is a
 //! list of migrations applied on open.
 
@@ -359,8 +359,8 @@ impl Store {
 
     /// Sets the page cache for importing (`true`: 64 MiB, allocated as
     /// used, which keeps a large import's index pages in memory and bounds
-    /// the index sort's in-memory run) or back to SQLite's 2 MiB. Not
-    /// larger for everything: SQLite walks its whole page-cache hash table
+    /// the index sort's in-memory run) or back to `SQLite`'s 2 MiB. Not
+    /// larger for everything: `SQLite` walks its whole page-cache hash table
     /// at the end of every write transaction, so a run's many short
     /// claims and confirms pay for a large cache at each commit.
     pub fn import_cache(&self, importing: bool) -> Result<()> {
@@ -453,7 +453,7 @@ impl Store {
             conn.execute(
                 "INSERT INTO source_watermarks (source, updated_at) VALUES (?1, ?2)
                  ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
-                rusqlite::params![source, updated_at],
+                (source, updated_at),
             )
         })
         .map(|_| ())
@@ -466,6 +466,18 @@ pub(crate) fn to_unix(at: DateTime<Utc>) -> i64 {
 
 pub(crate) fn from_unix(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap_or_default()
+}
+
+/// A count SQL gives back (`COUNT`, a `SUM` of counts): never negative,
+/// and read as 0 if it were rather than wrapping around.
+fn count_from_sql(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A count as SQL stores it (an `INTEGER` is an i64): no count comes near
+/// `i64::MAX`, so saturating changes nothing.
+fn count_to_sql(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// Keys bound as one parameter, for `rarray(?)`.

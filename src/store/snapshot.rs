@@ -64,7 +64,10 @@ pub(crate) fn snapshot_hash(cart: &Cart, buffer: &mut Vec<u8>) -> [u8; 32] {
     text(buffer, &cart.timezone);
     text(buffer, &cart.phone);
     buffer.push(u8::from(cart.sms_consent));
-    int(buffer, cart.items.len() as i64);
+    int(
+        buffer,
+        i64::try_from(cart.items.len()).expect("a length fits in an i64"),
+    );
     for item in &cart.items {
         text(buffer, &item.sku);
         text(buffer, &item.name);

@@ -576,7 +576,7 @@ fn many_carts_in_several_statements() {
         .conn()
         .query_row("SELECT count(*) FROM cart_items", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(items, carts.len() as i64 * 3);
+    assert_eq!(items, i64::try_from(carts.len()).unwrap() * 3);
 }
 
 /// Stored in every store that forgot someone: the same lower-case hex in
