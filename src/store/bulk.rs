@@ -1,8 +1,9 @@
 //! The bulk load of a first import: secondary indexes dropped, the file
 //! loaded in one transaction, the indexes built again.
 
-use super::{Bulk, Store};
 use crate::error::Result;
+
+use super::{Bulk, Store};
 
 /// A first import: the whole file in one transaction, into a carts table
 /// that was empty, with the carts' secondary indexes dropped at the start

@@ -40,6 +40,8 @@ const CART_UPSERT: &str = " ON CONFLICT (id) DO UPDATE SET
             snapshot_hash = excluded.snapshot_hash, timezone = excluded.timezone,
             phone = excluded.phone, sms_consent = excluded.sms_consent, items = excluded.items";
 
+/// `head`, `rows` copies of `values` separated by commas, then `tail`: one
+/// INSERT statement for many rows.
 fn multi_row(head: &str, values: &str, rows: usize, tail: &str) -> String {
     let mut sql = String::with_capacity(head.len() + rows * (values.len() + 2) + tail.len());
     sql.push_str(head);
@@ -55,6 +57,7 @@ fn multi_row(head: &str, values: &str, rows: usize, tail: &str) -> String {
 
 /// A cart, its snapshot hash and its items as stored.
 type Hashed<'c> = (&'c Cart, [u8; 32], std::borrow::Cow<'c, str>);
+
 impl Store {
     /// Stores cart snapshots. A snapshot replaces the stored cart (items
     /// included) only if it is not older; the same snapshot again changes
@@ -191,6 +194,8 @@ fn write_carts(conn: &Connection, carts: &[&Hashed<'_>]) -> rusqlite::Result<()>
     Ok(())
 }
 
+/// Binds the columns of `carts`, one row after another, to a multi-row
+/// upsert.
 fn bind_carts(
     statement: &mut rusqlite::CachedStatement<'_>,
     carts: &[&Hashed<'_>],
