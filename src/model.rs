@@ -6,7 +6,6 @@ use std::str::FromStr;
 use chrono::{DateTime, FixedOffset, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// A cart's status as the shop reports it (or as an order marks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,78 +63,14 @@ pub struct Cart {
 
 /// A cart with its snapshot hash and its items as the store keeps them,
 /// both computed where the cart was read: on the reader thread of a large
-/// import, off the store's.
+/// import, off the store's. The store builds these (`Snapshot::hash_all`):
+/// the hash and the items' encoding are its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub cart: Cart,
     pub hash: [u8; 32],
-    /// [`crate::store::encode_items`] of the cart's items.
+    /// The cart's items, encoded as the store keeps them.
     pub items: String,
-}
-
-impl Snapshot {
-    pub fn hash_all(carts: Vec<Cart>) -> Vec<Snapshot> {
-        let mut buffer = Vec::with_capacity(1024);
-        carts
-            .into_iter()
-            .map(|cart| Snapshot {
-                hash: snapshot_hash(&cart, &mut buffer),
-                items: crate::store::encode_items(&cart.items),
-                cart,
-            })
-            .collect()
-    }
-}
-
-/// Tags the current snapshot hash; a new encoding gets a new tag.
-const SNAPSHOT_HASH_V2: &[u8] = b"recart snapshot v2\0";
-
-/// The snapshot hash (v2): SHA-256 over a compact, length-prefixed encoding
-/// of every stored field of the cart and its items. `buffer` is scratch
-/// space reused across a batch. Stored in every store: a new encoding
-/// needs a new tag and the old hash as a fallback (`store::carts`).
-pub fn snapshot_hash(cart: &Cart, buffer: &mut Vec<u8>) -> [u8; 32] {
-    fn text(buffer: &mut Vec<u8>, text: &str) {
-        buffer.extend_from_slice(&(text.len() as u64).to_le_bytes());
-        buffer.extend_from_slice(text.as_bytes());
-    }
-    fn int(buffer: &mut Vec<u8>, value: i64) {
-        buffer.extend_from_slice(&value.to_le_bytes());
-    }
-    buffer.clear();
-    buffer.extend_from_slice(SNAPSHOT_HASH_V2);
-    text(buffer, &cart.id);
-    text(buffer, &cart.email);
-    text(buffer, &cart.first_name);
-    text(buffer, &cart.locale);
-    text(buffer, cart.currency.as_str());
-    text(buffer, cart.status.as_str());
-    buffer.push(u8::from(cart.accepts_marketing));
-    int(buffer, cart.created_at.timestamp());
-    int(buffer, i64::from(cart.created_at.timestamp_subsec_nanos()));
-    int(buffer, cart.updated_at.timestamp());
-    int(buffer, i64::from(cart.updated_at.timestamp_subsec_nanos()));
-    match cart.utc_offset_seconds {
-        None => buffer.push(0),
-        Some(offset) => {
-            buffer.push(1);
-            int(buffer, i64::from(offset));
-        }
-    }
-    text(buffer, &cart.timezone);
-    text(buffer, &cart.phone);
-    buffer.push(u8::from(cart.sms_consent));
-    int(buffer, cart.items.len() as i64);
-    for item in &cart.items {
-        text(buffer, &item.sku);
-        text(buffer, &item.name);
-        text(buffer, &item.category);
-        int(buffer, i64::from(item.quantity));
-        int(buffer, item.unit_price_minor);
-        text(buffer, &item.image_url);
-        text(buffer, &item.product_url);
-    }
-    Sha256::digest(&buffer[..]).into()
 }
 
 impl Cart {
@@ -263,6 +198,7 @@ impl Currency {
     /// languages read as English.
     pub fn format_in(&self, minor: i64, locale: &str) -> String {
         use std::fmt::Write as _;
+        const NBSP: char = '\u{a0}';
         // Every item of every mail goes through here: few allocations.
         let language = locale.split(['-', '_']).next().unwrap_or("");
         let language: std::borrow::Cow<str> = if language.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -279,7 +215,6 @@ impl Currency {
         if minor < 0 {
             number.push('-');
         }
-        const NBSP: char = '\u{a0}';
         let symbol = self.symbol(&language);
         match (&style.symbol, symbol) {
             (Placement::Before, Some(symbol)) => number.push_str(symbol),
@@ -504,10 +439,13 @@ fn parse_shopify_time(text: &str) -> Option<(DateTime<Utc>, i32)> {
     if hours > 23 || minutes > 59 {
         return None;
     }
-    let offset = sign * (hours * 3600 + minutes * 60) as i32;
-    let local =
-        chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?
-            .and_hms_opt(number(11..13)?, number(14..16)?, number(17..19)?)?;
+    let offset = sign * i32::try_from(hours * 3600 + minutes * 60).ok()?;
+    let year = i32::try_from(number(0..4)?).ok()?;
+    let local = chrono::NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)?.and_hms_opt(
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+    )?;
     let time = local
         .and_local_timezone(FixedOffset::east_opt(offset)?)
         .single()?;
@@ -590,7 +528,7 @@ mod tests {
 
     #[test]
     fn money_formats_for_readers() {
-        assert_eq!(currency("EUR").format(123450), "€1,234.50");
+        assert_eq!(currency("EUR").format(123_450), "€1,234.50");
         assert_eq!(currency("USD").format(500), "$5.00");
         assert_eq!(currency("SEK").format(12980), "129.80 SEK");
         assert_eq!(currency("JPY").format(1200), "¥1,200");
@@ -602,25 +540,25 @@ mod tests {
         // `~` stands for a no-break space.
         let nbsp = |text: &str| text.replace('~', "\u{a0}");
         for (code, minor, locale, expected) in [
-            ("EUR", 123450, "de", "1.234,50~€"),
-            ("EUR", 123450, "de-AT", "1.234,50~€"),
-            ("EUR", 123450, "de_DE", "1.234,50~€"),
-            ("EUR", 123450, "DE-de", "1.234,50~€"),
-            ("USD", 123450, "en-US", "$1,234.50"),
+            ("EUR", 123_450, "de", "1.234,50~€"),
+            ("EUR", 123_450, "de-AT", "1.234,50~€"),
+            ("EUR", 123_450, "de_DE", "1.234,50~€"),
+            ("EUR", 123_450, "DE-de", "1.234,50~€"),
+            ("USD", 123_450, "en-US", "$1,234.50"),
             ("GBP", 19999, "en-GB", "£199.99"),
-            ("SEK", 123450, "sv-SE", "1~234,50~kr"),
-            ("SEK", 123450, "en", "1,234.50 SEK"),
-            ("EUR", 123450, "fr-FR", "1~234,50~€"),
-            ("EUR", 123450, "nl-NL", "€~1.234,50"),
-            ("EUR", 123456789, "de", "1.234.567,89~€"),
+            ("SEK", 123_450, "sv-SE", "1~234,50~kr"),
+            ("SEK", 123_450, "en", "1,234.50 SEK"),
+            ("EUR", 123_450, "fr-FR", "1~234,50~€"),
+            ("EUR", 123_450, "nl-NL", "€~1.234,50"),
+            ("EUR", 123_456_789, "de", "1.234.567,89~€"),
             ("EUR", 5, "de", "0,05~€"),
             ("JPY", 1200, "ja", "¥1,200"),
             ("JPY", 1200, "de", "1.200~¥"),
             ("CHF", 9990, "de-CH", "99,90~CHF"),
-            ("PLN", 123450, "pl", "1~234,50~zł"),
+            ("PLN", 123_450, "pl", "1~234,50~zł"),
             ("KWD", 1500, "en", "1.500 KWD"),
-            ("USD", 123450, "xx", "$1,234.50"),
-            ("USD", 123450, "", "$1,234.50"),
+            ("USD", 123_450, "xx", "$1,234.50"),
+            ("USD", 123_450, "", "$1,234.50"),
             ("EUR", -250, "de", "-2,50~€"),
             ("USD", -500, "en", "-$5.00"),
             ("CHF", 9990, "en", "99.90 CHF"),

@@ -2,7 +2,7 @@
 //!
 //! A code is given at most once (`code` is the key, a draw only takes a
 //! row whose `cart_id` is NULL) and a (cart, step) gets at most one code
-//! (UNIQUE (cart_id, step)): drawing again for the same (cart, step) —
+//! (`UNIQUE (cart_id, step)`): drawing again for the same (cart, step) —
 //! a retry, a re-send of an `unknown` mail, a run that lost the claim —
 //! returns the code it already has.
 
@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::coupon::{Coupon, PoolCode};
 use crate::error::Result;
 
-use super::{Store, from_unix, to_unix};
+use super::{Store, count_from_sql, from_unix, to_unix};
 
 /// What importing a pool file did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -150,9 +150,9 @@ impl Store {
                 .query_map([to_unix(now)], |row| {
                     Ok(PoolStock {
                         pool: row.get(0)?,
-                        free: row.get::<_, i64>(1)? as u64,
-                        given: row.get::<_, i64>(2)? as u64,
-                        expired: row.get::<_, i64>(3)? as u64,
+                        free: count_from_sql(row.get(1)?),
+                        given: count_from_sql(row.get(2)?),
+                        expired: count_from_sql(row.get(3)?),
                     })
                 })?
                 .collect()

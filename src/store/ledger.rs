@@ -2,6 +2,8 @@
 //! claim → send → confirm protocol that makes every (cart, step) go out at
 //! most once, even across crashed or overlapping runs.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::params;
 
@@ -9,7 +11,7 @@ use crate::error::Result;
 use crate::model::{SendState, normalize_email};
 use crate::plan::{History, OrderFact, Policy, SendRecord};
 
-use super::{Store, from_unix, to_unix};
+use super::{Store, count_to_sql, from_unix, to_unix};
 
 /// A send about to be attempted.
 #[derive(Debug, Clone)]
@@ -122,7 +124,7 @@ impl Store {
                 if last_order.as_deref() != Some(id.as_str()) {
                     facts.push(OrderFact {
                         created_at: from_unix(row.get(2)?),
-                        skus: Default::default(),
+                        skus: HashSet::default(),
                     });
                     last_order = Some(id);
                 }
@@ -292,6 +294,16 @@ impl Store {
         counts: RunCounts,
         exit_code: u8,
     ) -> Result<()> {
+        // Taken apart: the skips are moved into the closure, not copied.
+        let RunCounts {
+            imported,
+            sent,
+            skipped,
+            retry,
+            failed,
+            unknown,
+            skips,
+        } = counts;
         self.write(|conn| {
             conn.execute(
                 "UPDATE runs SET finished_at = ?2, imported = ?3, sent = ?4, skipped = ?5,
@@ -300,20 +312,20 @@ impl Store {
                 params![
                     run_id,
                     to_unix(finished_at),
-                    counts.imported as i64,
-                    counts.sent as i64,
-                    counts.skipped as i64,
-                    counts.retry as i64,
-                    counts.failed as i64,
-                    counts.unknown as i64,
+                    count_to_sql(imported),
+                    count_to_sql(sent),
+                    count_to_sql(skipped),
+                    count_to_sql(retry),
+                    count_to_sql(failed),
+                    count_to_sql(unknown),
                     exit_code,
                 ],
             )?;
             let mut insert = conn.prepare_cached(
                 "INSERT INTO run_skips (run_id, step, reason, count) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for ((step, reason), count) in &counts.skips {
-                insert.execute(params![run_id, step, reason, *count as i64])?;
+            for ((step, reason), count) in &skips {
+                insert.execute(params![run_id, step, reason, count_to_sql(*count)])?;
             }
             Ok(())
         })

@@ -1,26 +1,38 @@
-//! The store: one SQLite file (WAL) that holds all state — carts and their
+//! The store: one `SQLite` file (WAL) that holds all state — carts and their
 //! items, orders, the sends ledger, suppressions and runs. The schema is a
 //! list of migrations applied on open.
 
+mod bulk;
+mod candidates;
 mod carts;
 mod catalog;
 mod coupons;
+mod items;
 mod ledger;
+mod orders;
 mod report;
 mod retention;
+mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
+use rusqlite::types::Value;
+use rusqlite::vtab::array::Array;
 use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
 
-pub use carts::{BulkLoad, CartImport, OrderImport, encode_items};
+pub use bulk::BulkLoad;
+pub use carts::CartImport;
 pub use catalog::ProductImport;
 pub use coupons::{CouponImport, Draw, PoolStock};
+pub use items::encode_items;
 pub use ledger::{Claim, Confirmation, RunCounts};
+pub use orders::OrderImport;
 pub use report::{ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
 
@@ -347,8 +359,8 @@ impl Store {
 
     /// Sets the page cache for importing (`true`: 64 MiB, allocated as
     /// used, which keeps a large import's index pages in memory and bounds
-    /// the index sort's in-memory run) or back to SQLite's 2 MiB. Not
-    /// larger for everything: SQLite walks its whole page-cache hash table
+    /// the index sort's in-memory run) or back to `SQLite`'s 2 MiB. Not
+    /// larger for everything: `SQLite` walks its whole page-cache hash table
     /// at the end of every write transaction, so a run's many short
     /// claims and confirms pay for a large cache at each commit.
     pub fn import_cache(&self, importing: bool) -> Result<()> {
@@ -441,7 +453,7 @@ impl Store {
             conn.execute(
                 "INSERT INTO source_watermarks (source, updated_at) VALUES (?1, ?2)
                  ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
-                rusqlite::params![source, updated_at],
+                (source, updated_at),
             )
         })
         .map(|_| ())
@@ -456,194 +468,19 @@ pub(crate) fn from_unix(seconds: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds, 0).unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A count SQL gives back (`COUNT`, a `SUM` of counts): never negative,
+/// and read as 0 if it were rather than wrapping around.
+fn count_from_sql(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
 
-    #[test]
-    fn migrations_are_valid() {
-        Migrations::from_slice(MIGRATIONS).validate().unwrap();
-    }
+/// A count as SQL stores it (an `INTEGER` is an i64): no count comes near
+/// `i64::MAX`, so saturating changes nothing.
+fn count_to_sql(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
 
-    /// The query plan of `sql`, one line per step (`EXPLAIN QUERY PLAN`).
-    fn query_plan(store: &Store, sql: &str) -> Vec<String> {
-        let mut statement = store
-            .conn()
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .unwrap();
-        let zeros = std::iter::repeat_n(0_i64, statement.parameter_count());
-        statement
-            .query_map(rusqlite::params_from_iter(zeros), |row| row.get(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap()
-    }
-
-    /// The hourly run's cost must grow with the carts in the window, not
-    /// with the store: the window and history queries are driven by
-    /// indexes (a `SCAN` of a table means reading all of it), and the
-    /// recent sends are read from their index alone.
-    #[test]
-    fn window_queries_use_their_indexes() {
-        let store = Store::open_in_memory().unwrap();
-        let queries = [
-            ("candidates", carts::CANDIDATES),
-            ("history sends", ledger::HISTORY_SENDS),
-            ("recent sends", ledger::RECENT_SENDS),
-            ("history orders", ledger::HISTORY_ORDERS),
-            ("history suppressed", ledger::HISTORY_SUPPRESSED),
-        ];
-        for (name, sql) in queries {
-            let plan = query_plan(&store, sql);
-            let scans: Vec<&String> = plan
-                .iter()
-                .filter(|step| step.starts_with("SCAN"))
-                .collect();
-            assert!(scans.is_empty(), "{name}: full scan in {plan:#?}");
-            assert!(
-                plan.iter().any(|step| step.starts_with("SEARCH")),
-                "{name}: no index search in {plan:#?}"
-            );
-        }
-        let plan = query_plan(&store, ledger::RECENT_SENDS);
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("USING COVERING INDEX sends_recent")),
-            "recent sends: not from its index alone: {plan:#?}"
-        );
-        for (name, sql) in [
-            ("candidates", carts::CANDIDATES),
-            ("history sends", ledger::HISTORY_SENDS),
-            ("history suppressed", ledger::HISTORY_SUPPRESSED),
-        ] {
-            let plan = query_plan(&store, sql);
-            assert!(
-                plan.iter().any(|step| step.contains("carts_open_window")),
-                "{name}: window not by its index: {plan:#?}"
-            );
-        }
-        // A batch of due carts, and the catalog entries of the window's
-        // SKUs, are read by key: only the list of keys is scanned.
-        for (name, sql, table) in [
-            ("due carts", carts::DUE_CARTS, "c"),
-            ("catalog prices", carts::CATALOG_PRICES, "p"),
-        ] {
-            let plan = query_plan(&store, sql);
-            assert!(
-                plan.iter()
-                    .all(|step| !step.starts_with("SCAN") || step.starts_with("SCAN a")),
-                "{name}: full scan in {plan:#?}"
-            );
-            assert!(
-                plan.iter()
-                    .any(|step| step.starts_with(&format!("SEARCH {table} USING"))),
-                "{name}: not by key: {plan:#?}"
-            );
-        }
-    }
-
-    /// Writing a cart or a send checks its status or state without a
-    /// temporary b-tree (an IN list of constants), and the checks still hold.
-    #[test]
-    fn status_checks_build_no_temporary_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("recart.db")).unwrap();
-        let conn = store.conn();
-        let writes = [
-            "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
-                accepts_marketing, created_at, updated_at, total_minor, item_count, snapshot_hash)
-             VALUES ('C', 'a@b.c', 'a@b.c', '', '', 'EUR', ?1, 1, 0, 0, 0, 0, x'00')",
-            "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at)
-             VALUES ('C', '1h', 'a@b.c', 'a@b.c', ?1, 1, 1, 0)",
-            "UPDATE sends SET state = ?1",
-        ];
-        for sql in writes {
-            let opcodes: Vec<String> = conn
-                .prepare(&format!("EXPLAIN {sql}"))
-                .unwrap()
-                .query_map(["open"], |row| row.get(1))
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap();
-            assert!(opcodes.iter().all(|op| op != "OpenEphemeral"), "{sql}");
-        }
-        let bad = conn.execute(writes[0], ["abandoned"]).unwrap_err();
-        assert!(bad.to_string().contains("CHECK constraint failed"), "{bad}");
-        conn.execute(writes[0], ["open"]).unwrap();
-        let bad = conn.execute(writes[1], ["maybe"]).unwrap_err();
-        assert!(bad.to_string().contains("CHECK constraint failed"), "{bad}");
-        conn.execute(writes[1], ["claimed"]).unwrap();
-        for state in ["sent", "retry", "failed", "unknown", "claimed"] {
-            conn.execute(writes[2], [state]).unwrap();
-        }
-        let check: String = conn
-            .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(check, "ok");
-        // A second connection sees the new schema too.
-        drop(store);
-        let again = Store::open(&dir.path().join("recart.db")).unwrap();
-        let sql: String = again
-            .conn()
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE name = 'sends'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
-        assert!(sql.contains("state = 'claimed' OR"), "{sql}");
-    }
-
-    #[test]
-    fn the_large_page_cache_is_for_imports_only() {
-        let store = Store::open_in_memory().unwrap();
-        let cache = || -> i64 {
-            store
-                .conn()
-                .query_row("PRAGMA cache_size", [], |row| row.get(0))
-                .unwrap()
-        };
-        assert_eq!(cache(), -2000);
-        store.import_cache(true).unwrap();
-        assert_eq!(cache(), -65_536);
-        store.import_cache(false).unwrap();
-        assert_eq!(cache(), -2000);
-    }
-
-    #[test]
-    fn statement_journals_stay_in_memory() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("recart.db")).unwrap();
-        let temp_store: i64 = store
-            .conn()
-            .query_row("PRAGMA temp_store", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(temp_store, 2, "temp_store = MEMORY");
-    }
-
-    #[test]
-    fn orders_keep_their_skus_once() {
-        let store = Store::open_in_memory().unwrap();
-        let order = crate::model::Order {
-            id: "5550001".into(),
-            email: "mia@example.com".into(),
-            cart_id: None,
-            total_minor: 100,
-            currency: "EUR".parse().unwrap(),
-            created_at: from_unix(1_700_000_000),
-            skus: vec!["TR2-42-SL".into(), "MS-01".into()],
-        };
-        store.import_orders(std::slice::from_ref(&order)).unwrap();
-        let again = store.import_orders(&[order]).unwrap();
-        assert_eq!(again.unchanged, 1);
-        let skus: Vec<String> = store
-            .conn()
-            .prepare("SELECT sku FROM order_items WHERE order_id = '5550001' ORDER BY sku")
-            .unwrap()
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        assert_eq!(skus, vec!["MS-01", "TR2-42-SL"]);
-    }
+/// Keys bound as one parameter, for `rarray(?)`.
+fn ids(values: impl Iterator<Item = String>) -> Array {
+    std::rc::Rc::new(values.map(Value::Text).collect())
 }

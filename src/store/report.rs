@@ -6,7 +6,7 @@ use rusqlite::params;
 use crate::error::Result;
 use crate::model::SendState;
 
-use super::{Store, from_unix, to_unix};
+use super::{Store, count_from_sql, from_unix, to_unix};
 
 /// A ledger entry in the report's period.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,7 @@ impl Store {
             )?;
             let skips = skips
                 .query_map(period, |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64))
+                    Ok((row.get(0)?, row.get(1)?, count_from_sql(row.get(2)?)))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((sends, orders, skips))
@@ -118,7 +118,7 @@ impl Store {
                  FROM runs ORDER BY id DESC LIMIT ?1",
             )?;
             query
-                .query_map([limit as i64], |row| {
+                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
                     Ok(RunRow {
                         id: row.get(0)?,
                         started_at: from_unix(row.get(1)?),

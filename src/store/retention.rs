@@ -31,7 +31,7 @@ pub struct Forgotten {
 /// lower-cased address with a fixed prefix, hex.
 pub fn forget_hash(email: &str) -> String {
     let digest = Sha256::digest(format!("recart-forget\0{}", normalize_email(email)));
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 impl Store {

@@ -1,0 +1,218 @@
+//! The candidate window (open carts the plan looks at, with the catalog's
+//! word on their items) and whole carts loaded for rendering.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use crate::error::Result;
+use crate::model::{Cart, CartStatus};
+use crate::plan::{Candidate, CandidateItem};
+
+use super::items::{StoredItemForPlan, bad_items, decode_items};
+use super::{Store, from_unix, ids, to_unix};
+
+/// The candidate window: open carts last active within [?1, ?2], read from the index `carts_open_window` alone.
+pub(crate) const CANDIDATES: &str =
+    "SELECT id, email, email_norm, accepts_marketing, updated_at, total_minor, currency,
+                        timezone, utc_offset, sms_consent, items
+                 FROM carts
+                 WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2
+                 ORDER BY updated_at, id";
+
+/// Due carts by id, items included, for rendering (`rarray(?1)`: the
+/// batch's ids).
+pub(crate) const DUE_CARTS: &str = "SELECT c.id, c.email, c.first_name, c.locale, c.currency,
+            c.status, c.accepts_marketing, c.created_at, c.updated_at, c.utc_offset,
+            c.timezone, c.phone, c.sms_consent, c.items
+     FROM rarray(?1) AS a JOIN carts AS c ON c.id = a.value";
+
+/// What the catalog adds to a window's items: a price where the cart has
+/// none (in the cart's currency), and the stock (`rarray(?1)`: the SKUs).
+pub(crate) const CATALOG_PRICES: &str = "SELECT p.sku, p.price_minor, p.currency, p.in_stock
+     FROM rarray(?1) AS a JOIN products AS p ON p.sku = a.value";
+impl Store {
+    /// SKUs and categories of their items. The items (JSON) are parsed on
+    /// another thread while the next rows are read: parsing was half the
+    /// time of a large window, and the run waits for all of it before the
+    /// first mail.
+    pub fn candidates(
+        &self,
+        oldest: DateTime<Utc>,
+        newest: DateTime<Utc>,
+    ) -> Result<Vec<Candidate>> {
+        /// Rows handed to the parser at a time, and chunks ahead at most.
+        const CHUNK: usize = 512;
+        const CHUNKS_AHEAD: usize = 4;
+        type Parsed = (Vec<Candidate>, Vec<Vec<(u32, i64)>>);
+        let parse = |rows: std::sync::mpsc::Receiver<Vec<(Candidate, String)>>| {
+            let mut parsed: Parsed = Default::default();
+            for chunk in rows {
+                for (mut candidate, items) in chunk {
+                    let items: Vec<StoredItemForPlan> =
+                        serde_json::from_str(&items).map_err(|error| {
+                            bad_items(10, format!("cart {}: {error}", candidate.id))
+                        })?;
+                    parsed
+                        .1
+                        .push(items.iter().map(|item| (item.3, item.4)).collect());
+                    candidate.items = items
+                        .into_iter()
+                        .map(|StoredItemForPlan(sku, _, category, quantity, price, ..)| {
+                            CandidateItem {
+                                sku,
+                                category,
+                                line_total_minor: i64::from(quantity).saturating_mul(price),
+                                in_stock: None,
+                            }
+                        })
+                        .collect();
+                    parsed.0.push(candidate);
+                }
+            }
+            Ok::<_, rusqlite::Error>(parsed)
+        };
+        let read = |to_parser: std::sync::mpsc::SyncSender<Vec<(Candidate, String)>>| {
+            let window = params![to_unix(oldest), to_unix(newest)];
+            let mut query = self.conn().prepare_cached(CANDIDATES)?;
+            let mut rows = query.query(window)?;
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while let Some(row) = rows.next()? {
+                let currency: String = row.get(6)?;
+                let timezone: String = row.get(7)?;
+                let candidate = Candidate {
+                    id: row.get(0)?,
+                    email: row.get(1)?,
+                    email_norm: row.get(2)?,
+                    status: CartStatus::Open,
+                    accepts_marketing: row.get(3)?,
+                    updated_at: from_unix(row.get(4)?),
+                    total_minor: row.get(5)?,
+                    currency: currency.parse().map_err(|message: String| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            6,
+                            rusqlite::types::Type::Text,
+                            message.into(),
+                        )
+                    })?,
+                    items: Vec::new(),
+                    timezone: (!timezone.is_empty()).then_some(timezone),
+                    utc_offset_seconds: row.get(8)?,
+                    sms_consent: row.get(9)?,
+                };
+                chunk.push((candidate, row.get(10)?));
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if to_parser.send(full).is_err() {
+                        // The parser stopped at an error: it tells which.
+                        return Ok(());
+                    }
+                }
+            }
+            let _ = to_parser.send(chunk);
+            Ok::<_, rusqlite::Error>(())
+        };
+        let run = || -> rusqlite::Result<Vec<Candidate>> {
+            let (to_parser, rows) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+            let (read, parsed) = std::thread::scope(|scope| {
+                let parser = scope.spawn(move || parse(rows));
+                let read = read(to_parser);
+                let parsed = parser
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (read, parsed)
+            });
+            read?;
+            let (mut candidates, quantities) = parsed?;
+            let has_products: bool = self
+                .conn()
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM products)")?
+                .query_row([], |row| row.get(0))?;
+            if has_products {
+                self.add_catalog(&mut candidates, &quantities)?;
+            }
+            Ok(candidates)
+        };
+        run().map_err(|source| self.error(source))
+    }
+
+    /// What the catalog says of the candidates' items: the stock, and the
+    /// price of an item the cart has at 0 (when the catalog prices it in
+    /// the cart's currency), which may raise the cart's total.
+    fn add_catalog(
+        &self,
+        candidates: &mut [Candidate],
+        quantities: &[Vec<(u32, i64)>],
+    ) -> rusqlite::Result<()> {
+        /// A catalog entry: the price, its currency, whether in stock.
+        type Entry = (Option<i64>, Option<String>, Option<bool>);
+        let skus: HashSet<&str> = candidates
+            .iter()
+            .flat_map(|candidate| candidate.items.iter().map(|item| item.sku.as_str()))
+            .collect();
+        let mut query = self.conn().prepare_cached(CATALOG_PRICES)?;
+        let mut rows = query.query([ids(skus.into_iter().map(str::to_string))])?;
+        // SKU → entry
+        let mut catalog: HashMap<String, Entry> = HashMap::new();
+        while let Some(row) = rows.next()? {
+            catalog.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
+        }
+        for (candidate, quantities) in candidates.iter_mut().zip(quantities) {
+            let mut priced: i64 = 0;
+            for (item, &(quantity, price)) in candidate.items.iter_mut().zip(quantities) {
+                if let Some((catalog_price, currency, in_stock)) = catalog.get(&item.sku) {
+                    item.in_stock = *in_stock;
+                    if price == 0 && currency.as_deref() == Some(candidate.currency.as_str()) {
+                        item.line_total_minor =
+                            i64::from(quantity).saturating_mul(catalog_price.unwrap_or(0));
+                    }
+                }
+                priced = priced.saturating_add(item.line_total_minor);
+            }
+            // The catalog may price what the stored total could not.
+            candidate.total_minor = candidate.total_minor.max(priced);
+        }
+        Ok(())
+    }
+
+    /// The whole cart, items included, for rendering.
+    pub fn cart(&self, id: &str) -> Result<Option<Cart>> {
+        Ok(self.carts(&[id])?.remove(id))
+    }
+
+    /// Whole carts, items included, by id (those that exist): one query for
+    /// a batch of due carts rather than one per cart.
+    pub fn carts(&self, wanted: &[&str]) -> Result<HashMap<String, Cart>> {
+        let run = || -> rusqlite::Result<HashMap<String, Cart>> {
+            let ids = ids(wanted.iter().copied().map(str::to_string));
+            let mut query = self.conn().prepare_cached(DUE_CARTS)?;
+            query
+                .query_map([&ids], |row| {
+                    let currency: String = row.get(4)?;
+                    let status: String = row.get(5)?;
+                    let cart = Cart {
+                        id: row.get(0)?,
+                        email: row.get(1)?,
+                        first_name: row.get(2)?,
+                        locale: row.get(3)?,
+                        currency: currency
+                            .parse()
+                            .unwrap_or_else(|_| "XXX".parse().expect("a valid code")),
+                        status: status.parse().unwrap_or(CartStatus::Closed),
+                        accepts_marketing: row.get(6)?,
+                        created_at: from_unix(row.get(7)?),
+                        updated_at: from_unix(row.get(8)?),
+                        utc_offset_seconds: row.get(9)?,
+                        timezone: row.get(10)?,
+                        phone: row.get(11)?,
+                        sms_consent: row.get(12)?,
+                        items: decode_items(13, row.get_ref(13)?.as_str()?)?,
+                    };
+                    Ok((cart.id.clone(), cart))
+                })?
+                .collect()
+        };
+        run().map_err(|source| self.error(source))
+    }
+}

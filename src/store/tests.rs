@@ -1,0 +1,590 @@
+//! Unit tests of the store: schema and query plans, cart snapshots, the
+//! bulk load, the candidate window and orders.
+
+use rusqlite::Connection;
+use rusqlite_migration::Migrations;
+
+use super::carts::CART_ROWS;
+use super::snapshot::{legacy_snapshot_hash, snapshot_hash};
+use super::{MIGRATIONS, Store, candidates, from_unix, ledger};
+use crate::model::{Cart, CartStatus, LineItem, Order};
+
+#[test]
+fn migrations_are_valid() {
+    Migrations::from_slice(MIGRATIONS).validate().unwrap();
+}
+
+/// The query plan of `sql`, one line per step (`EXPLAIN QUERY PLAN`).
+fn query_plan(store: &Store, sql: &str) -> Vec<String> {
+    let mut statement = store
+        .conn()
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap();
+    let zeros = std::iter::repeat_n(0_i64, statement.parameter_count());
+    statement
+        .query_map(rusqlite::params_from_iter(zeros), |row| row.get(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// The hourly run's cost must grow with the carts in the window, not
+/// with the store: the window and history queries are driven by
+/// indexes (a `SCAN` of a table means reading all of it), and the
+/// recent sends are read from their index alone.
+#[test]
+fn window_queries_use_their_indexes() {
+    let store = Store::open_in_memory().unwrap();
+    let queries = [
+        ("candidates", candidates::CANDIDATES),
+        ("history sends", ledger::HISTORY_SENDS),
+        ("recent sends", ledger::RECENT_SENDS),
+        ("history orders", ledger::HISTORY_ORDERS),
+        ("history suppressed", ledger::HISTORY_SUPPRESSED),
+    ];
+    for (name, sql) in queries {
+        let plan = query_plan(&store, sql);
+        let scans: Vec<&String> = plan
+            .iter()
+            .filter(|step| step.starts_with("SCAN"))
+            .collect();
+        assert!(scans.is_empty(), "{name}: full scan in {plan:#?}");
+        assert!(
+            plan.iter().any(|step| step.starts_with("SEARCH")),
+            "{name}: no index search in {plan:#?}"
+        );
+    }
+    let plan = query_plan(&store, ledger::RECENT_SENDS);
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING COVERING INDEX sends_recent")),
+        "recent sends: not from its index alone: {plan:#?}"
+    );
+    for (name, sql) in [
+        ("candidates", candidates::CANDIDATES),
+        ("history sends", ledger::HISTORY_SENDS),
+        ("history suppressed", ledger::HISTORY_SUPPRESSED),
+    ] {
+        let plan = query_plan(&store, sql);
+        assert!(
+            plan.iter().any(|step| step.contains("carts_open_window")),
+            "{name}: window not by its index: {plan:#?}"
+        );
+    }
+    // A batch of due carts, and the catalog entries of the window's
+    // SKUs, are read by key: only the list of keys is scanned.
+    for (name, sql, table) in [
+        ("due carts", candidates::DUE_CARTS, "c"),
+        ("catalog prices", candidates::CATALOG_PRICES, "p"),
+    ] {
+        let plan = query_plan(&store, sql);
+        assert!(
+            plan.iter()
+                .all(|step| !step.starts_with("SCAN") || step.starts_with("SCAN a")),
+            "{name}: full scan in {plan:#?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|step| step.starts_with(&format!("SEARCH {table} USING"))),
+            "{name}: not by key: {plan:#?}"
+        );
+    }
+}
+
+/// Writing a cart or a send checks its status or state without a
+/// temporary b-tree (an IN list of constants), and the checks still hold.
+#[test]
+fn status_checks_build_no_temporary_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("recart.db")).unwrap();
+    let conn = store.conn();
+    let writes = [
+        "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
+            accepts_marketing, created_at, updated_at, total_minor, item_count, snapshot_hash)
+         VALUES ('C', 'a@b.c', 'a@b.c', '', '', 'EUR', ?1, 1, 0, 0, 0, 0, x'00')",
+        "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at)
+         VALUES ('C', '1h', 'a@b.c', 'a@b.c', ?1, 1, 1, 0)",
+        "UPDATE sends SET state = ?1",
+    ];
+    for sql in writes {
+        let opcodes: Vec<String> = conn
+            .prepare(&format!("EXPLAIN {sql}"))
+            .unwrap()
+            .query_map(["open"], |row| row.get(1))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(opcodes.iter().all(|op| op != "OpenEphemeral"), "{sql}");
+    }
+    let bad = conn.execute(writes[0], ["abandoned"]).unwrap_err();
+    assert!(bad.to_string().contains("CHECK constraint failed"), "{bad}");
+    conn.execute(writes[0], ["open"]).unwrap();
+    let bad = conn.execute(writes[1], ["maybe"]).unwrap_err();
+    assert!(bad.to_string().contains("CHECK constraint failed"), "{bad}");
+    conn.execute(writes[1], ["claimed"]).unwrap();
+    for state in ["sent", "retry", "failed", "unknown", "claimed"] {
+        conn.execute(writes[2], [state]).unwrap();
+    }
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // A second connection sees the new schema too.
+    drop(store);
+    let again = Store::open(&dir.path().join("recart.db")).unwrap();
+    let sql: String = again
+        .conn()
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE name = 'sends'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("state = 'claimed' OR"), "{sql}");
+}
+
+#[test]
+fn the_large_page_cache_is_for_imports_only() {
+    let store = Store::open_in_memory().unwrap();
+    let cache = || -> i64 {
+        store
+            .conn()
+            .query_row("PRAGMA cache_size", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(cache(), -2000);
+    store.import_cache(true).unwrap();
+    assert_eq!(cache(), -65_536);
+    store.import_cache(false).unwrap();
+    assert_eq!(cache(), -2000);
+}
+
+#[test]
+fn statement_journals_stay_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("recart.db")).unwrap();
+    let temp_store: i64 = store
+        .conn()
+        .query_row("PRAGMA temp_store", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(temp_store, 2, "temp_store = MEMORY");
+}
+
+#[test]
+fn orders_keep_their_skus_once() {
+    let store = Store::open_in_memory().unwrap();
+    let order = crate::model::Order {
+        id: "5550001".into(),
+        email: "mia@example.com".into(),
+        cart_id: None,
+        total_minor: 100,
+        currency: "EUR".parse().unwrap(),
+        created_at: from_unix(1_700_000_000),
+        skus: vec!["TR2-42-SL".into(), "MS-01".into()],
+    };
+    store.import_orders(std::slice::from_ref(&order)).unwrap();
+    let again = store.import_orders(&[order]).unwrap();
+    assert_eq!(again.unchanged, 1);
+    let skus: Vec<String> = store
+        .conn()
+        .prepare("SELECT sku FROM order_items WHERE order_id = '5550001' ORDER BY sku")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(skus, vec!["MS-01", "TR2-42-SL"]);
+}
+
+fn cart(id: &str, at: i64, status: CartStatus, skus: &[&str]) -> Cart {
+    Cart {
+        id: id.into(),
+        email: "Mia@Example.com".into(),
+        first_name: "Mia".into(),
+        locale: "en".into(),
+        currency: "EUR".parse().unwrap(),
+        status,
+        accepts_marketing: true,
+        created_at: from_unix(at - 60),
+        updated_at: from_unix(at),
+        utc_offset_seconds: Some(3600),
+        timezone: String::new(),
+        phone: String::new(),
+        sms_consent: false,
+        items: skus
+            .iter()
+            .map(|sku| LineItem {
+                sku: (*sku).into(),
+                name: format!("Product {sku}"),
+                category: String::new(),
+                quantity: 1,
+                unit_price_minor: 1250,
+                image_url: String::new(),
+                product_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
+fn stored(store: &Store, id: &str) -> (String, Vec<String>) {
+    let cart = store.cart(id).unwrap().unwrap();
+    let skus = cart.items.iter().map(|item| item.sku.clone()).collect();
+    (cart.status.as_str().to_string(), skus)
+}
+
+#[test]
+fn a_batch_writes_like_one_cart_at_a_time() {
+    let store = Store::open_in_memory().unwrap();
+    let first = store
+        .import_carts(&[
+            cart("a", 100, CartStatus::Open, &["A1", "A2"]),
+            cart("b", 100, CartStatus::Open, &["B1"]),
+        ])
+        .unwrap();
+    assert_eq!((first.upserted, first.unchanged), (2, 0));
+    // Same again: unchanged. Older: unchanged. Newer: replaces items.
+    let again = store
+        .import_carts(&[
+            cart("a", 100, CartStatus::Open, &["A1", "A2"]),
+            cart("b", 99, CartStatus::Open, &["B9"]),
+        ])
+        .unwrap();
+    assert_eq!((again.upserted, again.unchanged), (0, 2));
+    let newer = store
+        .import_carts(&[cart("a", 100, CartStatus::Open, &["A3"])])
+        .unwrap();
+    assert_eq!(newer.upserted, 1, "same time, other content: replaced");
+    assert_eq!(stored(&store, "a").1, vec!["A3"]);
+    assert_eq!(stored(&store, "b").1, vec!["B1"]);
+}
+
+#[test]
+fn an_id_twice_in_one_batch_is_written_in_order() {
+    let store = Store::open_in_memory().unwrap();
+    let done = store
+        .import_carts(&[
+            cart("a", 100, CartStatus::Ordered, &["A1"]),
+            cart("a", 200, CartStatus::Open, &["A2", "A3"]),
+            cart("a", 150, CartStatus::Open, &["A4"]),
+            cart("a", 200, CartStatus::Open, &["A2", "A3"]),
+        ])
+        .unwrap();
+    assert_eq!((done.upserted, done.unchanged), (2, 2));
+    // Ordered stays ordered; the newest snapshot's items.
+    assert_eq!(
+        stored(&store, "a"),
+        (
+            "ordered".to_string(),
+            vec!["A2".to_string(), "A3".to_string()]
+        )
+    );
+}
+
+#[test]
+fn an_order_before_its_cart_marks_it_on_arrival() {
+    let store = Store::open_in_memory().unwrap();
+    let order = Order {
+        id: "o1".into(),
+        email: "mia@example.com".into(),
+        cart_id: None,
+        total_minor: 1250,
+        currency: "EUR".parse().unwrap(),
+        created_at: from_unix(150),
+        skus: Vec::new(),
+    };
+    store.import_orders(&[order]).unwrap();
+    let done = store
+        .import_carts(&[
+            cart("before", 100, CartStatus::Open, &["A1"]),
+            cart("after", 200, CartStatus::Open, &["A1"]),
+        ])
+        .unwrap();
+    assert_eq!(done.marked_ordered, 1);
+    assert_eq!(stored(&store, "before").0, "ordered");
+    assert_eq!(stored(&store, "after").0, "open");
+}
+
+#[test]
+fn a_hash_stored_by_the_first_release_still_counts_as_unchanged() {
+    let store = Store::open_in_memory().unwrap();
+    let snapshot = cart("a", 100, CartStatus::Open, &["A1"]);
+    store.import_carts(std::slice::from_ref(&snapshot)).unwrap();
+    store
+        .conn()
+        .execute(
+            "UPDATE carts SET snapshot_hash = ?1 WHERE id = 'a'",
+            [legacy_snapshot_hash(&snapshot)],
+        )
+        .unwrap();
+    let again = store.import_carts(&[snapshot]).unwrap();
+    assert_eq!((again.upserted, again.unchanged), (0, 1));
+}
+
+#[test]
+fn the_snapshot_hash_is_stable() {
+    // Stored in every store: changing the encoding needs a new tag and
+    // a fallback like `legacy_snapshot_hash`.
+    let hash = snapshot_hash(
+        &cart("a", 1_700_000_000, CartStatus::Open, &["A1", "A2"]),
+        &mut Vec::new(),
+    );
+    assert_eq!(
+        hex::encode(hash),
+        "63db882f26edfe499d322eeb8a6f05b7ff8cafa1bdeb97af0bd3dc1f71fec93a"
+    );
+}
+
+fn schema(store: &Store) -> Vec<(String, String)> {
+    store
+        .conn()
+        .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+#[test]
+fn a_bulk_load_keeps_the_schema_and_a_broken_one_keeps_nothing() {
+    let store = Store::open_in_memory().unwrap();
+    let before = schema(&store);
+    let carts = [
+        cart("a", 100, CartStatus::Open, &["A1"]),
+        cart("b", 200, CartStatus::Open, &["B1", "B2"]),
+    ];
+    // Not finished (a crash, a failed commit): rolled back, indexes kept.
+    let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+    store.import_carts(&carts).unwrap();
+    drop(bulk);
+    assert_eq!(schema(&store), before);
+    assert!(store.cart("a").unwrap().is_none());
+    let foreign_keys: bool = store
+        .conn()
+        .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+        .unwrap();
+    assert!(foreign_keys);
+
+    let bulk = store.begin_bulk_load().unwrap().expect("still empty");
+    assert_eq!(store.import_carts(&carts).unwrap().upserted, 2);
+    bulk.finish().unwrap();
+    assert_eq!(schema(&store), before);
+    assert_eq!(stored(&store, "b").1, vec!["B1", "B2"]);
+    let window = store
+        .candidates(from_unix(0), from_unix(1_000))
+        .unwrap()
+        .into_iter()
+        .map(|candidate| candidate.id)
+        .collect::<Vec<_>>();
+    assert_eq!(window, vec!["a", "b"]);
+    // Not into a store that holds carts, nor inside a transaction.
+    assert!(store.begin_bulk_load().unwrap().is_none());
+    assert!(store.conn().is_autocommit());
+    let empty = Store::open_in_memory().unwrap();
+    empty.begin_discarded().unwrap();
+    assert!(empty.begin_bulk_load().unwrap().is_none());
+}
+
+fn journal_mode(store: &Store) -> String {
+    store
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_bulk_load_writes_without_the_wal_and_leaves_the_store_in_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recart.db");
+    let store = Store::open(&path).unwrap();
+    let carts = [
+        cart("a", 100, CartStatus::Open, &["A1"]),
+        cart("b", 200, CartStatus::Open, &["B1", "B2"]),
+    ];
+    let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+    assert_eq!(journal_mode(&store), "delete");
+    store.import_carts(&carts).unwrap();
+    drop(bulk);
+    assert_eq!(journal_mode(&store), "wal");
+    assert!(store.cart("a").unwrap().is_none());
+
+    let bulk = store.begin_bulk_load().unwrap().expect("still empty");
+    store.import_carts(&carts).unwrap();
+    bulk.finish().unwrap();
+    assert_eq!(journal_mode(&store), "wal");
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(stored(&store, "b").1, vec!["B1", "B2"]);
+
+    // With another connection on the store, the load keeps the WAL.
+    let other_path = dir.path().join("other.db");
+    let store = Store::open(&other_path).unwrap();
+    let reader = Store::open(&other_path).unwrap();
+    assert!(reader.cart("a").unwrap().is_none());
+    let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+    assert_eq!(journal_mode(&store), "wal");
+    store.import_carts(&carts).unwrap();
+    bulk.finish().unwrap();
+    assert_eq!(stored(&reader, "b").1, vec!["B1", "B2"]);
+}
+
+/// Migration 10 moved the items of stored carts into their rows: the
+/// same items come back, in the same order, and the `cart_items` view
+/// shows them as the table did.
+#[test]
+fn migration_10_keeps_the_items_of_stored_carts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recart.db");
+    let mut conn = Connection::open(&path).unwrap();
+    rusqlite_migration::Migrations::from_slice(MIGRATIONS)
+        .to_version(&mut conn, 9)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
+                accepts_marketing, created_at, updated_at, total_minor, item_count, snapshot_hash)
+         VALUES ('a', 'm@x.org', 'm@x.org', 'Mia', 'en', 'EUR', 'open', 1, 1, 2, 500, 3, x''),
+                ('e', 'e@x.org', 'e@x.org', 'Eve', 'en', 'EUR', 'open', 1, 1, 2, 0, 0, x'');
+         INSERT INTO cart_items VALUES
+                ('a', 1, 'S2', 'Sock \"2\"', 'socks', 2, 100, '', 'https://x.org/s2'),
+                ('a', 0, 'S1', 'Schuh ü', 'shoes', 1, 300, 'https://x.org/s1.jpg', '');",
+    )
+    .unwrap();
+    let view_before = view_rows(&conn);
+    drop(conn);
+
+    let store = Store::open(&path).unwrap();
+    let a = store.cart("a").unwrap().unwrap();
+    let items: Vec<(&str, &str, &str, u32, i64, &str, &str)> = a
+        .items
+        .iter()
+        .map(|item| {
+            (
+                item.sku.as_str(),
+                item.name.as_str(),
+                item.category.as_str(),
+                item.quantity,
+                item.unit_price_minor,
+                item.image_url.as_str(),
+                item.product_url.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        vec![
+            ("S1", "Schuh ü", "shoes", 1, 300, "https://x.org/s1.jpg", ""),
+            ("S2", "Sock \"2\"", "socks", 2, 100, "", "https://x.org/s2"),
+        ]
+    );
+    assert!(store.cart("e").unwrap().unwrap().items.is_empty());
+    assert_eq!(view_rows(store.conn()), view_before);
+}
+
+fn view_rows(conn: &Connection) -> Vec<String> {
+    conn.prepare(
+        "SELECT cart_id || '|' || position || '|' || sku || '|' || name || '|' || category
+                || '|' || quantity || '|' || unit_price_minor || '|' || image_url
+                || '|' || product_url
+         FROM cart_items ORDER BY cart_id, position",
+    )
+    .unwrap()
+    .query_map([], |row| row.get(0))
+    .unwrap()
+    .collect::<rusqlite::Result<_>>()
+    .unwrap()
+}
+
+#[test]
+fn a_batch_that_fails_rolls_the_bulk_load_back() {
+    let store = Store::open_in_memory().unwrap();
+    let before = schema(&store);
+    store
+        .conn()
+        .execute_batch(
+            "CREATE TEMP TRIGGER boom BEFORE INSERT ON main.carts WHEN NEW.id = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom'); END",
+        )
+        .unwrap();
+    let bulk = store.begin_bulk_load().unwrap().expect("empty store");
+    store
+        .import_carts(&[cart("a", 100, CartStatus::Open, &["A1"])])
+        .unwrap();
+    assert!(
+        store
+            .import_carts(&[cart("boom", 100, CartStatus::Open, &["B1"])])
+            .is_err()
+    );
+    bulk.finish().unwrap();
+    assert!(store.cart("a").unwrap().is_none());
+    assert_eq!(schema(&store), before);
+    // Batches commit one by one again.
+    store
+        .import_carts(&[cart("a", 100, CartStatus::Open, &["A1"])])
+        .unwrap();
+    assert!(store.conn().is_autocommit());
+}
+
+#[test]
+fn candidates_come_in_window_order_with_their_items_and_bad_items_fail() {
+    let store = Store::open_in_memory().unwrap();
+    // More than a few of the parser's chunks, and one cart out of the
+    // window at each end.
+    let carts: Vec<Cart> = (0..1_300)
+        .map(|n| {
+            cart(
+                &format!("c{n:04}"),
+                1_000 + n,
+                CartStatus::Open,
+                &["A", "B"],
+            )
+        })
+        .collect();
+    store.import_carts(&carts).unwrap();
+    let found = store
+        .candidates(from_unix(1_001), from_unix(2_298))
+        .unwrap();
+    let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+    let expected: Vec<String> = (1..1_299).map(|n| format!("c{n:04}")).collect();
+    assert_eq!(ids, expected);
+    assert!(found.iter().all(|c| c.items.len() == 2
+        && c.items[1].sku == "B"
+        && c.items[1].line_total_minor == 1250));
+    store
+        .conn()
+        .execute("UPDATE carts SET items = '[[\"A\"' WHERE id = 'c0700'", [])
+        .unwrap();
+    let error = store
+        .candidates(from_unix(1_001), from_unix(2_298))
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("the stored items are not valid: cart c0700: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn many_carts_in_several_statements() {
+    let store = Store::open_in_memory().unwrap();
+    let carts: Vec<Cart> = (0..(CART_ROWS * 2 + 5))
+        .map(|n| cart(&format!("c{n}"), 100, CartStatus::Open, &["A", "B", "C"]))
+        .collect();
+    let done = store.import_carts(&carts).unwrap();
+    assert_eq!(done.upserted, carts.len() as u64);
+    let items: i64 = store
+        .conn()
+        .query_row("SELECT count(*) FROM cart_items", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(items, i64::try_from(carts.len()).unwrap() * 3);
+}
+
+/// Stored in every store that forgot someone: the same lower-case hex in
+/// every release, or a forgotten address could be mailed again.
+#[test]
+fn the_forget_hash_is_stable() {
+    assert_eq!(
+        super::forget_hash(" Mia@Example.com "),
+        "acbc6181e0ced5ad87380ab6cdef5fd2480a5936bac1a5d0482d6a7eaad698e1"
+    );
+}
