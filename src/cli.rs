@@ -20,6 +20,8 @@ use crate::ingest::Format;
 )]
 pub struct Cli {
     /// Configuration file [default: $RECART_CONFIG, else ./recart.toml]
+    // clap prints this doc as the option's help, where backticks would show.
+    #[allow(clippy::doc_markdown)]
     #[arg(long, global = true, value_name = "FILE", env = "RECART_CONFIG")]
     pub config: Option<PathBuf>,
 

@@ -159,12 +159,7 @@ fn random_key() -> Result<String> {
     std::fs::File::open(path)
         .and_then(|mut file| file.read_exact(&mut bytes))
         .map_err(|source| Error::io(path, source))?;
-    let mut key = String::with_capacity(65);
-    for byte in bytes {
-        let _ = write!(key, "{byte:02x}");
-    }
-    key.push('\n');
-    Ok(key)
+    Ok(format!("{}\n", hex::encode(bytes)))
 }
 
 /// (id, email, first name, currency, consent, minutes idle, items)

@@ -29,7 +29,8 @@ fn import(
     out: &mut Output,
 ) -> Result<Completion> {
     let pool = coupon::read_pool(file)?;
-    for error in pool.rejected.iter().take(ERRORS_SHOWN as usize) {
+    let shown = usize::try_from(ERRORS_SHOWN).unwrap_or(usize::MAX);
+    for error in pool.rejected.iter().take(shown) {
         out.warn(&error.to_string());
     }
     more_not_shown(file, pool.rejected.len() as u64, out);

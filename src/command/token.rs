@@ -15,21 +15,20 @@ pub fn execute(action: TokenAction, ctx: &mut Context<'_>) -> Result<Completion>
     let signer = link_signer(&config)?;
     let invalid = |error: TokenError| Error::Token(format!("invalid: {error}"));
     let unverified = token::Unverified::parse(&token).map_err(invalid)?;
-    let email = match email {
-        Some(email) => email.trim().to_string(),
-        None => {
-            let store = if config.store_path.exists() {
-                Some(Store::open(&config.store_path)?)
-            } else {
-                None
-            };
-            token_email(&unverified, store.as_ref())?.ok_or_else(|| {
-                Error::Token(format!(
-                    "cannot verify: cart {:?} is not in the store (give --email)",
-                    unverified.cart_id
-                ))
-            })?
-        }
+    let email = if let Some(email) = email {
+        email.trim().to_string()
+    } else {
+        let store = if config.store_path.exists() {
+            Some(Store::open(&config.store_path)?)
+        } else {
+            None
+        };
+        token_email(&unverified, store.as_ref())?.ok_or_else(|| {
+            Error::Token(format!(
+                "cannot verify: cart {:?} is not in the store (give --email)",
+                unverified.cart_id
+            ))
+        })?
     };
     let claims = unverified.verify(&signer, &email, now).map_err(invalid)?;
     let out = &mut *ctx.out;

@@ -4,6 +4,7 @@
 //! its links, then renders and builds the MIME message or the webhook
 //! document (pure work, spread over the cores).
 
+pub mod catalog;
 pub mod coupons;
 pub mod links;
 pub mod sample;
@@ -209,7 +210,7 @@ impl<'c> Composer<'c> {
         if self.catalog {
             let skus: Vec<&str> = cart.items.iter().map(|item| item.sku.as_str()).collect();
             let products = self.store.products(&skus)?;
-            crate::render::fill_from_catalog(&mut cart, &products, self.out_of_stock);
+            catalog::fill_from_catalog(&mut cart, &products, self.out_of_stock);
         }
         Ok(Ok(Prepared {
             cart: Arc::new(cart),

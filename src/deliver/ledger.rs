@@ -125,6 +125,9 @@ pub struct Due<T> {
     pub reminder: Reminder,
 }
 
+/// Opens the transport when the first mail is due.
+pub type Opener<'a> = Box<dyn Fn(&Config) -> Result<Box<dyn Transport>> + 'a>;
+
 /// Where the ledger tells each reminder's decision: (tag, step, decision).
 pub type Report<'r, T> = &'r mut dyn FnMut(&T, &str, Decision);
 
@@ -157,7 +160,7 @@ pub struct Sender<'a, T> {
     /// Opened at the first group with a mail: a run with nothing to send
     /// connects to nothing.
     transport: Option<Background>,
-    opener: Box<dyn Fn(&Config) -> Result<Box<dyn Transport>> + 'a>,
+    opener: Opener<'a>,
     /// Claimed groups whose outcomes are not recorded yet, oldest first.
     in_flight: VecDeque<InFlight<T>>,
     /// One client per timeout the webhook steps ask for.

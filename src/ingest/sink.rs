@@ -2,6 +2,7 @@
 //! database's) batches into the store as they are read, and [`Imports`] is
 //! the one policy for how a command goes on when one input fails.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Completion, Error, Result};
@@ -64,7 +65,7 @@ impl FileImport {
             }
         };
         if self.skipped > 0 {
-            line.push_str(&format!(", {} skipped (no e-mail)", self.skipped));
+            let _ = write!(line, ", {} skipped (no e-mail)", self.skipped);
         }
         line
     }
@@ -379,8 +380,8 @@ mod tests {
         Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()))
     }
 
-    fn read(rows: u64, rejected: u64) -> Result<FileImport> {
-        Ok(FileImport {
+    fn read(rows: u64, rejected: u64) -> FileImport {
+        FileImport {
             rows,
             rejected,
             carts: Some(CartImport {
@@ -388,7 +389,7 @@ mod tests {
                 ..CartImport::default()
             }),
             ..FileImport::default()
-        })
+        }
     }
 
     fn io_error() -> Result<FileImport> {
@@ -403,7 +404,7 @@ mod tests {
         let mut out = output();
         let mut imports = Imports::default();
         assert!(imports.take(io_error(), &mut out).unwrap().is_none());
-        assert!(imports.take(read(3, 0), &mut out).unwrap().is_some());
+        assert!(imports.take(Ok(read(3, 0)), &mut out).unwrap().is_some());
         assert_eq!(imports.carts_upserted, 3);
         assert_eq!(imports.finish(true, &mut out).unwrap(), Completion::Partial);
     }
@@ -429,7 +430,7 @@ mod tests {
     fn rejected_rows_make_it_partial_and_store_errors_stop_it() {
         let mut out = output();
         let mut imports = Imports::default();
-        imports.take(read(5, 2), &mut out).unwrap();
+        imports.take(Ok(read(5, 2)), &mut out).unwrap();
         assert_eq!(imports.rows_rejected, 2);
         let store_error = Err(Error::Usage("a store failure".into()));
         assert!(imports.take(store_error, &mut out).is_err());

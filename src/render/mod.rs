@@ -26,14 +26,12 @@ use crate::error::{Error, Result};
 use crate::model::Cart;
 use crate::plan::Step;
 
-mod catalog;
 mod css;
 mod html;
 #[cfg(test)]
 mod tests;
 mod views;
 
-pub use catalog::fill_from_catalog;
 pub use html::html_to_text;
 
 use html::{escape_for, html_formatter, with_preheader};

@@ -237,3 +237,34 @@ fn a_first_import_killed_half_way_leaves_the_store_as_it_was() {
         1
     );
 }
+
+/// One outcome policy for `import` and `run`: an input that cannot be read
+/// (here a directory where a file should be: an I/O error) is named and
+/// skipped, the others are imported, and the command ends partial (3).
+#[test]
+fn an_unreadable_file_is_named_and_skipped_and_the_rest_imported() {
+    let t = shop(&Config::new(Transport::File));
+    std::fs::create_dir(t.join("broken.csv")).unwrap();
+    t.recart(&["import", "broken.csv", "carts.csv"])
+        .expect_status(3)
+        .expect_stderr_contains("broken.csv")
+        .expect_stdout_line("carts.csv: 7 rows read, 5 carts upserted, 0 unchanged, 0 rejected");
+    assert_eq!(t.store().cart_ids().len(), 5);
+    // Nothing readable at all: the import failed.
+    t.recart(&["import", "broken.csv"])
+        .expect_status(1)
+        .expect_stderr_contains("broken.csv");
+}
+
+#[test]
+fn a_run_names_an_unreadable_source_and_sends_from_the_others() {
+    let mut config = Config::new(Transport::File);
+    config
+        .sources
+        .push(("exports/*.csv".into(), "native".into()));
+    let t = shop(&config);
+    std::fs::create_dir_all(t.join("exports/broken.csv")).unwrap();
+    let out = t.recart(&["run", "--json", "--now", NOW]);
+    out.expect_status(3).expect_stderr_contains("broken.csv");
+    assert_eq!(carts_with(&out.decisions(), "sent"), ["C-1001", "C-1002"]);
+}

@@ -193,7 +193,7 @@ fn a_transport_that_cannot_open_claims_nothing_and_leaves_every_mail_due() {
 
 #[test]
 fn at_most_a_few_groups_are_on_their_way() {
-    let ids: Vec<String> = (0..GROUPS_IN_FLIGHT + 1)
+    let ids: Vec<String> = (0..=GROUPS_IN_FLIGHT)
         .map(|n| format!("sent-{n}"))
         .collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
