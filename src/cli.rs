@@ -127,6 +127,41 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Mails whose outcome is unknown (a run died after handing them over)
+    Unknown {
+        #[command(subcommand)]
+        action: UnknownAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UnknownAction {
+    /// The unknown mails: cart, step, address, when claimed, why unknown
+    List {
+        /// Only those claimed at or after TIME (RFC 3339)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// Only those claimed at or before TIME (RFC 3339)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<DateTime<Utc>>,
+        /// One JSON object per mail
+        #[arg(long)]
+        json: bool,
+    },
+    /// The customer got it (e.g. the server's log says so): record it sent
+    MarkSent {
+        #[arg(value_name = "CART")]
+        cart: String,
+        #[arg(value_name = "STEP")]
+        step: String,
+    },
+    /// The customer did not get it: the next run sends it again
+    Resend {
+        #[arg(value_name = "CART")]
+        cart: String,
+        #[arg(value_name = "STEP")]
+        step: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,6 +199,12 @@ pub struct RunArgs {
     /// Re-send, on purpose, the mails whose earlier outcome is unknown
     #[arg(long)]
     pub resend_unknown: bool,
+    /// With --resend-unknown: only those claimed at or after TIME (RFC 3339)
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "resend_unknown")]
+    pub unknown_since: Option<DateTime<Utc>>,
+    /// With --resend-unknown: only those claimed at or before TIME (RFC 3339)
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "resend_unknown")]
+    pub unknown_until: Option<DateTime<Utc>>,
     /// Test send: deliver due mails to ADDRESS only (1 unless --limit), record nothing
     #[arg(long, value_name = "ADDRESS", conflicts_with = "dry_run")]
     pub to: Option<String>,

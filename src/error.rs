@@ -17,6 +17,13 @@ pub mod exit {
     pub const PARTIAL: u8 = 3;
     /// Another run holds the store's run lock; nothing was done.
     pub const BUSY: u8 = 4;
+    /// Stopped by SIGTERM, SIGINT or SIGHUP: the mails on the wire were
+    /// finished and recorded, the rest stay due.
+    pub const INTERRUPTED: u8 = 5;
+    /// An earlier run had died: its claims were settled at this run's
+    /// start (released, recorded from its journal, or `unknown`; the
+    /// summary says how many), then the run did its work.
+    pub const RECOVERED: u8 = 6;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,14 +106,20 @@ impl Error {
     }
 }
 
-/// How a command ended when it did not fail outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How a command ended when it did not fail outright, from the most
+/// ordinary to what most needs a person (the order [`Completion::or`]
+/// keeps the worst of).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Completion {
     /// Everything was done.
     #[default]
     Done,
     /// Some rows or mails failed; the rest was done.
     Partial,
+    /// An earlier run had died and its claims were settled first.
+    Recovered,
+    /// A signal stopped the run; what was handed over is recorded.
+    Interrupted,
 }
 
 impl Completion {
@@ -114,16 +127,14 @@ impl Completion {
         match self {
             Completion::Done => exit::OK,
             Completion::Partial => exit::PARTIAL,
+            Completion::Recovered => exit::RECOVERED,
+            Completion::Interrupted => exit::INTERRUPTED,
         }
     }
 
-    /// Partial if either is.
+    /// The one that most needs a person.
     #[must_use]
     pub fn or(self, other: Completion) -> Completion {
-        if self == Completion::Partial || other == Completion::Partial {
-            Completion::Partial
-        } else {
-            Completion::Done
-        }
+        self.max(other)
     }
 }

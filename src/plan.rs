@@ -151,7 +151,20 @@ pub struct Policy {
     pub retry_after: TimeDelta,
     /// Sends whose outcome is unknown are due again (`run --resend-unknown`).
     pub resend_unknown: bool,
+    /// ... those claimed within this range only (`--unknown-since`,
+    /// `--unknown-until`; inclusive, open where `None`).
+    pub resend_unknown_claimed: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     pub out_of_stock: OutOfStock,
+}
+
+impl Policy {
+    /// Whether an `unknown` send claimed at `claimed_at` is sent again.
+    pub fn resends_unknown(&self, claimed_at: DateTime<Utc>) -> bool {
+        let (since, until) = self.resend_unknown_claimed;
+        self.resend_unknown
+            && since.is_none_or(|since| claimed_at >= since)
+            && until.is_none_or(|until| claimed_at <= until)
+    }
 }
 
 impl Default for Policy {
@@ -168,6 +181,7 @@ impl Default for Policy {
             max_sends_per_run: None,
             retry_after: TimeDelta::minutes(30),
             resend_unknown: false,
+            resend_unknown_claimed: (None, None),
             out_of_stock: OutOfStock::default(),
         }
     }
@@ -564,7 +578,7 @@ fn decide(
                     return skip(Some(next), SkipReason::RetryWait);
                 }
             }
-            SendState::Unknown if policy.resend_unknown => {}
+            SendState::Unknown if policy.resends_unknown(record.at) => {}
             SendState::Claimed => return skip(Some(next), SkipReason::Claimed),
             SendState::Unknown => return skip(Some(next), SkipReason::Unknown),
             SendState::Failed => return skip(Some(next), SkipReason::Failed),
@@ -592,14 +606,23 @@ fn decide(
         .sent_to
         .get(&cart.email_norm)
         .map_or(&[][..], Vec::as_slice);
-    if policy.cooldown > TimeDelta::zero() && sent_to.iter().any(|&at| now - at < policy.cooldown) {
+    // An unknown send re-sent on purpose does not hold back itself: its
+    // own claim is one of the address's recent sends (at its claim time).
+    let own = record_of(step)
+        .filter(|record| record.state == SendState::Unknown)
+        .and_then(|record| sent_to.iter().position(|&at| at == record.at));
+    let others = || {
+        sent_to
+            .iter()
+            .enumerate()
+            .filter(move |&(index, _)| Some(index) != own)
+            .map(|(_, &at)| at)
+    };
+    if policy.cooldown > TimeDelta::zero() && others().any(|at| now - at < policy.cooldown) {
         return skip(Some(next), SkipReason::Cooldown);
     }
     if let Some(cap) = policy.max_per_address {
-        let recent = sent_to
-            .iter()
-            .filter(|&&at| now - at < policy.window)
-            .count();
+        let recent = others().filter(|&at| now - at < policy.window).count();
         if recent >= cap as usize {
             return skip(Some(next), SkipReason::FrequencyCap);
         }

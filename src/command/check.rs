@@ -43,7 +43,7 @@ pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
 fn check_smtp(config: &Config, out: &mut Output) -> Result<()> {
     match &config.transport {
         Transport::Smtp(settings) => {
-            let mut transport = deliver::open(config)?;
+            let mut transport = deliver::open(config, deliver::handover::Guards::default())?;
             transport.close();
             out.data(&format!(
                 "SMTP {}:{}: connected, {}authenticated, quit without sending",

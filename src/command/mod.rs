@@ -12,6 +12,7 @@ pub mod retention;
 pub mod run;
 pub mod suppress;
 pub mod token;
+pub mod unknown;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,7 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
         Command::Run(args) => run::execute(&args, ctx),
         Command::Suppress { action } => suppress::execute(action, ctx),
         Command::Token { action } => token::execute(action, ctx),
+        Command::Unknown { action } => unknown::execute(action, ctx),
         Command::Coupons { action } => coupons::execute(action, ctx),
         Command::Report(args) => report::execute(&args, ctx),
         Command::Runs { limit, json } => report::runs(limit, json, ctx),

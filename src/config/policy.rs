@@ -16,6 +16,7 @@ use crate::plan::{Filters, Policy, QuietHours, Threshold};
 pub(super) fn policy(cx: &Context<'_>, raw: &RawPolicy, retry_after: TimeDelta) -> Result<Policy> {
     let or = |value: Option<HumanDuration>, default| value.map_or(default, TimeDelta::from);
     Ok(Policy {
+        resend_unknown_claimed: (None, None),
         max_age: or(raw.max_age, TimeDelta::days(7)),
         not_before: match &raw.not_before {
             Some(text) => Some(parse_time(text).map_err(|m| cx.fail("policy.not_before", m))?),

@@ -5,17 +5,21 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+use super::handover::Guards;
 use super::{BatchReport, Outcome, Outgoing, Transport};
 
 pub struct FileTransport {
     dir: PathBuf,
+    /// The journal of each hand-over (the rename into place), and the stop.
+    guards: Guards,
 }
 
 impl FileTransport {
-    pub fn new(dir: &Path) -> Result<FileTransport> {
+    pub fn new(dir: &Path, guards: Guards) -> Result<FileTransport> {
         std::fs::create_dir_all(dir).map_err(|source| Error::io(dir, source))?;
         Ok(FileTransport {
             dir: dir.to_path_buf(),
+            guards,
         })
     }
 
@@ -39,8 +43,24 @@ impl FileTransport {
         let path = self.dir.join(Self::file_name(&mail.cart_id, &mail.step));
         // Write then rename: a crash never leaves half a mail behind.
         let partial = path.with_extension("eml.partial");
-        std::fs::write(&partial, &mail.bytes)?;
-        std::fs::rename(&partial, &path)
+        if let Err(error) = std::fs::write(&partial, &mail.bytes) {
+            // A full disk must not leave half a mail behind.
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+        if let Err(error) = self
+            .guards
+            .handing_over(&mail.cart_id, &mail.step, &mail.message_id)
+        {
+            let _ = std::fs::remove_file(&partial);
+            return Err(std::io::Error::other(format!(
+                "cannot record the hand-over: {error}"
+            )));
+        }
+        std::fs::rename(&partial, &path)?;
+        self.guards
+            .outcome(&mail.cart_id, &mail.step, &Outcome::Sent);
+        Ok(())
     }
 }
 
@@ -48,7 +68,7 @@ impl Transport for FileTransport {
     fn send(&mut self, mails: &[Outgoing]) -> BatchReport {
         let mut report = BatchReport::default();
         for mail in mails {
-            if report.fatal.is_some() {
+            if report.fatal.is_some() || self.guards.stopping() {
                 report.outcomes.push(Outcome::NotHandedOver);
                 continue;
             }

@@ -10,17 +10,19 @@
 //! second store engine implements.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
+use super::handover::{self, Fate, Guards};
 use super::{Background, BatchReport, Outcome, Outgoing, Transport, WebhookCall, WebhookClient};
 use crate::config::Config;
 use crate::decision::Decision;
 use crate::error::{Error, Result};
 use crate::model::SendState;
 use crate::plan::SkipReason;
-use crate::store::{Claim, Confirmation, Store};
+use crate::store::{Claim, Confirmation, DeadClaim, Store};
 
 #[cfg(test)]
 mod tests;
@@ -55,6 +57,12 @@ pub trait LedgerStore {
 
     /// Adds addresses to the suppression list; returns how many were new.
     fn suppress(&self, emails: &[String], reason: &str, at: DateTime<Utc>) -> Result<u64>;
+
+    /// The claims older than `lease` that no run confirmed.
+    fn dead_claims(&self, now: DateTime<Utc>, lease: TimeDelta) -> Result<Vec<DeadClaim>>;
+
+    /// The runs holding claims.
+    fn claiming_runs(&self) -> Result<Vec<i64>>;
 }
 
 impl LedgerStore for Store {
@@ -81,6 +89,101 @@ impl LedgerStore for Store {
     fn suppress(&self, emails: &[String], reason: &str, at: DateTime<Utc>) -> Result<u64> {
         Store::suppress(self, emails, reason, at)
     }
+
+    fn dead_claims(&self, now: DateTime<Utc>, lease: TimeDelta) -> Result<Vec<DeadClaim>> {
+        Store::dead_claims(self, now, lease)
+    }
+
+    fn claiming_runs(&self) -> Result<Vec<i64>> {
+        Store::claiming_runs(self)
+    }
+}
+
+/// What settling dead runs' claims did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Never handed over: due again.
+    pub released: u64,
+    /// Handed over with the server's answer in the journal: recorded so.
+    pub answered: u64,
+    /// May have reached the server: `unknown`.
+    pub unknown: u64,
+}
+
+impl Recovered {
+    pub fn any(&self) -> bool {
+        self.released + self.answered + self.unknown > 0
+    }
+}
+
+/// Settles the claims that dead runs left (older than `lease`) from their
+/// hand-over journals: a claim never handed over is released, one whose
+/// answer was recorded gets it, and the rest become `unknown`. Then
+/// deletes the journals of runs that hold no claim (`current` excepted).
+pub fn recover(
+    store: &dyn LedgerStore,
+    store_path: &Path,
+    current: i64,
+    now: DateTime<Utc>,
+    delivery: &crate::config::Delivery,
+) -> Result<Recovered> {
+    let mut recovered = Recovered::default();
+    let dead = store.dead_claims(now, delivery.lease)?;
+    for claims in dead.chunk_by(|a, b| a.run_id == b.run_id) {
+        let run_id = claims[0].run_id;
+        let journal = handover::read(store_path, run_id);
+        let confirmations: Vec<(Confirmation, bool)> = claims
+            .iter()
+            .map(|claim| {
+                let fate = journal.fate(&claim.cart_id, &claim.step);
+                let (state, reason, message_id, handed_over) = match fate {
+                    Fate::NotHandedOver => {
+                        recovered.released += 1;
+                        (SendState::Retry, None, None, false)
+                    }
+                    Fate::Answered {
+                        state,
+                        reason,
+                        message_id,
+                    } => {
+                        recovered.answered += 1;
+                        (state, reason, message_id, true)
+                    }
+                    Fate::Unknown { why } => {
+                        recovered.unknown += 1;
+                        let reason = format!("run {run_id}: {why}");
+                        (SendState::Unknown, Some(reason), None, true)
+                    }
+                };
+                let confirmation = Confirmation {
+                    cart_id: claim.cart_id.clone(),
+                    step: claim.step.clone(),
+                    state,
+                    reason,
+                    message_id,
+                };
+                (confirmation, handed_over)
+            })
+            .collect();
+        store.confirm(run_id, now, &confirmations, delivery.max_attempts)?;
+    }
+    let holding = store.claiming_runs()?;
+    if let Ok(entries) = std::fs::read_dir(handover::dir_of(store_path)) {
+        for entry in entries.flatten() {
+            let run = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.strip_prefix("run-"))
+                .and_then(|id| id.parse::<i64>().ok());
+            if let Some(run) = run
+                && run != current
+                && !holding.contains(&run)
+            {
+                handover::remove(store_path, run);
+            }
+        }
+    }
+    Ok(recovered)
 }
 
 /// A composed reminder: a mail, or a webhook call.
@@ -125,8 +228,8 @@ pub struct Due<T> {
     pub reminder: Reminder,
 }
 
-/// Opens the transport when the first mail is due.
-pub type Opener<'a> = Box<dyn Fn(&Config) -> Result<Box<dyn Transport>> + 'a>;
+/// Opens the transport when the first mail is due, with the run's guards.
+pub type Opener<'a> = Box<dyn Fn(&Config, Guards) -> Result<Box<dyn Transport>> + 'a>;
 
 /// Where the ledger tells each reminder's decision: (tag, step, decision).
 pub type Report<'r, T> = &'r mut dyn FnMut(&T, &str, Decision);
@@ -161,6 +264,9 @@ pub struct Sender<'a, T> {
     /// connects to nothing.
     transport: Option<Background>,
     opener: Opener<'a>,
+    /// The run's hand-over journal (none in a dry run or a test send) and
+    /// its stop flag.
+    guards: Guards,
     /// Claimed groups whose outcomes are not recorded yet, oldest first.
     in_flight: VecDeque<InFlight<T>>,
     /// One client per timeout the webhook steps ask for.
@@ -176,13 +282,15 @@ struct InFlight<T> {
 }
 
 impl<'a, T> Sender<'a, T> {
-    /// A sender that opens the configured transport when it first needs it.
+    /// A sender that opens the configured transport when it first needs it;
+    /// `guards` record each hand-over before it happens, and stop them.
     pub fn new(
         store: &'a dyn LedgerStore,
         config: &'a Config,
         run_id: i64,
         now: DateTime<Utc>,
         resend_unknown: bool,
+        guards: Guards,
     ) -> Sender<'a, T> {
         Sender {
             store,
@@ -192,6 +300,7 @@ impl<'a, T> Sender<'a, T> {
             resend_unknown,
             transport: None,
             opener: Box::new(super::open),
+            guards,
             in_flight: VecDeque::new(),
             webhooks: HashMap::new(),
         }
@@ -201,7 +310,7 @@ impl<'a, T> Sender<'a, T> {
     #[must_use]
     pub fn with_opener(
         mut self,
-        opener: impl Fn(&Config) -> Result<Box<dyn Transport>> + 'a,
+        opener: impl Fn(&Config, Guards) -> Result<Box<dyn Transport>> + 'a,
     ) -> Sender<'a, T> {
         self.opener = Box::new(opener);
         self
@@ -226,7 +335,7 @@ impl<'a, T> Sender<'a, T> {
             .iter()
             .any(|due| matches!(due.reminder, Reminder::Mail(_)));
         if has_mail && self.transport.is_none() {
-            match (self.opener)(self.config) {
+            match (self.opener)(self.config, self.guards.clone()) {
                 Ok(transport) => self.transport = Some(Background::start(transport)),
                 Err(Error::Transport(message)) => {
                     for due in &group {
@@ -302,11 +411,7 @@ impl<'a, T> Sender<'a, T> {
         for due in &claimed {
             let outcome = match &due.reminder {
                 Reminder::Mail(_) => mail_outcomes.next().unwrap_or(Outcome::NotHandedOver),
-                Reminder::Webhook(call) => self
-                    .webhooks
-                    .entry(call.timeout)
-                    .or_insert_with(|| WebhookClient::new(call.timeout))
-                    .post(call),
+                Reminder::Webhook(call) => self.call(call),
             };
             if let (Reminder::Mail(_), Outcome::Failed(reason)) = (&due.reminder, &outcome)
                 && is_hard_bounce(reason)
@@ -343,8 +448,29 @@ impl<'a, T> Sender<'a, T> {
         Ok(settled)
     }
 
+    /// Makes a webhook call, recording the hand-over first.
+    fn call(&mut self, call: &WebhookCall) -> Outcome {
+        if self.guards.stopping() {
+            return Outcome::NotHandedOver;
+        }
+        if let Err(error) =
+            self.guards
+                .handing_over(&call.cart_id, &call.step, &call.idempotency_key)
+        {
+            return Outcome::Retry(format!("not called: cannot record the hand-over: {error}"));
+        }
+        let outcome = self
+            .webhooks
+            .entry(call.timeout)
+            .or_insert_with(|| WebhookClient::new(call.timeout))
+            .post(call);
+        self.guards.outcome(&call.cart_id, &call.step, &outcome);
+        outcome
+    }
+
     /// Waits for every group on its way, records it, and ends the
-    /// transport's sessions.
+    /// transport's sessions. The journal has served once every claim is
+    /// confirmed.
     pub fn finish(&mut self, report: Report<'_, T>) -> Result<Settled> {
         let mut settled = Settled::default();
         while !self.in_flight.is_empty() {
@@ -352,6 +478,9 @@ impl<'a, T> Sender<'a, T> {
         }
         if let Some(transport) = &mut self.transport {
             transport.finish();
+        }
+        if let Some(journal) = &self.guards.journal {
+            journal.remove();
         }
         Ok(settled)
     }

@@ -2,6 +2,7 @@
 //! outcome of each mail classified for the ledger.
 
 mod file;
+pub mod handover;
 pub mod ledger;
 mod mime;
 mod preview;
@@ -148,12 +149,16 @@ impl Drop for Background {
 }
 
 /// Opens the configured transport.
-pub fn open(config: &Config) -> Result<Box<dyn Transport>> {
+/// Opens the configured transport, guarded by a real run's journal and
+/// stop flag (default guards: nothing recorded, never stopped).
+pub fn open(config: &Config, guards: handover::Guards) -> Result<Box<dyn Transport>> {
     match &config.transport {
-        config::Transport::File { dir } => Ok(Box::new(FileTransport::new(dir)?)),
-        config::Transport::Smtp(settings) => {
-            Ok(Box::new(SmtpTransport::connect(settings, &config.path)?))
-        }
+        config::Transport::File { dir } => Ok(Box::new(FileTransport::new(dir, guards)?)),
+        config::Transport::Smtp(settings) => Ok(Box::new(SmtpTransport::connect(
+            settings,
+            &config.path,
+            guards,
+        )?)),
     }
 }
 

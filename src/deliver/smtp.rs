@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::config::{SmtpSettings, Tls};
 use crate::error::{Error, Result};
 
+use super::handover::Guards;
 use super::{BatchReport, Outcome, Outgoing, Transport};
 
 pub struct SmtpTransport {
@@ -33,12 +34,19 @@ pub struct SmtpTransport {
     /// `rate_limit`: the earliest time the next mail may start, shared by
     /// all connections.
     next_slot: Cell<Option<Instant>>,
+    /// The journal of each hand-over (before the content goes out), and
+    /// the stop.
+    guards: Guards,
 }
 
 impl SmtpTransport {
     /// Checks the settings and opens the first connection, so that a wrong
     /// host or port fails the run before anything is claimed.
-    pub fn connect(settings: &SmtpSettings, config_path: &Path) -> Result<SmtpTransport> {
+    pub fn connect(
+        settings: &SmtpSettings,
+        config_path: &Path,
+        guards: Guards,
+    ) -> Result<SmtpTransport> {
         let password = match (&settings.username, &settings.password_env) {
             (Some(_), Some(variable)) => Some(std::env::var(variable).map_err(|_| {
                 Error::config(
@@ -70,6 +78,7 @@ impl SmtpTransport {
             runtime,
             connections: (0..settings.connections).map(|_| None).collect(),
             next_slot: Cell::new(None),
+            guards,
         };
         let first = transport
             .runtime
@@ -109,7 +118,8 @@ impl Transport for SmtpTransport {
                 .map(|rate| Duration::from_secs_f64(1.0 / rate)),
             next_slot: &self.next_slot,
         };
-        let work = Work::default();
+        let work = Work::new(self.guards.stop.clone());
+        let guards = &self.guards;
         let feed = async {
             while let Some(group) = groups.recv().await {
                 work.add(group, reports);
@@ -117,10 +127,17 @@ impl Transport for SmtpTransport {
             work.closed.set(true);
             work.arrived.notify_waiters();
         };
-        let lanes = self
-            .connections
-            .iter_mut()
-            .map(|slot| send_lane(slot, &work, reports, settings, password, &pacer));
+        let lanes = self.connections.iter_mut().map(|slot| {
+            let lane = Lane {
+                work: &work,
+                reports,
+                settings,
+                password,
+                pacer: &pacer,
+                guards,
+            };
+            send_lane(slot, lane)
+        });
         self.runtime
             .block_on(async { futures_util::future::join(feed, join_all(lanes)).await });
     }
@@ -164,16 +181,36 @@ struct Work {
     /// No more groups will come.
     closed: Cell<bool>,
     arrived: tokio::sync::Notify,
+    /// Raised by a signal: hand nothing more over.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Work {
+    fn new(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Work {
+        Work {
+            queue: RefCell::default(),
+            pending: RefCell::default(),
+            first_group: Cell::default(),
+            broken: Cell::default(),
+            fatal: RefCell::default(),
+            closed: Cell::default(),
+            arrived: tokio::sync::Notify::new(),
+            stop,
+        }
+    }
+
+    /// Nothing more is handed over: after a breakdown, or once stopped.
+    fn halted(&self) -> bool {
+        self.broken.get() || self.stop.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn add(&self, group: Vec<Outgoing>, reports: &super::Reports) {
         let number = self.first_group.get() + self.pending.borrow().len() as u64;
         self.pending.borrow_mut().push_back(Pending {
             outcomes: vec![Outcome::NotHandedOver; group.len()],
             left: group.len(),
         });
-        if self.broken.get() {
+        if self.halted() {
             let mut pending = self.pending.borrow_mut();
             let last = pending.back_mut().expect("just added");
             last.left = 0;
@@ -191,11 +228,16 @@ impl Work {
         self.report_done(reports);
     }
 
-    /// The next mail for a connection; None once no more will come (or
-    /// after a breakdown).
-    async fn next(&self) -> Option<Queued> {
+    /// The next mail for a connection; None once no more will come, or
+    /// after a breakdown or a stop (then the mails waiting come back not
+    /// handed over).
+    async fn next(&self, reports: &super::Reports) -> Option<Queued> {
         loop {
-            if self.broken.get() {
+            if self.halted() {
+                let waiting: Vec<Queued> = self.queue.borrow_mut().drain(..).collect();
+                for queued in &waiting {
+                    self.done(queued, Outcome::NotHandedOver, reports);
+                }
                 return None;
             }
             if let Some(queued) = self.queue.borrow_mut().pop_front() {
@@ -212,7 +254,7 @@ impl Work {
 
     /// The next mail if one is waiting, to pipeline its envelope.
     fn next_waiting(&self) -> Option<Queued> {
-        if self.broken.get() {
+        if self.halted() {
             return None;
         }
         self.queue.borrow_mut().pop_front()
@@ -359,29 +401,40 @@ impl Pacer<'_> {
     }
 }
 
+/// What every connection's lane shares.
+struct Lane<'a> {
+    work: &'a Work,
+    reports: &'a super::Reports,
+    settings: &'a SmtpSettings,
+    password: Option<&'a str>,
+    pacer: &'a Pacer<'a>,
+    guards: &'a Guards,
+}
+
 /// One connection's share: mails as they come, one after the other. With
 /// PIPELINING and no `rate_limit`, each message goes in one write with
 /// the next waiting mail's MAIL, RCPT and DATA: one round trip per mail.
-async fn send_lane(
-    slot: &mut Option<Connection>,
-    work: &Work,
-    reports: &super::Reports,
-    settings: &SmtpSettings,
-    password: Option<&str>,
-    pacer: &Pacer<'_>,
-) {
+async fn send_lane(slot: &mut Option<Connection>, lane: Lane<'_>) {
+    let Lane {
+        work,
+        reports,
+        settings,
+        password,
+        pacer,
+        guards,
+    } = lane;
     // The mail taken with the one before it, and the answers to its
     // envelope if that went ahead with the message before.
     let mut ahead: Option<(Queued, Option<std::result::Result<(), Failure>>)> = None;
     loop {
         let (queued, envelope_sent) = match ahead.take() {
             Some(next) => next,
-            None => match work.next().await {
+            None => match work.next(reports).await {
                 Some(queued) => (queued, None),
                 None => break,
             },
         };
-        if work.broken.get() && envelope_sent.is_none() {
+        if work.halted() && envelope_sent.is_none() {
             work.done(&queued, Outcome::NotHandedOver, reports);
             continue;
         }
@@ -412,8 +465,12 @@ async fn send_lane(
             envelope_sent,
             next.as_ref().map(|next| &next.mail),
             settings.timeout,
+            guards,
         )
         .await;
+        if let Step::Done(outcome) | Step::Refused(outcome) = &outcome {
+            guards.outcome(&queued.mail.cart_id, &queued.mail.step, outcome);
+        }
         match outcome {
             Step::Done(outcome) => work.done(&queued, outcome, reports),
             Step::Refused(outcome) => {
@@ -491,6 +548,7 @@ async fn send_one(
     envelope_sent: Option<std::result::Result<(), Failure>>,
     next: Option<&Outgoing>,
     timeout: Duration,
+    guards: &Guards,
 ) -> (Step, Option<std::result::Result<(), Failure>>) {
     let smtp = &mut connection.smtp;
     let before_data = match envelope_sent {
@@ -504,6 +562,13 @@ async fn send_one(
         Err(Failure::Broken(message)) => {
             return (Step::Broken(Outcome::NotHandedOver, message), None);
         }
+    }
+    // The hand-over is recorded before the first byte of content: if it
+    // cannot be, the content never goes (the connection is dropped in the
+    // middle of DATA, which a server discards) and sending stops.
+    if let Err(error) = guards.handing_over(&mail.cart_id, &mail.step, &mail.message_id) {
+        let message = format!("cannot record the hand-over: {error}");
+        return (Step::Broken(Outcome::NotHandedOver, message), None);
     }
     // From here on the message is in the server's hands: a broken
     // connection leaves its fate unknown.

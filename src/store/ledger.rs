@@ -33,6 +33,26 @@ pub struct Confirmation {
     pub message_id: Option<String>,
 }
 
+/// A claim no run confirmed within the lease: its run died (or still
+/// sends, past the lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadClaim {
+    pub cart_id: String,
+    pub step: String,
+    pub run_id: i64,
+}
+
+/// A send whose outcome is unknown, for an operator to decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownSend {
+    pub cart_id: String,
+    pub step: String,
+    pub email: String,
+    pub claimed_at: DateTime<Utc>,
+    pub run_id: Option<i64>,
+    pub reason: Option<String>,
+}
+
 /// Figures of one run, as recorded in the `runs` and `run_skips` tables.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RunCounts {
@@ -261,19 +281,91 @@ impl Store {
         })
     }
 
-    /// Claims older than `lease` that no run confirmed were left by a run
-    /// that died: their mails may or may not have gone out. They become
-    /// `unknown` (never re-sent automatically). Returns how many.
-    pub fn expire_claims(&self, now: DateTime<Utc>, lease: TimeDelta) -> Result<u64> {
+    /// The claims older than `lease` that no run confirmed, by run.
+    pub fn dead_claims(&self, now: DateTime<Utc>, lease: TimeDelta) -> Result<Vec<DeadClaim>> {
+        let run = || -> rusqlite::Result<Vec<DeadClaim>> {
+            let mut select = self.conn().prepare_cached(
+                "SELECT cart_id, step, run_id FROM sends
+                 WHERE state = 'claimed' AND claimed_at <= ?1
+                 ORDER BY run_id, cart_id, step",
+            )?;
+            let rows = select.query_map([to_unix(now - lease)], |row| {
+                Ok(DeadClaim {
+                    cart_id: row.get(0)?,
+                    step: row.get(1)?,
+                    run_id: row.get(2)?,
+                })
+            })?;
+            rows.collect()
+        };
+        run().map_err(|source| self.error(source))
+    }
+
+    /// The sends whose outcome is unknown, claimed within `[since, until]`,
+    /// oldest first.
+    pub fn unknown_sends(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<UnknownSend>> {
+        let run = || -> rusqlite::Result<Vec<UnknownSend>> {
+            let mut select = self.conn().prepare_cached(
+                "SELECT cart_id, step, email, claimed_at, run_id, reason FROM sends
+                 WHERE state = 'unknown' AND claimed_at BETWEEN ?1 AND ?2
+                 ORDER BY claimed_at, cart_id, step",
+            )?;
+            let bounds = (
+                since.map_or(i64::MIN, to_unix),
+                until.map_or(i64::MAX, to_unix),
+            );
+            let rows = select.query_map([bounds.0, bounds.1], |row| {
+                Ok(UnknownSend {
+                    cart_id: row.get(0)?,
+                    step: row.get(1)?,
+                    email: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    claimed_at: from_unix(row.get(3)?),
+                    run_id: row.get(4)?,
+                    reason: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        };
+        run().map_err(|source| self.error(source))
+    }
+
+    /// An operator's word on an unknown send: it was delivered (`sent`),
+    /// or it was not and is due again (`retry`, after the usual wait from
+    /// its claim). Returns whether
+    /// (cart, step) was unknown.
+    pub fn settle_unknown(
+        &self,
+        cart_id: &str,
+        step: &str,
+        state: SendState,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         self.write(|conn| {
             let changed = conn.execute(
-                "UPDATE sends SET state = 'unknown',
-                        reason = 'claimed by run ' || run_id || ', never confirmed'
-                 WHERE state = 'claimed' AND claimed_at <= ?1",
-                [to_unix(now - lease)],
+                "UPDATE sends SET state = ?3,
+                        reason = 'was unknown; settled by hand',
+                        sent_at = CASE WHEN ?3 = 'sent' THEN ?4 ELSE sent_at END
+                 WHERE cart_id = ?1 AND step = ?2 AND state = 'unknown'",
+                params![cart_id, step, state.as_str(), to_unix(now)],
             )?;
-            Ok(changed as u64)
+            Ok(changed == 1)
         })
+    }
+
+    /// The runs that hold claims, dead or alive.
+    pub fn claiming_runs(&self) -> Result<Vec<i64>> {
+        let run = || -> rusqlite::Result<Vec<i64>> {
+            let mut select = self.conn().prepare_cached(
+                "SELECT DISTINCT run_id FROM sends WHERE state = 'claimed' ORDER BY run_id",
+            )?;
+            let rows = select.query_map([], |row| row.get(0))?;
+            rows.collect()
+        };
+        run().map_err(|source| self.error(source))
     }
 
     /// Records the start of a run; returns its id.

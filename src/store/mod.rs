@@ -31,7 +31,7 @@ pub use carts::CartImport;
 pub use catalog::ProductImport;
 pub use coupons::{CouponImport, Draw, PoolStock};
 pub use items::encode_items;
-pub use ledger::{Claim, Confirmation, RunCounts};
+pub use ledger::{Claim, Confirmation, DeadClaim, RunCounts, UnknownSend};
 pub use orders::OrderImport;
 pub use report::{ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
@@ -289,6 +289,10 @@ pub struct Store {
     path: PathBuf,
     /// Whether a [`BulkLoad`] holds the transaction.
     bulk: std::cell::Cell<Bulk>,
+    /// The run lock, once taken: closed after the connection (declared
+    /// after it), since closing a file of the database drops the process's
+    /// POSIX locks on it, SQLite's included.
+    run_lock: std::cell::RefCell<Option<std::fs::File>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +354,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             bulk: std::cell::Cell::new(Bulk::Off),
+            run_lock: std::cell::RefCell::new(None),
         })
     }
 
@@ -368,6 +373,38 @@ impl Store {
         self.conn
             .execute_batch(&format!("PRAGMA cache_size = -{kib}"))
             .map_err(|source| self.error(source))
+    }
+
+    /// Takes the run lock: an exclusive `flock` on the database file
+    /// itself, so that it is one lock however the store is named (a
+    /// symlink, a relative path, a bind mount): at once, or failing with
+    /// [`Error::Busy`], or after the holder is done with `wait`. The
+    /// operating system releases it when the process ends, however it
+    /// ends. (flock and SQLite's fcntl locks do not interact on Linux.)
+    pub fn lock_runs(&self, wait: bool) -> Result<()> {
+        if self.path == Path::new(":memory:") || self.run_lock.borrow().is_some() {
+            return Ok(());
+        }
+        let file =
+            std::fs::File::open(&self.path).map_err(|source| Error::io(&self.path, source))?;
+        if wait {
+            file.lock()
+                .map_err(|source| Error::io(&self.path, source))?;
+        } else {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Busy {
+                        lock: self.path.clone(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(Error::io(&self.path, source));
+                }
+            }
+        }
+        *self.run_lock.borrow_mut() = Some(file);
+        Ok(())
     }
 
     pub(crate) fn error(&self, source: rusqlite::Error) -> Error {

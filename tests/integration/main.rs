@@ -16,6 +16,7 @@ mod smtp_server;
 mod channels;
 mod config;
 mod coupons;
+mod crash;
 mod faults;
 mod import;
 mod init;

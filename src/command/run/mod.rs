@@ -7,7 +7,9 @@
 
 mod printer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Utc};
 
@@ -16,7 +18,8 @@ use crate::cli::RunArgs;
 use crate::compose::{self, Compose, Composed, Composer, LinkMaker};
 use crate::config::{Config, Transport};
 use crate::decision::{Decision, Kind};
-use crate::deliver::ledger::{Due, GROUPS_IN_FLIGHT, Sender, Settled};
+use crate::deliver::handover::{Guards, Journal};
+use crate::deliver::ledger::{self, Due, GROUPS_IN_FLIGHT, Sender, Settled};
 use crate::deliver::{Gallery, Reminder};
 use crate::error::{Completion, Error, Result, exit};
 use crate::ingest::sink::{Imports, import_file, import_sqlite};
@@ -45,10 +48,14 @@ pub struct RunOptions {
     pub limit: Option<usize>,
     /// Re-send mails whose earlier outcome is unknown, on purpose.
     pub resend_unknown: bool,
+    /// ... those claimed within this range only.
+    pub unknown_claimed: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     /// Test send: deliver the due mails to this address only, record nothing.
     pub to: Option<String>,
     /// Wait for another run's lock instead of exiting.
     pub wait: bool,
+    /// Raised by SIGTERM, SIGINT or SIGHUP: stop handing mails over.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl RunOptions {
@@ -60,8 +67,10 @@ impl RunOptions {
             preview: args.preview.clone(),
             limit: args.limit,
             resend_unknown: args.resend_unknown,
+            unknown_claimed: (args.unknown_since, args.unknown_until),
             to: args.to.clone(),
             wait: args.wait,
+            stop: Arc::default(),
         }
     }
 
@@ -75,6 +84,7 @@ impl RunOptions {
 pub fn execute(args: &RunArgs, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
     let options = RunOptions::new(args, ctx.now);
+    stop_on_signals(&options.stop)?;
     let started = (ctx.clock)();
     let (completion, summary) = run(&config, &options, ctx.clock, ctx.out)?;
     let seconds = ((ctx.clock)() - started).as_seconds_f64();
@@ -86,6 +96,26 @@ pub fn execute(args: &RunArgs, ctx: &mut Context<'_>) -> Result<Completion> {
         fields,
     );
     Ok(completion)
+}
+
+/// SIGTERM, SIGINT and SIGHUP raise `stop`: the run stops claiming, lets
+/// the mails on the wire finish, records them and releases the rest. A
+/// second one ends the process at once (exit 128 + the signal), with the
+/// guarantees of a SIGKILL: the next run settles the claims.
+fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for signal in [SIGTERM, SIGINT, SIGHUP] {
+        let register = || -> std::io::Result<()> {
+            // Registered first, so that it sees the flag as the signal
+            // before this one left it.
+            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, stop.clone())?;
+            signal_hook::flag::register(signal, stop.clone())?;
+            Ok(())
+        };
+        register()
+            .map_err(|error| Error::Usage(format!("cannot handle signal {signal}: {error}")))?;
+    }
+    Ok(())
 }
 
 /// The run itself; `clock` is read for bookkeeping only (when the run
@@ -112,30 +142,31 @@ pub fn run(
         parse_email(address).map_err(|message| Error::Usage(format!("--to: {message}")))?;
     }
 
-    // One real run at a time per store; the lock goes when the process does.
-    let _lock = if options.discards() {
-        None
-    } else {
-        Some(lock_store(&config.store_path, options.wait)?)
-    };
     let store = if options.discards() && !config.store_path.exists() {
         Store::open_in_memory()?
     } else {
         Store::open(&config.store_path)?
     };
-    let run_id = if options.discards() {
-        store.begin_discarded()?;
-        0
-    } else {
-        store.start_run(clock(), now)?
-    };
     let mut summary = RunSummary {
         dry_run: options.dry_run,
         ..RunSummary::default()
     };
-    if !options.discards() {
-        summary.expired_claims = store.expire_claims(now, config.delivery.lease)?;
-    }
+    let mut guards = Guards {
+        journal: None,
+        stop: options.stop.clone(),
+    };
+    let run_id = if options.discards() {
+        store.begin_discarded()?;
+        0
+    } else {
+        // One real run at a time per store; the lock goes when the process does.
+        store.lock_runs(options.wait)?;
+        let run_id = store.start_run(clock(), now)?;
+        summary.recovered =
+            ledger::recover(&store, &config.store_path, run_id, now, &config.delivery)?;
+        guards.journal = Some(Arc::new(Journal::create(&config.store_path, run_id)?));
+        run_id
+    };
     let imported = import_sources(config, &store, &mut summary, out)?;
 
     // The candidate window, by index: open carts active up to now (the
@@ -145,6 +176,7 @@ pub fn run(
     let oldest = now - config.policy.max_age;
     let policy = plan::Policy {
         resend_unknown: options.resend_unknown,
+        resend_unknown_claimed: options.unknown_claimed,
         ..config.policy.clone()
     };
     let candidates = store.candidates(oldest, now)?;
@@ -166,7 +198,7 @@ pub fn run(
         gallery,
         summary,
     );
-    let sender = Sender::new(&store, config, run_id, now, options.resend_unknown);
+    let sender = Sender::new(&store, config, run_id, now, options.resend_unknown, guards);
     let mut batches = Batches::new(config, options, &candidates, out, printer, sender);
     batches.run(&composer, &decisions)?;
     let Batches {
@@ -174,11 +206,18 @@ pub fn run(
         settled,
         ..
     } = batches;
-    let completion = imported.or(if settled.partial {
+    let mut completion = imported.or(if settled.partial {
         Completion::Partial
     } else {
         Completion::Done
     });
+    if printer.summary.recovered.any() {
+        completion = completion.or(Completion::Recovered);
+    }
+    if options.stop.load(Ordering::Relaxed) {
+        printer.summary.interrupted = true;
+        completion = completion.or(Completion::Interrupted);
+    }
     finish(
         &store,
         options,
@@ -217,7 +256,7 @@ fn finish(
             skipped: summary.count(Kind::Skip),
             retry: summary.count(Kind::Retry),
             failed: summary.count(Kind::Failed),
-            unknown: summary.count(Kind::Unknown) + summary.expired_claims,
+            unknown: summary.count(Kind::Unknown) + summary.recovered.unknown,
             skips: summary.skips_by_step.clone(),
         };
         let code = if fatal.is_some() {
@@ -315,6 +354,11 @@ impl<'a, 'o> Batches<'a, 'o> {
         }
     }
 
+    /// A signal asked the run to stop: nothing more is claimed.
+    fn stopping(&self) -> bool {
+        self.options.stop.load(Ordering::Relaxed)
+    }
+
     fn emit(&mut self, cart: usize, step: Option<&str>, decision: &Decision) {
         self.printer
             .emit(self.out, &self.candidates[cart], step, decision);
@@ -373,7 +417,7 @@ impl<'a, 'o> Batches<'a, 'o> {
         let step_name = decision.step.map(|index| steps[index].name.as_str());
         match decision.verdict {
             Verdict::Skip(reason) => self.emit(decision.cart, step_name, &Decision::Skip(reason)),
-            Verdict::Send if self.settled.fatal.is_some() => {
+            Verdict::Send if self.settled.fatal.is_some() || self.stopping() => {
                 self.emit(decision.cart, step_name, &Decision::not_sent());
             }
             Verdict::Send if self.budget == 0 => {
@@ -417,6 +461,7 @@ impl<'a, 'o> Batches<'a, 'o> {
         }
         while !rest.is_empty() {
             let group: Vec<_> = rest.drain(..rest.len().min(self.claim_group)).collect();
+            let stopping = self.stopping();
             let Batches {
                 sender,
                 printer,
@@ -431,7 +476,7 @@ impl<'a, 'o> Batches<'a, 'o> {
             while !sender.has_room() {
                 settled.add(sender.settle(&mut report)?);
             }
-            if settled.fatal.is_some() {
+            if settled.fatal.is_some() || stopping {
                 for (cart, step, _) in &group {
                     report(cart, &step.name, Decision::not_sent());
                 }
@@ -492,28 +537,4 @@ fn import_sources(
     summary.rows_rejected = imports.rows_rejected;
     // A run goes on with what it could read.
     imports.finish(false, out)
-}
-
-/// Takes the store's run lock (`<store>.lock`): exits at once if another
-/// run holds it, or waits with `wait`. The operating system releases it
-/// when the process ends, however it ends.
-fn lock_store(store_path: &Path, wait: bool) -> Result<std::fs::File> {
-    let mut path = store_path.as_os_str().to_owned();
-    path.push(".lock");
-    let path = PathBuf::from(path);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| Error::io(&path, source))?;
-    if wait {
-        file.lock().map_err(|source| Error::io(&path, source))?;
-        return Ok(file);
-    }
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Busy { lock: path }),
-        Err(std::fs::TryLockError::Error(source)) => Err(Error::io(&path, source)),
-    }
 }

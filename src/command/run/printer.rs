@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::decision::{Decision, Kind};
 use crate::deliver;
+use crate::deliver::ledger::Recovered;
 use crate::output::{DecisionRecord, Output};
 use crate::plan::Candidate;
 
@@ -15,8 +16,10 @@ pub struct RunSummary {
     pub carts_imported: u64,
     pub orders_imported: u64,
     pub rows_rejected: u64,
-    /// Claims of crashed runs turned `unknown` at the start of this run.
-    pub expired_claims: u64,
+    /// Claims of runs that died, settled at the start of this run.
+    pub recovered: Recovered,
+    /// A signal stopped the run.
+    pub interrupted: bool,
     /// How many of each kind of decision.
     pub decisions: BTreeMap<Kind, u64>,
     /// Skip reason → count.
@@ -41,7 +44,13 @@ impl RunSummary {
             "sent": self.count(Kind::Sent),
             "retry": self.count(Kind::Retry),
             "failed": self.count(Kind::Failed),
-            "unknown": self.count(Kind::Unknown) + self.expired_claims,
+            "unknown": self.count(Kind::Unknown) + self.recovered.unknown,
+            "recovered": {
+                "released": self.recovered.released,
+                "answered": self.recovered.answered,
+                "unknown": self.recovered.unknown,
+            },
+            "interrupted": self.interrupted,
             "skipped": self.count(Kind::Skip),
             "skipped_by_reason": self.skips,
         })
@@ -75,12 +84,17 @@ impl RunSummary {
                 .collect();
             let _ = write!(line, " ({})", reasons.join(", "));
         }
-        if self.expired_claims > 0 {
+        let recovered = self.recovered;
+        if recovered.any() {
             let _ = write!(
                 line,
-                "; {} claims of an earlier run that died marked unknown",
-                self.expired_claims
+                "; an earlier run died: of its claims {} released (due again), {} recorded \
+                 from its hand-over journal, {} unknown (see `recart unknown list`)",
+                recovered.released, recovered.answered, recovered.unknown
             );
+        }
+        if self.interrupted {
+            line.push_str("; stopped by a signal: the mails not handed over stay due");
         }
         line
     }

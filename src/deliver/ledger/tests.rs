@@ -10,6 +10,7 @@ use lettre::address::{Address, Envelope};
 use super::*;
 use crate::compose::sample_cart;
 use crate::deliver::BatchReport;
+use crate::deliver::handover::Guards;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()
@@ -98,8 +99,8 @@ fn send_once(
         assert_eq!(step, "1h");
         decisions.insert(id.clone(), decision);
     };
-    let mut sender = Sender::new(store, config, run_id, now(), false)
-        .with_opener(|_| Ok(Box::new(Scripted) as Box<dyn Transport>));
+    let mut sender = Sender::new(store, config, run_id, now(), false, Guards::default())
+        .with_opener(|_, _| Ok(Box::new(Scripted) as Box<dyn Transport>));
     let group = ids.iter().map(|id| due(id)).collect();
     assert_eq!(sender.dispatch(group, &mut report).unwrap(), None);
     let settled = sender.finish(&mut report).unwrap();
@@ -173,8 +174,8 @@ fn a_transport_that_cannot_open_claims_nothing_and_leaves_every_mail_due() {
     let config = config();
     let mut decisions = Vec::new();
     let mut report = |id: &String, _: &str, decision| decisions.push((id.clone(), decision));
-    let mut sender = Sender::new(&store, &config, 1, now(), false)
-        .with_opener(|_| Err(Error::Transport("connection refused".into())));
+    let mut sender = Sender::new(&store, &config, 1, now(), false, Guards::default())
+        .with_opener(|_, _| Err(Error::Transport("connection refused".into())));
     let fatal = sender.dispatch(vec![due("sent-1")], &mut report).unwrap();
     assert_eq!(fatal.as_deref(), Some("connection refused"));
     sender.finish(&mut report).unwrap();
@@ -200,8 +201,8 @@ fn at_most_a_few_groups_are_on_their_way() {
     let store = store(&refs);
     let config = config();
     let mut report = |_: &String, _: &str, _| {};
-    let mut sender = Sender::new(&store, &config, 1, now(), false)
-        .with_opener(|_| Ok(Box::new(Scripted) as Box<dyn Transport>));
+    let mut sender = Sender::new(&store, &config, 1, now(), false, Guards::default())
+        .with_opener(|_, _| Ok(Box::new(Scripted) as Box<dyn Transport>));
     for id in &refs[..GROUPS_IN_FLIGHT] {
         assert!(sender.has_room());
         sender.dispatch(vec![due(id)], &mut report).unwrap();
