@@ -1,11 +1,80 @@
 //! The file transport: one `.eml` per mail in a directory. The zero-setup
-//! default and the preview sink.
+//! default and the preview sink. Also the file names and the file writes
+//! it shares with the preview gallery.
 
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 
 use super::{BatchReport, Outcome, Outgoing, Transport};
+
+/// At most this many characters of the cart id show in a file name.
+const CART_CHARS: usize = 40;
+/// At most this many characters of the step name show in a file name.
+const STEP_CHARS: usize = 20;
+/// Hex digits of the hash that tells apart ids that read the same.
+const HASH_DIGITS: usize = 12;
+
+/// The stem of the files of one (cart, step), `<cart>.<step>.<hash>`:
+/// readable prefixes of both (lower-cased ASCII letters, digits, `-` and
+/// `_`; anything else is `_`; at most 40 and 20 characters), then 12 hex
+/// digits of SHA-256 of `<length of the id in bytes>:<id><step>`, which
+/// tells apart ids that differ only in case or in the characters replaced.
+/// At most 74 ASCII characters, whatever the id: a portable name on any
+/// file system, case-insensitive ones included.
+pub fn file_stem(cart_id: &str, step: &str) -> String {
+    let readable = |text: &str, chars: usize| -> String {
+        let prefix: String = text
+            .chars()
+            .take(chars)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if prefix.is_empty() {
+            "_".into()
+        } else {
+            prefix
+        }
+    };
+    // The length prefix makes the hashed text unambiguous: no two
+    // (id, step) pairs hash the same bytes.
+    let digest = Sha256::new()
+        .chain_update(format!("{}:", cart_id.len()))
+        .chain_update(cart_id)
+        .chain_update(step)
+        .finalize();
+    let mut hash = hex::encode(digest);
+    hash.truncate(HASH_DIGITS);
+    format!(
+        "{}.{}.{hash}",
+        readable(cart_id, CART_CHARS),
+        readable(step, STEP_CHARS)
+    )
+}
+
+/// A new file in `dir` for the contents of `name`: created with `O_EXCL`
+/// under a random name (so nothing planted there is opened or followed),
+/// mode 0600. `persist` or `persist_noclobber` moves it to its name; a
+/// rename replaces a symbolic link at the destination, never follows it.
+pub(super) fn temporary(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<NamedTempFile> {
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    Ok(file)
+}
 
 pub struct FileTransport {
     dir: PathBuf,
@@ -19,28 +88,44 @@ impl FileTransport {
         })
     }
 
-    /// `<cart>.<step>.eml`, with anything unsafe in a file name replaced.
+    /// `<stem>.eml` ([`file_stem`]).
     pub fn file_name(cart_id: &str, step: &str) -> String {
-        let safe = |text: &str| -> String {
-            text.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect()
-        };
-        format!("{}.{}.eml", safe(cart_id), safe(step))
+        format!("{}.eml", file_stem(cart_id, step))
     }
 
-    fn write(&self, mail: &Outgoing) -> std::io::Result<()> {
-        let path = self.dir.join(Self::file_name(&mail.cart_id, &mail.step));
-        // Write then rename: a crash never leaves half a mail behind.
-        let partial = path.with_extension("eml.partial");
-        std::fs::write(&partial, &mail.bytes)?;
-        std::fs::rename(&partial, &path)
+    /// Writes the mail under a temporary name, then gives it its own name
+    /// unless a file is there already: a crash never leaves half a mail
+    /// behind, and no file is overwritten. A failure to write is the
+    /// directory's (full, gone, not writable): the transport breaks down
+    /// and the mail stays due. A failure to take the name is this mail's
+    /// alone: it fails and the others go on. `Err`: the breakdown.
+    fn write(&self, mail: &Outgoing) -> std::result::Result<Outcome, String> {
+        let name = Self::file_name(&mail.cart_id, &mail.step);
+        let path = self.dir.join(&name);
+        let temporary = temporary(&self.dir, &name, &mail.bytes).map_err(|error| {
+            format!(
+                "{}: {error} (writing cart {:?} step {:?})",
+                self.dir.display(),
+                mail.cart_id,
+                mail.step
+            )
+        })?;
+        Ok(match temporary.persist_noclobber(&path) {
+            Ok(_) => Outcome::Sent,
+            Err(error) => {
+                let why = if error.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    "already exists; recart never overwrites a mail file".to_string()
+                } else {
+                    error.error.to_string()
+                };
+                Outcome::Failed(format!(
+                    "cart {:?} step {:?}: {}: {why}",
+                    mail.cart_id,
+                    mail.step,
+                    path.display()
+                ))
+            }
+        })
     }
 }
 
@@ -53,13 +138,49 @@ impl Transport for FileTransport {
                 continue;
             }
             match self.write(mail) {
-                Ok(()) => report.outcomes.push(Outcome::Sent),
-                Err(error) => {
+                Ok(outcome) => report.outcomes.push(outcome),
+                Err(breakdown) => {
                     report.outcomes.push(Outcome::NotHandedOver);
-                    report.fatal = Some(format!("{}: {error}", self.dir.display()));
+                    report.fatal = Some(breakdown);
                 }
             }
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_read_alike_get_names_of_their_own() {
+        let ids = [
+            "a/b", "a_b", "a\\b", "a b", "A_B", "ü-ñ", "ñ-ü", "x.y", "x_y", "A", "a",
+        ];
+        let names: std::collections::BTreeSet<String> =
+            ids.iter().map(|id| file_stem(id, "1h")).collect();
+        assert_eq!(names.len(), ids.len(), "{names:?}");
+        assert_ne!(file_stem("a", "1h"), file_stem("a", "24h"));
+        // The id's length keeps the boundary between id and step.
+        assert_ne!(file_stem("a1", "h"), file_stem("a", "1h"));
+        for name in &names {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_name_is_readable_and_bounded() {
+        let stem = file_stem("C-1001", "1h");
+        assert!(stem.starts_with("c-1001.1h."), "{stem}");
+        assert_eq!(stem.len(), "c-1001.1h.".len() + HASH_DIGITS);
+        let long = file_stem(&"é".repeat(300), &"s".repeat(300));
+        assert_eq!(long.len(), CART_CHARS + STEP_CHARS + HASH_DIGITS + 2);
+        assert!(long.starts_with(&"_".repeat(CART_CHARS)), "{long}");
+        assert_eq!(file_stem("", "1h").split('.').next(), Some("_"));
     }
 }
