@@ -29,6 +29,14 @@ fn shop_with_carts(ids: &[&str]) -> Test {
     shop(&Config::new(Transport::File)).file("carts.csv", carts_csv(&rows))
 }
 
+/// 30 carts, and one with the id `long`: all due for 1h at `NOW`.
+fn csv_with_long_id(long: &str) -> String {
+    let mut csv = many_carts(30);
+    csv.push_str(&row(long, 999));
+    csv.push('\n');
+    csv
+}
+
 #[track_caller]
 fn mode(t: &Test, path: impl AsRef<Path>) -> u32 {
     let path = t.join(path);
@@ -73,10 +81,7 @@ fn cart_ids_that_read_alike_get_a_mail_file_each() {
 #[test]
 fn a_300_character_cart_id_gets_a_bounded_name_and_stops_nothing() {
     let long = "L".repeat(300);
-    let mut csv = many_carts(30);
-    csv.push_str(&row(&long, 999));
-    csv.push('\n');
-    let t = shop(&Config::new(Transport::File)).file("carts.csv", csv);
+    let t = shop(&Config::new(Transport::File)).file("carts.csv", csv_with_long_id(&long));
     let out = t.recart(&["run", "--json", "--now", NOW]);
     out.expect_success();
     assert_eq!(carts_with(&out.decisions(), "sent").len(), 31);
@@ -84,6 +89,12 @@ fn a_300_character_cart_id_gets_a_bounded_name_and_stops_nothing() {
     let name = mail_file("outbox", &long, "1h", "eml");
     assert!(t.exists(&name), "{name}");
     assert!(name.len() < 100, "{name}");
+
+    // The preview too.
+    let t = shop(&Config::new(Transport::File)).file("carts.csv", csv_with_long_id(&long));
+    t.recart(&["run", "--dry-run", "--preview", "preview", "--now", NOW])
+        .expect_success();
+    assert!(t.exists(mail_file("preview", &long, "1h", "html")));
 }
 
 #[test]
