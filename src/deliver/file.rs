@@ -2,7 +2,7 @@
 //! default and the preview sink. Also the file names and the file writes
 //! it shares with the preview gallery.
 
-use std::io::Write as _;
+use std::io::{ErrorKind, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -94,38 +94,47 @@ impl FileTransport {
     }
 
     /// Writes the mail under a temporary name, then gives it its own name
-    /// unless a file is there already: a crash never leaves half a mail
-    /// behind, and no file is overwritten. A failure to write is the
-    /// directory's (full, gone, not writable): the transport breaks down
-    /// and the mail stays due. A failure to take the name is this mail's
-    /// alone: it fails and the others go on. `Err`: the breakdown.
+    /// unless something is there already: a crash never leaves half a mail
+    /// behind, and no file is overwritten. A failure of the mail's name
+    /// (taken, or refused as a name) is this mail's alone: it fails and the
+    /// others go on. Any other failure is the directory's (full, gone, not
+    /// writable): `Err`, the transport breaks down and the mail stays due.
     fn write(&self, mail: &Outgoing) -> std::result::Result<Outcome, String> {
         let name = Self::file_name(&mail.cart_id, &mail.step);
         let path = self.dir.join(&name);
-        let temporary = temporary(&self.dir, &name, &mail.bytes).map_err(|error| {
+        let failed = |why: &dyn std::fmt::Display| {
+            Outcome::Failed(format!(
+                "cart {:?} step {:?}: {}: {why}",
+                mail.cart_id,
+                mail.step,
+                path.display()
+            ))
+        };
+        let breakdown = |at: &Path, error: &std::io::Error| {
             format!(
                 "{}: {error} (writing cart {:?} step {:?})",
-                self.dir.display(),
+                at.display(),
                 mail.cart_id,
                 mail.step
             )
-        })?;
-        Ok(match temporary.persist_noclobber(&path) {
-            Ok(_) => Outcome::Sent,
-            Err(error) => {
-                let why = if error.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    "already exists; recart never overwrites a mail file".to_string()
-                } else {
-                    error.error.to_string()
-                };
-                Outcome::Failed(format!(
-                    "cart {:?} step {:?}: {}: {why}",
-                    mail.cart_id,
-                    mail.step,
-                    path.display()
-                ))
+        };
+        let temporary = match temporary(&self.dir, &name, &mail.bytes) {
+            Ok(temporary) => temporary,
+            Err(error) if error.kind() == ErrorKind::InvalidFilename => {
+                return Ok(failed(&error));
             }
-        })
+            Err(error) => return Err(breakdown(&self.dir, &error)),
+        };
+        match temporary.persist_noclobber(&path) {
+            Ok(_) => Ok(Outcome::Sent),
+            Err(error) => match error.error.kind() {
+                ErrorKind::AlreadyExists => Ok(failed(
+                    &"already exists; recart never overwrites a mail file",
+                )),
+                ErrorKind::InvalidFilename => Ok(failed(&error.error)),
+                _ => Err(breakdown(&path, &error.error)),
+            },
+        }
     }
 }
 
@@ -171,6 +180,46 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    fn mail(cart_id: &str) -> Outgoing {
+        let to: lettre::Address = "a@example.com".parse().unwrap();
+        Outgoing {
+            cart_id: cart_id.into(),
+            step: "1h".into(),
+            message_id: "<x@y>".into(),
+            envelope: lettre::address::Envelope::new(None, vec![to]).unwrap(),
+            bytes: format!("Subject: {cart_id}\r\n\r\nhi").into_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_name_taken_fails_that_mail_and_a_directory_gone_breaks_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = dir.path().join("outbox");
+        let mut transport = FileTransport::new(&outbox).unwrap();
+        let taken = outbox.join(FileTransport::file_name("C2", "1h"));
+        std::fs::write(&taken, "mine").unwrap();
+        let report = transport.send(&[mail("C1"), mail("C2"), mail("C3")]);
+        assert!(report.fatal.is_none());
+        assert_eq!(report.outcomes[0], Outcome::Sent);
+        assert!(
+            matches!(&report.outcomes[1], Outcome::Failed(reason)
+                if reason.contains("\"C2\"") && reason.contains(&*taken.to_string_lossy())),
+            "{:?}",
+            report.outcomes[1]
+        );
+        assert_eq!(report.outcomes[2], Outcome::Sent);
+        assert_eq!(std::fs::read_to_string(&taken).unwrap(), "mine");
+
+        std::fs::remove_dir_all(&outbox).unwrap();
+        let report = transport.send(&[mail("C4"), mail("C5")]);
+        assert_eq!(
+            report.outcomes,
+            [Outcome::NotHandedOver, Outcome::NotHandedOver]
+        );
+        let fatal = report.fatal.unwrap();
+        assert!(fatal.contains("\"C4\""), "{fatal}");
     }
 
     #[test]
