@@ -4,7 +4,8 @@
 //! `recart init demo && cd demo && recart run` sends its first mails.
 
 use std::fmt::Write as _;
-use std::io::Read;
+use std::io::{Read, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
@@ -130,20 +131,34 @@ pub fn init(dir: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<()> {
     }
     let templates = dir.join("templates");
     std::fs::create_dir_all(&templates).map_err(|source| Error::io(&templates, source))?;
-    let mut files: Vec<(std::path::PathBuf, String)> = TEMPLATES
+    let mut files: Vec<(std::path::PathBuf, String, u32)> = TEMPLATES
         .iter()
-        .map(|(name, text)| (templates.join(name), text.to_string()))
+        .map(|(name, text)| (templates.join(name), text.to_string(), 0o644))
         .collect();
-    files.push((dir.join("carts.csv"), sample_carts(now)));
-    files.push((dir.join("recart.secret"), random_key()?));
-    files.push((config_path, CONFIG.to_string()));
-    for (path, text) in files {
-        if path.exists() {
-            out.log(&format!("{} exists; kept as it is", path.display()));
-            continue;
+    files.push((dir.join("carts.csv"), sample_carts(now), 0o644));
+    // The key signs links and makes coupon codes: for the owner's eyes.
+    files.push((dir.join("recart.secret"), random_key()?, 0o600));
+    // Last: an init that stopped part-way can be run again.
+    files.push((config_path, CONFIG.to_string(), 0o644));
+    for (path, text, mode) in files {
+        // Created new (`O_EXCL`): whatever is there, a symbolic link
+        // included, is kept, never written through.
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path);
+        match created {
+            Ok(mut file) => {
+                file.write_all(text.as_bytes())
+                    .map_err(|source| Error::io(&path, source))?;
+                out.data(&format!("wrote {}", path.display()));
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                out.log(&format!("{} exists; kept as it is", path.display()));
+            }
+            Err(source) => return Err(Error::io(&path, source)),
         }
-        std::fs::write(&path, text).map_err(|source| Error::io(&path, source))?;
-        out.data(&format!("wrote {}", path.display()));
     }
     out.log(&format!(
         "next: cd {} && recart run --dry-run && recart run",

@@ -227,14 +227,16 @@ fn starter_mails_parse_with_every_header_and_part() {
         assert!(verified.contains("step: 1h"), "{verified}");
     }
 
+    // File names start with the cart id, lower-cased, and a dot.
     let by_cart = |cart: &str| {
+        let prefix = format!("{}.", cart.to_ascii_lowercase());
         let (_, bytes) = mails
             .iter()
             .find(|(path, _)| {
                 path.file_name()
                     .unwrap()
                     .to_string_lossy()
-                    .starts_with(cart)
+                    .starts_with(&prefix)
             })
             .unwrap();
         MessageParser::default().parse(bytes).unwrap().into_owned()

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-use super::{FileTransport, Outgoing};
+use super::Outgoing;
+use super::file::{file_stem, temporary};
 
 /// One planned mail, as listed.
 struct Entry {
@@ -36,10 +37,21 @@ fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-/// A file name as a relative URL: the names are made of `[A-Za-z0-9_.-]`
-/// by [`FileTransport::file_name`], so nothing needs encoding.
+/// A file name as a relative URL: the names are made of `[a-z0-9_.-]` by
+/// [`file_stem`], so nothing needs encoding.
 fn href(name: &str) -> String {
     escape(name)
+}
+
+/// Writes `bytes` to `dir/name`, mode 0600, replacing what is there: a
+/// file from an earlier preview, or a symbolic link, which is replaced, not
+/// followed.
+fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    temporary(dir, name, bytes)
+        .and_then(|file| file.persist(&path).map_err(|error| error.error))
+        .map(drop)
+        .map_err(|source| Error::io(&path, source))
 }
 
 impl Gallery {
@@ -61,12 +73,11 @@ impl Gallery {
         subject: &str,
         html: &str,
     ) -> Result<()> {
-        let eml = FileTransport::file_name(&mail.cart_id, &mail.step);
-        let html_name = eml.replace(".eml", ".html");
-        for (name, bytes) in [(&eml, mail.bytes.as_slice()), (&html_name, html.as_bytes())] {
-            let path = self.dir.join(name);
-            std::fs::write(&path, bytes).map_err(|source| Error::io(&path, source))?;
-        }
+        let stem = file_stem(&mail.cart_id, &mail.step);
+        let eml = format!("{stem}.eml");
+        let html_name = format!("{stem}.html");
+        put(&self.dir, &eml, &mail.bytes)?;
+        put(&self.dir, &html_name, html.as_bytes())?;
         self.mails.push(Entry {
             email: email.to_string(),
             step: mail.step.clone(),
@@ -85,9 +96,8 @@ impl Gallery {
         email: &str,
         value: &str,
     ) -> Result<()> {
-        let name = FileTransport::file_name(&call.cart_id, &call.step).replace(".eml", ".json");
-        let path = self.dir.join(&name);
-        std::fs::write(&path, &call.body).map_err(|source| Error::io(&path, source))?;
+        let name = format!("{}.json", file_stem(&call.cart_id, &call.step));
+        put(&self.dir, &name, &call.body)?;
         self.mails.push(Entry {
             email: email.to_string(),
             step: call.step.clone(),
@@ -163,9 +173,8 @@ impl Gallery {
             page.push_str("</table></details>\n");
         }
         page.push_str("</body></html>\n");
-        let path = self.dir.join("index.html");
-        std::fs::write(&path, page).map_err(|source| Error::io(&path, source))?;
-        Ok(path)
+        put(&self.dir, "index.html", page.as_bytes())?;
+        Ok(self.dir.join("index.html"))
     }
 }
 
@@ -193,9 +202,11 @@ mod tests {
         let index = std::fs::read_to_string(gallery.finish().unwrap()).unwrap();
         assert!(index.contains("1 mails planned, 2 carts skipped"));
         assert!(index.contains("&lt;b&gt;Hi&lt;/b&gt;"));
-        assert!(index.contains("href=\"C_1.1h.html\""));
-        assert!(dir.path().join("C_1.1h.eml").exists());
-        assert!(dir.path().join("C_1.1h.html").exists());
+        let stem = file_stem("C/1", "1h");
+        assert!(stem.starts_with("c_1.1h."), "{stem}");
+        assert!(index.contains(&format!("href=\"{stem}.html\"")));
+        assert!(dir.path().join(format!("{stem}.eml")).exists());
+        assert!(dir.path().join(format!("{stem}.html")).exists());
         assert!(index.contains("<b>no-consent</b>: <span class=\"count\">2</span>"));
     }
 }

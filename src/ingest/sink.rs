@@ -3,6 +3,7 @@
 //! the one policy for how a command goes on when one input fails.
 
 use std::fmt::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Completion, Error, Result};
@@ -151,7 +152,15 @@ pub struct ErrorsFile {
 
 impl ErrorsFile {
     pub fn create(path: &Path) -> Result<ErrorsFile> {
-        let file = std::fs::File::create(path).map_err(|source| Error::io(path, source))?;
+        // The rows hold customers' addresses: for the owner's eyes when
+        // created (a file that exists keeps its mode).
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| Error::io(path, source))?;
         let mut errors = ErrorsFile {
             path: path.to_path_buf(),
             writer: csv::Writer::from_writer(file),

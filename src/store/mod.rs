@@ -16,6 +16,7 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -305,7 +306,18 @@ enum Bulk {
 
 impl Store {
     /// Opens (creating if need be) the store and brings its schema up to date.
+    /// A new store file is created mode 0600, before SQLite opens it: it
+    /// holds customers' addresses, and SQLite gives its `-wal` and `-shm`
+    /// files the database file's mode.
     pub fn open(path: &Path) -> Result<Store> {
+        // An empty file is an empty database. Any failure here (the file
+        // exists, the directory does not) is SQLite's to report, in its
+        // words, as before.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
         let conn = Connection::open(path).map_err(|source| Error::Store {
             path: path.to_path_buf(),
             source,

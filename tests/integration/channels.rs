@@ -8,7 +8,7 @@ use sha2::Sha256;
 
 use crate::{
     fixtures::{Config, NOW, Transport, shop},
-    harness::{Test, for_cart},
+    harness::{Test, for_cart, mail_file},
     http_server::{HttpServer, Request},
     mime::Mail,
 };
@@ -235,7 +235,7 @@ fn the_catalog_fills_missing_fields_and_drops_what_is_out_of_stock() {
         Some("out-of-stock")
     );
 
-    let mail = Mail::parse(&t.read("outbox/K-1.1h.eml"));
+    let mail = Mail::parse(&t.read(mail_file("outbox", "K-1", "1h", "eml")));
     let text = mail.text();
     // Name and price from the catalog where the cart had none…
     assert!(
@@ -286,7 +286,7 @@ fn out_of_stock_policies_skip_or_ignore() {
 
     let t = catalog_shop("ignore");
     t.recart(&["run", "--now", NOW]).expect_success();
-    let text = Mail::parse(&t.read("outbox/K-2.1h.eml")).text();
+    let text = Mail::parse(&t.read(mail_file("outbox", "K-2", "1h", "eml"))).text();
     assert!(
         text.contains("Sold Out Lantern") && text.contains("€40.00"),
         "{text}"
@@ -316,7 +316,7 @@ fn shopify_products_export_and_bad_catalog_rows() {
         .expect_success()
         .decisions();
     assert_eq!(for_cart(&decisions, "K-1")[0].outcome, "sent");
-    let text = Mail::parse(&t.read("outbox/K-1.1h.eml")).text();
+    let text = Mail::parse(&t.read(mail_file("outbox", "K-1", "1h", "eml"))).text();
     // The 3P variant has no stock: dropped; the mug is not in this catalog.
     assert!(!text.contains("Ridge Tent"), "{text}");
     assert!(text.contains("My Own Mug Name"), "{text}");

@@ -5,7 +5,7 @@
 
 use crate::{
     fixtures::{Config, NOW, Transport, shop},
-    harness::{Test, for_cart},
+    harness::{Test, for_cart, mail_file},
     mime::Mail,
 };
 
@@ -110,8 +110,8 @@ fn pool_codes_go_one_per_cart_and_a_dry_pool_skips_with_no_coupon() {
     assert_eq!(ada[0].reason.as_deref(), Some("no-coupon"));
     out.expect_stderr_contains("no-coupon 1");
     // Never a mail without its code.
-    assert!(!t.exists("outbox/C-1001.1h.eml"));
-    assert!(mail_text(&t, "outbox/C-1002.1h.eml").contains("Code: FIRST-10."));
+    assert!(!t.exists(mail_file("outbox", "C-1001", "1h", "eml")));
+    assert!(mail_text(&t, &mail_file("outbox", "C-1002", "1h", "eml")).contains("Code: FIRST-10."));
     assert_eq!(
         coupons(&t),
         [("FIRST-10".to_string(), Some("C-1002".to_string()))]
@@ -126,7 +126,7 @@ fn pool_codes_go_one_per_cart_and_a_dry_pool_skips_with_no_coupon() {
     out.expect_success();
     let decisions = out.decisions();
     assert_eq!(for_cart(&decisions, "C-1001")[0].outcome, "sent");
-    let text = mail_text(&t, "outbox/C-1001.1h.eml");
+    let text = mail_text(&t, &mail_file("outbox", "C-1001", "1h", "eml"));
     assert!(
         text.contains("Code: SECOND-10, valid until 31 January 2027."),
         "{text}"
@@ -163,7 +163,7 @@ fn a_dry_run_shows_the_draw_and_leaves_the_pool_untouched() {
         for_cart(&decisions, "C-1001")[0].reason.as_deref(),
         Some("no-coupon")
     );
-    assert!(mail_text(&t, "preview/C-1002.1h.eml").contains("ONLY-ONE"));
+    assert!(mail_text(&t, &mail_file("preview", "C-1002", "1h", "eml")).contains("ONLY-ONE"));
     // Nothing lasting: the code is still free, nothing was claimed.
     assert_eq!(coupons(&t), [("ONLY-ONE".to_string(), None)]);
     assert_eq!(t.sends_if_any(), []);
@@ -184,11 +184,11 @@ fn generated_codes_are_the_same_in_the_preview_the_mail_and_a_re_send() {
 
     t.recart(&["run", "--dry-run", "--preview", "preview", "--now", NOW])
         .expect_success();
-    let preview = mail_text(&t, "preview/C-1001.1h.eml");
+    let preview = mail_text(&t, &mail_file("preview", "C-1001", "1h", "eml"));
     assert_eq!(t.sends_if_any(), []);
 
     t.recart(&["run", "--now", NOW]).expect_success();
-    let sent = mail_text(&t, "outbox/C-1001.1h.eml");
+    let sent = mail_text(&t, &mail_file("outbox", "C-1001", "1h", "eml"));
     let code = code_in(&sent);
     assert_eq!(code, code_in(&preview));
     assert!(
@@ -197,7 +197,7 @@ fn generated_codes_are_the_same_in_the_preview_the_mail_and_a_re_send() {
     );
     // 7 days from the run.
     assert!(sent.contains("valid until 28 November 2026."), "{sent}");
-    let other = code_in(&mail_text(&t, "outbox/C-1002.1h.eml"));
+    let other = code_in(&mail_text(&t, &mail_file("outbox", "C-1002", "1h", "eml")));
     assert_ne!(code, other);
     assert_eq!(coupons(&t).len(), 2, "{:?}", coupons(&t));
 
@@ -210,12 +210,12 @@ fn generated_codes_are_the_same_in_the_preview_the_mail_and_a_re_send() {
             [],
         )
         .unwrap();
-    std::fs::remove_file(t.join("outbox/C-1001.1h.eml")).unwrap();
+    std::fs::remove_file(t.join(mail_file("outbox", "C-1001", "1h", "eml"))).unwrap();
     let later = "2026-11-22T09:00:00Z";
     let out = t.recart(&["run", "--resend-unknown", "--json", "--now", later]);
     out.expect_success();
     assert_eq!(for_cart(&out.decisions(), "C-1001")[0].outcome, "sent");
-    let resent = mail_text(&t, "outbox/C-1001.1h.eml");
+    let resent = mail_text(&t, &mail_file("outbox", "C-1001", "1h", "eml"));
     assert_eq!(code_in(&resent), code);
     assert!(resent.contains("valid until 28 November 2026."), "{resent}");
     // Still one code for C-1001 (C-1004 became due meanwhile and got its own).

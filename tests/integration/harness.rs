@@ -29,6 +29,7 @@ pub struct Test {
     args: Vec<String>,
     env: Vec<(String, String)>,
     current_dir: PathBuf,
+    umask: Option<u32>,
 }
 
 impl Default for Test {
@@ -48,6 +49,7 @@ impl Test {
             args: Vec::new(),
             env: Vec::new(),
             current_dir: PathBuf::new(),
+            umask: None,
         }
     }
 
@@ -91,6 +93,13 @@ impl Test {
     /// Run commands from `dir`, relative to the tempdir (default: the tempdir).
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.current_dir = dir.as_ref().to_path_buf();
+        self
+    }
+
+    /// Run the binary under this umask (set by `sh`), whatever the test
+    /// runner's own.
+    pub fn umask(mut self, umask: u32) -> Self {
+        self.umask = Some(umask);
         self
     }
 
@@ -139,7 +148,17 @@ impl Test {
     /// The binary with `args`, in the tempdir and the test's environment,
     /// no input.
     fn command<S: AsRef<OsStr>>(&self, args: &[S]) -> Command {
-        let mut command = Command::new(RECART);
+        let mut command = match self.umask {
+            None => Command::new(RECART),
+            Some(umask) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("umask {umask:03o} && exec \"$0\" \"$@\""))
+                    .arg(RECART);
+                shell
+            }
+        };
         command
             .args(args)
             .current_dir(self.join(&self.current_dir))
@@ -258,6 +277,42 @@ impl Test {
         let path = self.join("recart.db");
         path.exists().then(|| Store::open(&path))
     }
+}
+
+/// `dir/<stem>.<extension>`, where recart writes the files of one (cart,
+/// step) (README, "File names"), computed here on its own as the README
+/// says: `<cart>.<step>.<hash>`.
+pub fn mail_file(dir: &str, cart_id: &str, step: &str, extension: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let readable = |text: &str, chars: usize| -> String {
+        let prefix: String = text
+            .chars()
+            .take(chars)
+            .map(|c| match c {
+                'A'..='Z' => c.to_ascii_lowercase(),
+                'a'..='z' | '0'..='9' | '-' | '_' => c,
+                _ => '_',
+            })
+            .collect();
+        if prefix.is_empty() {
+            "_".into()
+        } else {
+            prefix
+        }
+    };
+    let hashed = [
+        format!("{}:", cart_id.len()).as_bytes(),
+        cart_id.as_bytes(),
+        step.as_bytes(),
+    ]
+    .concat();
+    let hash = hex::encode(Sha256::digest(hashed));
+    format!(
+        "{dir}/{}.{}.{}.{extension}",
+        readable(cart_id, 40),
+        readable(step, 20),
+        &hash[..12]
+    )
 }
 
 fn copy_dir(src: &Path, dst: &Path) {

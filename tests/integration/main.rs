@@ -18,6 +18,7 @@ mod config;
 mod coupons;
 mod crash;
 mod faults;
+mod hostile_files;
 mod import;
 mod init;
 mod operator;

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::{
     fixtures::{ADA, Config, GRACE, NOW, Transport, shop},
-    harness::{Test, carts_with},
+    harness::{Test, carts_with, mail_file},
 };
 
 /// A tool some tests need: present, or (outside CI) the test is skipped.
@@ -52,8 +52,8 @@ fn the_preview_gallery_opens_from_disk_in_a_browser() {
     let index = t.join("preview/index.html");
     assert!(index.exists());
     for cart in &planned {
-        assert!(t.exists(format!("preview/{cart}.1h.eml")), "{cart}");
-        assert!(t.exists(format!("preview/{cart}.1h.html")), "{cart}");
+        assert!(t.exists(mail_file("preview", cart, "1h", "eml")), "{cart}");
+        assert!(t.exists(mail_file("preview", cart, "1h", "html")), "{cart}");
     }
     let page = t.read("preview/index.html");
     assert!(page.contains(ADA) && page.contains(GRACE));
