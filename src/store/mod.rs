@@ -304,12 +304,41 @@ enum Bulk {
     Failed,
 }
 
+/// How long a command waits for another's write transaction.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Puts the store in WAL mode, waiting up to `busy` while another
+/// connection holds it: switching modes needs the store to itself, and
+/// SQLite does not wait for that (no busy handler): a bulk first import
+/// keeps a rollback journal for its whole file.
+fn wal_mode(conn: &Connection, busy: std::time::Duration) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + busy;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())) {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if need be) the store and brings its schema up to date.
     /// A new store file is created mode 0600, before SQLite opens it: it
     /// holds customers' addresses, and SQLite gives its `-wal` and `-shm`
     /// files the database file's mode.
     pub fn open(path: &Path) -> Result<Store> {
+        Store::open_waiting(path, BUSY_TIMEOUT)
+    }
+
+    /// [`Store::open`], waiting up to `busy` for other writers — to open
+    /// (a bulk first import holds the store for its whole file) and at
+    /// every write. `run --wait` waits as long as it takes.
+    pub fn open_waiting(path: &Path, busy: std::time::Duration) -> Result<Store> {
         // An empty file is an empty database. Any failure here (the file
         // exists, the directory does not) is SQLite's to report, in its
         // words, as before.
@@ -322,7 +351,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        Store::setup(conn, path)
+        Store::setup(conn, path, busy)
     }
 
     /// A store that lives in memory only: for a dry run with no store yet.
@@ -331,17 +360,17 @@ impl Store {
             path: ":memory:".into(),
             source,
         })?;
-        Store::setup(conn, Path::new(":memory:"))
+        Store::setup(conn, Path::new(":memory:"), BUSY_TIMEOUT)
     }
 
-    fn setup(mut conn: Connection, path: &Path) -> Result<Store> {
+    fn setup(mut conn: Connection, path: &Path, busy: std::time::Duration) -> Result<Store> {
         let fail = |source| Error::Store {
             path: path.to_path_buf(),
             source,
         };
         // Overlapping runs wait for each other's short write transactions.
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(fail)?;
+        conn.busy_timeout(busy).map_err(fail)?;
+        wal_mode(&conn, busy).map_err(fail)?;
         // SQLite's own page cache size (2 MiB) unless importing: see
         // `Store::import_cache`. Statement journals in memory: otherwise
         // each claim or confirm statement mallocs a 64 KiB journal chunk
@@ -349,8 +378,7 @@ impl Store {
         // the heap back to the kernel each time (brk, page faults, TLB
         // flushes): ~8% of a run's CPU.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA temp_store = MEMORY;",
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )
         .map_err(fail)?;
         // `rarray(?)`: a batch's ids bound as one parameter.

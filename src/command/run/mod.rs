@@ -31,6 +31,9 @@ use crate::store::{RunCounts, Store};
 
 pub use printer::{Printer, RunSummary};
 
+/// `--wait`: SQLite's longest busy timeout (i32 milliseconds, 24 days).
+const WAIT_FOREVER: std::time::Duration = std::time::Duration::from_millis(i32::MAX as u64);
+
 /// Mails claimed at once per SMTP connection.
 const CLAIM_PER_CONNECTION: usize = 8;
 
@@ -144,6 +147,9 @@ pub fn run(
 
     let store = if options.discards() && !config.store_path.exists() {
         Store::open_in_memory()?
+    } else if options.wait {
+        // As long as another run, or a bulk first import, holds the store.
+        Store::open_waiting(&config.store_path, WAIT_FOREVER)?
     } else {
         Store::open(&config.store_path)?
     };
