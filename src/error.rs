@@ -40,6 +40,17 @@ pub enum Error {
     #[error("template {name}: {message}")]
     Template { name: String, message: String },
 
+    /// One mail's template went over a bound (output size or work,
+    /// `render::MAX_PART_BYTES` and `render::FUEL`): in a run, that mail
+    /// fails and the run goes on.
+    #[error("template {name}: {message}")]
+    TemplateBound { name: String, message: String },
+
+    /// A mail's address is outside the rule (`model::parse_email`): in a
+    /// run, that mail fails and the run goes on.
+    #[error("{0}")]
+    Address(String),
+
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -80,12 +91,16 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::Config { .. } | Error::Template { .. } => exit::USAGE,
+            Error::Usage(_)
+            | Error::Config { .. }
+            | Error::Template { .. }
+            | Error::TemplateBound { .. } => exit::USAGE,
             Error::Io { .. }
             | Error::Input { .. }
             | Error::Store { .. }
             | Error::Migration { .. }
             | Error::Transport(_)
+            | Error::Address(_)
             | Error::Token(_) => exit::ERROR,
             Error::Busy { .. } => exit::BUSY,
         }

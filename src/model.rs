@@ -374,13 +374,79 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-/// Checks an e-mail address the way the SMTP layer will need it.
+/// Checks an e-mail address against the address rule (import, `suppress
+/// add`, `run --to`; every mail is built by [`mail_address`], the same
+/// rule): gives it trimmed, as typed.
 pub fn parse_email(text: &str) -> Result<String, String> {
     let trimmed = text.trim();
-    match lettre::Address::from_str(trimmed) {
-        Ok(_) => Ok(trimmed.to_string()),
-        Err(_) => Err(format!("{text:?} is not an e-mail address")),
+    check_email(trimmed).map_err(|why| format!("{text:?} is not an e-mail address: {why}"))?;
+    Ok(trimmed.to_string())
+}
+
+/// The address a mail goes to, as SMTP sends it: the address rule
+/// checked, the domain in its ASCII form (IDNA, punycode). A local part
+/// that is not ASCII stays as it is: only a server that offers SMTPUTF8
+/// takes it (`deliver::smtp`).
+pub fn mail_address(text: &str) -> Result<lettre::Address, String> {
+    let trimmed = text.trim();
+    let (local, domain) = check_email(trimmed)
+        .map_err(|why| format!("{trimmed:?} is not an e-mail address: {why}"))?;
+    lettre::Address::new(local, domain)
+        .map_err(|error| format!("{trimmed:?} is not an e-mail address: {error}"))
+}
+
+/// The address rule, written once (README, "Addresses"): `local@domain`;
+/// the local part a dot-atom (RFC 5322 `atext`, letters of any script
+/// allowed, RFC 6531), not quoted, at most 64 octets; the domain a
+/// host name of at least two labels, each letters, digits and inner
+/// hyphens (no `_`, no address literal such as `[127.0.0.1]`), not all
+/// digits at the end (no IP address), within DNS lengths once in IDNA
+/// form; the whole at most 254 octets on the wire (RFC 5321). Gives the
+/// local part and the domain as it goes on the wire (IDNA when it is not
+/// ASCII; as typed otherwise).
+fn check_email(address: &str) -> Result<(&str, std::borrow::Cow<'_, str>), &'static str> {
+    use email_address::{EmailAddress, Options};
+    use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
+    let options = Options::default()
+        .with_required_tld()
+        .without_domain_literal()
+        .without_display_text();
+    let (local, domain) = address.rsplit_once('@').ok_or("no @")?;
+    if local.starts_with('"') {
+        return Err("quoted local parts are not taken");
     }
+    EmailAddress::parse_with_options(address, options).map_err(|error| match error {
+        email_address::Error::DomainTooFew => "the domain needs a dot, e.g. example.com",
+        email_address::Error::UnsupportedDomainLiteral => "an address literal is not taken",
+        email_address::Error::LocalPartTooLong => "the local part is over 64 octets",
+        email_address::Error::LocalPartEmpty => "the local part is empty",
+        email_address::Error::DomainEmpty => "the domain is empty",
+        _ => "not local@domain of letters, digits and the usual signs",
+    })?;
+    let ascii = Uts46::new()
+        .to_ascii(
+            domain.as_bytes(),
+            AsciiDenyList::STD3,
+            Hyphens::CheckFirstLast,
+            DnsLength::Verify,
+        )
+        .map_err(|_| "the domain is not a host name (letters, digits, inner hyphens)")?;
+    if ascii
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|byte| byte.is_ascii_digit()))
+    {
+        return Err("the domain is an IP address");
+    }
+    if local.len() + 1 + ascii.len() > 254 {
+        return Err("over 254 octets");
+    }
+    let domain = if domain.is_ascii() {
+        std::borrow::Cow::Borrowed(domain)
+    } else {
+        ascii
+    };
+    Ok((local, domain))
 }
 
 /// Parses the input time formats: RFC 3339, or `YYYY-MM-DD HH:MM:SS ±HHMM`
@@ -454,6 +520,73 @@ fn parse_shopify_time(text: &str) -> Option<(DateTime<Utc>, i32)> {
 
 #[cfg(test)]
 mod tests {
+    use super::{mail_address, parse_email};
+
+    /// The address rule (README, "Addresses"), over the cases it was
+    /// made for.
+    #[test]
+    fn addresses_follow_one_documented_rule() {
+        for good in [
+            "ada@example.com",
+            " Ada.Lovelace+cart@Mail.Example.co.uk ",
+            "o'brien@example.ie",
+            "x@a-b.example",
+            "x@xn--mnchen-3ya.de",
+            "jörg@münchen.de",
+            "user@例え.jp",
+            "a{b}|c=d?e@example.org",
+        ] {
+            assert_eq!(parse_email(good).as_deref(), Ok(good.trim()), "{good}");
+        }
+        for (bad, why) in [
+            ("a@b", "needs a dot"),
+            ("x@ex_ample.com", "not a host name"),
+            ("x@[127.0.0.1]", "address literal"),
+            ("x@[IPv6:::1]", "address literal"),
+            ("x@127.0.0.1", "IP address"),
+            ("\"a b\"@example.com", "quoted"),
+            ("x@-example.com", ""),
+            ("x@example-.com", ""),
+            ("x@example.com.", ""),
+            ("x@.example.com", ""),
+            ("x..y@example.com", ""),
+            (".x@example.com", ""),
+            ("x y@example.com", ""),
+            ("x@exa mple.com", ""),
+            ("x\r\nBcc: y@example.com", ""),
+            ("Ann <x@example.com>", ""),
+            ("@example.com", "local part is empty"),
+            ("x@", "domain is empty"),
+            ("example.com", "no @"),
+            ("", "no @"),
+        ] {
+            let error = parse_email(bad).expect_err(bad);
+            assert!(error.contains("is not an e-mail address"), "{error}");
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        let long_local = format!("{}@example.com", "x".repeat(65));
+        assert!(parse_email(&long_local).unwrap_err().contains("64 octets"));
+        let label = "d".repeat(63);
+        let long = format!("{}@{label}.{label}.{label}.com", "x".repeat(60));
+        assert!(parse_email(&long).unwrap_err().contains("254 octets"));
+        assert!(parse_email(&format!("x@{}.com", "d".repeat(64))).is_err());
+    }
+
+    /// What SMTP sends: the domain as IDNA, an ASCII one as typed; a local
+    /// part that is not ASCII as it is (for SMTPUTF8).
+    #[test]
+    fn a_mail_goes_to_the_idna_form_of_its_domain() {
+        let address = mail_address(" jörg@München.de ").unwrap();
+        assert_eq!(address.to_string(), "jörg@xn--mnchen-3ya.de");
+        let address = mail_address("Ada@Example.COM").unwrap();
+        assert_eq!(address.to_string(), "Ada@Example.COM");
+        assert_eq!(
+            mail_address("user@例え.jp").unwrap().to_string(),
+            "user@xn--r8jz45g.jp"
+        );
+        assert!(mail_address("x@[127.0.0.1]").is_err());
+    }
+
     #[test]
     fn shopify_time_fast_path_agrees_with_chrono() {
         for text in [

@@ -19,7 +19,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use crate::config::Config;
 use crate::coupon::Coupon;
 use crate::deliver::{self, Gallery, Reminder};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Cart;
 use crate::plan::{self, Step};
 use crate::render::Renderer;
@@ -39,6 +39,11 @@ pub enum Composed {
     Gone,
     /// The step promises a pool coupon and the pool is dry.
     NoCoupon,
+    /// This mail cannot be made, and why: its template went over a bound
+    /// (`render::MAX_PART_BYTES`, `render::FUEL`) or its address is
+    /// outside the rule (`model::parse_email`). It is not claimed, so
+    /// nothing is recorded: a later run tries it again.
+    Failed(String),
 }
 
 /// Turns due carts into reminders. See the module's doc.
@@ -88,11 +93,14 @@ struct Built {
     shown: Option<(String, String)>,
 }
 
+/// A reminder built, or why this one mail could not be (`Composed::Failed`).
+type Made = std::result::Result<Built, String>;
+
 /// One worker's share of a batch: its prepared carts (or why there is
 /// nothing to build) and what it built of them.
 type Share<'s> = (
     Vec<std::result::Result<Prepared<'s>, Composed>>,
-    Result<Vec<Option<Built>>>,
+    Result<Vec<Option<Made>>>,
 );
 
 /// A batch being rendered and built on other threads.
@@ -181,12 +189,13 @@ impl<'c> Composer<'c> {
         for (item, built) in prepared.into_iter().zip(built) {
             match (item, built) {
                 (Err(skipped), _) => composed.push(skipped),
-                (Ok(prepared), Some(built)) => {
+                (Ok(prepared), Some(Ok(built))) => {
                     if let Some(gallery) = gallery.as_deref_mut() {
                         show(gallery, &prepared.cart, &built)?;
                     }
                     composed.push(Composed::Ready(built.reminder));
                 }
+                (Ok(_), Some(Err(reason))) => composed.push(Composed::Failed(reason)),
                 (Ok(_), None) => unreachable!("every prepared cart is built"),
             }
         }
@@ -233,8 +242,11 @@ fn show(gallery: &mut Gallery, cart: &Cart, built: &Built) -> Result<()> {
 }
 
 impl Builder<'_> {
-    /// Renders and builds one reminder: pure work, safe on any thread.
-    fn build(&self, prepared: &Prepared<'_>, keep_shown: bool) -> Result<Built> {
+    /// Renders and builds one reminder: pure work, safe on any thread. A
+    /// template over a bound or an address outside the rule fails this
+    /// mail only (the inner error, its reason); any other error stops the
+    /// run.
+    fn build(&self, prepared: &Prepared<'_>, keep_shown: bool) -> Result<Made> {
         let Prepared { cart, step, coupon } = prepared;
         let signed = self.links.for_cart(cart, step);
         if let plan::Channel::Webhook(webhook) = &step.channel {
@@ -247,20 +259,25 @@ impl Builder<'_> {
                 self.links.now,
                 self.webhook_keys,
             );
-            return Ok(Built {
+            return Ok(Ok(Built {
                 reminder: Reminder::Webhook(call),
                 shown: None,
-            });
+            }));
         }
-        let rendered = self
+        let rendered = match self
             .renderer
-            .render_shared(cart, step, &signed, coupon.as_ref())?;
+            .render_shared(cart, step, &signed, coupon.as_ref())
+        {
+            Ok(rendered) => rendered,
+            Err(error @ Error::TemplateBound { .. }) => return Ok(Err(error.to_string())),
+            Err(error) => return Err(error),
+        };
         let build = if self.how.encode {
             deliver::build
         } else {
             deliver::check
         };
-        let mail = build(&deliver::Letter {
+        let mail = match build(&deliver::Letter {
             from: &self.config.from,
             reply_to: self.config.reply_to.as_ref(),
             to_name: &cart.first_name,
@@ -271,10 +288,14 @@ impl Builder<'_> {
             rendered: &rendered,
             links: &signed,
             date: self.links.now,
-        })?;
-        Ok(Built {
+        }) {
+            Ok(mail) => mail,
+            Err(error @ Error::Address(_)) => return Ok(Err(error.to_string())),
+            Err(error) => return Err(error),
+        };
+        Ok(Ok(Built {
             reminder: Reminder::Mail(mail),
             shown: keep_shown.then_some((rendered.subject, rendered.html)),
-        })
+        }))
     }
 }

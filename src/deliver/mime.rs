@@ -123,24 +123,67 @@ fn display_name(name: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// Whether header text would be taken for RFC 2047 encoded words (`=?`
+/// starts one). lettre writes ASCII words as they are, so a first name
+/// such as `=?utf-8?q?Ann=0D=0ABcc:_x@evil.example?=` would be decoded
+/// by mail clients into a fake header line; such text is encoded whole.
+fn looks_encoded(text: &str) -> bool {
+    memchr::memmem::find(text.as_bytes(), b"=?").is_some()
+}
+
+/// The header `name: <text as RFC 2047 encoded words> <tail>`, folded, so
+/// that clients show the text exactly as typed.
+fn encoded_header(name: &'static str, text: &str, tail: Option<&str>) -> HeaderValue {
+    use email_encoding::headers::{rfc2047, writer::EmailWriter};
+    use std::fmt::Write as _;
+    let mut encoded = String::with_capacity(text.len() * 2);
+    {
+        let mut writer = EmailWriter::new(&mut encoded, name.len() + ": ".len(), 0, false);
+        let written = rfc2047::encode(text, &mut writer).and_then(|()| {
+            let Some(tail) = tail else { return Ok(()) };
+            writer.space();
+            writer.write_str(tail)
+        });
+        written.expect("writing to a String");
+    }
+    let raw = match tail {
+        Some(tail) => format!("{text} {tail}"),
+        None => text.to_string(),
+    };
+    HeaderValue::dangerous_new_pre_encoded(HeaderName::new_from_ascii_str(name), raw, encoded)
+}
+
 /// Builds the MIME message: multipart/alternative with text and HTML,
 /// `List-Unsubscribe` with one-click POST, a stable Message-ID. lettre
 /// encodes non-ASCII subjects and names (RFC 2047) and the bodies
-/// (quoted-printable or base64).
+/// (quoted-printable or base64); text that looks encoded already is
+/// encoded here (`looks_encoded`). The recipient's domain goes as IDNA
+/// (`model::mail_address`); a local part that is not ASCII goes as it is
+/// (RFC 6532), for a server that offers SMTPUTF8.
 pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
     let address = to_address(letter)?;
     // Given, so that lettre does not parse it back out of the From and To
     // headers it has just written: the same two addresses.
     let envelope = Envelope::new(Some(letter.from.email.clone()), vec![address.clone()])
         .map_err(|error| Error::Transport(format!("cannot address the mail: {error}")))?;
-    let to = Mailbox::new(display_name(letter.to_name), address);
+    let name = display_name(letter.to_name);
     let message_id = message_id(letter.cart_id, letter.step, letter.from);
     let mut unsubscribe = vec![letter.links.unsubscribe.clone()];
     unsubscribe.extend(letter.links.unsubscribe_mailto.clone());
-    let mut builder = Message::builder()
-        .from(letter.from.clone())
-        .to(to)
-        .subject(letter.rendered.subject.clone())
+    let mut builder = Message::builder().from(letter.from.clone());
+    builder = match name {
+        Some(name) if looks_encoded(&name) => {
+            builder.raw_header(encoded_header("To", &name, Some(&format!("<{address}>"))))
+        }
+        name => builder.to(Mailbox::new(name, address)),
+    };
+    let subject = &letter.rendered.subject;
+    builder = if looks_encoded(subject) {
+        builder.raw_header(encoded_header("Subject", subject, None))
+    } else {
+        builder.subject(subject.clone())
+    };
+    let mut builder = builder
         .message_id(Some(message_id.clone()))
         .date(SystemTime::from(letter.date))
         .header(ListUnsubscribe(unsubscribe))
@@ -189,12 +232,10 @@ pub fn check(letter: &Letter<'_>) -> Result<Outgoing> {
     })
 }
 
+/// The recipient as SMTP sends it, by the address rule: one outside it
+/// fails this mail only (`Error::Address`).
 fn to_address(letter: &Letter<'_>) -> Result<lettre::Address> {
-    let to_email = letter.to_email;
-    to_email
-        .trim()
-        .parse()
-        .map_err(|_| Error::Transport(format!("{to_email:?} is not an e-mail address")))
+    crate::model::mail_address(letter.to_email).map_err(Error::Address)
 }
 
 /// The HTML part, as 7bit where it can be: other characters written as
@@ -604,6 +645,86 @@ mod tests {
         );
         assert!(message.reply_to().is_none());
         assert_eq!(message.to().unwrap().first().unwrap().name, None);
+    }
+
+    /// Text that looks like RFC 2047 encoded words is shown as typed: the
+    /// decoded Subject and To name are the typed text, no header appears.
+    #[test]
+    fn encoded_word_look_alikes_are_shown_as_typed() {
+        let from: Mailbox = "Shop <hello@shop.example>".parse().unwrap();
+        let links = links(None);
+        for name in [
+            "=?utf-8?q?Ann=0D=0ABcc:_x@evil.example?=",
+            "=?UTF-8?B?QW5uDQpCY2M6IHhAZXZpbC5leGFtcGxl?=",
+            "Ann =?iso-8859-1?q?=0ABcc:_x@evil.example?= Smith",
+            "Zoë =?utf-8?q?=0D=0ABcc:_x@evil.example?=",
+            "a=?b",
+        ] {
+            let subject = format!("{name}, your cart is waiting");
+            let rendered = rendered(&subject);
+            let mail = build(&letter(&from, None, name, &rendered, &links)).unwrap();
+            let raw = String::from_utf8(mail.bytes.clone()).unwrap();
+            let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
+            assert!(headers.is_ascii(), "{headers}");
+            assert!(
+                !headers
+                    .split("\r\n")
+                    .any(|line| line.to_ascii_lowercase().starts_with("bcc:")),
+                "{name:?}:\n{headers}"
+            );
+            let message = MessageParser::default().parse(&mail.bytes).unwrap();
+            assert_eq!(message.subject(), Some(subject.as_str()), "{headers}");
+            assert!(message.bcc().is_none(), "{name:?}");
+            let to: Vec<_> = message.to().unwrap().iter().collect();
+            assert_eq!(to.len(), 1, "{headers}");
+            assert_eq!(to[0].name.as_deref(), Some(name), "{headers}");
+            assert_eq!(to[0].address.as_deref(), Some("zoe@example.com"));
+        }
+        // Text that does not look encoded is written as lettre writes it.
+        let rendered = rendered("Your cart, Ann");
+        let mail = build(&letter(&from, None, "Ann", &rendered, &links)).unwrap();
+        let raw = String::from_utf8(mail.bytes).unwrap();
+        assert!(raw.contains("\r\nSubject: Your cart, Ann\r\n"), "{raw}");
+        assert!(raw.contains("\r\nTo: Ann <zoe@example.com>\r\n"), "{raw}");
+    }
+
+    /// The recipient's domain goes as IDNA in the envelope and `To:`; a
+    /// local part that is not ASCII goes as it is (for SMTPUTF8); an
+    /// address outside the rule fails this mail (`Error::Address`).
+    #[test]
+    fn international_addresses_go_with_an_idna_domain() {
+        let from: Mailbox = "Shop <hello@shop.example>".parse().unwrap();
+        let rendered = rendered("Your cart");
+        let links = links(None);
+        let mut letter = letter(&from, None, "Jörg", &rendered, &links);
+        letter.to_email = "joerg@Bücher.example";
+        let mail = build(&letter).unwrap();
+        assert_eq!(
+            mail.envelope.to()[0].to_string(),
+            "joerg@xn--bcher-kva.example"
+        );
+        assert!(mail.bytes.is_ascii());
+        let message = MessageParser::default().parse(&mail.bytes).unwrap();
+        let to = message.to().unwrap().first().unwrap();
+        assert_eq!(to.address.as_deref(), Some("joerg@xn--bcher-kva.example"));
+        assert_eq!(to.name.as_deref(), Some("Jörg"));
+
+        letter.to_email = "jörg@bücher.example";
+        let mail = build(&letter).unwrap();
+        assert_eq!(
+            mail.envelope.to()[0].to_string(),
+            "jörg@xn--bcher-kva.example"
+        );
+        let raw = String::from_utf8(mail.bytes).unwrap();
+        assert!(raw.contains("<jörg@xn--bcher-kva.example>\r\n"), "{raw}");
+
+        for bad in ["a@b", "x@ex_ample.com", "x@[127.0.0.1]"] {
+            letter.to_email = bad;
+            let error = build(&letter).unwrap_err();
+            assert!(matches!(error, Error::Address(_)), "{bad}: {error:?}");
+            assert!(error.to_string().contains(bad), "{error}");
+            assert!(matches!(check(&letter), Err(Error::Address(_))), "{bad}");
+        }
     }
 
     #[test]

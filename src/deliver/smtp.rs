@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Quit, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
@@ -452,6 +452,10 @@ async fn send_lane(slot: &mut Option<Connection>, lane: Lane<'_>) {
         }
         let connection = slot.as_mut().expect("connected above");
         if envelope_sent.is_none() {
+            if let Some(failed) = cannot_go_on(connection, &queued.mail) {
+                work.done(&queued, failed, reports);
+                continue;
+            }
             pacer.wait_turn().await;
         }
         let next = if connection.pipelining && pacer.interval.is_none() {
@@ -459,11 +463,16 @@ async fn send_lane(slot: &mut Option<Connection>, lane: Lane<'_>) {
         } else {
             None
         };
+        // One that cannot go on this connection is not sent ahead: it
+        // comes next on its own, and fails there.
+        let next_ahead = next
+            .as_ref()
+            .filter(|next| cannot_go_on(connection, &next.mail).is_none());
         let (outcome, next_envelope) = send_one(
             connection,
             &queued.mail,
             envelope_sent,
-            next.as_ref().map(|next| &next.mail),
+            next_ahead.map(|next| &next.mail),
             settings.timeout,
             guards,
         )
@@ -627,10 +636,40 @@ fn dot_stuffed(message: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// Whether the envelope has an address that is not ASCII: a local part
+/// in another script (domains are IDNA already, `model::mail_address`).
+fn needs_smtputf8(mail: &Outgoing) -> bool {
+    mail.envelope
+        .from()
+        .into_iter()
+        .chain(mail.envelope.to())
+        .any(|address| !address.user().is_ascii() || !address.domain().is_ascii())
+}
+
+/// Whether this mail can go on this connection: one with an address that
+/// is not ASCII needs a server that offers SMTPUTF8 (RFC 6531), else it
+/// fails here, before anything of it is sent (no raw UTF-8 in `RCPT TO`
+/// or `To:` to a server that did not ask for it).
+fn cannot_go_on(connection: &Connection, mail: &Outgoing) -> Option<Outcome> {
+    (needs_smtputf8(mail)
+        && !connection
+            .smtp
+            .server_info()
+            .supports_feature(Extension::SmtpUtfEight))
+    .then(|| {
+        Outcome::Failed(
+            "the address is not ASCII and the server does not offer SMTPUTF8".to_string(),
+        )
+    })
+}
+
 fn mail_from(mail: &Outgoing) -> Mail {
     let mut parameters = Vec::new();
     if !mail.bytes.is_ascii() {
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    if needs_smtputf8(mail) {
+        parameters.push(MailParameter::SmtpUtfEight);
     }
     Mail::new(mail.envelope.from().cloned(), parameters)
 }

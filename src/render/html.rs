@@ -25,7 +25,9 @@ pub(super) fn html_formatter(
     let (AutoEscape::Html, Some(text)) = (state.auto_escape(), value.as_str()) else {
         return minijinja::escape_formatter(out, state, value);
     };
-    if value.is_safe() {
+    // A value longer than a part may be cannot fit: the output refuses it
+    // whole (see `Bounded`), before 100 MB are scanned here.
+    if value.is_safe() || text.len() > super::MAX_PART_BYTES {
         return minijinja::escape_formatter(out, state, value);
     }
     let mut rest = text;

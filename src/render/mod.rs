@@ -37,6 +37,23 @@ pub use html::html_to_text;
 use html::{escape_for, html_formatter, with_preheader};
 use views::{Context, CouponView, Shop, View};
 
+/// The most one part of one mail (subject, HTML with its CSS inlined,
+/// text, preheader) may come to. A reminder is tens of KB; the starter
+/// HTML of a 500-item cart is about 530 KB. A template that writes more
+/// is broken or hostile: that mail fails instead of growing without end.
+pub const MAX_PART_BYTES: usize = 1 << 20;
+
+/// The template instructions one part of one mail may run (minijinja's
+/// fuel: nearly every instruction costs 1): 100 times what the starter
+/// templates use for a 500-item cart, so that loops in loops fail that
+/// mail in well under a second.
+pub const FUEL: u64 = 100 * STARTER_FUEL_500_ITEMS;
+
+/// The most fuel a starter template part uses for a 500-item cart, about
+/// 43 an item (measured by a test in `render/tests.rs`, which keeps it
+/// true).
+pub const STARTER_FUEL_500_ITEMS: u64 = 22_000;
+
 /// The parts of one mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
@@ -109,6 +126,7 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(escape_for);
         env.set_formatter(html_formatter);
+        env.set_fuel(Some(FUEL));
         let listing = file_names(dir)?;
         let mut sets: BTreeMap<String, BTreeMap<String, Set>> = BTreeMap::new();
         for (step, stem) in steps
@@ -290,7 +308,8 @@ impl Renderer {
         Context::new(&self.shop, cart, step, links, coupon.as_ref()).into_value()
     }
 
-    /// Renders one part of one set as it is.
+    /// Renders one part of one set as it is, within the bounds: at most
+    /// `MAX_PART_BYTES` of output and `FUEL` instructions.
     fn render_part(&self, stem: &str, locale: &str, part: &str, context: &Value) -> Result<String> {
         let name = template_name(stem, locale, part);
         let template = self
@@ -300,9 +319,11 @@ impl Renderer {
                 name: name.clone(),
                 message: error.to_string(),
             })?;
-        template
-            .render(context)
-            .map_err(|error| template_error(Path::new(&name), &error))
+        let mut out = Bounded(Vec::with_capacity(2 * template.source().len()));
+        match template.render_captured_to(context, &mut out) {
+            Ok(_) => Ok(String::from_utf8(out.0).expect("minijinja writes text")),
+            Err(error) => Err(render_error(&name, &error)),
+        }
     }
 
     /// The HTML with its preheader and inlined CSS: from the template
@@ -324,20 +345,35 @@ impl Renderer {
         // An empty preheader adds no block; the template inlined ahead has
         // one in place when the set has a preheader.
         let block_as_ahead = set.preheader != preheader.is_empty();
-        if ahead
-            && block_as_ahead
-            && let Ok(html) = self.render_part(stem, locale, INLINED_HTML, context)
-        {
-            if !set.preheader {
-                return Ok(html);
+        if ahead && block_as_ahead {
+            match self.render_part(stem, locale, INLINED_HTML, context) {
+                Ok(html) if !set.preheader => return Ok(html),
+                Ok(html) => return Ok(html.replacen(css::PREHEADER_MARK, &preheader, 1)),
+                // The same bound as written: not worth running it again.
+                Err(Error::TemplateBound { message, .. }) => {
+                    return Err(Error::TemplateBound {
+                        name: template_name(stem, locale, HTML),
+                        message,
+                    });
+                }
+                Err(_) => {}
             }
-            return Ok(html.replacen(css::PREHEADER_MARK, &preheader, 1));
         }
         let html = self.render_part(stem, locale, HTML, context)?;
-        css::inline_html(with_preheader(html, &preheader)).map_err(|message| Error::Template {
-            name: template_name(stem, locale, HTML),
-            message,
-        })
+        let inlined = css::inline_html(with_preheader(html, &preheader)).map_err(|message| {
+            Error::Template {
+                name: template_name(stem, locale, HTML),
+                message,
+            }
+        })?;
+        // The bound is on the HTML as sent, whichever way it was inlined.
+        if inlined.len() > MAX_PART_BYTES {
+            return Err(Error::TemplateBound {
+                name: template_name(stem, locale, HTML),
+                message: output_bound(),
+            });
+        }
+        Ok(inlined)
     }
 }
 
@@ -432,6 +468,68 @@ fn load_set(
         inlined,
     };
     Ok((locale, set))
+}
+
+/// A part's output while it is rendered: refuses to grow past
+/// `MAX_PART_BYTES`, so a runaway template stops there (minijinja gives up
+/// at the first refused write).
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + bytes.len() > MAX_PART_BYTES {
+            return Err(std::io::Error::other(OutputBound));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `Bounded` refuses a write with, to tell it from other failures.
+#[derive(Debug)]
+struct OutputBound;
+
+impl std::fmt::Display for OutputBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "output over {MAX_PART_BYTES} bytes")
+    }
+}
+
+impl std::error::Error for OutputBound {}
+
+/// An error from rendering one part: `TemplateBound` when it went over a
+/// bound (that mail fails, the run goes on), else a template error.
+fn render_error(name: &str, error: &minijinja::Error) -> Error {
+    use std::error::Error as _;
+    let over_output = error
+        .source()
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .and_then(std::io::Error::get_ref)
+        .is_some_and(|inner| inner.downcast_ref::<OutputBound>().is_some());
+    let message = if over_output {
+        output_bound()
+    } else if error.kind() == minijinja::ErrorKind::OutOfFuel {
+        format!(
+            "over the limit of {FUEL} template instructions per part (loops too deep or too long?)"
+        )
+    } else {
+        return template_error(Path::new(name), error);
+    };
+    Error::TemplateBound {
+        name: name.to_string(),
+        message,
+    }
+}
+
+fn output_bound() -> String {
+    format!(
+        "output over the limit of {} MiB per part",
+        MAX_PART_BYTES >> 20
+    )
 }
 
 /// A minijinja error as a template error naming the file, with the line

@@ -547,3 +547,136 @@ fn the_last_starter_reminder_shows_its_coupon() {
     assert!(mail.text.contains("COMEBACK-7KQ2M9XD4F"));
     assert!(!mail.text.contains("Valid until"));
 }
+
+/// A cart of `count` items, with links and images, as a big real one.
+fn cart_of(count: usize) -> Cart {
+    let mut cart = cart();
+    cart.first_name = "Ann".into();
+    cart.items = (0..count)
+        .map(|at| LineItem {
+            sku: format!("SKU-{at}"),
+            name: format!("Product number {at}"),
+            category: "gear".into(),
+            quantity: 1 + u32::try_from(at % 3).unwrap(),
+            unit_price_minor: 1000 + i64::try_from(at).unwrap(),
+            image_url: format!("https://cdn.shop.example/img/{at}.jpg"),
+            product_url: format!("https://shop.example/p/{at}"),
+        })
+        .collect();
+    cart
+}
+
+/// The fuel each part of each starter set uses for a 500-item cart: the
+/// measure `STARTER_FUEL_500_ITEMS` (and so `FUEL`) is set from.
+#[test]
+fn the_fuel_limit_leaves_the_starter_templates_a_hundredfold_headroom() {
+    let mut renderer = starter();
+    // Measured without the limit it checks.
+    renderer.env.set_fuel(Some(u64::MAX >> 8));
+    let cart = Arc::new(cart_of(500));
+    let mut most = 0;
+    for template in ["reminder", "reminder-2", "reminder-3"] {
+        let coupon = sample_coupon();
+        let context = renderer.context(&cart, template, &links(), Some(&coupon));
+        for part in PARTS.iter().chain([&INLINED_HTML]) {
+            let name = template_name(template, "", part);
+            let used = renderer
+                .env
+                .get_template(&name)
+                .unwrap_or_else(|_| panic!("{name}"))
+                .render_captured_to(&context, std::io::sink())
+                .unwrap()
+                .state()
+                .fuel_levels()
+                .unwrap()
+                .0;
+            most = most.max(used);
+        }
+    }
+    assert!(most <= STARTER_FUEL_500_ITEMS, "{most}");
+    assert!(
+        STARTER_FUEL_500_ITEMS <= most + most / 10,
+        "{most}: lower the measure"
+    );
+    assert_eq!(FUEL, 100 * STARTER_FUEL_500_ITEMS);
+}
+
+/// A 500-item cart's mail is within the output bound with room to spare
+/// (about half of it, the HTML with its CSS inlined); the bounds hold.
+#[test]
+fn a_500_item_cart_renders_within_the_bounds() {
+    let renderer = starter();
+    let cart = cart_of(500);
+    for template in ["reminder", "reminder-2", "reminder-3"] {
+        let step = starter_step(template);
+        let mail = renderer
+            .render(&cart, &step, &links(), Some(&sample_coupon()))
+            .unwrap();
+        assert!(
+            mail.html.len() < MAX_PART_BYTES * 6 / 10,
+            "{}",
+            mail.html.len()
+        );
+        assert!(mail.html.contains("Product number 499"));
+        assert!(mail.text.contains("Product number 499"));
+    }
+}
+
+/// Output past `MAX_PART_BYTES` or work past `FUEL` fails that render
+/// with `TemplateBound`, naming the part and the bound; other errors stay
+/// template errors.
+#[test]
+fn a_runaway_template_fails_its_mail_at_a_bound() {
+    let cases = [
+        (
+            "reminder.html",
+            r#"<p>{{ "x" * 100000000 }}</p>"#,
+            "output over the limit of 1 MiB per part",
+        ),
+        (
+            "reminder.txt",
+            "{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}",
+            "template instructions per part",
+        ),
+        (
+            "reminder.html",
+            "{% for a in range(50000) %}<p>{{ links.recover }} {{ a }}</p>{% endfor %}",
+            "output over the limit of 1 MiB per part",
+        ),
+        (
+            "reminder.txt",
+            "{% for a in range(100000) %}{{ links.recover }} {{ a }}\n{% endfor %}",
+            "output over the limit of 1 MiB per part",
+        ),
+        (
+            "reminder.subject",
+            r#"{{ "Hi " * 2000000 }}"#,
+            "output over the limit of 1 MiB per part",
+        ),
+    ];
+    for (file, source, bound) in cases {
+        let (dir, step) = setup("Your cart", "<p>Hi</p>", "Hi");
+        write(dir.path(), &[(file, source)]);
+        let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+        let started = std::time::Instant::now();
+        let error = renderer.render(&cart(), &step, &links(), None).unwrap_err();
+        // Well under a second in a release build; minutes without bounds.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{file}: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(error, Error::TemplateBound { .. }),
+            "{file}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(message.contains(file), "{message}");
+        assert!(message.contains(bound), "{message}");
+    }
+    // Within the bounds, a template error is what it was.
+    let (dir, step) = setup("Your cart", "<p>{{ nope }}</p>", "Hi");
+    let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+    let error = renderer.render(&cart(), &step, &links(), None).unwrap_err();
+    assert!(matches!(error, Error::Template { .. }), "{error:?}");
+}

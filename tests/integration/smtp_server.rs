@@ -27,6 +27,8 @@ pub struct Received {
     pub recipients: Vec<String>,
     /// The message as transmitted, dot-unstuffed, CRLF line endings.
     pub data: String,
+    /// Whether MAIL FROM carried the SMTPUTF8 parameter (RFC 6531).
+    pub smtputf8: bool,
 }
 
 impl Received {
@@ -46,6 +48,8 @@ struct State {
     stop: AtomicBool,
     /// Whether EHLO offers PIPELINING (RFC 2920).
     pipelining: bool,
+    /// Whether EHLO offers SMTPUTF8 (RFC 6531).
+    smtputf8: bool,
     /// MAIL commands whose RCPT had arrived with them, before any reply:
     /// envelopes the client sent without waiting.
     pipelined: AtomicUsize,
@@ -66,6 +70,15 @@ impl SmtpServer {
     pub fn start_pipelining() -> Self {
         Self::start_with(State {
             pipelining: true,
+            ..State::default()
+        })
+    }
+
+    /// A server that offers SMTPUTF8 (and PIPELINING).
+    pub fn start_smtputf8() -> Self {
+        Self::start_with(State {
+            pipelining: true,
+            smtputf8: true,
             ..State::default()
         })
     }
@@ -171,6 +184,7 @@ struct Session {
     writer: TcpStream,
     state: Arc<State>,
     from: Option<String>,
+    smtputf8: bool,
     recipients: Vec<String>,
 }
 
@@ -187,6 +201,7 @@ impl Session {
             writer,
             state,
             from: None,
+            smtputf8: false,
             recipients: Vec::new(),
         }
     }
@@ -241,6 +256,9 @@ impl Session {
                     if self.state.pipelining {
                         self.reply("250-PIPELINING")?;
                     }
+                    if self.state.smtputf8 {
+                        self.reply("250-SMTPUTF8")?;
+                    }
                     self.reply("250 8BITMIME")?;
                 }
                 "HELO" => {
@@ -261,6 +279,7 @@ impl Session {
                         self.state.pipelined.fetch_add(1, Ordering::SeqCst);
                     }
                     self.from = Some(address(&line["MAIL FROM:".len()..]));
+                    self.smtputf8 = upper.split_whitespace().any(|word| word == "SMTPUTF8");
                     self.recipients.clear();
                     self.reply("250 2.1.0 Ok")?;
                 }
@@ -311,6 +330,7 @@ impl Session {
                         from: self.from.take().unwrap_or_default(),
                         recipients: std::mem::take(&mut self.recipients),
                         data,
+                        smtputf8: self.smtputf8,
                     };
                     // Recorded before the reply, so that a client that has seen
                     // the 250 can rely on the message being visible.

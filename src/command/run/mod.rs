@@ -450,6 +450,14 @@ impl<'a, 'o> Batches<'a, 'o> {
                     self.budget += 1;
                     self.emit(cart, Some(&step.name), &skip(SkipReason::NoCoupon));
                 }
+                // This mail could not be made (a template bound, its
+                // address): nothing claimed, a later run tries it again;
+                // not counted against --limit, and the run ends partial.
+                Composed::Failed(reason) => {
+                    self.budget += 1;
+                    self.settled.partial = true;
+                    self.emit(cart, Some(&step.name), &Decision::Failed(reason));
+                }
             }
         }
     }
