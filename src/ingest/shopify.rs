@@ -142,8 +142,8 @@ impl Grouping for Checkouts {
             "" => false,
             text => parse_bool(text).map_err(|message| row.error("Accepts Marketing", message))?,
         };
-        let full_name = match row.name("Billing Name")? {
-            name if name.is_empty() => row.name("Shipping Name")?,
+        let full_name = match row.get("Billing Name")? {
+            "" => row.get("Shipping Name")?,
             name => name,
         };
         let status = match row.get("Cancelled at")? {
@@ -153,9 +153,10 @@ impl Grouping for Checkouts {
         let mut cart = Cart {
             id: id(row, key)?,
             email,
+            // The first word; a control character ends it as a space does.
             first_name: full_name
-                .split_whitespace()
-                .next()
+                .split(|c: char| c.is_whitespace() || c.is_control())
+                .find(|word| !word.is_empty())
                 .unwrap_or("")
                 .to_string(),
             locale: String::new(),
@@ -497,6 +498,7 @@ mod tests {
         overflow[3] = ("Lineitem price", "92233720368547758.07");
         let mut name = first("#4", "4", "d@example.com");
         name[9] = ("Lineitem name", "Trail\tRunner\n2");
+        name[12] = ("Billing Name", "\u{7}Mia\u{85}Keller");
         let mut text = CHECKOUTS.trim_end().to_string() + "\n";
         for fields in [
             first("#1\n1", "", "a@example.com"),
@@ -516,5 +518,6 @@ mod tests {
         assert_eq!(fields, ["Name", "Created at", "Lineitem quantity"]);
         assert_eq!(parsed.carts.len(), 1);
         assert_eq!(parsed.carts[0].items[0].name, "Trail Runner 2");
+        assert_eq!(parsed.carts[0].first_name, "Mia");
     }
 }

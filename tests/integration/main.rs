@@ -17,6 +17,7 @@ mod channels;
 mod config;
 mod coupons;
 mod faults;
+mod hostile_inputs;
 mod import;
 mod init;
 mod operator;
