@@ -7,19 +7,23 @@
 //! found row by row (`Row::get`), so one bad row does not cost the file.
 
 use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
 
 use encoding_rs::Encoding;
+
+use crate::error::{Error, Result};
 
 /// Read ahead from the file: the parser takes its records from this buffer.
 const BUFFER: usize = 1 << 16;
 
-/// `input` as UTF-8 text whose lines end with `\n` (or `\r\n`), or why it
-/// cannot be read as a CSV file. `encoding` is the file's declared one
-/// (`None`: UTF-8).
+/// `input` (the file at `path`) as UTF-8 text whose lines end with `\n`
+/// (or `\r\n`), or why it cannot be read as a CSV file. `encoding` is the
+/// file's declared one (`None`: UTF-8).
 pub fn text(
+    path: &Path,
     input: Box<dyn Read + Send>,
     encoding: Option<&'static Encoding>,
-) -> Result<BareCrAsLf<Box<dyn BufRead + Send>>, String> {
+) -> Result<BareCrAsLf<Box<dyn BufRead + Send>>> {
     let mut input = BufReader::with_capacity(BUFFER, input);
     let bytes: Box<dyn BufRead + Send> = match encoding {
         Some(encoding) if encoding != encoding_rs::UTF_8 => {
@@ -32,13 +36,16 @@ pub fn text(
             Box::new(BufReader::with_capacity(BUFFER, decoded))
         }
         _ => {
-            let start = input.fill_buf().map_err(|error| error.to_string())?;
+            let start = input.fill_buf().map_err(|source| Error::io(path, source))?;
             if let Some(order) = utf16_byte_order(start) {
-                return Err(format!(
-                    "is UTF-16 (it starts with the byte order mark {order}), not UTF-8: \
-                     re-export it as UTF-8 (Excel: \"CSV UTF-8\"), or read it with \
-                     encoding = \"utf-16\" ([[sources]]; import --encoding utf-16)"
-                ));
+                return Err(Error::Input {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "is UTF-16 (it starts with the byte order mark {order}), not UTF-8: \
+                         re-export it as UTF-8 (Excel: \"CSV UTF-8\"), or read it with \
+                         encoding = \"utf-16\" ([[sources]]; import --encoding utf-16)"
+                    ),
+                });
             }
             if start.starts_with(b"\xEF\xBB\xBF") {
                 input.consume(3);
@@ -119,9 +126,14 @@ mod tests {
 
     fn read(bytes: &[u8], encoding: Option<&'static Encoding>) -> Result<Vec<u8>, String> {
         let mut text = Vec::new();
-        super::text(Box::new(io::Cursor::new(bytes.to_vec())), encoding)?
-            .read_to_end(&mut text)
-            .unwrap();
+        super::text(
+            Path::new("t.csv"),
+            Box::new(io::Cursor::new(bytes.to_vec())),
+            encoding,
+        )
+        .map_err(|error| error.to_string())?
+        .read_to_end(&mut text)
+        .unwrap();
         Ok(text)
     }
 

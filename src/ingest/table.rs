@@ -104,7 +104,7 @@ impl Table {
             path: path.to_path_buf(),
             message,
         };
-        let text = super::decode::text(input, encoding).map_err(input_error)?;
+        let text = super::decode::text(path, input, encoding)?;
         // `\n` ends a record, so a CRLF file's `\r` is the end of its last
         // field (trimmed away): the csv crate's own CRLF handling counts the
         // `\n` into the next record's line number. A bare CR is a `\n` by now.
