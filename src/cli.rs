@@ -69,6 +69,12 @@ pub enum Command {
         /// Write the rejected rows into FILE as CSV (file,line,field,value,message)
         #[arg(long, value_name = "FILE")]
         errors: Option<PathBuf>,
+        /// The files' encoding when not UTF-8, e.g. windows-1252 (Excel's "CSV")
+        #[arg(long, value_name = "NAME", value_parser = parse_encoding)]
+        encoding: Option<&'static encoding_rs::Encoding>,
+        /// The time of the import (RFC 3339): later times than a day after it are rejected [default: now]
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -301,6 +307,11 @@ pub fn parse_format(text: &str) -> Result<Format, String> {
     text.parse()
 }
 
+/// An input encoding's name (`windows-1252`, `utf-16`...).
+pub fn parse_encoding(text: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    crate::ingest::parse_encoding(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +349,24 @@ mod tests {
             error.to_string().contains("\"magento\" is not a format"),
             "{error}"
         );
+        let cli = Cli::try_parse_from([
+            "recart",
+            "import",
+            "--encoding",
+            "latin1",
+            "--now",
+            "2026-11-21T12:00:00Z",
+            "a.csv",
+        ])
+        .unwrap();
+        let Command::Import { encoding, now, .. } = cli.command else {
+            panic!("not import");
+        };
+        assert_eq!(encoding, Some(encoding_rs::WINDOWS_1252));
+        assert_eq!(now.unwrap().to_rfc3339(), "2026-11-21T12:00:00+00:00");
+        let error =
+            Cli::try_parse_from(["recart", "import", "--encoding", "ebcdic", "a.csv"]).unwrap_err();
+        assert!(error.to_string().contains("not an encoding"), "{error}");
         let cli = Cli::try_parse_from(["recart", "report", "--csv"]).unwrap();
         let Command::Report(args) = cli.command else {
             panic!("not report");

@@ -74,9 +74,11 @@ pub struct Snapshot {
 }
 
 impl Cart {
-    /// The cart's value in minor units of its currency.
+    /// The cart's value in minor units of its currency. An import refuses
+    /// a cart whose lines or total pass `i64` (`ingest::add_item`), so a
+    /// stored cart's total is exact.
     pub fn total_minor(&self) -> i64 {
-        // Saturating: absurd exported quantities or prices must not panic.
+        // Saturating: a cart made elsewhere must not panic.
         self.items
             .iter()
             .map(LineItem::line_total_minor)
@@ -102,9 +104,15 @@ pub struct LineItem {
 }
 
 impl LineItem {
+    /// Quantity × unit price; saturating, as [`Cart::total_minor`] is.
     pub fn line_total_minor(&self) -> i64 {
         self.unit_price_minor
             .saturating_mul(i64::from(self.quantity))
+    }
+
+    /// Quantity × unit price, or `None` when it passes `i64`.
+    pub fn checked_line_total_minor(&self) -> Option<i64> {
+        self.unit_price_minor.checked_mul(i64::from(self.quantity))
     }
 }
 
@@ -657,6 +665,12 @@ mod tests {
             product_url: String::new(),
         };
         assert_eq!(item.line_total_minor(), i64::MAX);
+        assert_eq!(item.checked_line_total_minor(), None);
+        let item = LineItem {
+            quantity: 2,
+            ..item
+        };
+        assert_eq!(item.checked_line_total_minor(), Some(i64::MAX - 1));
     }
 
     #[test]

@@ -200,9 +200,11 @@ fn bad_input_keeps_the_good_rows_and_writes_errors() {
         shop.strings("SELECT id FROM carts ORDER BY id"),
         vec!["G1", "G2", "G3"]
     );
+    // The quoted line break is read as part of the name, and a name keeps
+    // no control characters: it is one space.
     assert_eq!(
         shop.strings("SELECT name FROM cart_items WHERE cart_id = 'G1'"),
-        vec!["Tent, 2P\r\nGreen"]
+        vec!["Tent, 2P Green"]
     );
     assert_eq!(
         shop.strings("SELECT CAST(quantity AS TEXT) FROM cart_items WHERE cart_id = 'G2'"),

@@ -5,14 +5,15 @@ use std::path::{Path, PathBuf};
 
 use super::Context;
 use crate::error::{Completion, Result};
+use crate::ingest;
 use crate::ingest::sink::{ErrorsFile, Imports, import_file};
-use crate::ingest::{self, Format};
 use crate::store::Store;
 
+/// `options` say how to read every file (`--format`, `--encoding`, `--now`);
 /// `errors` is where rejected rows are written as CSV
 /// (`file,line,field,value,message`).
 pub fn execute(
-    format: Format,
+    options: &ingest::Options,
     errors: Option<&Path>,
     files: &[PathBuf],
     ctx: &mut Context<'_>,
@@ -20,10 +21,9 @@ pub fn execute(
     let config = ctx.config()?;
     let store = Store::open(&config.store_path)?;
     let mut errors = errors.map(ErrorsFile::create).transpose()?;
-    let options = ingest::Options::format(format);
     let mut imports = Imports::default();
     for file in files {
-        let read = import_file(&store, file, &options, errors.as_mut(), true, ctx.out);
+        let read = import_file(&store, file, options, errors.as_mut(), true, ctx.out);
         if let Some(import) = imports.take(read, ctx.out)? {
             ctx.out.data(&import.line());
         }

@@ -51,8 +51,17 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
         Command::Import {
             format,
             errors,
+            encoding,
+            now,
             files,
-        } => import::execute(format, errors.as_deref(), &files, ctx),
+        } => {
+            let options = crate::ingest::Options {
+                encoding,
+                now: Some(now.unwrap_or(ctx.now)),
+                ..crate::ingest::Options::format(format)
+            };
+            import::execute(&options, errors.as_deref(), &files, ctx)
+        }
         Command::Run(args) => run::execute(&args, ctx),
         Command::Suppress { action } => suppress::execute(action, ctx),
         Command::Token { action } => token::execute(action, ctx),

@@ -20,7 +20,7 @@ mod transport;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
@@ -86,17 +86,21 @@ pub struct Source {
     pub product_url: Option<String>,
     /// `sqlite = "shop.db"` with its queries; then `pattern` is empty.
     pub sqlite: Option<crate::ingest::sqlite::SqliteSource>,
+    /// The files' encoding when not UTF-8 (`encoding`).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 impl Source {
-    /// How to read the source's files.
-    pub fn options(&self) -> crate::ingest::Options {
+    /// How to read the source's files at `now` (the run's).
+    pub fn options(&self, now: DateTime<Utc>) -> crate::ingest::Options {
         crate::ingest::Options {
             format: self.format,
             columns: self.columns.clone(),
             date_format: self.date_format.clone(),
             currency: self.currency.clone(),
             product_url: self.product_url.clone(),
+            encoding: self.encoding,
+            now: Some(now),
             ..crate::ingest::Options::default()
         }
     }

@@ -104,6 +104,7 @@ pub(super) struct RawSource {
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
     pub date_format: Option<String>,
+    pub encoding: Option<String>,
 }
 
 /// `[[sources]] format`: the words of [`Format`].
@@ -142,6 +143,7 @@ pub(super) struct RawCatalog {
     pub format: CatalogFormat,
     pub currency: Option<String>,
     pub product_url: Option<String>,
+    pub encoding: Option<String>,
 }
 
 /// `[[catalog]] format`.

@@ -30,6 +30,13 @@ fn source(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Source> {
         }
     }
     let sqlite = sqlite(cx, key, source)?;
+    if sqlite.is_some() && source.encoding.is_some() {
+        return Err(cx.fail(
+            format!("{key}.encoding"),
+            "not for a sqlite source: SQLite hands over its text in UTF-8",
+        ));
+    }
+    let encoding = encoding(cx, key, source.encoding.as_deref())?;
     if let Some(date_format) = &source.date_format {
         crate::ingest::check_date_format(date_format)
             .map_err(|message| cx.fail(format!("{key}.date_format"), message))?;
@@ -50,7 +57,23 @@ fn source(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Source> {
         date_format: source.date_format.clone(),
         currency: None,
         product_url: None,
+        encoding,
     })
+}
+
+/// A source's `encoding`: `None` for UTF-8, the default.
+fn encoding(
+    cx: &Context<'_>,
+    key: &str,
+    label: Option<&str>,
+) -> Result<Option<&'static encoding_rs::Encoding>> {
+    label
+        .map(|label| {
+            crate::ingest::parse_encoding(label)
+                .map_err(|message| cx.fail(format!("{key}.encoding"), message))
+        })
+        .transpose()
+        .map(|encoding| encoding.filter(|&encoding| encoding != encoding_rs::UTF_8))
 }
 
 /// A source's database, if it has one rather than `path`; the keys that
@@ -139,5 +162,6 @@ fn catalog(cx: &Context<'_>, key: &str, catalog: &RawCatalog) -> Result<Source> 
         date_format: None,
         currency,
         product_url: catalog.product_url.clone(),
+        encoding: encoding(cx, key, catalog.encoding.as_deref())?,
     })
 }

@@ -111,6 +111,33 @@ fn sqlite_sources_name_the_key_that_is_wrong() {
 }
 
 #[test]
+fn a_source_s_encoding_is_an_encoding_name() {
+    let source = |encoding: &str| {
+        parse(&format!(
+            "{MINIMAL}\n[[sources]]\npath = \"x.csv\"\nencoding = \"{encoding}\"\n\
+             [[catalog]]\npath = \"p.csv\"\nencoding = \"{encoding}\"\n"
+        ))
+    };
+    let config = source("Windows-1252").unwrap();
+    assert_eq!(config.sources[0].encoding, Some(encoding_rs::WINDOWS_1252));
+    assert_eq!(config.catalogs[0].encoding, Some(encoding_rs::WINDOWS_1252));
+    // UTF-8 is the default: nothing to decode.
+    assert_eq!(source("utf-8").unwrap().sources[0].encoding, None);
+    let error = source("klingon").unwrap_err().to_string();
+    assert!(error.contains("sources[0].encoding"), "{error}");
+    let queries = "carts_query = \"SELECT 1\"\nitems_query = \"SELECT 2\"\n";
+    let error = parse(&format!(
+        "{MINIMAL}\n[[sources]]\nsqlite = \"shop.db\"\n{queries}encoding = \"latin1\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("sources[0].encoding: not for a sqlite source"),
+        "{error}"
+    );
+}
+
+#[test]
 fn mail_keys_reply_to_mailto_and_utm() {
     let text = MINIMAL.replace(
         "secret_env = \"RECART_SECRET\"",

@@ -27,7 +27,7 @@ impl Grouping for Native {
     }
 
     fn key(&self, row: &Row<'_>) -> Result<String, RowError> {
-        match row.get("sku")? {
+        match row.id("sku")? {
             "" => Err(row.error("sku", "is blank: every product needs its SKU".into())),
             sku => Ok(sku.to_string()),
         }
@@ -61,7 +61,7 @@ impl Grouping for Native {
         };
         Ok(Some(Product {
             sku: key.to_string(),
-            name: row.get("name")?.to_string(),
+            name: row.name("name")?,
             image_url: row.get("image_url")?.to_string(),
             product_url: row.get("product_url")?.to_string(),
             price_minor,
@@ -102,7 +102,7 @@ impl ShopifyProducts {
         title: &str,
         handle: &str,
     ) -> Result<Option<Product>, RowError> {
-        let sku = row.get("Variant SKU")?;
+        let sku = row.id("Variant SKU")?;
         if sku.is_empty() {
             return Ok(None);
         }
@@ -122,9 +122,9 @@ impl ShopifyProducts {
                 })? > 0.0,
             ),
         };
-        let option = [row.get("Option1 Value")?, row.get("Option2 Value")?]
+        let option = [row.name("Option1 Value")?, row.name("Option2 Value")?]
             .into_iter()
-            .filter(|value| !value.is_empty() && *value != "Default Title")
+            .filter(|value| !value.is_empty() && value != "Default Title")
             .collect::<Vec<_>>()
             .join(" / ");
         let name = if option.is_empty() {
@@ -165,7 +165,7 @@ impl Grouping for ShopifyProducts {
     }
 
     fn key(&self, row: &Row<'_>) -> Result<String, RowError> {
-        match row.get("Handle")? {
+        match row.id("Handle")? {
             "" => Err(row.error(
                 "Handle",
                 "is blank: every row needs its product's handle".into(),
@@ -175,14 +175,14 @@ impl Grouping for ShopifyProducts {
     }
 
     fn start(&self, row: &Row<'_>, key: &str) -> Result<Option<Vec<Product>>, RowError> {
-        let title = row.get("Title")?;
+        let title = row.name("Title")?;
         if title.is_empty() {
             return Err(row.error(
                 "Title",
                 "is blank on the product's first row; expected its title".into(),
             ));
         }
-        Ok(Some(self.variant(row, title, key)?.into_iter().collect()))
+        Ok(Some(self.variant(row, &title, key)?.into_iter().collect()))
     }
 
     fn add(&self, row: &Row<'_>, variants: &mut Vec<Product>) -> Result<(), RowError> {
@@ -197,9 +197,9 @@ impl Grouping for ShopifyProducts {
                     .to_string()
             })
             .unwrap_or_default();
-        let title = match row.get("Title")? {
-            "" => title,
-            text => text.to_string(),
+        let title = match row.name("Title")? {
+            text if text.is_empty() => title,
+            text => text,
         };
         let handle = self.key(row)?;
         if let Some(variant) = self.variant(row, &title, &handle)? {

@@ -151,7 +151,7 @@ pub(crate) fn read<G: Grouping>(
             group.rows += 1;
             match &mut group.state {
                 State::Good(item) => {
-                    if let Err(error) = row.check_width().and_then(|()| grouping.add(&row, item)) {
+                    if let Err(error) = row.check_shape().and_then(|()| grouping.add(&row, item)) {
                         batch.summary.rejected_rows += group.rows;
                         group.state = State::Rejected;
                         batch.reject(error, G::NOUN, &key)?;
@@ -179,7 +179,7 @@ pub(crate) fn read<G: Grouping>(
             batch.sink.rejected(error)?;
             State::Rejected
         } else {
-            match row.check_width().and_then(|()| grouping.start(&row, &key)) {
+            match row.check_shape().and_then(|()| grouping.start(&row, &key)) {
                 Ok(Some(item)) => State::Good(item),
                 Ok(None) => {
                     batch.summary.skipped_rows += 1;

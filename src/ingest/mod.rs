@@ -6,18 +6,23 @@
 //! batches, so memory stays bounded whatever the file's size.
 
 mod catalog;
+mod decode;
 mod group;
 mod native;
 mod shopify;
 pub mod sink;
 pub mod sqlite;
 mod table;
+mod text;
+
+pub use decode::parse_encoding;
+pub use text::MAX_FIELD_BYTES;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{Cart, LineItem, Order, Snapshot, parse_time};
@@ -125,7 +130,18 @@ pub struct Options {
     pub currency: Option<crate::model::Currency>,
     /// Shopify's products export has no URL: `{handle}` in this makes one.
     pub product_url: Option<String>,
+    /// The file's encoding when it is not UTF-8 (`[[sources]] encoding`,
+    /// `import --encoding`); `None`: UTF-8, checked row by row.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// The time of the import: a cart's last activity or an order's time
+    /// more than [`FUTURE_GRACE`] after it is a row error. `None` checks
+    /// nothing (tests, fuzzing).
+    pub now: Option<DateTime<Utc>>,
 }
+
+/// How far after `now` an input's time may be: clocks and time zones of
+/// exports are off by hours, not by more than a day.
+pub const FUTURE_GRACE: TimeDelta = TimeDelta::days(1);
 
 impl Default for Options {
     fn default() -> Self {
@@ -136,6 +152,8 @@ impl Default for Options {
             batch: 2000,
             currency: None,
             product_url: None,
+            encoding: None,
+            now: None,
         }
     }
 }
@@ -218,7 +236,7 @@ pub struct Summary {
 /// Reads one file in the given format (or the one its header shows),
 /// handing carts or orders to `sink` in batches.
 pub fn read_file(path: &Path, options: &Options, sink: &mut dyn Sink) -> Result<Summary> {
-    let table = table::Table::open(path, &options.columns)?;
+    let table = table::Table::open(path, &options.columns, options.encoding)?;
     read_table(table, options, sink)
 }
 
@@ -325,12 +343,20 @@ fn read_table(mut table: table::Table, options: &Options, sink: &mut dyn Sink) -
         other => (other, false),
     };
     sink.format(format, detected);
-    let times = TimeFormat(options.date_format.clone());
+    let times = TimeFormat::new(options.date_format.clone(), options.now);
+    // Shopify's exports have their own time format: no `date_format`.
+    let shopify_times = TimeFormat::new(None, options.now);
     let mut summary = match format {
         Format::Native => group::read(&mut table, &native::Carts { times }, options, sink)?,
         Format::NativeOrders => group::read(&mut table, &native::Orders { times }, options, sink)?,
-        Format::Shopify => group::read(&mut table, &shopify::Checkouts, options, sink)?,
-        Format::ShopifyOrders => group::read(&mut table, &shopify::Orders, options, sink)?,
+        Format::Shopify => {
+            let times = shopify_times;
+            group::read(&mut table, &shopify::Checkouts { times }, options, sink)?
+        }
+        Format::ShopifyOrders => {
+            let times = shopify_times;
+            group::read(&mut table, &shopify::Orders { times }, options, sink)?
+        }
         Format::Catalog => group::read(&mut table, &catalog::Native, options, sink)?,
         Format::ShopifyProducts => {
             let grouping =
@@ -405,6 +431,7 @@ pub fn parse_bytes(bytes: &[u8], options: &Options) -> Result<Parsed> {
         Path::new("input.csv"),
         Box::new(std::io::Cursor::new(bytes.to_vec())),
         &options.columns,
+        options.encoding,
     )?;
     let mut parsed = Parsed::default();
     parsed.summary = read_table(table, options, &mut parsed)?;
@@ -417,13 +444,24 @@ pub(crate) fn parse_text(text: &str, options: &Options) -> Result<Parsed> {
 }
 
 /// Input times: the source's `date_format` first, then RFC 3339 and
-/// `YYYY-MM-DD HH:MM:SS ±HHMM`.
+/// `YYYY-MM-DD HH:MM:SS ±HHMM`; and the latest a snapshot's may be.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TimeFormat(Option<String>);
+pub(crate) struct TimeFormat {
+    format: Option<String>,
+    /// `now` and a day's grace ([`FUTURE_GRACE`]); `None`: no limit.
+    latest: Option<DateTime<Utc>>,
+}
 
 impl TimeFormat {
+    pub(crate) fn new(format: Option<String>, now: Option<DateTime<Utc>>) -> TimeFormat {
+        TimeFormat {
+            format,
+            latest: now.map(|now| now + FUTURE_GRACE),
+        }
+    }
+
     pub(crate) fn parse(&self, text: &str) -> Result<(DateTime<Utc>, i32), String> {
-        if let Some(format) = &self.0 {
+        if let Some(format) = &self.format {
             let trimmed = text.trim();
             if let Ok(time) = DateTime::parse_from_str(trimmed, format) {
                 return Ok((time.with_timezone(&Utc), time.offset().local_minus_utc()));
@@ -436,6 +474,37 @@ impl TimeFormat {
             });
         }
         parse_time(text)
+    }
+
+    /// Whether `at` is later than any input time may be.
+    pub(crate) fn is_future(&self, at: DateTime<Utc>) -> bool {
+        self.latest.is_some_and(|latest| at > latest)
+    }
+
+    /// A snapshot's time (a cart's last activity, an order's time), as
+    /// [`parse`](Self::parse) reads it, refused when more than a day after
+    /// now: stored, it would count every later, corrected snapshot of the
+    /// cart as older, and ignore it.
+    pub(crate) fn snapshot_time(
+        &self,
+        row: &table::Row<'_>,
+        column: &str,
+        text: &str,
+    ) -> Result<(DateTime<Utc>, i32), RowError> {
+        let (at, offset) = self
+            .parse(text)
+            .map_err(|message| row.error(column, message))?;
+        match self.latest {
+            Some(latest) if at > latest => Err(row.error(
+                column,
+                format!(
+                    "{text:?} is more than a day after now ({}): a clock or time zone error? \
+                     Stored, it would hide every later snapshot of the cart",
+                    (latest - FUTURE_GRACE).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+            )),
+            _ => Ok((at, offset)),
+        }
     }
 }
 
@@ -454,8 +523,38 @@ pub fn check_date_format(format: &str) -> Result<(), String> {
 /// Adds a line to a cart. A line repeating an earlier one's SKU (or, without
 /// SKUs, its name) at the same unit price is merged into it, quantities
 /// summed: the cart's total stays the export's, and the mail shows one line
-/// per product.
-pub(crate) fn add_item(cart: &mut Cart, item: LineItem) {
+/// per product. Every amount must fit: a line's total (quantity × unit
+/// price), the cart's total and a merged quantity; the row that passes
+/// one is an error naming `quantity` (the file's column for it) or
+/// `unit_price`, so a stored cart's figures are exact, never clamped.
+pub(crate) fn add_item(
+    row: &table::Row<'_>,
+    cart: &mut Cart,
+    item: LineItem,
+    quantity: &str,
+    unit_price: &str,
+) -> Result<(), RowError> {
+    let largest = || cart.currency.minor_to_amount(i64::MAX);
+    let Some(line_total) = item.checked_line_total_minor() else {
+        return Err(row.error(
+            quantity,
+            format!(
+                "{} at {} each comes to more than the largest amount recart stores ({})",
+                item.quantity,
+                cart.currency.minor_to_amount(item.unit_price_minor),
+                largest()
+            ),
+        ));
+    };
+    if cart.total_minor().checked_add(line_total).is_none() {
+        return Err(row.error(
+            unit_price,
+            format!(
+                "brings the cart's total past the largest amount recart stores ({})",
+                largest()
+            ),
+        ));
+    }
     let same = |other: &LineItem| {
         other.unit_price_minor == item.unit_price_minor
             && if item.sku.is_empty() {
@@ -465,9 +564,20 @@ pub(crate) fn add_item(cart: &mut Cart, item: LineItem) {
             }
     };
     match cart.items.iter_mut().find(|other| same(other)) {
-        Some(other) => other.quantity = other.quantity.saturating_add(item.quantity),
+        Some(other) => {
+            other.quantity = other.quantity.checked_add(item.quantity).ok_or_else(|| {
+                row.error(
+                    quantity,
+                    format!(
+                        "with the cart's earlier rows of this product, the quantity passes {}",
+                        u32::MAX
+                    ),
+                )
+            })?;
+        }
         None => cart.items.push(item),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -551,7 +661,7 @@ mod tests {
 
     #[test]
     fn date_format_is_tried_first() {
-        let times = TimeFormat(Some("%d/%m/%Y %H:%M".into()));
+        let times = TimeFormat::new(Some("%d/%m/%Y %H:%M".into()), None);
         let (at, offset) = times.parse("07/03/2026 13:28").unwrap();
         assert_eq!(at.to_rfc3339(), "2026-03-07T13:28:00+00:00");
         assert_eq!(offset, 0);

@@ -37,7 +37,7 @@ impl Grouping for Carts {
     }
 
     fn key(&self, row: &Row<'_>) -> Result<String, RowError> {
-        match row.get("cart_id")? {
+        match row.id("cart_id")? {
             "" => Err(row.error("cart_id", "is blank: every row needs its cart's id".into())),
             id => Ok(id.to_string()),
         }
@@ -71,7 +71,7 @@ impl Grouping for Orders {
     }
 
     fn key(&self, row: &Row<'_>) -> Result<String, RowError> {
-        match row.get("order_id")? {
+        match row.id("order_id")? {
             "" => Err(row.error("order_id", "is blank; expected the order's id".into())),
             id => Ok(id.to_string()),
         }
@@ -97,7 +97,7 @@ impl Grouping for Orders {
 }
 
 fn add_sku(row: &Row<'_>, order: &mut Order) -> Result<(), RowError> {
-    let sku = row.get("sku")?;
+    let sku = row.id("sku")?;
     if !sku.is_empty() && !order.skus.iter().any(|known| known == sku) {
         order.skus.push(sku.to_string());
     }
@@ -123,9 +123,8 @@ fn start_cart(row: &Row<'_>, cart_id: &str, times: &TimeFormat) -> Result<Cart, 
     let currency: Currency = required(row, "currency", "a currency code like EUR")?
         .parse()
         .map_err(|message| row.error("currency", message))?;
-    let (updated_at, offset) = times
-        .parse(required(row, "updated_at", "a time")?)
-        .map_err(|message| row.error("updated_at", message))?;
+    let (updated_at, offset) =
+        times.snapshot_time(row, "updated_at", required(row, "updated_at", "a time")?)?;
     let created_at = match row.get("created_at")? {
         "" => updated_at,
         text => {
@@ -156,7 +155,7 @@ fn start_cart(row: &Row<'_>, cart_id: &str, times: &TimeFormat) -> Result<Cart, 
     let mut cart = Cart {
         id: cart_id.to_string(),
         email,
-        first_name: row.get("first_name")?.to_string(),
+        first_name: row.name("first_name")?,
         locale: row.get("locale")?.to_string(),
         currency,
         status,
@@ -173,7 +172,7 @@ fn start_cart(row: &Row<'_>, cart_id: &str, times: &TimeFormat) -> Result<Cart, 
         items: Vec::new(),
     };
     if let Some(item) = read_item(row, &cart.currency)? {
-        add_item(&mut cart, item);
+        add_item(row, &mut cart, item, "quantity", "unit_price")?;
     }
     Ok(cart)
 }
@@ -202,14 +201,14 @@ fn continue_cart(row: &Row<'_>, cart: &mut Cart) -> Result<(), RowError> {
         ));
     }
     if let Some(item) = read_item(row, &cart.currency)? {
-        add_item(cart, item);
+        add_item(row, cart, item, "quantity", "unit_price")?;
     }
     Ok(())
 }
 
 fn read_item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, RowError> {
-    let sku = row.get("sku")?;
-    let name = row.get("product_name")?;
+    let sku = row.id("sku")?;
+    let name = row.name("product_name")?;
     let quantity = row.get("quantity")?;
     let unit_price = row.get("unit_price")?;
     if sku.is_empty() && name.is_empty() && quantity.is_empty() && unit_price.is_empty() {
@@ -233,8 +232,12 @@ fn read_item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, Row
         .map_err(|message| row.error("unit_price", message))?;
     Ok(Some(LineItem {
         sku: sku.to_string(),
-        name: if name.is_empty() { sku } else { name }.to_string(),
-        category: row.get("category")?.to_string(),
+        name: if name.is_empty() {
+            sku.to_string()
+        } else {
+            name
+        },
+        category: row.name("category")?,
         quantity,
         unit_price_minor,
         image_url: row.get("image_url")?.to_string(),
@@ -251,10 +254,8 @@ fn read_order(row: &Row<'_>, id: &str, times: &TimeFormat) -> Result<Order, RowE
     let total_minor = currency
         .parse_amount(row.get("total")?)
         .map_err(|message| row.error("total", message))?;
-    let (created_at, _) = times
-        .parse(row.get("created_at")?)
-        .map_err(|message| row.error("created_at", message))?;
-    let cart_id = row.get("cart_id")?;
+    let (created_at, _) = times.snapshot_time(row, "created_at", row.get("created_at")?)?;
+    let cart_id = row.id("cart_id")?;
     let mut order = Order {
         id: id.to_string(),
         email,
@@ -448,5 +449,101 @@ mod tests {
         assert_eq!(cart.id, "Q1");
         assert_eq!(cart.updated_at.to_rfc3339(), "2026-03-07T13:28:00+00:00");
         assert_eq!(cart.total_minor(), 1900);
+    }
+
+    #[test]
+    fn ids_with_control_characters_are_rejected_naming_the_field() {
+        let parsed = carts(
+            "\"C\n1\",a@example.com,,,EUR,,,,2026-11-20T11:00:00Z,S1,Tent,,1,1.00,,\n\
+             C2,b@example.com,,,EUR,,,,2026-11-20T11:00:00Z,\"S\t2\",Tent,,1,1.00,,\n\
+             C3,c@example.com,,,EUR,,,,2026-11-20T11:00:00Z,S3,Tent,,1,1.00,,\n",
+        );
+        let found: Vec<(u64, &str)> = parsed
+            .errors
+            .iter()
+            .map(|error| (error.line, error.field.as_str()))
+            .collect();
+        assert_eq!(found, [(2, "cart_id"), (4, "sku")]);
+        assert!(parsed.errors[0].message.contains("control character"));
+        assert_eq!(parsed.carts.len(), 1);
+
+        let text = "order_id,email,cart_id,total,currency,created_at,sku\n\
+                    \"O\r1\",a@example.com,,1.00,EUR,2026-11-20T12:00:00Z,\n\
+                    O2,a@example.com,\"C\u{85}9\",1.00,EUR,2026-11-20T12:00:00Z,\n\
+                    O3,a@example.com,,1.00,EUR,2026-11-20T12:00:00Z,\"S\u{7}1\"\n";
+        let parsed = parse_text(text, &Options::format(Format::NativeOrders)).unwrap();
+        let fields: Vec<&str> = parsed.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["order_id", "cart_id", "sku"]);
+        assert!(parsed.orders.is_empty());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_kept_with_spaces() {
+        let parsed = carts(
+            "C1,a@example.com,\"Ann\tMarie\",,EUR,,,,2026-11-20T11:00:00Z,S1,\"Merino\r\nSocks\",\"Socks \u{7}& more\",1,1.00,,\n",
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        let cart = &parsed.carts[0];
+        assert_eq!(cart.first_name, "Ann Marie");
+        assert_eq!(cart.items[0].name, "Merino Socks");
+        assert_eq!(cart.items[0].category, "Socks & more");
+    }
+
+    #[test]
+    fn amounts_past_i64_are_rejected_not_clamped() {
+        let parsed = carts(&format!(
+            "{C1},S1,Tent,,2147483648,92233720368547758.07,,\n\
+             {C2},S1,Tent,,1,92233720368547758.07,,\nC2,,,,,,,,,S2,Mug,,1,0.01,,\n\
+             C3,c@example.com,,,EUR,,,,2026-11-20T11:00:00Z,S1,Tent,,4294967295,0.01,,\n\
+             C3,,,,,,,,,S1,Tent,,1,0.01,,\n\
+             C4,d@example.com,,,EUR,,,,2026-11-20T11:00:00Z,S1,Tent,,4294967295,21474836.47,,\n"
+        ));
+        let found: Vec<(u64, &str)> = parsed
+            .errors
+            .iter()
+            .map(|error| (error.line, error.field.as_str()))
+            .collect();
+        assert_eq!(found, [(2, "quantity"), (4, "unit_price"), (6, "quantity")]);
+        assert!(
+            parsed.errors[0]
+                .message
+                .contains("2147483648 at 92233720368547758.07 each"),
+            "{}",
+            parsed.errors[0].message
+        );
+        // The largest cart that fits is stored exactly.
+        assert_eq!(parsed.carts.len(), 1);
+        assert_eq!(parsed.carts[0].total_minor(), 4_294_967_295 * 2_147_483_647);
+    }
+
+    #[test]
+    fn times_more_than_a_day_after_now_are_rejected() {
+        let options = Options {
+            now: Some("2026-11-21T12:00:00Z".parse().unwrap()),
+            ..Options::format(Format::Native)
+        };
+        let text = format!(
+            "{HEADER}C1,a@example.com,,,EUR,,,,2030-01-01T00:00:00Z,S1,Tent,,1,1.00,,\n\
+             C2,b@example.com,,,EUR,,,,2026-11-22T11:59:59Z,S1,Tent,,1,1.00,,\n"
+        );
+        let parsed = parse_text(&text, &options).unwrap();
+        assert_eq!(parsed.errors.len(), 1);
+        let error = &parsed.errors[0];
+        assert_eq!((error.line, error.field.as_str()), (2, "updated_at"));
+        assert!(
+            error.message.contains("more than a day after now"),
+            "{error}"
+        );
+        assert_eq!(parsed.carts.len(), 1, "within a day is fine");
+
+        let orders = "order_id,email,cart_id,total,currency,created_at\n\
+                      O1,a@example.com,,1.00,EUR,2030-01-01T00:00:00Z\n";
+        let options = Options {
+            format: Format::NativeOrders,
+            ..options
+        };
+        let parsed = parse_text(orders, &options).unwrap();
+        assert_eq!(parsed.errors[0].field, "created_at");
+        assert!(parsed.orders.is_empty());
     }
 }

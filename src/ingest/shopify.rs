@@ -11,13 +11,11 @@
 //! The checkouts export has no "updated at" column: its `Created at` is the
 //! only time of a checkout, so it is the cart's last activity too.
 
-use crate::model::{
-    Cart, CartStatus, Currency, LineItem, Order, parse_bool, parse_email, parse_time,
-};
+use crate::model::{Cart, CartStatus, Currency, LineItem, Order, parse_bool, parse_email};
 
 use super::group::Grouping;
 use super::table::{Header, Row};
-use super::{RowError, add_item};
+use super::{RowError, TimeFormat, add_item};
 
 /// Columns both exports share and recart needs.
 const REQUIRED: &[&str] = &[
@@ -52,7 +50,7 @@ pub fn is_orders(header: &Header) -> bool {
 }
 
 fn key(row: &Row<'_>) -> Result<String, RowError> {
-    match (row.get("Name")?, row.get("Id")?) {
+    match (row.id("Name")?, row.id("Id")?) {
         ("", "") => Err(row.error(
             "Name",
             "is blank and so is Id: every row needs its checkout's name or id".into(),
@@ -64,7 +62,7 @@ fn key(row: &Row<'_>) -> Result<String, RowError> {
 
 /// The id to store: the `Id` of the first row, else the group's key.
 fn id(row: &Row<'_>, key: &str) -> Result<String, RowError> {
-    Ok(match row.get("Id")? {
+    Ok(match row.id("Id")? {
         "" => key.to_string(),
         id => id.to_string(),
     })
@@ -109,7 +107,10 @@ fn agree(row: &Row<'_>, email: &str, currency: &Currency) -> Result<(), RowError
 }
 
 /// Abandoned checkouts → carts.
-pub(crate) struct Checkouts;
+pub(crate) struct Checkouts {
+    /// No `date_format`: the export's own; the latest a time may be.
+    pub times: TimeFormat,
+}
 
 impl Grouping for Checkouts {
     type Item = Cart;
@@ -134,8 +135,9 @@ impl Grouping for Checkouts {
             text => parse_email(text).map_err(|message| row.error("Email", message))?,
         };
         let currency = currency(row)?;
-        let (created_at, offset) = parse_time(required(row, "Created at", "a time")?)
-            .map_err(|message| row.error("Created at", message))?;
+        let (created_at, offset) =
+            self.times
+                .snapshot_time(row, "Created at", required(row, "Created at", "a time")?)?;
         let accepts_marketing = match row.get("Accepts Marketing")? {
             "" => false,
             text => parse_bool(text).map_err(|message| row.error("Accepts Marketing", message))?,
@@ -151,9 +153,10 @@ impl Grouping for Checkouts {
         let mut cart = Cart {
             id: id(row, key)?,
             email,
+            // The first word; a control character ends it as a space does.
             first_name: full_name
-                .split_whitespace()
-                .next()
+                .split(|c: char| c.is_whitespace() || c.is_control())
+                .find(|word| !word.is_empty())
                 .unwrap_or("")
                 .to_string(),
             locale: String::new(),
@@ -170,7 +173,7 @@ impl Grouping for Checkouts {
             items: Vec::new(),
         };
         if let Some(item) = item(row, &cart.currency)? {
-            add_item(&mut cart, item);
+            add_item(row, &mut cart, item, "Lineitem quantity", "Lineitem price")?;
         }
         Ok(Some(cart))
     }
@@ -178,15 +181,15 @@ impl Grouping for Checkouts {
     fn add(&self, row: &Row<'_>, cart: &mut Cart) -> Result<(), RowError> {
         agree(row, &cart.email, &cart.currency)?;
         if let Some(item) = item(row, &cart.currency)? {
-            add_item(cart, item);
+            add_item(row, cart, item, "Lineitem quantity", "Lineitem price")?;
         }
         Ok(())
     }
 }
 
 fn item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, RowError> {
-    let sku = row.get("Lineitem sku")?;
-    let name = row.get("Lineitem name")?;
+    let sku = row.id("Lineitem sku")?;
+    let name = row.name("Lineitem name")?;
     let quantity = row.get("Lineitem quantity")?;
     let price = row.get("Lineitem price")?;
     if sku.is_empty() && name.is_empty() && quantity.is_empty() && price.is_empty() {
@@ -209,7 +212,11 @@ fn item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, RowError
         .map_err(|message| row.error("Lineitem price", message))?;
     Ok(Some(LineItem {
         sku: sku.to_string(),
-        name: if name.is_empty() { sku } else { name }.to_string(),
+        name: if name.is_empty() {
+            sku.to_string()
+        } else {
+            name
+        },
         category: String::new(),
         quantity,
         unit_price_minor,
@@ -220,7 +227,9 @@ fn item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, RowError
 
 /// Orders → orders with their SKUs. They carry no checkout id, so they mark
 /// carts ordered by e-mail and time.
-pub(crate) struct Orders;
+pub(crate) struct Orders {
+    pub times: TimeFormat,
+}
 
 impl Grouping for Orders {
     type Item = Order;
@@ -253,7 +262,7 @@ impl Grouping for Orders {
             "" => ("Paid at", required(row, "Paid at", "a time")?),
             text => ("Created at", text),
         };
-        let (created_at, _) = parse_time(text).map_err(|message| row.error(column, message))?;
+        let (created_at, _) = self.times.snapshot_time(row, column, text)?;
         let mut order = Order {
             id: id(row, key)?,
             email,
@@ -274,7 +283,7 @@ impl Grouping for Orders {
 }
 
 fn add_sku(row: &Row<'_>, order: &mut Order) -> Result<(), RowError> {
-    let sku = row.get("Lineitem sku")?;
+    let sku = row.id("Lineitem sku")?;
     if !sku.is_empty() && !order.skus.iter().any(|known| known == sku) {
         order.skus.push(sku.to_string());
     }
@@ -479,5 +488,36 @@ mod tests {
         assert_eq!(order.skus, vec!["TR2-42-SL", "MS-01"]);
         assert_eq!(order.created_at.to_rfc3339(), "2026-03-08T08:00:12+00:00");
         assert_eq!(order.cart_id, None);
+    }
+
+    #[test]
+    fn hostile_fields_name_the_export_s_columns() {
+        let mut future = first("#2", "2", "b@example.com");
+        future[7] = ("Created at", "2030-01-01 00:00:00 +0000");
+        let mut overflow = next("#3", "MS-01", "2147483648");
+        overflow[3] = ("Lineitem price", "92233720368547758.07");
+        let mut name = first("#4", "4", "d@example.com");
+        name[9] = ("Lineitem name", "Trail\tRunner\n2");
+        name[12] = ("Billing Name", "\u{7}Mia\u{85}Keller");
+        let mut text = CHECKOUTS.trim_end().to_string() + "\n";
+        for fields in [
+            first("#1\n1", "", "a@example.com"),
+            future,
+            first("#3", "3", "c@example.com"),
+            overflow,
+            name,
+        ] {
+            text.push_str(&row(CHECKOUTS, &fields));
+        }
+        let options = Options {
+            now: Some("2026-11-21T12:00:00Z".parse().unwrap()),
+            ..Options::format(Format::Shopify)
+        };
+        let parsed = parse_text(&text, &options).unwrap();
+        let fields: Vec<&str> = parsed.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["Name", "Created at", "Lineitem quantity"]);
+        assert_eq!(parsed.carts.len(), 1);
+        assert_eq!(parsed.carts[0].items[0].name, "Trail Runner 2");
+        assert_eq!(parsed.carts[0].first_name, "Mia");
     }
 }

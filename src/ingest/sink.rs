@@ -360,17 +360,19 @@ pub fn import_file(
 }
 
 /// Reads the carts a SQLite source changed since its watermark into the
-/// store, then moves the watermark to the newest cart read.
+/// store, then moves the watermark to the newest cart read. `now`: see
+/// [`ingest::Options::now`].
 pub fn import_sqlite(
     store: &Store,
     source: &ingest::sqlite::SqliteSource,
+    now: Option<chrono::DateTime<chrono::Utc>>,
     out: &mut Output,
 ) -> Result<FileImport> {
     let key = source.watermark_key();
     let since = store.watermark(&key)?;
     let progress = indicatif::ProgressBar::hidden();
     let mut sink = StoreSink::new(store, &source.path, out, None, progress, false);
-    let read = ingest::sqlite::read(source, since, &mut sink);
+    let read = ingest::sqlite::read(source, since, now, &mut sink);
     let finished = sink.finish();
     let read = read?;
     finished?;

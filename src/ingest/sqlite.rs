@@ -74,8 +74,15 @@ pub struct Read {
 }
 
 /// Reads the carts `carts_query` returns for `since` (NULL on the first
-/// run), with their items, into `sink`.
-pub fn read(source: &SqliteSource, since: Option<Value>, sink: &mut dyn Sink) -> Result<Read> {
+/// run), with their items, into `sink`. A cart last active more than a day
+/// after `now` is rejected, and does not move the watermark: its corrected
+/// row is read on the next run.
+pub fn read(
+    source: &SqliteSource,
+    since: Option<Value>,
+    now: Option<DateTime<Utc>>,
+    sink: &mut dyn Sink,
+) -> Result<Read> {
     let fail = |message: String| Error::Input {
         path: source.path.clone(),
         message,
@@ -110,7 +117,7 @@ pub fn read(source: &SqliteSource, since: Option<Value>, sink: &mut dyn Sink) ->
         carts_columns,
         items_columns,
         since,
-        times: TimeFormat(source.date_format.clone()),
+        times: TimeFormat::new(source.date_format.clone(), now),
     };
     let worker = std::thread::spawn(move || {
         let sender_for_error = sender.clone();
@@ -129,8 +136,11 @@ pub fn read(source: &SqliteSource, since: Option<Value>, sink: &mut dyn Sink) ->
         .map(ToString::to_string)
         .collect();
     let mut table = Table::from_records(&source.path, names, Box::new(records));
-    let times = TimeFormat(source.date_format.clone());
-    let options = Options::format(Format::Native);
+    let times = TimeFormat::new(source.date_format.clone(), now);
+    let options = Options {
+        now,
+        ..Options::format(Format::Native)
+    };
     let result = group::read(&mut table, &native::Carts { times }, &options, sink);
     drop(table);
     let _ = worker.join();
@@ -255,6 +265,7 @@ impl Job {
                     .ok()
                     .and_then(|text| self.times.parse(text).ok());
                 if let Some((at, _)) = parsed
+                    && !self.times.is_future(at)
                     && newest.as_ref().is_none_or(|(seen, _)| at > *seen)
                 {
                     newest = Some((at, raw));
@@ -335,7 +346,7 @@ pub(crate) fn read_all(
     since: Option<Value>,
 ) -> Result<(super::Parsed, Option<Value>)> {
     let mut parsed = super::Parsed::default();
-    let read = read(source, since, &mut parsed)?;
+    let read = read(source, since, None, &mut parsed)?;
     parsed.summary = read.summary;
     Ok((parsed, read.watermark))
 }
@@ -415,6 +426,24 @@ mod tests {
         let (parsed, watermark) = read_all(&source, Some(Value::Integer(1_900_000_000))).unwrap();
         assert_eq!(parsed.summary.rows, 0);
         assert_eq!(watermark, None);
+    }
+
+    /// A cart dated more than a day after now is rejected and leaves the
+    /// watermark where the carts before it put it: once the shop fixes the
+    /// row, the next run reads it.
+    #[test]
+    fn a_cart_from_the_future_does_not_move_the_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = source(shop_db(dir.path()));
+        let now = DateTime::from_timestamp(1_772_800_100, 0);
+        let conn = Connection::open(&source.path).unwrap();
+        conn.execute("UPDATE quotes SET modified = 1900000000 WHERE id = 2", [])
+            .unwrap();
+        let mut parsed = super::super::Parsed::default();
+        let read = read(&source, None, now, &mut parsed).unwrap();
+        let fields: Vec<&str> = parsed.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["email", "updated_at"]);
+        assert_eq!(read.watermark, Some(Value::Integer(1_772_800_200)));
     }
 
     #[test]

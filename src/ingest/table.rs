@@ -1,18 +1,22 @@
 //! A CSV file read row by row, tolerant of what exports do: a UTF-8 BOM,
-//! CRLF, quoted newlines, ragged rows, invalid UTF-8 in one row. A file is
+//! CRLF or bare CR line endings, quoted newlines, ragged rows, invalid
+//! UTF-8 or a NUL byte in one row (each rejects its row, not the file). A file is
 //! parsed on a thread of its own, a few chunks of rows ahead of the reader
 //! (parsing is a third of reading a large export); memory stays bounded.
 
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
+
+use encoding_rs::Encoding;
 
 use crate::error::{Error, Result};
 
 use super::RowError;
+use super::text::{MAX_FIELD_BYTES, control_character, describe, printable};
 
 /// The header: column names (after the source's mapping) → field index.
 pub struct Header {
@@ -21,6 +25,9 @@ pub struct Header {
     columns: HashMap<String, usize, RandomState>,
     /// The file's own names, for messages: index → name as written.
     names: Vec<String>,
+    /// Invalid UTF-8 is reported with the `encoding` setting to try: the
+    /// input is a file read without one.
+    suggest_encoding: bool,
 }
 
 pub struct Table {
@@ -75,11 +82,15 @@ pub struct Row<'a> {
 impl Table {
     /// Opens `path` and reads its header. `columns` maps a field name the
     /// readers use (`cart_id`) to the column of the file that holds it
-    /// (`Quote ID`).
+    /// (`Quote ID`); `encoding` is the file's declared one (`None`: UTF-8).
     /// The rows are parsed on a thread of their own.
-    pub fn open(path: &Path, columns: &[(String, String)]) -> Result<Table> {
+    pub fn open(
+        path: &Path,
+        columns: &[(String, String)],
+        encoding: Option<&'static Encoding>,
+    ) -> Result<Table> {
         let file = std::fs::File::open(path).map_err(|source| Error::io(path, source))?;
-        Ok(Table::from_reader(path, Box::new(file), columns)?.parsed_alongside())
+        Ok(Table::from_reader(path, Box::new(file), columns, encoding)?.parsed_alongside())
     }
 
     /// Reads `input` on the caller's thread.
@@ -87,31 +98,21 @@ impl Table {
         path: &Path,
         input: Box<dyn Read + Send>,
         columns: &[(String, String)],
+        encoding: Option<&'static Encoding>,
     ) -> Result<Table> {
         let input_error = |message: String| Error::Input {
             path: path.to_path_buf(),
             message,
         };
-        let mut input = BufReader::with_capacity(1 << 16, input);
-        let start = input.fill_buf().map_err(|source| Error::io(path, source))?;
-        let bom = start.starts_with(b"\xEF\xBB\xBF");
-        let binary = start.iter().take(4096).any(|&byte| byte == 0);
-        if bom {
-            input.consume(3);
-        }
-        if binary {
-            return Err(input_error(
-                "is not a CSV file: it holds binary data (NUL bytes)".into(),
-            ));
-        }
+        let text = super::decode::text(path, input, encoding)?;
         // `\n` ends a record, so a CRLF file's `\r` is the end of its last
         // field (trimmed away): the csv crate's own CRLF handling counts the
-        // `\n` into the next record's line number.
+        // `\n` into the next record's line number. A bare CR is a `\n` by now.
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .has_headers(true)
             .terminator(csv::Terminator::Any(b'\n'))
-            .from_reader(Box::new(input) as Box<dyn Read + Send>);
+            .from_reader(Box::new(text) as Box<dyn Read + Send>);
         let header = reader
             .byte_headers()
             .map_err(|error| input_error(format!("cannot read the header: {error}")))?
@@ -122,14 +123,32 @@ impl Table {
         {
             return Err(input_error("the file is empty: no header row".into()));
         }
+        if memchr::memchr(0, header.as_slice()).is_some() {
+            return Err(input_error(
+                "is not a CSV file in UTF-8: its header (line 1) holds NUL bytes, as a \
+                 spreadsheet or a UTF-16 file without a byte order mark does; save it as \
+                 CSV UTF-8"
+                    .into(),
+            ));
+        }
         let names: Vec<String> = header
             .iter()
             .map(|name| String::from_utf8_lossy(name).trim().to_string())
             .collect();
         let mut map: HashMap<String, usize, RandomState> = HashMap::default();
         for (index, name) in names.iter().enumerate() {
-            // The first of two equally named columns wins.
-            map.entry(name.clone()).or_insert(index);
+            // Spreadsheets add unnamed columns; only named ones can clash.
+            if name.is_empty() {
+                continue;
+            }
+            if let Some(first) = map.insert(name.clone(), index) {
+                return Err(input_error(format!(
+                    "the header names the column {name:?} twice, as columns {} and {}: \
+                     which one holds the value is unclear; rename or drop one",
+                    first + 1,
+                    index + 1
+                )));
+            }
         }
         for (field, column) in columns {
             match names.iter().position(|name| name == column) {
@@ -148,6 +167,7 @@ impl Table {
                 path: path.to_path_buf(),
                 columns: map,
                 names,
+                suggest_encoding: encoding.is_none_or(|encoding| encoding == encoding_rs::UTF_8),
             },
             input: Input::Csv(reader),
             record: csv::ByteRecord::new(),
@@ -168,6 +188,7 @@ impl Table {
                 path: path.to_path_buf(),
                 columns,
                 names,
+                suggest_encoding: false,
             },
             input: Input::Records(records),
             record: csv::ByteRecord::new(),
@@ -381,8 +402,9 @@ impl Header {
 
 impl Row<'_> {
     /// The row has as many fields as the header (extra fields that are all
-    /// empty, as spreadsheets add, are tolerated).
-    pub fn check_width(&self) -> std::result::Result<(), RowError> {
+    /// empty, as spreadsheets add, are tolerated) and no NUL byte, which
+    /// no text holds: wherever it is, it rejects its row.
+    pub fn check_shape(&self) -> std::result::Result<(), RowError> {
         let width = self.record.len();
         let expected = self.header.names.len();
         let extra_blank = width > expected
@@ -391,14 +413,30 @@ impl Row<'_> {
                 .iter()
                 .skip(expected)
                 .all(|field| field.iter().all(u8::is_ascii_whitespace));
-        if width == expected || extra_blank {
-            Ok(())
-        } else {
-            Err(self.error(
+        if width != expected && !extra_blank {
+            return Err(self.error(
                 "(row)",
                 format!("has {width} fields, the header has {expected}"),
-            ))
+            ));
         }
+        if memchr::memchr(0, self.record.as_slice()).is_some() {
+            let index = self
+                .record
+                .iter()
+                .position(|field| field.contains(&0))
+                .expect("a field holds the NUL");
+            let column = self.header.names.get(index).map_or("(row)", String::as_str);
+            return Err(RowError {
+                path: self.header.path.clone(),
+                line: self.line,
+                field: column.to_string(),
+                value: String::from_utf8_lossy(&self.record[index])
+                    .trim()
+                    .replace('\0', "\\0"),
+                message: "holds a NUL byte (binary data, not text)".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The trimmed text of a column; empty when the column is absent.
@@ -407,9 +445,62 @@ impl Row<'_> {
             return Ok("");
         };
         let bytes = self.record.get(index).unwrap_or_default();
+        if bytes.len() > MAX_FIELD_BYTES {
+            return Err(self.too_long(column, bytes));
+        }
         std::str::from_utf8(bytes)
             .map(str::trim)
-            .map_err(|_| self.error(column, "is not valid UTF-8".into()))
+            .map_err(|_| self.not_utf8(column))
+    }
+
+    /// An id (cart, order, SKU): text without control characters.
+    pub fn id(&self, column: &str) -> std::result::Result<&str, RowError> {
+        let text = self.get(column)?;
+        match control_character(text) {
+            None => Ok(text),
+            Some(c) => Err(self.error(
+                column,
+                format!(
+                    "holds the control character {}; an id must be printable text",
+                    describe(c)
+                ),
+            )),
+        }
+    }
+
+    /// A name shown to people (first name, product name, category): each
+    /// run of control characters becomes a space (`text::printable`).
+    pub fn name(&self, column: &str) -> std::result::Result<String, RowError> {
+        self.get(column).map(printable)
+    }
+
+    #[cold]
+    fn too_long(&self, column: &str, bytes: &[u8]) -> RowError {
+        let start = String::from_utf8_lossy(&bytes[..80]);
+        RowError {
+            value: format!("{}…", start.trim_start()),
+            ..self.error(
+                column,
+                format!(
+                    "is {} bytes long, over the limit of {MAX_FIELD_BYTES} bytes for a field \
+                     (an unbalanced quote?)",
+                    bytes.len()
+                ),
+            )
+        }
+    }
+
+    #[cold]
+    fn not_utf8(&self, column: &str) -> RowError {
+        let mut message = String::from("is not valid UTF-8");
+        if self.header.suggest_encoding {
+            message.push_str(
+                "; if the file is a Windows-1252 (Latin-1) export, as Excel's \"CSV\" is, \
+                 read it with encoding = \"windows-1252\" in its [[sources]] \
+                 (import --encoding windows-1252)",
+            );
+        }
+        self.error(column, message)
     }
 
     /// The raw text of a column, invalid UTF-8 replaced, for reports.
@@ -447,6 +538,7 @@ pub(crate) fn from_text(text: &str, columns: &[(String, String)]) -> Result<Tabl
         Path::new("test.csv"),
         Box::new(std::io::Cursor::new(text.as_bytes().to_vec())),
         columns,
+        None,
     )
 }
 
@@ -459,6 +551,7 @@ mod tests {
             Path::new("t.csv"),
             Box::new(std::io::Cursor::new(bytes.to_vec())),
             &[],
+            None,
         )
         .unwrap();
         let mut out = Vec::new();
@@ -535,6 +628,7 @@ mod tests {
                     Path::new("t.csv"),
                     Box::new(std::io::Cursor::new(bytes.to_vec())),
                     &[],
+                    None,
                 )
                 .unwrap()
             };
@@ -551,7 +645,7 @@ mod tests {
                 bytes: std::io::Cursor::new(big.clone()),
                 good: big.len() as u64 / 2,
             };
-            Table::from_reader(Path::new("t.csv"), Box::new(input), &[]).unwrap()
+            Table::from_reader(Path::new("t.csv"), Box::new(input), &[], None).unwrap()
         };
         let inline = read_all(failing());
         assert!(
@@ -579,21 +673,124 @@ mod tests {
         assert_eq!(got[1].1, vec!["2".to_string(), "ok".to_string()]);
     }
 
+    fn table(bytes: &[u8]) -> Result<Table> {
+        Table::from_reader(
+            Path::new("t.csv"),
+            Box::new(std::io::Cursor::new(bytes.to_vec())),
+            &[],
+            None,
+        )
+    }
+
+    /// A NUL in the header is a file that is not CSV text (a spreadsheet,
+    /// UTF-16 without a byte order mark); in a row, it rejects the row,
+    /// wherever the row is (`nul_bytes_reject_their_row_wherever_it_is`).
     #[test]
     fn empty_and_binary_files_are_refused() {
         for bytes in [
             &b""[..],
             b"\xEF\xBB\xBF",
             b"\n\n",
-            b"\x89PNG\r\n\x1a\n\0\0\0",
+            b"PK\x03\x04\x14\0\x06\0\x08\0\0\0!\0\n",
+            b"a\0,\0b\0\n\0",
+            b"\xFF\xFEa\0,\0b\0\n\0",
         ] {
-            let result = Table::from_reader(
-                Path::new("t.csv"),
-                Box::new(std::io::Cursor::new(bytes.to_vec())),
-                &[],
-            );
-            assert!(result.is_err(), "{bytes:?}");
+            assert!(table(bytes).is_err(), "{bytes:?}");
         }
+    }
+
+    #[test]
+    fn nul_bytes_reject_their_row_wherever_it_is() {
+        let mut bytes = b"a,b\n1,x\0y\n2,ok\n".to_vec();
+        for n in 3..20_000 {
+            bytes.extend_from_slice(format!("{n},ok\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"late,\0\n");
+        let mut table = table(&bytes).unwrap();
+        let mut rejected = Vec::new();
+        while let Some(row) = table.next_row().unwrap() {
+            if let Err(error) = row.check_shape() {
+                rejected.push((error.line, error.field, error.value, error.message));
+            }
+        }
+        let message = "holds a NUL byte (binary data, not text)".to_string();
+        assert_eq!(
+            rejected,
+            [
+                (2, "b".into(), "x\\0y".into(), message.clone()),
+                (20_001, "b".into(), "\\0".into(), message),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_column_named_twice_is_refused_naming_both() {
+        let error = table(b"cart_id,email,Email,email,,\n").err().unwrap();
+        let error = error.to_string();
+        assert!(
+            error.contains("\"email\" twice, as columns 2 and 4"),
+            "{error}"
+        );
+        // Unnamed columns, as spreadsheets add, are no clash.
+        assert!(table(b"a,b,,\n1,2,,\n").is_ok());
+    }
+
+    #[test]
+    fn bare_cr_line_endings_are_line_endings() {
+        let got = rows(b"a,b\r1,x\r2,\"y\rz\"\r3,w\r");
+        assert_eq!(
+            got,
+            [
+                (2, vec!["1".into(), "x".into()]),
+                (3, vec!["2".into(), "y\nz".into()]),
+                (5, vec!["3".into(), "w".into()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_over_the_limit_is_an_error_naming_it() {
+        let long = "x".repeat(MAX_FIELD_BYTES + 1);
+        let fitting = "y".repeat(MAX_FIELD_BYTES);
+        let mut table = table(format!("a,b\n1,{long}\n2,{fitting}\n").as_bytes()).unwrap();
+        let row = table.next_row().unwrap().unwrap();
+        let error = row.get("b").unwrap_err();
+        assert_eq!((error.line, error.field.as_str()), (2, "b"));
+        assert!(
+            error.message.contains("65537 bytes long"),
+            "{}",
+            error.message
+        );
+        assert!(error.value.len() < 100, "{}", error.value);
+        let row = table.next_row().unwrap().unwrap();
+        assert_eq!(row.get("b").unwrap().len(), MAX_FIELD_BYTES);
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_encoding_to_try() {
+        let mut latin1 = table(b"a,b\n1,caf\xE9\n").unwrap();
+        let row = latin1.next_row().unwrap().unwrap();
+        let message = row.get("b").unwrap_err().message;
+        assert!(message.contains("encoding = \"windows-1252\""), "{message}");
+        let mut decoded = Table::from_reader(
+            Path::new("t.csv"),
+            Box::new(std::io::Cursor::new(b"a,b\n1,caf\xE9\n".to_vec())),
+            &[],
+            Some(encoding_rs::WINDOWS_1252),
+        )
+        .unwrap();
+        let row = decoded.next_row().unwrap().unwrap();
+        assert_eq!(row.get("b").unwrap(), "café");
+    }
+
+    #[test]
+    fn ids_refuse_control_characters_and_names_lose_them() {
+        let mut table = table(b"id,name\n\"C-1\n2\",\"Merino\tSocks\r\n2-pack\"\n").unwrap();
+        let row = table.next_row().unwrap().unwrap();
+        let error = row.id("id").unwrap_err();
+        assert_eq!((error.line, error.field.as_str()), (2, "id"));
+        assert!(error.message.contains("U+000A"), "{}", error.message);
+        assert_eq!(row.name("name").unwrap(), "Merino Socks 2-pack");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod coupons;
 mod crash;
 mod faults;
 mod hostile_files;
+mod hostile_inputs;
 mod hostile_mail;
 mod import;
 mod init;

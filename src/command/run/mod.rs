@@ -173,7 +173,7 @@ pub fn run(
         guards.journal = Some(Arc::new(Journal::create(&config.store_path, run_id)?));
         run_id
     };
-    let imported = import_sources(config, &store, &mut summary, out)?;
+    let imported = import_sources(config, &store, now, &mut summary, out)?;
 
     // The candidate window, by index: open carts active up to now (the
     // ones not yet due are listed as such) and at most `max_age` ago —
@@ -518,9 +518,11 @@ impl<'a, 'o> Batches<'a, 'o> {
 
 /// Imports every configured catalog, then every source, under the one
 /// outcome policy: a source that cannot be read is named and skipped.
+/// Input times more than a day after the run's `now` are rejected.
 fn import_sources(
     config: &Config,
     store: &Store,
+    now: DateTime<Utc>,
     summary: &mut RunSummary,
     out: &mut Output,
 ) -> Result<Completion> {
@@ -528,7 +530,7 @@ fn import_sources(
     // Catalogs first: a cart's products are known when it is planned.
     for source in config.catalogs.iter().chain(&config.sources) {
         if let Some(sqlite) = &source.sqlite {
-            imports.take(import_sqlite(store, sqlite, out), out)?;
+            imports.take(import_sqlite(store, sqlite, Some(now), out), out)?;
             continue;
         }
         let paths = glob::glob(&source.pattern).map_err(|error| {
@@ -540,7 +542,7 @@ fn import_sources(
         for path in paths {
             let read = path
                 .map_err(|error| Error::io(error.path().to_path_buf(), error.into()))
-                .and_then(|path| import_file(store, &path, &source.options(), None, false, out));
+                .and_then(|path| import_file(store, &path, &source.options(now), None, false, out));
             if let Some(import) = imports.take(read, out)? {
                 out.detail(&import.line());
             }
