@@ -38,6 +38,8 @@ pub struct FileImport {
     pub orders: Option<OrderImport>,
     pub products: Option<ProductImport>,
     pub marked_ordered: u64,
+    /// Carts and orders of forgotten people, dropped.
+    pub forgotten: u64,
 }
 
 impl FileImport {
@@ -66,6 +68,9 @@ impl FileImport {
         };
         if self.skipped > 0 {
             let _ = write!(line, ", {} skipped (no e-mail)", self.skipped);
+        }
+        if self.forgotten > 0 {
+            let _ = write!(line, ", {} forgotten", self.forgotten);
         }
         line
     }
@@ -241,6 +246,7 @@ impl<'a> StoreSink<'a> {
         total.upserted += done.upserted;
         total.unchanged += done.unchanged;
         total.marked_ordered += done.marked_ordered;
+        total.forgotten += done.forgotten;
     }
 
     /// Commits a bulk load, if one was started. Called however the read
@@ -266,6 +272,8 @@ impl<'a> StoreSink<'a> {
             products: catalog.then(|| self.products.unwrap_or_default()),
             marked_ordered: self.carts.map_or(0, |c| c.marked_ordered)
                 + self.orders.map_or(0, |o| o.marked_ordered),
+            forgotten: self.carts.map_or(0, |c| c.forgotten)
+                + self.orders.map_or(0, |o| o.forgotten),
         }
     }
 }
@@ -298,6 +306,7 @@ impl Sink for StoreSink<'_> {
         total.added += done.added;
         total.unchanged += done.unchanged;
         total.marked_ordered += done.marked_ordered;
+        total.forgotten += done.forgotten;
         Ok(())
     }
 

@@ -289,6 +289,8 @@ pub struct Store {
     path: PathBuf,
     /// Whether a [`BulkLoad`] holds the transaction.
     bulk: std::cell::Cell<Bulk>,
+    /// The forgotten people, as an import last read them.
+    forgotten: std::cell::RefCell<retention::ForgottenCache>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,6 +352,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             bulk: std::cell::Cell::new(Bulk::Off),
+            forgotten: std::cell::RefCell::default(),
         })
     }
 

@@ -20,6 +20,7 @@ mod faults;
 mod import;
 mod init;
 mod operator;
+mod privacy;
 mod run;
 mod sample_data;
 mod smtp;

@@ -497,7 +497,7 @@ fn import_sources(
 /// Takes the store's run lock (`<store>.lock`): exits at once if another
 /// run holds it, or waits with `wait`. The operating system releases it
 /// when the process ends, however it ends.
-fn lock_store(store_path: &Path, wait: bool) -> Result<std::fs::File> {
+pub(crate) fn lock_store(store_path: &Path, wait: bool) -> Result<std::fs::File> {
     let mut path = store_path.as_os_str().to_owned();
     path.push(".lock");
     let path = PathBuf::from(path);
