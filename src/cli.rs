@@ -106,11 +106,17 @@ pub enum Command {
         /// The time to count from (RFC 3339) [default: now]
         #[arg(long, value_name = "TIME", value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
+        /// If a run holds the store, wait for it instead of exiting with 4
+        #[arg(long)]
+        wait: bool,
     },
-    /// Erase people (GDPR Art. 17): their carts, orders and ledger addresses; keep a hash so they are never mailed
+    /// Erase people (GDPR Art. 17): their carts, orders and ledger addresses, from the files too; keep a hash so they are never stored or mailed again
     Forget {
         #[arg(required = true, value_name = "EMAIL")]
         emails: Vec<String>,
+        /// If a run holds the store, wait for it instead of exiting with 4
+        #[arg(long)]
+        wait: bool,
     },
     /// Print a shell completion script
     Completions {
@@ -333,7 +339,10 @@ mod tests {
             "2026-11-21T12:00:00+01:00",
         ])
         .unwrap();
-        let Command::Prune { older_than, now } = cli.command else {
+        let Command::Prune {
+            older_than, now, ..
+        } = cli.command
+        else {
             panic!("not prune");
         };
         assert_eq!(older_than, TimeDelta::days(90));

@@ -69,10 +69,12 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
         Command::Coupons { action } => coupons::execute(action, ctx),
         Command::Report(args) => report::execute(&args, ctx),
         Command::Runs { limit, json } => report::runs(limit, json, ctx),
-        Command::Prune { older_than, now } => {
-            retention::prune(now.unwrap_or(ctx.now) - older_than, ctx)
-        }
-        Command::Forget { emails } => retention::forget(&emails, ctx),
+        Command::Prune {
+            older_than,
+            now,
+            wait,
+        } => retention::prune(now.unwrap_or(ctx.now) - older_than, wait, ctx),
+        Command::Forget { emails, wait } => retention::forget(&emails, wait, ctx),
         Command::Check { smtp } => check::execute(smtp, ctx),
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -39,6 +39,8 @@ pub struct FileImport {
     pub orders: Option<OrderImport>,
     pub products: Option<ProductImport>,
     pub marked_ordered: u64,
+    /// Carts and orders of forgotten people, dropped.
+    pub forgotten: u64,
 }
 
 impl FileImport {
@@ -67,6 +69,9 @@ impl FileImport {
         };
         if self.skipped > 0 {
             let _ = write!(line, ", {} skipped (no e-mail)", self.skipped);
+        }
+        if self.forgotten > 0 {
+            let _ = write!(line, ", {} forgotten", self.forgotten);
         }
         line
     }
@@ -250,6 +255,7 @@ impl<'a> StoreSink<'a> {
         total.upserted += done.upserted;
         total.unchanged += done.unchanged;
         total.marked_ordered += done.marked_ordered;
+        total.forgotten += done.forgotten;
     }
 
     /// Commits a bulk load, if one was started. Called however the read
@@ -275,6 +281,8 @@ impl<'a> StoreSink<'a> {
             products: catalog.then(|| self.products.unwrap_or_default()),
             marked_ordered: self.carts.map_or(0, |c| c.marked_ordered)
                 + self.orders.map_or(0, |o| o.marked_ordered),
+            forgotten: self.carts.map_or(0, |c| c.forgotten)
+                + self.orders.map_or(0, |o| o.forgotten),
         }
     }
 }
@@ -307,6 +315,7 @@ impl Sink for StoreSink<'_> {
         total.added += done.added;
         total.unchanged += done.unchanged;
         total.marked_ordered += done.marked_ordered;
+        total.forgotten += done.forgotten;
         Ok(())
     }
 

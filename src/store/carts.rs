@@ -18,6 +18,8 @@ pub struct CartImport {
     pub upserted: u64,
     pub unchanged: u64,
     pub marked_ordered: u64,
+    /// Snapshots of forgotten people, dropped.
+    pub forgotten: u64,
 }
 
 /// Carts per multi-row INSERT (18 parameters each).
@@ -62,7 +64,8 @@ impl Store {
     /// Stores cart snapshots. A snapshot replaces the stored cart (items
     /// included) only if it is not older; the same snapshot again changes
     /// nothing. An `ordered` cart stays ordered whatever a snapshot says, and
-    /// a cart that has an order already is marked ordered on arrival.
+    /// a cart that has an order already is marked ordered on arrival. A
+    /// forgotten person's snapshots are dropped, and counted.
     pub fn import_carts(&self, carts: &[Cart]) -> Result<CartImport> {
         let mut buffer = Vec::with_capacity(1024);
         let hashed: Vec<Hashed<'_>> = carts
@@ -93,6 +96,19 @@ impl Store {
     fn import_hashed(&self, carts: &[Hashed<'_>]) -> Result<CartImport> {
         self.write(|conn| {
             let mut result = CartImport::default();
+            let kept: Vec<Hashed<'_>>;
+            let carts = match self.forgotten_set(conn)? {
+                None => carts,
+                Some(forgotten) => {
+                    kept = carts
+                        .iter()
+                        .filter(|(cart, ..)| !forgotten.contains(&cart.email))
+                        .cloned()
+                        .collect();
+                    result.forgotten = (carts.len() - kept.len()) as u64;
+                    &kept
+                }
+            };
             // The batch is written set-wise, which needs distinct ids: a run
             // of carts is cut where an id comes back, so the later snapshot
             // meets the earlier one as stored, as if written one by one.

@@ -290,6 +290,8 @@ pub struct Store {
     path: PathBuf,
     /// Whether a [`BulkLoad`] holds the transaction.
     bulk: std::cell::Cell<Bulk>,
+    /// The forgotten people, as an import last read them.
+    forgotten: std::cell::RefCell<retention::ForgottenCache>,
     /// The run lock, once taken: closed after the connection (declared
     /// after it), since closing a file of the database drops the process's
     /// POSIX locks on it, SQLite's included.
@@ -394,6 +396,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             bulk: std::cell::Cell::new(Bulk::Off),
+            forgotten: std::cell::RefCell::default(),
             run_lock: std::cell::RefCell::new(None),
         })
     }

@@ -13,20 +13,28 @@ pub struct OrderImport {
     pub added: u64,
     pub unchanged: u64,
     pub marked_ordered: u64,
+    /// Orders of forgotten people, dropped.
+    pub forgotten: u64,
 }
 
 impl Store {
     /// Stores orders (once each, by id) and marks their carts ordered: by
     /// `cart_id`, else every open cart of the address last active at or
-    /// before the order.
+    /// before the order. A forgotten person's orders are dropped, and
+    /// counted.
     pub fn import_orders(&self, orders: &[Order]) -> Result<OrderImport> {
         self.write(|conn| {
             let mut result = OrderImport::default();
+            let forgotten = self.forgotten_set(conn)?;
             let mut insert = conn.prepare_cached(
                 "INSERT INTO orders (id, email, email_norm, cart_id, total_minor, currency, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
             )?;
             for order in orders {
+                if forgotten.as_ref().is_some_and(|set| set.contains(&order.email)) {
+                    result.forgotten += 1;
+                    continue;
+                }
                 let added = insert.execute(params![
                     order.id,
                     order.email,

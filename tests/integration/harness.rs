@@ -186,6 +186,16 @@ impl Test {
             .unwrap_or_else(|e| panic!("failed to spawn {RECART}: {e}"))
     }
 
+    /// Starts the binary with `args`, stdout and stderr piped: for tests
+    /// that read what it says while it runs.
+    pub fn spawn_piped<S: AsRef<OsStr>>(&self, args: &[S]) -> std::process::Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to spawn {RECART}: {e}"))
+    }
+
     /// Run the binary with `args` (the builder's arguments are ignored), in
     /// the same tempdir and environment.
     pub fn recart<S: AsRef<OsStr>>(&self, args: &[S]) -> Output {
