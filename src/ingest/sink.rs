@@ -265,6 +265,37 @@ impl<'a> StoreSink<'a> {
         self.bulk.take().map_or(Ok(()), BulkLoad::finish)
     }
 
+    /// A store failure (a full disk) stopped the input part-way: says what
+    /// was stored before it, once, beside the error the command ends with.
+    /// A bulk first import is one transaction: then nothing was.
+    fn stopped_by(&mut self, error: &Error, bulk: bool) {
+        if matches!(error, Error::Input { .. } | Error::Io { .. }) {
+            return;
+        }
+        let carts = self.carts.unwrap_or_default();
+        let orders = self.orders.unwrap_or_default();
+        let line = if bulk {
+            format!(
+                "{}: nothing stored (a first import is one transaction, rolled back)",
+                self.path.display()
+            )
+        } else {
+            format!(
+                "{}: {} carts upserted, {} unchanged, {} orders added before the store failed; \
+                 the rest of the file was not imported",
+                self.path.display(),
+                carts.upserted,
+                carts.unchanged,
+                orders.added
+            )
+        };
+        if self.announce {
+            self.out.data(&line);
+        } else {
+            self.out.warn(&line);
+        }
+    }
+
     /// The input's figures, once read as `format`.
     fn import(&mut self, summary: &ingest::Summary) -> FileImport {
         more_not_shown(self.path, self.reported, self.out);
@@ -359,9 +390,13 @@ pub fn import_file(
     let mut sink = StoreSink::new(store, path, out, errors, progress, announce);
     store.import_cache(true)?;
     let read = ingest::read_file_alongside(path, options, &mut sink);
+    let bulk = sink.bulk.is_some();
     let finished = sink.finish();
     let cache = store.import_cache(false);
     sink.progress.finish_and_clear();
+    if let Some(error) = read.as_ref().err().or(finished.as_ref().err()) {
+        sink.stopped_by(error, bulk);
+    }
     let summary = read?;
     finished?;
     cache?;
