@@ -67,3 +67,15 @@ fn magento2_quotes_are_imported_and_an_order_stops_the_reminders() {
     );
     assert_eq!(carts_with(&decisions, "send"), ["102"]);
 }
+
+#[test]
+fn show_preset_prints_a_block_to_copy() {
+    let t = crate::harness::Test::new();
+    let out = t.recart(&["sources", "show-preset", "magento2"]);
+    out.expect_success()
+        .expect_stdout_contains("[[sources]]")
+        .expect_stdout_contains("FROM quote q");
+    t.recart(&["sources", "show-preset", "shopware"])
+        .expect_status(2)
+        .expect_stderr_contains("woocommerce");
+}
