@@ -55,6 +55,11 @@ pub enum LogFormatArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Database sources: `sources show-preset NAME` prints a preset's queries
+    Sources {
+        #[command(subcommand)]
+        command: SourcesCommand,
+    },
     /// Write recart.toml, starter templates and a sample CSV into DIR
     Init {
         /// Directory to create or fill
@@ -382,4 +387,15 @@ mod tests {
         };
         assert_eq!(args.format(), ReportFormat::Csv);
     }
+}
+
+/// `recart sources …`.
+#[derive(Subcommand, Debug)]
+pub enum SourcesCommand {
+    /// Print a preset's [[sources]] block (magento2, prestashop, sylius,
+    /// sylius-mysql, woocommerce), to copy and adapt
+    ShowPreset {
+        /// The preset's name
+        name: String,
+    },
 }

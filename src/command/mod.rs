@@ -76,6 +76,18 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
         } => retention::prune(now.unwrap_or(ctx.now) - older_than, wait, ctx),
         Command::Forget { emails, wait } => retention::forget(&emails, wait, ctx),
         Command::Check { smtp } => check::execute(smtp, ctx),
+        Command::Sources {
+            command: crate::cli::SourcesCommand::ShowPreset { name },
+        } => match crate::ingest::presets::text(&name) {
+            Some(text) => {
+                ctx.out.raw(text);
+                Ok(Completion::Done)
+            }
+            None => Err(crate::error::Error::Usage(format!(
+                "{name:?} is not a preset (expected one of {})",
+                crate::ingest::presets::names().join(", ")
+            ))),
+        },
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "recart", &mut script);

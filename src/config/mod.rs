@@ -84,8 +84,9 @@ pub struct Source {
     pub currency: Option<Currency>,
     /// Catalogs: product URLs made from `{handle}`.
     pub product_url: Option<String>,
-    /// `sqlite = "shop.db"` with its queries; then `pattern` is empty.
-    pub sqlite: Option<crate::ingest::sqlite::SqliteSource>,
+    /// A shop's database (`sqlite = "shop.db"` or `url = …`) with its
+    /// queries; then `pattern` is empty.
+    pub database: Option<crate::ingest::database::DatabaseSource>,
     /// The files' encoding when not UTF-8 (`encoding`).
     pub encoding: Option<&'static encoding_rs::Encoding>,
 }

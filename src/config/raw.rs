@@ -98,8 +98,16 @@ pub(super) struct RawShop {
 pub(super) struct RawSource {
     pub path: Option<String>,
     pub sqlite: Option<String>,
+    /// `mysql://user@host:port/db` or `postgres://user@host/db`.
+    pub url: Option<String>,
+    pub preset: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+    pub timezone: Option<String>,
+    pub timeout: Option<HumanDuration>,
     pub carts_query: Option<String>,
     pub items_query: Option<String>,
+    pub orders_query: Option<String>,
     pub format: Option<SourceFormat>,
     #[serde(default)]
     pub columns: BTreeMap<String, String>,

@@ -5,7 +5,7 @@ use super::raw::{CatalogFormat, RawCatalog, RawSource};
 use super::{Context, Source};
 use crate::error::Result;
 use crate::ingest::Format;
-use crate::ingest::sqlite::SqliteSource;
+use crate::ingest::database::{DatabaseSource, Kind};
 use crate::model::Currency;
 
 /// Every `[[sources]]`.
@@ -29,11 +29,11 @@ fn source(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Source> {
             ));
         }
     }
-    let sqlite = sqlite(cx, key, source)?;
-    if sqlite.is_some() && source.encoding.is_some() {
+    let database = database(cx, key, source)?;
+    if database.is_some() && source.encoding.is_some() {
         return Err(cx.fail(
             format!("{key}.encoding"),
-            "not for a sqlite source: SQLite hands over its text in UTF-8",
+            "not for a database source: its text arrives in UTF-8",
         ));
     }
     let encoding = encoding(cx, key, source.encoding.as_deref())?;
@@ -47,7 +47,7 @@ fn source(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Source> {
             .as_ref()
             .map(|path| cx.resolve(path).to_string_lossy().into_owned())
             .unwrap_or_default(),
-        sqlite,
+        database,
         format: source.format.map_or(Format::Auto, Format::from),
         columns: source
             .columns
@@ -78,52 +78,145 @@ fn encoding(
 
 /// A source's database, if it has one rather than `path`; the keys that
 /// belong to the other kind are refused.
-fn sqlite(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Option<SqliteSource>> {
+fn database(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Option<DatabaseSource>> {
     let key = |name: &str| format!("{key}.{name}");
-    match (&source.path, &source.sqlite) {
-        (Some(_), Some(_)) => Err(cx.fail(
-            key("sqlite"),
-            "a source has either path (CSV files) or sqlite, not both",
-        )),
-        (None, None) => Err(cx.fail(
-            key("path"),
-            "missing: give path (a glob of CSV files) or sqlite (a database)",
-        )),
-        (Some(_), None) => {
+    let kind = match (&source.path, &source.sqlite, &source.url) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(cx.fail(
+                key(if source.sqlite.is_some() {
+                    "sqlite"
+                } else {
+                    "url"
+                }),
+                "a source has one of path (CSV files), sqlite or url (a database)",
+            ));
+        }
+        (None, None, None) => {
+            return Err(cx.fail(
+                key("path"),
+                "missing: give path (a glob of CSV files), sqlite or url (a database)",
+            ));
+        }
+        (Some(_), None, None) => {
             for (name, given) in [
-                ("carts_query", &source.carts_query),
-                ("items_query", &source.items_query),
+                ("carts_query", source.carts_query.is_some()),
+                ("items_query", source.items_query.is_some()),
+                ("orders_query", source.orders_query.is_some()),
+                ("preset", source.preset.is_some()),
+                ("password_env", source.password_env.is_some()),
+                ("password_file", source.password_file.is_some()),
+                ("timezone", source.timezone.is_some()),
+                ("timeout", source.timeout.is_some()),
             ] {
-                if given.is_some() {
-                    return Err(cx.fail(key(name), "only for a sqlite source"));
+                if given {
+                    return Err(cx.fail(key(name), "only for a database source (sqlite or url)"));
                 }
             }
-            Ok(None)
+            return Ok(None);
         }
-        (None, Some(database)) => {
-            if source.format.is_some() {
-                return Err(cx.fail(
-                    key("format"),
-                    "not for a sqlite source: its queries return native fields",
-                ));
-            }
-            if !source.columns.is_empty() {
-                return Err(cx.fail(
-                    key("columns"),
-                    "not for a sqlite source: name the columns in the queries (AS)",
-                ));
-            }
-            let query = |name: &str, given: Option<&String>| match given {
-                Some(query) if !query.trim().is_empty() => Ok(query.clone()),
-                _ => Err(cx.fail(key(name), "missing: a sqlite source needs it")),
-            };
-            Ok(Some(SqliteSource {
-                path: cx.resolve(database),
-                carts_query: query("carts_query", source.carts_query.as_ref())?,
-                items_query: query("items_query", source.items_query.as_ref())?,
-                date_format: source.date_format.clone(),
-            }))
+        (None, Some(path), None) => Kind::Sqlite(cx.resolve(path)),
+        (None, None, Some(url)) => url_kind(url).map_err(|message| cx.fail(key("url"), message))?,
+    };
+    if source.format.is_some() {
+        return Err(cx.fail(
+            key("format"),
+            "not for a database source: its queries return native fields",
+        ));
+    }
+    if !source.columns.is_empty() {
+        return Err(cx.fail(
+            key("columns"),
+            "not for a database source: name the columns in the queries (AS)",
+        ));
+    }
+    let preset = match &source.preset {
+        Some(name) => Some(
+            crate::ingest::presets::for_kind(name, &kind)
+                .map_err(|message| cx.fail(key("preset"), message))?,
+        ),
+        None => None,
+    };
+    let given = |own: &Option<String>, preset_query: Option<&str>| {
+        own.clone()
+            .or_else(|| preset_query.map(ToString::to_string))
+            .filter(|query| !query.trim().is_empty())
+    };
+    let query = |name: &str, own: &Option<String>, preset_query: Option<&str>| {
+        given(own, preset_query).ok_or_else(|| {
+            cx.fail(
+                key(name),
+                "missing: a database source needs it (or a preset)",
+            )
+        })
+    };
+    let timezone = match (&source.timezone, &preset) {
+        (Some(name), _) => name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+            cx.fail(
+                key("timezone"),
+                format!("{name:?} is not an IANA time zone"),
+            )
+        })?,
+        (None, Some(preset)) if preset.local_time => {
+            return Err(cx.fail(
+                key("timezone"),
+                format!(
+                    "missing: {} stores times in the shop's own zone; give it (e.g. \"Europe/Paris\")",
+                    preset.name
+                ),
+            ));
         }
+        (None, _) => chrono_tz::Tz::UTC,
+    };
+    if source.password_env.is_some() && source.password_file.is_some() {
+        return Err(cx.fail(
+            key("password_file"),
+            "give password_env or password_file, not both",
+        ));
+    }
+    Ok(Some(DatabaseSource {
+        kind,
+        carts_query: query(
+            "carts_query",
+            &source.carts_query,
+            preset.as_ref().map(|p| p.carts_query.as_str()),
+        )?,
+        items_query: query(
+            "items_query",
+            &source.items_query,
+            preset.as_ref().map(|p| p.items_query.as_str()),
+        )?,
+        orders_query: given(
+            &source.orders_query,
+            preset.as_ref().map(|p| p.orders_query.as_str()),
+        ),
+        date_format: source.date_format.clone(),
+        timezone,
+        timeout: source
+            .timeout
+            .as_ref()
+            .and_then(|timeout| timeout.0.to_std().ok())
+            .unwrap_or(std::time::Duration::from_mins(1)),
+        password_env: source.password_env.clone(),
+        password_file: source.password_file.as_ref().map(|path| cx.resolve(path)),
+    }))
+}
+
+/// The database a URL names, by its scheme; a password in it is refused.
+fn url_kind(url: &str) -> std::result::Result<Kind, String> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    match scheme {
+        "mysql" | "mariadb" => {
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            crate::ingest::mysql::options(&url)?;
+            Ok(Kind::Mysql(url))
+        }
+        "postgres" | "postgresql" => {
+            crate::ingest::postgres::options(url)?;
+            Ok(Kind::Postgres(url.to_string()))
+        }
+        _ => Err(format!(
+            "{url:?}: expected mysql://user@host:port/db or postgres://user@host:port/db"
+        )),
     }
 }
 
@@ -156,7 +249,7 @@ fn catalog(cx: &Context<'_>, key: &str, catalog: &RawCatalog) -> Result<Source> 
     };
     Ok(Source {
         pattern: cx.resolve(&catalog.path).to_string_lossy().into_owned(),
-        sqlite: None,
+        database: None,
         format,
         columns: Vec::new(),
         date_format: None,

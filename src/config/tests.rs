@@ -83,8 +83,8 @@ fn sqlite_sources_name_the_key_that_is_wrong() {
         "{MINIMAL}\n[[sources]]\nsqlite = \"shop.db\"\n{queries}"
     ))
     .unwrap();
-    let sqlite = config.sources[0].sqlite.as_ref().unwrap();
-    assert!(sqlite.path.ends_with("shop.db"));
+    let sqlite = config.sources[0].database.as_ref().unwrap();
+    assert!(sqlite.name().ends_with("shop.db"));
     assert_eq!(sqlite.items_query, "SELECT 2");
     for (source, key) in [
         (
@@ -132,7 +132,7 @@ fn a_source_s_encoding_is_an_encoding_name() {
     .unwrap_err()
     .to_string();
     assert!(
-        error.contains("sources[0].encoding: not for a sqlite source"),
+        error.contains("sources[0].encoding: not for a database source"),
         "{error}"
     );
 }

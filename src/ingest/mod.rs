@@ -6,9 +6,13 @@
 //! batches, so memory stays bounded whatever the file's size.
 
 mod catalog;
+pub mod database;
 mod decode;
 mod group;
+pub mod mysql;
 mod native;
+pub mod postgres;
+pub mod presets;
 mod shopify;
 pub mod sink;
 pub mod sqlite;

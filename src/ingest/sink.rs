@@ -403,28 +403,62 @@ pub fn import_file(
     Ok(sink.import(&summary))
 }
 
-/// Reads the carts a SQLite source changed since its watermark into the
-/// store, then moves the watermark to the newest cart read. `now`: see
-/// [`ingest::Options::now`].
-pub fn import_sqlite(
+/// Reads what a database source changed since its watermarks into the
+/// store — its carts, then its orders — and moves each watermark to the
+/// newest row read, once its rows are stored. `now`: see
+/// [`ingest::Options::now`]. One result for the carts, one for the orders.
+pub fn import_database(
     store: &Store,
-    source: &ingest::sqlite::SqliteSource,
+    source: &ingest::database::DatabaseSource,
     now: Option<chrono::DateTime<chrono::Utc>>,
     out: &mut Output,
-) -> Result<FileImport> {
+) -> Vec<Result<FileImport>> {
+    let name = source.name();
     let key = source.watermark_key();
-    let since = store.watermark(&key)?;
+    let orders_key = source.orders_watermark_key();
+    let since = (|| {
+        Ok(ingest::database::Since {
+            carts: store.watermark(&key)?,
+            orders: orders_key
+                .as_deref()
+                .map(|key| store.watermark(key))
+                .transpose()?
+                .flatten(),
+        })
+    })();
+    let since = match since {
+        Ok(since) => since,
+        Err(error) => return vec![Err(error)],
+    };
     let progress = indicatif::ProgressBar::hidden();
-    let mut sink = StoreSink::new(store, &source.path, out, None, progress, false);
-    let read = ingest::sqlite::read(source, since, now, &mut sink);
+    let mut sink = StoreSink::new(store, &name, out, None, progress, false);
+    let read = ingest::database::read(source, since, now, &mut sink);
     let finished = sink.finish();
-    let read = read?;
-    finished?;
-    let import = sink.import(&read.summary);
-    if let Some(watermark) = read.watermark {
-        store.set_watermark(&key, watermark)?;
+    let stored = (|| {
+        let read = read?;
+        finished?;
+        let carts = sink.import(&read.carts);
+        if let Some(watermark) = read.watermark {
+            store.set_watermark(&key, watermark)?;
+        }
+        let orders = match (read.orders, orders_key) {
+            (Some(summary), Some(key)) => {
+                let mut orders = sink.import(&summary);
+                orders.path = name.join("orders");
+                orders.carts = None;
+                if let Some(watermark) = read.orders_watermark {
+                    store.set_watermark(&key, watermark)?;
+                }
+                Some(orders)
+            }
+            _ => None,
+        };
+        Ok((carts, orders))
+    })();
+    match stored {
+        Ok((carts, orders)) => std::iter::once(Ok(carts)).chain(orders.map(Ok)).collect(),
+        Err(error) => vec![Err(error)],
     }
-    Ok(import)
 }
 
 #[cfg(test)]

@@ -1,359 +1,171 @@
-//! A shop's own `SQLite` database as a source: `carts_query` returns one row
-//! per cart (native field names as columns, `:since` bound to the stored
-//! watermark), `items_query` the items of one cart (`:cart_id`). The rows
-//! are turned into native rows — cart fields beside each item's — and read
-//! by the native grouping, so they are validated exactly like CSV rows.
-//!
-//! The database is opened read-only. The queries run on a thread that
-//! hands rows over a bounded channel: memory stays one batch, as for files.
+//! A shop's own `SQLite` database as a source (see [`super::database`]):
+//! `:since` is bound to the stored watermark, `items_query` takes one
+//! cart's id as `:cart_id`. The database is opened read-only.
 
-use std::cell::RefCell;
-use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::mpsc;
+use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 
-use super::table::Table;
-use super::{Format, Options, Sink, Summary, TimeFormat, group, native};
+use super::database::{Cell, DatabaseSource, Feed, Since};
 
-/// Cart fields `carts_query` may return.
-pub const CART_FIELDS: &[&str] = &[
-    "cart_id",
-    "email",
-    "first_name",
-    "locale",
-    "currency",
-    "status",
-    "accepts_marketing",
-    "created_at",
-    "updated_at",
-    "timezone",
-];
-
-/// Item fields `items_query` may return.
-pub const ITEM_FIELDS: &[&str] = &[
-    "sku",
-    "product_name",
-    "category",
-    "quantity",
-    "unit_price",
-    "image_url",
-    "product_url",
-];
-
-const CARTS_REQUIRED: &[&str] = &["cart_id", "email", "currency", "updated_at"];
-const ITEMS_REQUIRED: &[&str] = &["quantity", "unit_price"];
-
-/// A `[[sources]] sqlite = …` source.
-#[derive(Debug, Clone)]
-pub struct SqliteSource {
-    pub path: PathBuf,
-    pub carts_query: String,
-    pub items_query: String,
-    pub date_format: Option<String>,
-}
-
-impl SqliteSource {
-    /// The key its watermark is stored under: a changed query starts over.
-    pub fn watermark_key(&self) -> String {
-        format!("sqlite:{}\n{}", self.path.display(), self.carts_query)
-    }
-}
-
-/// What a read found: the summary, and the new watermark — the
-/// `updated_at` value (as the shop's database holds it) of the newest cart
-/// read, or `None` when no cart was read.
-pub struct Read {
-    pub summary: Summary,
-    pub watermark: Option<Value>,
-}
-
-/// Reads the carts `carts_query` returns for `since` (NULL on the first
-/// run), with their items, into `sink`. A cart last active more than a day
-/// after `now` is rejected, and does not move the watermark: its corrected
-/// row is read on the next run.
-pub fn read(
-    source: &SqliteSource,
-    since: Option<Value>,
-    now: Option<DateTime<Utc>>,
-    sink: &mut dyn Sink,
-) -> Result<Read> {
-    let fail = |message: String| Error::Input {
-        path: source.path.clone(),
-        message,
-    };
+/// Runs the source's queries on the file, opened read-only; each cart's
+/// items are queried by `:cart_id` (in-process: a query per cart costs
+/// microseconds).
+pub(super) fn run(
+    source: &DatabaseSource,
+    path: &Path,
+    since: &Since,
+    feed: &mut Feed,
+) -> Result<()> {
     let conn = Connection::open_with_flags(
-        &source.path,
+        path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|error| fail(format!("cannot open read-only: {error}")))?;
-    let (carts_columns, items_columns) = {
-        let carts = conn
-            .prepare(&source.carts_query)
-            .map_err(|error| fail(format!("carts_query: {error}")))?;
-        let items = conn
-            .prepare(&source.items_query)
-            .map_err(|error| fail(format!("items_query: {error}")))?;
-        if items.parameter_index(":cart_id").ok().flatten().is_none() {
-            return Err(fail(
-                "items_query: has no :cart_id parameter (expected e.g. WHERE cart_id = :cart_id)"
-                    .into(),
-            ));
-        }
-        (
-            columns(&carts, "carts_query", CART_FIELDS, CARTS_REQUIRED).map_err(fail)?,
-            columns(&items, "items_query", ITEM_FIELDS, ITEMS_REQUIRED).map_err(fail)?,
-        )
+    .map_err(|error| Error::Input {
+        path: path.to_path_buf(),
+        message: format!("cannot open read-only: {error}"),
+    })?;
+    let mut carts = conn
+        .prepare(&source.carts_query)
+        .map_err(|error| feed.fail("carts_query", error))?;
+    let mut items = conn
+        .prepare(&source.items_query)
+        .map_err(|error| feed.fail("items_query", error))?;
+    let Some(cart_id_parameter) = items.parameter_index(":cart_id").ok().flatten() else {
+        return Err(feed.fail(
+            "items_query",
+            "has no :cart_id parameter (expected e.g. WHERE cart_id = :cart_id)",
+        ));
     };
-    let (sender, receiver) = mpsc::sync_channel::<Message>(1024);
-    let job = Job {
-        conn,
-        source: source.clone(),
-        carts_columns,
-        items_columns,
-        since,
-        times: TimeFormat::new(source.date_format.clone(), now),
-    };
-    let worker = std::thread::spawn(move || {
-        let sender_for_error = sender.clone();
-        if let Err(error) = job.run(&sender) {
-            let _ = sender_for_error.send(Message::Failed(error));
-        }
-    });
-    let watermark = Rc::new(RefCell::new(None));
-    let records = Records {
-        receiver,
-        watermark: Rc::clone(&watermark),
-    };
-    let names = CART_FIELDS
-        .iter()
-        .chain(ITEM_FIELDS)
-        .map(ToString::to_string)
-        .collect();
-    let mut table = Table::from_records(&source.path, names, Box::new(records));
-    let times = TimeFormat::new(source.date_format.clone(), now);
-    let options = Options {
-        now,
-        ..Options::format(Format::Native)
-    };
-    let result = group::read(&mut table, &native::Carts { times }, &options, sink);
-    drop(table);
-    let _ = worker.join();
-    let mut summary = result?;
-    summary.format = Some(Format::Native);
-    let watermark = watermark.borrow_mut().take();
-    Ok(Read { summary, watermark })
-}
-
-/// For each field, the query's column holding it.
-fn columns(
-    statement: &rusqlite::Statement<'_>,
-    query: &str,
-    fields: &[&str],
-    required: &[&str],
-) -> std::result::Result<Vec<Option<usize>>, String> {
-    let names = statement.column_names();
-    for name in &names {
-        if !fields.contains(name) {
-            return Err(format!(
-                "{query}: returns a column {name:?}, which is not a field it can give \
-                 (expected {}); rename it with AS",
-                fields.join(", ")
-            ));
-        }
-    }
-    let missing: Vec<&str> = required
-        .iter()
-        .copied()
-        .filter(|field| !names.contains(field))
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!("{query}: returns no column {}", missing.join(", ")));
-    }
-    Ok(fields
-        .iter()
-        .map(|field| names.iter().position(|name| name == field))
-        .collect())
-}
-
-enum Message {
-    Row(u64, csv::ByteRecord),
-    Done(Option<Value>),
-    Failed(Error),
-}
-
-struct Records {
-    receiver: mpsc::Receiver<Message>,
-    watermark: Rc<RefCell<Option<Value>>>,
-}
-
-impl Iterator for Records {
-    type Item = Result<(u64, csv::ByteRecord)>;
-    fn next(&mut self) -> Option<Self::Item> {
-        match self.receiver.recv().ok()? {
-            Message::Row(line, record) => Some(Ok((line, record))),
-            Message::Done(watermark) => {
-                *self.watermark.borrow_mut() = watermark;
-                None
-            }
-            Message::Failed(error) => Some(Err(error)),
-        }
-    }
-}
-
-struct Job {
-    conn: Connection,
-    source: SqliteSource,
-    carts_columns: Vec<Option<usize>>,
-    items_columns: Vec<Option<usize>>,
-    since: Option<Value>,
-    times: TimeFormat,
-}
-
-impl Job {
-    fn run(self, sender: &mpsc::SyncSender<Message>) -> Result<()> {
-        let fail = |query: &str, error: rusqlite::Error| Error::Input {
-            path: self.source.path.clone(),
-            message: format!("{query}: {error}"),
-        };
-        let mut carts = self
-            .conn
-            .prepare(&self.source.carts_query)
-            .map_err(|error| fail("carts_query", error))?;
-        let mut items = self
-            .conn
-            .prepare(&self.source.items_query)
-            .map_err(|error| fail("items_query", error))?;
-        if let Some(index) = carts
-            .parameter_index(":since")
-            .map_err(|error| fail("carts_query", error))?
+    feed.carts_columns(&names(&carts))?;
+    feed.items_columns(&names(&items), false)?;
+    bind_since(&mut carts, since.carts.as_ref(), "carts_query", feed)?;
+    let mut rows = carts.raw_query();
+    while let Some(row) = rows
+        .next()
+        .map_err(|error| feed.fail("carts_query", error))?
+    {
+        let cart = cells(row).map_err(|error| feed.fail("carts_query", error))?;
+        let id = feed
+            .cart_id_column()
+            .map_or(Value::Null, |column| value(&cart[column]));
+        items
+            .raw_bind_parameter(cart_id_parameter, id)
+            .map_err(|error| feed.fail("items_query", error))?;
+        let mut lines = Vec::new();
+        let mut item_rows = items.raw_query();
+        while let Some(item) = item_rows
+            .next()
+            .map_err(|error| feed.fail("items_query", error))?
         {
-            let since = self.since.clone().unwrap_or(Value::Null);
-            carts
-                .raw_bind_parameter(index, since)
-                .map_err(|error| fail("carts_query", error))?;
+            lines.push(cells(item).map_err(|error| feed.fail("items_query", error))?);
         }
-        let cart_id_parameter = items
-            .parameter_index(":cart_id")
-            .map_err(|error| fail("items_query", error))?
-            .expect("checked before");
-        let updated_at = CART_FIELDS.iter().position(|f| *f == "updated_at").unwrap();
-        let cart_id = CART_FIELDS.iter().position(|f| *f == "cart_id").unwrap();
-        let mut newest: Option<(DateTime<Utc>, Value)> = None;
-        let mut rows = carts.raw_query();
-        let mut line = 0;
-        while let Some(row) = rows.next().map_err(|error| fail("carts_query", error))? {
-            line += 1;
-            let mut cart = Vec::with_capacity(CART_FIELDS.len());
-            for (field, column) in CART_FIELDS.iter().zip(&self.carts_columns) {
-                let value = match column {
-                    Some(index) => row
-                        .get_ref(*index)
-                        .map_err(|error| fail("carts_query", error))?,
-                    None => ValueRef::Null,
-                };
-                cart.push(text(field, value));
-            }
-            if let Some(index) = self.carts_columns[updated_at] {
-                let raw: Value = row.get(index).map_err(|error| fail("carts_query", error))?;
-                let parsed = std::str::from_utf8(&cart[updated_at])
-                    .ok()
-                    .and_then(|text| self.times.parse(text).ok());
-                if let Some((at, _)) = parsed
-                    && !self.times.is_future(at)
-                    && newest.as_ref().is_none_or(|(seen, _)| at > *seen)
-                {
-                    newest = Some((at, raw));
-                }
-            }
-            let id: Value = match self.carts_columns[cart_id] {
-                Some(index) => row.get(index).map_err(|error| fail("carts_query", error))?,
-                None => Value::Null,
-            };
-            items
-                .raw_bind_parameter(cart_id_parameter, id)
-                .map_err(|error| fail("items_query", error))?;
-            let mut item_rows = items.raw_query();
-            let mut any = false;
-            while let Some(item) = item_rows
-                .next()
-                .map_err(|error| fail("items_query", error))?
-            {
-                any = true;
-                let mut record = csv::ByteRecord::new();
-                for field in &cart {
-                    record.push_field(field);
-                }
-                for (field, column) in ITEM_FIELDS.iter().zip(&self.items_columns) {
-                    let value = match column {
-                        Some(index) => item
-                            .get_ref(*index)
-                            .map_err(|error| fail("items_query", error))?,
-                        None => ValueRef::Null,
-                    };
-                    record.push_field(&text(field, value));
-                }
-                if sender.send(Message::Row(line, record)).is_err() {
-                    return Ok(());
-                }
-            }
-            if !any {
-                let mut record = csv::ByteRecord::new();
-                for field in &cart {
-                    record.push_field(field);
-                }
-                for _ in ITEM_FIELDS {
-                    record.push_field(b"");
-                }
-                if sender.send(Message::Row(line, record)).is_err() {
-                    return Ok(());
-                }
-            }
+        if !feed.carts(&[cart], &lines) {
+            return Ok(());
         }
-        let _ = sender.send(Message::Done(newest.map(|(_, raw)| raw)));
-        Ok(())
     }
+    feed.carts_done();
+    if let Some(query) = &source.orders_query {
+        let mut orders = conn
+            .prepare(query)
+            .map_err(|error| feed.fail("orders_query", error))?;
+        feed.orders_columns(&names(&orders))?;
+        bind_since(&mut orders, since.orders.as_ref(), "orders_query", feed)?;
+        let mut rows = orders.raw_query();
+        let mut batch = Vec::new();
+        while let Some(row) = rows
+            .next()
+            .map_err(|error| feed.fail("orders_query", error))?
+        {
+            batch.push(cells(row).map_err(|error| feed.fail("orders_query", error))?);
+            if batch.len() == super::database::BATCH {
+                if !feed.orders(&batch) {
+                    return Ok(());
+                }
+                batch.clear();
+            }
+        }
+        feed.orders(&batch);
+    }
+    Ok(())
 }
 
-/// A column's value as the text a CSV field would hold: NULL is blank,
-/// numbers are written out, integer times are unix seconds (written as RFC
-/// 3339), text and blobs are their bytes (invalid UTF-8 is reported by the
-/// row's reader).
-fn text(field: &str, value: ValueRef<'_>) -> Vec<u8> {
-    match value {
-        ValueRef::Null => Vec::new(),
-        ValueRef::Integer(seconds) if field == "created_at" || field == "updated_at" => {
-            match DateTime::from_timestamp(seconds, 0) {
-                Some(at) => at.to_rfc3339_opts(SecondsFormat::Secs, true).into_bytes(),
-                None => seconds.to_string().into_bytes(),
-            }
-        }
-        ValueRef::Integer(number) => number.to_string().into_bytes(),
-        ValueRef::Real(number) => number.to_string().into_bytes(),
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.to_vec(),
+fn names(statement: &rusqlite::Statement<'_>) -> Vec<String> {
+    statement
+        .column_names()
+        .into_iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn bind_since(
+    statement: &mut rusqlite::Statement<'_>,
+    since: Option<&Value>,
+    query: &str,
+    feed: &Feed,
+) -> Result<()> {
+    if let Some(index) = statement
+        .parameter_index(":since")
+        .map_err(|error| feed.fail(query, error))?
+    {
+        statement
+            .raw_bind_parameter(index, since.cloned().unwrap_or(Value::Null))
+            .map_err(|error| feed.fail(query, error))?;
+    }
+    Ok(())
+}
+
+fn cells(row: &rusqlite::Row<'_>) -> rusqlite::Result<Vec<Cell>> {
+    (0..row.as_ref().column_count())
+        .map(|index| {
+            Ok(match row.get_ref(index)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(number) => Cell::Int(number),
+                ValueRef::Real(number) => Cell::Float(number),
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Cell::Text(bytes.to_vec()),
+            })
+        })
+        .collect()
+}
+
+/// A cell bound back as the parameter it came from.
+fn value(cell: &Cell) -> Value {
+    match cell {
+        Cell::Int(number) => Value::Integer(*number),
+        Cell::Float(number) => Value::Real(*number),
+        Cell::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Text(text.to_string()),
+            Err(_) => Value::Blob(bytes.clone()),
+        },
+        _ => Value::Null,
     }
 }
 
 /// Reads one `SQLite` file as a test would.
 #[cfg(test)]
 pub(crate) fn read_all(
-    source: &SqliteSource,
+    source: &DatabaseSource,
     since: Option<Value>,
 ) -> Result<(super::Parsed, Option<Value>)> {
     let mut parsed = super::Parsed::default();
-    let read = read(source, since, None, &mut parsed)?;
-    parsed.summary = read.summary;
+    let since = Since {
+        carts: since,
+        orders: None,
+    };
+    let read = super::database::read(source, since, None, &mut parsed)?;
+    parsed.summary = read.carts;
     Ok((parsed, read.watermark))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::database::Kind;
+    use chrono::DateTime;
+    use std::path::PathBuf;
 
     /// A shop's own schema, unlike recart's: integer times, REAL prices.
     fn shop_db(dir: &std::path::Path) -> PathBuf {
@@ -377,9 +189,9 @@ mod tests {
         path
     }
 
-    fn source(path: PathBuf) -> SqliteSource {
-        SqliteSource {
-            path,
+    fn source(path: PathBuf) -> DatabaseSource {
+        DatabaseSource {
+            kind: Kind::Sqlite(path),
             carts_query: "SELECT id AS cart_id, customer_email AS email, currency,
                                  opted_in AS accepts_marketing, modified AS updated_at,
                                  state AS status
@@ -389,8 +201,17 @@ mod tests {
             items_query: "SELECT sku, title AS product_name, qty AS quantity, price AS unit_price
                           FROM quote_lines WHERE quote_id = :cart_id ORDER BY rowid"
                 .into(),
+            orders_query: None,
             date_format: None,
+            timezone: chrono_tz::Tz::UTC,
+            timeout: std::time::Duration::from_mins(1),
+            password_env: None,
+            password_file: None,
         }
+    }
+
+    fn path(source: &DatabaseSource) -> PathBuf {
+        source.name()
     }
 
     #[test]
@@ -409,7 +230,7 @@ mod tests {
         // The bad cart: the source, its row, its field, its cart id.
         assert_eq!(parsed.errors.len(), 1);
         let error = &parsed.errors[0];
-        assert_eq!(error.path, source.path);
+        assert_eq!(error.path, path(&source));
         assert_eq!((error.line, error.field.as_str()), (3, "email"));
         assert!(error.message.contains("cart 3 not imported"), "{error}");
         // The newest cart read, as the shop's database holds it.
@@ -436,11 +257,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = source(shop_db(dir.path()));
         let now = DateTime::from_timestamp(1_772_800_100, 0);
-        let conn = Connection::open(&source.path).unwrap();
+        let conn = Connection::open(path(&source)).unwrap();
         conn.execute("UPDATE quotes SET modified = 1900000000 WHERE id = 2", [])
             .unwrap();
         let mut parsed = super::super::Parsed::default();
-        let read = read(&source, None, now, &mut parsed).unwrap();
+        let since = Since {
+            carts: None,
+            orders: None,
+        };
+        let read = super::super::database::read(&source, since, now, &mut parsed).unwrap();
         let fields: Vec<&str> = parsed.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["email", "updated_at"]);
         assert_eq!(read.watermark, Some(Value::Integer(1_772_800_200)));
@@ -456,12 +281,12 @@ mod tests {
             error.contains("carts_query") && error.contains("emial"),
             "{error}"
         );
-        let mut bad = source(bad.path.clone());
+        let mut bad = source(path(&bad));
         bad.items_query =
             "SELECT sku, qty AS quantity, price AS unit_price FROM quote_lines".into();
         let error = read_all(&bad, None).unwrap_err().to_string();
         assert!(error.contains(":cart_id"), "{error}");
-        let mut bad = source(bad.path.clone());
+        let mut bad = source(path(&bad));
         bad.carts_query = "SELEKT 1".into();
         let error = read_all(&bad, None).unwrap_err().to_string();
         assert!(error.contains("carts_query"), "{error}");
@@ -475,7 +300,7 @@ mod tests {
                               currency, modified AS updated_at"
             .into();
         assert!(read_all(&source, None).is_err());
-        let conn = Connection::open(&source.path).unwrap();
+        let conn = Connection::open(path(&source)).unwrap();
         let count: i64 = conn
             .query_row("SELECT count(*) FROM quotes", [], |row| row.get(0))
             .unwrap();

@@ -4,6 +4,8 @@
 
 // Shared helpers: not every test module uses every helper.
 #[allow(dead_code)]
+mod db_servers;
+#[allow(dead_code)]
 mod fixtures;
 #[allow(dead_code)]
 mod harness;
@@ -17,6 +19,7 @@ mod channels;
 mod config;
 mod coupons;
 mod crash;
+mod db_sources;
 mod faults;
 mod hostile_files;
 mod hostile_inputs;

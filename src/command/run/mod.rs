@@ -22,7 +22,7 @@ use crate::deliver::handover::{Guards, Journal};
 use crate::deliver::ledger::{self, Due, GROUPS_IN_FLIGHT, Sender, Settled};
 use crate::deliver::{Gallery, Reminder};
 use crate::error::{Completion, Error, Result, exit};
-use crate::ingest::sink::{Imports, import_file, import_sqlite};
+use crate::ingest::sink::{Imports, import_database, import_file};
 use crate::model::parse_email;
 use crate::output::Output;
 use crate::plan::{self, Candidate, SkipReason, Step, Verdict};
@@ -529,8 +529,10 @@ fn import_sources(
     let mut imports = Imports::default();
     // Catalogs first: a cart's products are known when it is planned.
     for source in config.catalogs.iter().chain(&config.sources) {
-        if let Some(sqlite) = &source.sqlite {
-            imports.take(import_sqlite(store, sqlite, Some(now), out), out)?;
+        if let Some(database) = &source.database {
+            for import in import_database(store, database, Some(now), out) {
+                imports.take(import, out)?;
+            }
             continue;
         }
         let paths = glob::glob(&source.pattern).map_err(|error| {

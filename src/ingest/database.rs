@@ -1,0 +1,645 @@
+//! What the database sources share (`sqlite`, `mysql`, `postgres`): the
+//! queries' contract, their values turned into the text a CSV field would
+//! hold, and the native grouping reading them, so a database's rows are
+//! validated exactly like CSV rows.
+//!
+//! `carts_query` returns one row per cart (native field names as columns,
+//! `:since` = the stored watermark), `items_query` the items of a batch of
+//! carts (`:cart_ids`, with a `cart_id` column; `SQLite`: one cart,
+//! `:cart_id`), `orders_query` orders (`:since` = the orders' watermark).
+//! A driver runs them on a thread of its own and hands the rows to a
+//! [`Feed`]; memory stays one batch.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone as _, Utc};
+use chrono_tz::Tz;
+use rusqlite::types::Value;
+
+use crate::error::{Error, Result};
+
+use super::table::Table;
+use super::{Format, Options, Sink, Summary, TimeFormat, group, native};
+
+/// Cart fields `carts_query` may return.
+pub const CART_FIELDS: &[&str] = &[
+    "cart_id",
+    "email",
+    "first_name",
+    "locale",
+    "currency",
+    "status",
+    "accepts_marketing",
+    "created_at",
+    "updated_at",
+    "timezone",
+];
+
+/// Item fields `items_query` may return (and `cart_id`, which ties an item
+/// to its cart in a batch).
+pub const ITEM_FIELDS: &[&str] = &[
+    "sku",
+    "product_name",
+    "category",
+    "quantity",
+    "unit_price",
+    "image_url",
+    "product_url",
+];
+
+/// Order fields `orders_query` may return.
+pub const ORDER_FIELDS: &[&str] = &[
+    "order_id",
+    "email",
+    "cart_id",
+    "total",
+    "currency",
+    "created_at",
+];
+
+const CARTS_REQUIRED: &[&str] = &["cart_id", "email", "currency", "updated_at"];
+const ITEMS_REQUIRED: &[&str] = &["quantity", "unit_price"];
+const ORDERS_REQUIRED: &[&str] = &["order_id", "email", "total", "currency", "created_at"];
+
+/// Carts read (and their items queried) at a time.
+pub const BATCH: usize = 2000;
+
+/// Which database, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite(PathBuf),
+    /// `mysql://user@host:port/db` (MySQL or MariaDB).
+    Mysql(String),
+    /// `postgres://user@host:port/db`.
+    Postgres(String),
+}
+
+/// A `[[sources]]` that is a shop's database.
+#[derive(Debug, Clone)]
+pub struct DatabaseSource {
+    pub kind: Kind,
+    pub carts_query: String,
+    pub items_query: String,
+    pub orders_query: Option<String>,
+    pub date_format: Option<String>,
+    /// The zone of times stored without one (`DATETIME`, `timestamp`).
+    pub timezone: Tz,
+    /// A statement's time limit on the server.
+    pub timeout: Duration,
+    /// Where the password comes from: never the config or the URL.
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl DatabaseSource {
+    /// How errors name the source: the file, or the URL (no password).
+    pub fn name(&self) -> PathBuf {
+        match &self.kind {
+            Kind::Sqlite(path) => path.clone(),
+            Kind::Mysql(url) | Kind::Postgres(url) => PathBuf::from(url),
+        }
+    }
+
+    /// The key its carts' watermark is stored under: a changed query
+    /// starts over.
+    pub fn watermark_key(&self) -> String {
+        match &self.kind {
+            Kind::Sqlite(path) => format!("sqlite:{}\n{}", path.display(), self.carts_query),
+            Kind::Mysql(url) | Kind::Postgres(url) => format!("{url}\n{}", self.carts_query),
+        }
+    }
+
+    /// The key of its orders' watermark.
+    pub fn orders_watermark_key(&self) -> Option<String> {
+        let query = self.orders_query.as_ref()?;
+        Some(format!("{}\norders\n{query}", self.name().display()))
+    }
+
+    /// The password, from `password_env` or `password_file`.
+    pub fn password(&self) -> std::result::Result<Option<String>, String> {
+        if let Some(name) = &self.password_env {
+            return std::env::var(name)
+                .map(Some)
+                .map_err(|_| format!("password_env: the variable {name} is not set"));
+        }
+        if let Some(path) = &self.password_file {
+            return std::fs::read_to_string(path)
+                .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_string()))
+                .map_err(|error| format!("password_file {}: {error}", path.display()));
+        }
+        Ok(None)
+    }
+}
+
+/// One value of a result, as its database typed it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(Vec<u8>),
+    /// An exact number (DECIMAL, NUMERIC): its digits, never a float.
+    Decimal(String),
+    /// A time stored without a zone: read in the source's `timezone`.
+    Naive(NaiveDateTime),
+    /// A time with its zone (`TIMESTAMP WITH TIME ZONE`, MySQL's
+    /// `TIMESTAMP` read in a UTC session).
+    At(DateTime<Utc>),
+}
+
+impl Cell {
+    /// The text a CSV field would hold: NULL is blank, integer times are
+    /// unix seconds, zoneless times are read in `zone`.
+    fn text(&self, field: &str, zone: Tz) -> Vec<u8> {
+        let time = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::AutoSi, true).into_bytes();
+        match self {
+            Cell::Null => Vec::new(),
+            Cell::Int(seconds) if field == "created_at" || field == "updated_at" => {
+                DateTime::from_timestamp(*seconds, 0)
+                    .map_or_else(|| seconds.to_string().into_bytes(), time)
+            }
+            Cell::Int(number) => number.to_string().into_bytes(),
+            Cell::Float(number) => number.to_string().into_bytes(),
+            Cell::Text(bytes) => bytes.clone(),
+            Cell::Decimal(digits) => trim_zeros(digits).as_bytes().to_vec(),
+            Cell::Naive(at) => match zone.from_local_datetime(at).earliest() {
+                Some(local) => time(local.with_timezone(&Utc)),
+                // A time skipped by a DST change: the shop cannot have
+                // written it; the row's reader reports the text.
+                None => at.to_string().into_bytes(),
+            },
+            Cell::At(at) => time(*at),
+        }
+    }
+
+    /// The value as stored for a watermark: what the database gave, so
+    /// that `:since` compares with its own kind of value.
+    pub fn watermark(&self) -> Value {
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Int(number) => Value::Integer(*number),
+            Cell::Float(number) => Value::Real(*number),
+            Cell::Text(bytes) => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
+            Cell::Decimal(digits) => Value::Text(digits.clone()),
+            Cell::Naive(at) => Value::Text(at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
+            Cell::At(at) => Value::Text(at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        }
+    }
+
+    /// An SQL literal of an id (`:cart_ids` in MySQL).
+    pub fn literal(&self) -> String {
+        match self {
+            Cell::Int(number) => number.to_string(),
+            other => quote(&String::from_utf8_lossy(&other.text("", Tz::UTC))),
+        }
+    }
+}
+
+/// A decimal without the zeros its scale adds: Magento's `qty` 2.0000 is
+/// the whole number 2, its `price` 19.9900 the amount 19.99.
+fn trim_zeros(digits: &str) -> &str {
+    if digits.contains('.') {
+        digits.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        digits
+    }
+}
+
+/// A string literal, escaped for MySQL and PostgreSQL alike (backslashes
+/// doubled too: MySQL reads them as escapes; PostgreSQL's `E''` form).
+fn quote(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('\'', "''");
+    if escaped.len() == text.len() {
+        format!("'{text}'")
+    } else if text.contains('\\') {
+        format!("E'{escaped}'")
+    } else {
+        format!("'{escaped}'")
+    }
+}
+
+/// `query` with `:since` replaced by the watermark as a literal (NULL on
+/// the first run). The watermark is the database's own value, so the
+/// server compares it with its own kind; a literal also lets PostgreSQL
+/// infer the type from the comparison.
+pub fn with_since(query: &str, since: Option<&Value>, mysql: bool) -> String {
+    let literal = match since {
+        None | Some(Value::Null) => "NULL".to_string(),
+        Some(Value::Integer(number)) => number.to_string(),
+        Some(Value::Real(number)) => number.to_string(),
+        Some(Value::Text(text)) if mysql => {
+            format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+        }
+        Some(Value::Text(text)) => quote(text),
+        Some(Value::Blob(bytes)) => quote(&String::from_utf8_lossy(bytes)),
+    };
+    query.replace(":since", &literal)
+}
+
+/// For each field, the query's column holding it.
+pub fn columns(
+    names: &[String],
+    query: &str,
+    fields: &[&str],
+    required: &[&str],
+    extra: &[&str],
+) -> std::result::Result<Vec<Option<usize>>, String> {
+    for name in names {
+        if !fields.contains(&name.as_str()) && !extra.contains(&name.as_str()) {
+            return Err(format!(
+                "{query}: returns a column {name:?}, which is not a field it can give \
+                 (expected {}); rename it with AS",
+                fields
+                    .iter()
+                    .chain(extra)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|field| !names.iter().any(|name| name == field))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("{query}: returns no column {}", missing.join(", ")));
+    }
+    Ok(fields
+        .iter()
+        .chain(extra)
+        .map(|field| names.iter().position(|name| name == field))
+        .collect())
+}
+
+enum Message {
+    Row(u64, csv::ByteRecord),
+    Done(Option<Value>),
+    Failed(Error),
+}
+
+/// Where a driver hands its rows: they become native rows on the channel
+/// the grouping reads.
+pub struct Feed {
+    name: PathBuf,
+    carts: mpsc::SyncSender<Message>,
+    orders: mpsc::SyncSender<Message>,
+    zone: Tz,
+    times: TimeFormat,
+    carts_columns: Vec<Option<usize>>,
+    items_columns: Vec<Option<usize>>,
+    orders_columns: Vec<Option<usize>>,
+    line: u64,
+    newest: Option<(DateTime<Utc>, Value)>,
+    stopped: bool,
+    carts_finished: bool,
+}
+
+impl Feed {
+    /// An error of `query` (the database's own words).
+    pub fn fail(&self, query: &str, error: impl std::fmt::Display) -> Error {
+        Error::Input {
+            path: self.name.clone(),
+            message: format!("{query}: {error}"),
+        }
+    }
+
+    /// The columns `carts_query` returns, by name.
+    pub fn carts_columns(&mut self, names: &[String]) -> Result<()> {
+        self.carts_columns = columns(names, "carts_query", CART_FIELDS, CARTS_REQUIRED, &[])
+            .map_err(|message| {
+                self.fail("carts_query", message.trim_start_matches("carts_query: "))
+            })?;
+        Ok(())
+    }
+
+    /// The columns `items_query` returns; `batched`: it needs `cart_id`.
+    pub fn items_columns(&mut self, names: &[String], batched: bool) -> Result<()> {
+        let required: &[&str] = if batched {
+            &["cart_id", "quantity", "unit_price"]
+        } else {
+            ITEMS_REQUIRED
+        };
+        self.items_columns = columns(names, "items_query", ITEM_FIELDS, required, &["cart_id"])
+            .map_err(|message| {
+                self.fail("items_query", message.trim_start_matches("items_query: "))
+            })?;
+        Ok(())
+    }
+
+    /// The columns `orders_query` returns.
+    pub fn orders_columns(&mut self, names: &[String]) -> Result<()> {
+        self.orders_columns = columns(names, "orders_query", ORDER_FIELDS, ORDERS_REQUIRED, &[])
+            .map_err(|message| {
+                self.fail("orders_query", message.trim_start_matches("orders_query: "))
+            })?;
+        Ok(())
+    }
+
+    /// The column of a cart's `cart_id`.
+    pub fn cart_id_column(&self) -> Option<usize> {
+        self.carts_columns[0]
+    }
+
+    fn record(
+        &self,
+        fields: &[&str],
+        columns: &[Option<usize>],
+        row: &[Cell],
+        into: &mut csv::ByteRecord,
+    ) {
+        for (field, column) in fields.iter().zip(columns) {
+            match column.and_then(|index| row.get(index)) {
+                Some(cell) => into.push_field(&cell.text(field, self.zone)),
+                None => into.push_field(b""),
+            }
+        }
+    }
+
+    /// A batch of carts with their items (tied by the items' `cart_id`
+    /// column, or all the first cart's when there is none). `false`: the
+    /// reader stopped; stop reading.
+    pub fn carts(&mut self, carts: &[Vec<Cell>], items: &[Vec<Cell>]) -> bool {
+        let item_cart = self.items_columns.get(ITEM_FIELDS.len()).copied().flatten();
+        let mut by_cart: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        for (index, item) in items.iter().enumerate() {
+            let key = item_cart.map_or_else(Vec::new, |column| item[column].text("", Tz::UTC));
+            by_cart.entry(key).or_default().push(index);
+        }
+        let updated_at = CART_FIELDS.iter().position(|f| *f == "updated_at").unwrap();
+        for cart in carts {
+            self.line += 1;
+            let mut head = csv::ByteRecord::new();
+            self.record(CART_FIELDS, &self.carts_columns, cart, &mut head);
+            if let Some(index) = self.carts_columns[updated_at] {
+                let parsed = std::str::from_utf8(&head[updated_at])
+                    .ok()
+                    .and_then(|text| self.times.parse(text).ok());
+                if let Some((at, _)) = parsed
+                    && !self.times.is_future(at)
+                    && self.newest.as_ref().is_none_or(|(seen, _)| at > *seen)
+                {
+                    self.newest = Some((at, cart[index].watermark()));
+                }
+            }
+            let key = match (item_cart, self.cart_id_column()) {
+                (Some(_), Some(column)) => cart[column].text("", Tz::UTC),
+                _ => Vec::new(),
+            };
+            let lines = by_cart.get(&key).map_or(&[][..], Vec::as_slice);
+            let mut records = Vec::with_capacity(lines.len().max(1));
+            if lines.is_empty() {
+                let mut record = head.clone();
+                for _ in ITEM_FIELDS {
+                    record.push_field(b"");
+                }
+                records.push(record);
+            }
+            for &index in lines {
+                let mut record = head.clone();
+                self.record(ITEM_FIELDS, &self.items_columns, &items[index], &mut record);
+                records.push(record);
+            }
+            for record in records {
+                self.stopped |= self.carts.send(Message::Row(self.line, record)).is_err();
+            }
+        }
+        !self.stopped
+    }
+
+    /// Every cart was handed over: the grouping may finish.
+    pub fn carts_done(&mut self) {
+        let newest = self.newest.take().map(|(_, value)| value);
+        let _ = self.carts.send(Message::Done(newest));
+        self.line = 0;
+        self.carts_finished = true;
+    }
+
+    /// A batch of orders.
+    pub fn orders(&mut self, orders: &[Vec<Cell>]) -> bool {
+        let created_at = ORDER_FIELDS
+            .iter()
+            .position(|f| *f == "created_at")
+            .unwrap();
+        for order in orders {
+            self.line += 1;
+            let mut record = csv::ByteRecord::new();
+            self.record(ORDER_FIELDS, &self.orders_columns, order, &mut record);
+            if let Some(index) = self.orders_columns[created_at] {
+                let parsed = std::str::from_utf8(&record[created_at])
+                    .ok()
+                    .and_then(|text| self.times.parse(text).ok());
+                if let Some((at, _)) = parsed
+                    && !self.times.is_future(at)
+                    && self.newest.as_ref().is_none_or(|(seen, _)| at > *seen)
+                {
+                    self.newest = Some((at, order[index].watermark()));
+                }
+            }
+            self.stopped |= self.orders.send(Message::Row(self.line, record)).is_err();
+        }
+        !self.stopped
+    }
+
+    fn orders_done(&mut self) {
+        let newest = self.newest.take().map(|(_, value)| value);
+        let _ = self.orders.send(Message::Done(newest));
+    }
+}
+
+struct Records {
+    receiver: mpsc::Receiver<Message>,
+    watermark: std::rc::Rc<std::cell::RefCell<Option<Value>>>,
+}
+
+impl Iterator for Records {
+    type Item = Result<(u64, csv::ByteRecord)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.receiver.recv().ok()? {
+            Message::Row(line, record) => Some(Ok((line, record))),
+            Message::Done(watermark) => {
+                *self.watermark.borrow_mut() = watermark;
+                None
+            }
+            Message::Failed(error) => Some(Err(error)),
+        }
+    }
+}
+
+/// What a read found: the carts' and the orders' summaries, and their new
+/// watermarks (`None`: nothing read, the watermark stays).
+pub struct Read {
+    pub carts: Summary,
+    pub watermark: Option<Value>,
+    pub orders: Option<Summary>,
+    pub orders_watermark: Option<Value>,
+}
+
+/// The watermarks a read starts from.
+pub struct Since {
+    pub carts: Option<Value>,
+    pub orders: Option<Value>,
+}
+
+/// Reads a database source: `driver` runs the queries on a thread of its
+/// own and feeds the rows; the carts then the orders are grouped here and
+/// handed to `sink`. A cart or order more than a day after `now` is
+/// rejected and does not move the watermark.
+pub fn read(
+    source: &DatabaseSource,
+    since: Since,
+    now: Option<DateTime<Utc>>,
+    sink: &mut dyn Sink,
+) -> Result<Read> {
+    let name = source.name();
+    let (carts_sender, carts_receiver) = mpsc::sync_channel::<Message>(4 * BATCH);
+    let (orders_sender, orders_receiver) = mpsc::sync_channel::<Message>(4 * BATCH);
+    let mut feed = Feed {
+        name: name.clone(),
+        carts: carts_sender,
+        orders: orders_sender,
+        zone: source.timezone,
+        times: TimeFormat::new(source.date_format.clone(), now),
+        carts_columns: Vec::new(),
+        items_columns: Vec::new(),
+        orders_columns: Vec::new(),
+        line: 0,
+        newest: None,
+        stopped: false,
+        carts_finished: false,
+    };
+    let job = source.clone();
+    let worker = std::thread::spawn(move || {
+        let result = match &job.kind {
+            Kind::Sqlite(path) => super::sqlite::run(&job, path, &since, &mut feed),
+            Kind::Mysql(url) => super::mysql::run(&job, url, &since, &mut feed),
+            Kind::Postgres(url) => super::postgres::run(&job, url, &since, &mut feed),
+        };
+        match result {
+            Ok(()) => feed.orders_done(),
+            // Whichever phase is being read takes the error.
+            Err(error) if feed.carts_finished => {
+                let _ = feed.orders.send(Message::Failed(error));
+            }
+            Err(error) => {
+                let _ = feed.carts.send(Message::Failed(error));
+            }
+        }
+    });
+    let carts = group_rows(
+        &name,
+        carts_receiver,
+        CART_FIELDS.iter().chain(ITEM_FIELDS),
+        now,
+        source,
+        sink,
+        false,
+    );
+    let orders = match carts {
+        Ok(_) if source.orders_query.is_some() => Some(group_rows(
+            &name,
+            orders_receiver,
+            ORDER_FIELDS.iter(),
+            now,
+            source,
+            sink,
+            true,
+        )),
+        _ => {
+            drop(orders_receiver);
+            None
+        }
+    };
+    let _ = worker.join();
+    let (carts, watermark) = carts?;
+    let (orders, orders_watermark) = match orders.transpose()? {
+        Some((summary, watermark)) => (Some(summary), watermark),
+        None => (None, None),
+    };
+    Ok(Read {
+        carts,
+        watermark,
+        orders,
+        orders_watermark,
+    })
+}
+
+fn group_rows<'a>(
+    name: &std::path::Path,
+    receiver: mpsc::Receiver<Message>,
+    fields: impl Iterator<Item = &'a &'a str>,
+    now: Option<DateTime<Utc>>,
+    source: &DatabaseSource,
+    sink: &mut dyn Sink,
+    orders: bool,
+) -> Result<(Summary, Option<Value>)> {
+    let watermark = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let records = Records {
+        receiver,
+        watermark: std::rc::Rc::clone(&watermark),
+    };
+    let names = fields.map(ToString::to_string).collect();
+    let mut table = Table::from_records(name, names, Box::new(records));
+    let times = TimeFormat::new(source.date_format.clone(), now);
+    let options = Options {
+        now,
+        batch: BATCH,
+        ..Options::format(Format::Native)
+    };
+    let mut summary = if orders {
+        group::read(&mut table, &native::Orders { times }, &options, sink)?
+    } else {
+        group::read(&mut table, &native::Carts { times }, &options, sink)?
+    };
+    summary.format = Some(if orders {
+        Format::NativeOrders
+    } else {
+        Format::Native
+    });
+    drop(table);
+    let watermark = watermark.borrow_mut().take();
+    Ok((summary, watermark))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoneless_times_are_read_in_the_sources_zone() {
+        let at = NaiveDateTime::parse_from_str("2026-03-06 10:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let paris: Tz = "Europe/Paris".parse().unwrap();
+        assert_eq!(
+            Cell::Naive(at).text("updated_at", paris),
+            b"2026-03-06T09:00:00Z"
+        );
+        assert_eq!(
+            Cell::Naive(at).text("updated_at", Tz::UTC),
+            b"2026-03-06T10:00:00Z"
+        );
+        assert_eq!(
+            Cell::Naive(at).watermark(),
+            Value::Text("2026-03-06 10:00:00.000000".into())
+        );
+    }
+
+    #[test]
+    fn since_is_a_literal_and_ids_are_quoted() {
+        let query = "SELECT 1 WHERE :since IS NULL OR t >= :since";
+        assert_eq!(
+            with_since(query, None, true),
+            "SELECT 1 WHERE NULL IS NULL OR t >= NULL"
+        );
+        let since = Value::Text("2026-03-06 10:00:00".into());
+        assert!(with_since(query, Some(&since), false).ends_with("t >= '2026-03-06 10:00:00'"));
+        assert_eq!(Cell::Text(b"it's".to_vec()).literal(), "'it''s'");
+        assert_eq!(Cell::Int(7).literal(), "7");
+        assert_eq!(Cell::Decimal("19.9900".into()).text("", Tz::UTC), b"19.99");
+        assert_eq!(Cell::Decimal("2.0000".into()).text("", Tz::UTC), b"2");
+        assert_eq!(Cell::Decimal("100".into()).text("", Tz::UTC), b"100");
+    }
+}
