@@ -76,6 +76,7 @@ fn window_queries_use_their_indexes() {
     for (name, sql, table) in [
         ("due carts", candidates::DUE_CARTS, "c"),
         ("catalog prices", candidates::CATALOG_PRICES, "p"),
+        ("other open carts", candidates::OTHER_OPEN_CARTS, "c"),
     ] {
         let plan = query_plan(&store, sql);
         assert!(
