@@ -530,7 +530,7 @@ fn file_names(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The parts of a template's sets found among the files: locale as the
-/// file spells it → its parts in listing order. The default set ("") is
+/// file spells it → its parts. The default set ("") is
 /// always there, so that its missing files are reported.
 fn parts_by_locale(listing: &[String], stem: &str) -> BTreeMap<String, Vec<&'static str>> {
     let mut found: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
@@ -551,6 +551,10 @@ fn parts_by_locale(listing: &[String], stem: &str) -> BTreeMap<String, Vec<&'sta
         {
             found.entry(locale.to_string()).or_default().push(part);
         }
+    }
+    // In the order of `PARTS`, whatever the listing's: errors come in it.
+    for parts in found.values_mut() {
+        parts.sort_by_key(|part| PARTS.iter().position(|p| p == part));
     }
     found
 }

@@ -215,6 +215,68 @@ fn every_key_a_view_lists_has_a_value_and_no_other_name_does() {
     }
 }
 
+#[test]
+fn other_carts_render_and_are_wanted_only_by_templates_that_name_them() {
+    // The starter templates do not: a run loads no other carts for them.
+    assert!(!starter().uses_other_carts());
+    let (dir, step) = setup(
+        "x",
+        "x",
+        "{% for other in other_carts %}{{ other.id }} {{ other.total }} {{ other.items|length }} {{ other.recover }};{% endfor %}",
+    );
+    let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+    assert!(renderer.uses_other_carts());
+    let mut older = cart();
+    older.id = "C0".into();
+    let other = OtherCart {
+        cart: Arc::new(older),
+        recover: "https://shop.example/r/O".into(),
+    };
+    let mail = renderer
+        .render_shared(&Arc::new(cart()), &step, &links(), None, &[other])
+        .unwrap();
+    assert_eq!(mail.text, "C0 €398.00 1 https://shop.example/r/O;");
+    let none = renderer.render(&cart(), &step, &links(), None).unwrap();
+    assert_eq!(none.text, "");
+}
+
+#[test]
+fn every_error_of_every_set_is_kept_and_the_sets_that_load_are_there() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("reminder.subject", "{{ x"),
+            ("reminder.html", "{% if %}"),
+            ("reminder.de.subject", "ok"),
+            ("reminder.de.html", "ok"),
+            ("reminder.fr.html", "ok"),
+        ],
+    );
+    let step = one_hour_step("1h", "reminder");
+    let (renderer, errors) =
+        Renderer::load_all(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].contains("reminder.subject: syntax error"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].contains("reminder.html: syntax error"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2].contains("reminder.fr.subject: missing"),
+        "{errors:#?}"
+    );
+    assert!(renderer.has_set("reminder", "de"));
+    assert!(!renderer.has_set("reminder", "") && !renderer.has_set("reminder", "fr"));
+    // `load` gives the first.
+    let first = Renderer::load(dir.path(), &[step], "Shop").err().unwrap();
+    assert_eq!(first.to_string(), errors[0]);
+}
+
 fn write(dir: &Path, files: &[(&str, &str)]) {
     for (name, source) in files {
         std::fs::write(dir.join(name), source).unwrap();
