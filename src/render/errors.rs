@@ -106,7 +106,7 @@ fn suggestion(
 fn excerpt(source: &str, line: usize, range: Option<Range<usize>>) -> Option<String> {
     let start = source
         .split_inclusive('\n')
-        .take(line - 1)
+        .take(line.saturating_sub(1))
         .map(str::len)
         .sum::<usize>();
     let text = source.get(start..)?.lines().next()?;
