@@ -80,6 +80,9 @@ pub enum Command {
         /// The time of the import (RFC 3339): later times than a day after it are rejected [default: now]
         #[arg(long, value_name = "TIME", value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
+        /// The currency of a Shopify products export's prices, e.g. EUR [default: `currency` of its [[catalog]]]
+        #[arg(long, value_name = "CODE")]
+        currency: Option<crate::model::Currency>,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },

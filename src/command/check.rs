@@ -1,37 +1,53 @@
 //! `recart check`: the configuration loads, the link key is there, every
-//! step's templates render against a sample cart, and (with `--smtp`) the
+//! step's templates render against a sample cart (every error of every
+//! template set is reported, not just the first), and (with `--smtp`) the
 //! relay accepts a session.
 
 use super::Context;
 use crate::compose::{self, LinkMaker};
 use crate::config::{Config, Transport};
 use crate::deliver;
-use crate::error::{Completion, Result};
+use crate::error::{Completion, Error, Result};
 use crate::output::Output;
 use crate::render::Renderer;
 
 pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
     let out = &mut *ctx.out;
-    let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
-        .with_timezone(config.policy.timezone);
+    // Every template set that loads is tried; every error is reported.
+    let (renderer, mut errors) =
+        Renderer::load_all(&config.templates_dir, &config.steps, &config.shop_name)?;
+    let renderer = renderer.with_timezone(config.policy.timezone);
     let signer = compose::link_signer(&config)?;
     let links = LinkMaker {
         config: &config,
         signer: &signer,
         now: ctx.now,
     };
-    compose::try_every_template(&config, &renderer, &links, |tried| {
+    compose::check_every_template(&config, &renderer, &links, |tried| {
         let which = if tried.locale.is_empty() {
             tried.template.to_string()
         } else {
             format!("{}.{}", tried.template, tried.locale)
         };
-        out.data(&format!(
-            "step {}: template {which} renders (subject: {:?})",
-            tried.step.name, tried.rendered.subject
-        ));
-    })?;
+        match tried.rendered {
+            Ok(rendered) => out.data(&format!(
+                "step {}: template {which} renders (subject: {:?})",
+                tried.step.name, rendered.subject
+            )),
+            Err(failed) => errors.extend(failed),
+        }
+    });
+    if !errors.is_empty() {
+        for error in &errors {
+            out.error(&format!("recart: {error}"));
+        }
+        let count = errors.len();
+        return Err(Error::Usage(format!(
+            "{count} template error{} (each above): a run would send nothing",
+            if count == 1 { "" } else { "s" }
+        )));
+    }
     if smtp {
         check_smtp(&config, out)?;
     }

@@ -53,11 +53,13 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
             errors,
             encoding,
             now,
+            currency,
             files,
         } => {
             let options = crate::ingest::Options {
                 encoding,
                 now: Some(now.unwrap_or(ctx.now)),
+                currency,
                 ..crate::ingest::Options::format(format)
             };
             import::execute(&options, errors.as_deref(), &files, ctx)

@@ -2,6 +2,7 @@
 //! unsubscribe (HTTPS and mailto), and the key that signs them.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -13,6 +14,14 @@ use crate::token::{self, Claims, Signer};
 /// How long an unsubscribe link keeps working: long after the reminder.
 const UNSUBSCRIBE_TTL_DAYS: i64 = 366;
 
+/// What `{cart_id}` leaves as it is: RFC 3986's unreserved characters,
+/// which mean the same in a path segment, a query and a `mailto:` URL.
+const CART_ID_KEEPS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Signs the links of each mail of a run.
 pub struct LinkMaker<'a> {
     pub config: &'a Config,
@@ -22,12 +31,6 @@ pub struct LinkMaker<'a> {
 
 impl LinkMaker<'_> {
     pub fn for_cart(&self, cart: &Cart, step: &Step) -> Links {
-        let recover = self.signer.sign(&Claims {
-            cart_id: cart.id.clone(),
-            email: cart.email.clone(),
-            step: step.name.clone(),
-            expires: self.now + self.config.links.recover_ttl,
-        });
         let unsubscribe = self.signer.sign(&Claims {
             cart_id: cart.id.clone(),
             email: cart.email.clone(),
@@ -35,15 +38,44 @@ impl LinkMaker<'_> {
             expires: self.now + TimeDelta::days(UNSUBSCRIBE_TTL_DAYS),
         });
         let links = &self.config.links;
+        let cart_id = encoded_cart_id(&cart.id);
         Links {
-            recover: with_query(&links.recover.replace("{token}", &recover), &links.utm),
-            unsubscribe: links.unsubscribe.replace("{token}", &unsubscribe),
+            recover: self.recover(cart, step),
+            unsubscribe: fill(&links.unsubscribe, &unsubscribe, &cart_id),
             unsubscribe_mailto: links
                 .unsubscribe_mailto
                 .as_ref()
-                .map(|mailto| mailto.replace("{token}", &unsubscribe)),
+                .map(|mailto| fill(mailto, &unsubscribe, &cart_id)),
         }
     }
+
+    /// The cart's recovery link alone (for a customer's other carts).
+    pub fn recover(&self, cart: &Cart, step: &Step) -> String {
+        let token = self.signer.sign(&Claims {
+            cart_id: cart.id.clone(),
+            email: cart.email.clone(),
+            step: step.name.clone(),
+            expires: self.now + self.config.links.recover_ttl,
+        });
+        let links = &self.config.links;
+        let url = fill(&links.recover, &token, &encoded_cart_id(&cart.id));
+        with_query(&url, &links.utm)
+    }
+}
+
+/// A link template with its placeholders (`config::LINK_PLACEHOLDERS`)
+/// filled: `{token}` (URL-safe already) and `{cart_id}` (percent-encoded).
+fn fill(template: &str, token: &str, cart_id: &str) -> String {
+    template
+        .replace("{token}", token)
+        .replace("{cart_id}", cart_id)
+}
+
+/// A cart id as one URL path segment (or query value): every character
+/// but the unreserved ones percent-encoded, so `/`, `?`, `#`, `&` and
+/// spaces in a shop's ids cannot change what the link points to.
+fn encoded_cart_id(id: &str) -> String {
+    utf8_percent_encode(id, CART_ID_KEEPS).to_string()
 }
 
 /// Appends `links.utm` to a URL's query (before any `#fragment`),
@@ -98,6 +130,19 @@ pub fn link_signer(config: &Config) -> Result<Signer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cart_id_is_one_path_segment() {
+        assert_eq!(encoded_cart_id("C-1001_a.b~"), "C-1001_a.b~");
+        assert_eq!(
+            encoded_cart_id("a/b?c#d&e f%ü"),
+            "a%2Fb%3Fc%23d%26e%20f%25%C3%BC"
+        );
+        assert_eq!(
+            fill("https://s.example/c/{cart_id}/r/{token}", "T.k", "a%2Fb"),
+            "https://s.example/c/a%2Fb/r/T.k"
+        );
+    }
 
     #[test]
     fn utm_pairs_go_before_the_fragment_percent_encoded() {

@@ -22,13 +22,13 @@ use crate::deliver::{self, Gallery, Reminder};
 use crate::error::{Error, Result};
 use crate::model::Cart;
 use crate::plan::{self, Step};
-use crate::render::Renderer;
+use crate::render::{OtherCart, Renderer};
 use crate::store::Store;
 use crate::token::Signer;
 
 pub use coupons::{PoolDry, coupon_for, sample_coupon};
 pub use links::{LinkMaker, link_signer};
-pub use sample::{Tried, sample_cart, try_every_template};
+pub use sample::{Tried, check_every_template, sample_cart, try_every_template};
 pub use webhook::{WebhookKeys, webhook_call, webhook_keys};
 
 /// What composing one due reminder gave.
@@ -51,6 +51,8 @@ pub struct Composer<'a> {
     store: &'a Store,
     /// The store holds a product catalog to fill items from.
     catalog: bool,
+    /// Some template shows the customer's other open carts: load them.
+    other_carts: bool,
     out_of_stock: plan::OutOfStock,
     signer: &'a Signer,
     builder: Builder<'a>,
@@ -85,6 +87,9 @@ struct Prepared<'s> {
     cart: Arc<Cart>,
     step: &'s Step,
     coupon: Option<Coupon>,
+    /// The customer's other open carts, newest first, filled from the
+    /// catalog like the cart.
+    others: Vec<Arc<Cart>>,
 }
 
 /// A composed reminder and, for the gallery, its subject and HTML.
@@ -118,6 +123,7 @@ impl<'c> Composer<'c> {
         Ok(Composer {
             store,
             catalog: store.has_products()?,
+            other_carts: renderer.uses_other_carts(),
             out_of_stock: config.policy.out_of_stock,
             signer: links.signer,
             builder: Builder {
@@ -146,8 +152,18 @@ impl<'c> Composer<'c> {
             Vec::with_capacity(wanted.len());
         let ids: Vec<&str> = wanted.iter().map(|(cart_id, _)| *cart_id).collect();
         let mut carts = self.store.carts(&ids)?;
+        let mut others = if self.other_carts {
+            // The carts the plan would look at: its window.
+            let now = self.builder.links.now;
+            let oldest = now - self.builder.config.policy.max_age;
+            self.store.other_open_carts(&ids, oldest, now)?
+        } else {
+            std::collections::HashMap::new()
+        };
         for (cart_id, step) in wanted {
-            prepared.push(self.prepare(carts.remove(*cart_id), step)?);
+            let cart = carts.remove(*cart_id);
+            let others = others.remove(*cart_id).unwrap_or_default();
+            prepared.push(self.prepare(cart, others, step)?);
         }
         let threads = self.cores.min(prepared.len().div_ceil(16)).max(1);
         let chunk = prepared.len().div_ceil(threads).max(1);
@@ -202,11 +218,12 @@ impl<'c> Composer<'c> {
         Ok(composed)
     }
 
-    /// Draws the loaded cart's coupon, fills it from the catalog; or says
-    /// why there is nothing to send.
+    /// Draws the loaded cart's coupon, fills it and the customer's other
+    /// carts from the catalog; or says why there is nothing to send.
     fn prepare<'s>(
         &self,
         cart: Option<Cart>,
+        mut others: Vec<Cart>,
         step: &'s Step,
     ) -> Result<std::result::Result<Prepared<'s>, Composed>> {
         let Some(mut cart) = cart else {
@@ -217,14 +234,20 @@ impl<'c> Composer<'c> {
             return Ok(Err(Composed::NoCoupon));
         };
         if self.catalog {
-            let skus: Vec<&str> = cart.items.iter().map(|item| item.sku.as_str()).collect();
-            let products = self.store.products(&skus)?;
-            catalog::fill_from_catalog(&mut cart, &products, self.out_of_stock);
+            for cart in std::iter::once(&mut cart).chain(&mut others) {
+                let skus: Vec<&str> = cart.items.iter().map(|item| item.sku.as_str()).collect();
+                let products = self.store.products(&skus)?;
+                catalog::fill_from_catalog(cart, &products, self.out_of_stock);
+            }
         }
+        // An empty cart (or one left with nothing in stock) is nothing to
+        // show.
+        others.retain(|other| !other.items.is_empty());
         Ok(Ok(Prepared {
             cart: Arc::new(cart),
             step,
             coupon,
+            others: others.into_iter().map(Arc::new).collect(),
         }))
     }
 }
@@ -247,7 +270,12 @@ impl Builder<'_> {
     /// mail only (the inner error, its reason); any other error stops the
     /// run.
     fn build(&self, prepared: &Prepared<'_>, keep_shown: bool) -> Result<Made> {
-        let Prepared { cart, step, coupon } = prepared;
+        let Prepared {
+            cart,
+            step,
+            coupon,
+            others,
+        } = prepared;
         let signed = self.links.for_cart(cart, step);
         if let plan::Channel::Webhook(webhook) = &step.channel {
             let call = webhook_call(
@@ -264,14 +292,22 @@ impl Builder<'_> {
                 shown: None,
             }));
         }
-        let rendered = match self
-            .renderer
-            .render_shared(cart, step, &signed, coupon.as_ref())
-        {
-            Ok(rendered) => rendered,
-            Err(error @ Error::TemplateBound { .. }) => return Ok(Err(error.to_string())),
-            Err(error) => return Err(error),
-        };
+        let others: Vec<OtherCart> = others
+            .iter()
+            .map(|other| OtherCart {
+                recover: self.links.recover(other, step),
+                cart: Arc::clone(other),
+            })
+            .collect();
+        let rendered =
+            match self
+                .renderer
+                .render_shared(cart, step, &signed, coupon.as_ref(), &others)
+            {
+                Ok(rendered) => rendered,
+                Err(error @ Error::TemplateBound { .. }) => return Ok(Err(error.to_string())),
+                Err(error) => return Err(error),
+            };
         let build = if self.how.encode {
             deliver::build
         } else {

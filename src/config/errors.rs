@@ -82,11 +82,20 @@ fn did_you_mean(message: &str) -> Option<String> {
         .find_map(|start| message.split(start).nth(1))?;
     let (unknown, rest) = rest.split_once('`')?;
     let expected = rest.split_once("expected")?.1;
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
+    let best = nearest(unknown, expected.split('`').skip(1).step_by(2))?;
+    Some(format!("\ndid you mean `{best}`?"))
+}
+
+/// The word of `known` nearest to `unknown`, when it is close enough to be
+/// a typo of it (Jaro-Winkler similarity of 0.8 or more).
+pub(crate) fn nearest<'a>(
+    unknown: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    known
+        .into_iter()
         .map(|known| (strsim::jaro_winkler(unknown, known), known))
-        .max_by(|a, b| a.0.total_cmp(&b.0))?;
-    (best.0 >= 0.8).then(|| format!("\ndid you mean `{}`?", best.1))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .filter(|best| best.0 >= 0.8)
+        .map(|best| best.1)
 }

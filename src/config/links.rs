@@ -6,6 +6,10 @@ use super::raw::RawLinks;
 use super::{Context, Links};
 use crate::error::Result;
 
+/// The placeholders recart fills in a link template: `{token}`, the
+/// signed token, and `{cart_id}`, the cart's id percent-encoded.
+pub const LINK_PLACEHOLDERS: &[&str] = &["token", "cart_id"];
+
 /// `[links]`, which is required.
 pub(super) fn links(cx: &Context<'_>, raw: Option<RawLinks>) -> Result<Links> {
     let raw = raw.ok_or_else(|| {
@@ -14,6 +18,15 @@ pub(super) fn links(cx: &Context<'_>, raw: Option<RawLinks>) -> Result<Links> {
             "is required: the recover and unsubscribe URLs the mails link to",
         )
     })?;
+    for (key, url) in [
+        ("links.recover", Some(&raw.recover)),
+        ("links.unsubscribe", Some(&raw.unsubscribe)),
+        ("links.unsubscribe_mailto", raw.unsubscribe_mailto.as_ref()),
+    ] {
+        if let Some(url) = url {
+            check_placeholders(cx, key, url, LINK_PLACEHOLDERS)?;
+        }
+    }
     check_token_url(cx, "links.recover", &raw.recover)?;
     check_token_url(cx, "links.unsubscribe", &raw.unsubscribe)?;
     if let Some(mailto) = &raw.unsubscribe_mailto {
@@ -49,8 +62,7 @@ fn check_token_url(cx: &Context<'_>, key: &str, url: &str) -> Result<()> {
     if !url.contains("{token}") {
         return Err(cx.fail(key, format!("{url:?} has no {{token}} placeholder")));
     }
-    let example = url.replace("{token}", "TOKEN");
-    match url::Url::parse(&example) {
+    match url::Url::parse(&example(url)) {
         Ok(parsed) if matches!(parsed.scheme(), "https" | "http") => Ok(()),
         _ => Err(cx.fail(
             key,
@@ -61,8 +73,7 @@ fn check_token_url(cx: &Context<'_>, key: &str, url: &str) -> Result<()> {
 
 /// `links.unsubscribe_mailto`: a `mailto:` URL to one address.
 fn check_mailto(cx: &Context<'_>, mailto: &str) -> Result<()> {
-    let example = mailto.replace("{token}", "TOKEN");
-    let valid = url::Url::parse(&example).is_ok_and(|parsed| {
+    let valid = url::Url::parse(&example(mailto)).is_ok_and(|parsed| {
         parsed.scheme() == "mailto" && parsed.path().parse::<lettre::Address>().is_ok()
     });
     if valid {
@@ -75,4 +86,50 @@ fn check_mailto(cx: &Context<'_>, mailto: &str) -> Result<()> {
             ),
         ))
     }
+}
+
+/// A link template with its placeholders filled with examples.
+fn example(url: &str) -> String {
+    url.replace("{token}", "TOKEN").replace("{cart_id}", "CART")
+}
+
+/// Every `{…}` in a link template must be one of `known`. Braces have no
+/// place in a URL as written (RFC 3986), so a `{cartid}` is a typo: sent,
+/// it would be a broken link in every mail, so the configuration is
+/// refused (by `check` and `run` alike) rather than warned about.
+pub(super) fn check_placeholders(
+    cx: &Context<'_>,
+    key: &str,
+    url: &str,
+    known: &[&str],
+) -> Result<()> {
+    let listed = known
+        .iter()
+        .map(|name| format!("{{{name}}}"))
+        .collect::<Vec<_>>()
+        .join(" and ");
+    let mut rest = url;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(cx.fail(
+                key,
+                format!("{url:?} has a `{{` without its `}}` (recart fills {listed})"),
+            ));
+        };
+        let name = &after[..close];
+        if !known.contains(&name) {
+            let hint = super::nearest(name, known.iter().copied())
+                .map(|near| format!("; did you mean {{{near}}}?"))
+                .unwrap_or_default();
+            return Err(cx.fail(
+                key,
+                format!(
+                    "{url:?} has the unknown placeholder {{{name}}}{hint} (recart fills {listed})"
+                ),
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
 }

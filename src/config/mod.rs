@@ -25,6 +25,7 @@ use lettre::message::Mailbox;
 use serde::Deserialize;
 
 pub use self::duration::parse_duration;
+pub(crate) use self::errors::nearest;
 use self::raw::RawConfig;
 use crate::error::{Error, Result};
 use crate::ingest::Format;

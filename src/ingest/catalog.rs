@@ -2,9 +2,11 @@
 //! currency,in_stock`) and Shopify's products export (one row per variant;
 //! image rows carry only `Handle` and `Image Src`).
 
+use crate::error::Result;
 use crate::model::{Currency, Product, parse_bool};
 
-use super::group::Grouping;
+use super::Sink;
+use super::group::{Emit, Grouping};
 use super::table::Row;
 use super::{Options, RowError};
 
@@ -90,7 +92,8 @@ impl ShopifyProducts {
     pub fn new(options: &Options) -> Result<ShopifyProducts, String> {
         Ok(ShopifyProducts {
             currency: options.currency.clone().ok_or(
-                "Shopify's products export has no currency column: set `currency` on the [[catalog]] entry",
+                "Shopify's products export has no currency column: give its currency with \
+                 `--currency EUR` or `currency` on its [[catalog]] entry",
             )?,
             product_url: options.product_url.clone(),
         })
@@ -132,14 +135,11 @@ impl ShopifyProducts {
         } else {
             format!("{title} ({option})")
         };
-        let image = match row.get("Variant Image")? {
-            "" => row.get("Image Src")?,
-            image => image,
-        };
         Ok(Some(Product {
             sku: sku.to_string(),
             name,
-            image_url: image.to_string(),
+            // Else the product's image, when the product is complete.
+            image_url: row.get("Variant Image")?.to_string(),
             product_url: self
                 .product_url
                 .as_deref()
@@ -152,8 +152,38 @@ impl ShopifyProducts {
     }
 }
 
+/// One product of Shopify's export: its variants, and its image for the
+/// variants without one of their own.
+pub(crate) struct ShopifyProduct {
+    title: String,
+    /// The first row's `Image Src` (the product's first image), else the
+    /// first image of a later row.
+    image: String,
+    variants: Vec<Product>,
+}
+
+impl Emit for ShopifyProduct {
+    fn emit(items: Vec<Self>, sink: &mut dyn Sink) -> Result<()> {
+        let products = items
+            .into_iter()
+            .flat_map(|product| {
+                let ShopifyProduct {
+                    image, variants, ..
+                } = product;
+                variants.into_iter().map(move |mut variant| {
+                    if variant.image_url.is_empty() {
+                        variant.image_url.clone_from(&image);
+                    }
+                    variant
+                })
+            })
+            .collect();
+        sink.products(products)
+    }
+}
+
 impl Grouping for ShopifyProducts {
-    type Item = Vec<Product>;
+    type Item = ShopifyProduct;
     const NOUN: &'static str = "product";
 
     fn required(&self) -> &'static [&'static str] {
@@ -174,7 +204,7 @@ impl Grouping for ShopifyProducts {
         }
     }
 
-    fn start(&self, row: &Row<'_>, key: &str) -> Result<Option<Vec<Product>>, RowError> {
+    fn start(&self, row: &Row<'_>, key: &str) -> Result<Option<ShopifyProduct>, RowError> {
         let title = row.name("Title")?;
         if title.is_empty() {
             return Err(row.error(
@@ -182,36 +212,27 @@ impl Grouping for ShopifyProducts {
                 "is blank on the product's first row; expected its title".into(),
             ));
         }
-        Ok(Some(self.variant(row, &title, key)?.into_iter().collect()))
+        Ok(Some(ShopifyProduct {
+            variants: self.variant(row, &title, key)?.into_iter().collect(),
+            image: row.get("Image Src")?.to_string(),
+            title,
+        }))
     }
 
-    fn add(&self, row: &Row<'_>, variants: &mut Vec<Product>) -> Result<(), RowError> {
-        let title = variants
-            .first()
-            .map(|first| {
-                first
-                    .name
-                    .split(" (")
-                    .next()
-                    .unwrap_or(&first.name)
-                    .to_string()
-            })
-            .unwrap_or_default();
+    fn add(&self, row: &Row<'_>, product: &mut ShopifyProduct) -> Result<(), RowError> {
         let title = match row.name("Title")? {
-            text if text.is_empty() => title,
+            text if text.is_empty() => product.title.clone(),
             text => text,
         };
         let handle = self.key(row)?;
         if let Some(variant) = self.variant(row, &title, &handle)? {
-            variants.push(variant);
-            return Ok(());
+            product.variants.push(variant);
         }
-        // An image row: the first image of the product for variants without one.
-        let image = row.get("Image Src")?;
-        if !image.is_empty() {
-            for variant in variants.iter_mut().filter(|v| v.image_url.is_empty()) {
-                variant.image_url = image.to_string();
-            }
+        // A later row's `Image Src` is a later image of the product (the
+        // export lists images beside the variants, not for them): the
+        // product's image only if the first row had none.
+        if product.image.is_empty() {
+            product.image = row.get("Image Src")?.to_string();
         }
         Ok(())
     }

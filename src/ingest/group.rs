@@ -57,13 +57,6 @@ impl Emit for crate::model::Product {
     }
 }
 
-/// The variants of one Shopify product (one handle).
-impl Emit for Vec<crate::model::Product> {
-    fn emit(items: Vec<Self>, sink: &mut dyn Sink) -> Result<()> {
-        sink.products(items.into_iter().flatten().collect())
-    }
-}
-
 impl Emit for Order {
     fn emit(items: Vec<Self>, sink: &mut dyn Sink) -> Result<()> {
         sink.orders(items)

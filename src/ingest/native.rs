@@ -227,9 +227,15 @@ fn read_item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, Row
             format!("{quantity:?} is not a positive whole number"),
         )
     })?;
-    let unit_price_minor = currency
-        .parse_amount(unit_price)
-        .map_err(|message| row.error("unit_price", message))?;
+    // Blank: not known here (a platform that keeps prices in its
+    // catalog); 0 is what the catalog fills at render.
+    let unit_price_minor = if unit_price.is_empty() {
+        0
+    } else {
+        currency
+            .parse_amount(unit_price)
+            .map_err(|message| row.error("unit_price", message))?
+    };
     Ok(Some(LineItem {
         sku: sku.to_string(),
         name: if name.is_empty() {

@@ -27,6 +27,7 @@ use crate::model::Cart;
 use crate::plan::Step;
 
 mod css;
+mod errors;
 mod html;
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,14 @@ pub struct Rendered {
     pub text: String,
     /// The locale of the template set used; empty for the default set.
     pub locale: String,
+}
+
+/// Another open cart of the same customer, as `other_carts` shows it.
+#[derive(Debug, Clone)]
+pub struct OtherCart {
+    pub cart: Arc<Cart>,
+    /// Its own recovery link, signed.
+    pub recover: String,
 }
 
 /// The links a mail carries, already signed.
@@ -102,6 +111,8 @@ pub struct Renderer {
     timezone: Tz,
     /// template → locale (lower case, `-`; "" for the default) → its set.
     sets: BTreeMap<String, BTreeMap<String, Set>>,
+    /// Some template reads `other_carts`: only then are they loaded.
+    uses_other_carts: bool,
 }
 
 /// `de_AT` → `de-at`.
@@ -119,16 +130,33 @@ fn template_name(template: &str, locale: &str, part: &str) -> String {
 }
 
 impl Renderer {
-    /// Loads every template set the steps name; a missing file is an error
-    /// naming it.
+    /// Loads every template set the steps name; a missing file or a
+    /// template minijinja refuses is an error naming it (the first).
     pub fn load(dir: &Path, steps: &[Step], shop_name: &str) -> Result<Renderer> {
+        let (renderer, errors) = Renderer::load_all(dir, steps, shop_name)?;
+        match errors.into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(renderer),
+        }
+    }
+
+    /// Loads every template set that can be loaded, and gives the errors
+    /// of every one that cannot (for `check`, which reports them all; a
+    /// set with an error is left out). Only a template directory that
+    /// cannot be listed fails outright.
+    pub fn load_all(dir: &Path, steps: &[Step], shop_name: &str) -> Result<(Renderer, Vec<Error>)> {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(escape_for);
         env.set_formatter(html_formatter);
         env.set_fuel(Some(FUEL));
+        // Debug mode (off by default in release builds) makes an error name
+        // the undefined expression (`cart.itmes`), not just its line. It
+        // costs only when an undefined value is made or an error raised.
+        env.set_debug(true);
         let listing = file_names(dir)?;
         let mut sets: BTreeMap<String, BTreeMap<String, Set>> = BTreeMap::new();
+        let mut errors = Vec::new();
         for (step, stem) in steps
             .iter()
             .flat_map(|step| step.templates().into_iter().map(move |stem| (step, stem)))
@@ -138,32 +166,69 @@ impl Renderer {
             }
             let mut by_locale = BTreeMap::new();
             for (spelled, parts) in parts_by_locale(&listing, stem) {
-                let (locale, set) = load_set(&mut env, dir, step, stem, &spelled, &parts)?;
-                by_locale.insert(locale, set);
+                match load_set(&mut env, dir, step, stem, &spelled, &parts) {
+                    Ok((locale, set)) => {
+                        by_locale.insert(locale, set);
+                    }
+                    Err(set_errors) => errors.extend(set_errors),
+                }
             }
             sets.insert(stem.to_string(), by_locale);
         }
+        let uses_other_carts = env.templates().any(|(_, template)| {
+            template
+                .undeclared_variables(false)
+                .contains(views::OTHER_CARTS)
+        });
         let mut renderer = Renderer {
             env,
             shop: Value::from(Serde(&Shop { name: shop_name })),
             timezone: Tz::UTC,
             sets,
+            uses_other_carts,
         };
         renderer.keep_only_verified_inlining();
-        Ok(renderer)
+        Ok((renderer, errors))
+    }
+
+    /// Whether some template reads `other_carts`: a run loads a customer's
+    /// other carts only then.
+    pub fn uses_other_carts(&self) -> bool {
+        self.uses_other_carts
+    }
+
+    /// Whether the template's set for `locale` ("" the default) loaded.
+    pub fn has_set(&self, template: &str, locale: &str) -> bool {
+        self.sets
+            .get(template)
+            .is_some_and(|sets| sets.contains_key(locale))
     }
 
     /// Renders sample carts through every set inlined ahead both ways and
     /// keeps inlining ahead only where the mails come out the same.
     fn keep_only_verified_inlining(&mut self) {
         let samples = css::samples();
+        // The first sample shows the others as its customer's other carts.
+        let others: Vec<OtherCart> = samples[1..]
+            .iter()
+            .map(|(cart, _)| OtherCart {
+                cart: Arc::new(cart.clone()),
+                recover: css::sample_links().recover,
+            })
+            .collect();
         let mut refused = Vec::new();
         for (stem, sets) in &self.sets {
             for (locale, set) in sets.iter().filter(|(_, set)| set.inlined) {
-                let same = samples.iter().all(|(cart, coupon)| {
+                let same = samples.iter().enumerate().all(|(index, (cart, coupon))| {
                     let cart = Arc::new(cart.clone());
-                    let context =
-                        self.context(&cart, "sample", &css::sample_links(), coupon.as_ref());
+                    let others = if index == 0 { &others[..] } else { &[] };
+                    let context = self.context(
+                        &cart,
+                        "sample",
+                        &css::sample_links(),
+                        coupon.as_ref(),
+                        others,
+                    );
                     let per_mail = self.render_html(stem, locale, *set, &context, false);
                     let ahead = self.render_html(stem, locale, *set, &context, true);
                     match (per_mail, ahead) {
@@ -239,31 +304,71 @@ impl Renderer {
         links: &Links,
         coupon: Option<&Coupon>,
     ) -> Result<Rendered> {
-        self.render_shared(&Arc::new(cart.clone()), step, links, coupon)
+        self.render_shared(&Arc::new(cart.clone()), step, links, coupon, &[])
     }
 
     /// `render` for a cart already shared: the templates read it in place
-    /// (no copy).
+    /// (no copy); `others` are the customer's other open carts.
     pub fn render_shared(
         &self,
         cart: &Arc<Cart>,
         step: &Step,
         links: &Links,
         coupon: Option<&Coupon>,
+        others: &[OtherCart],
     ) -> Result<Rendered> {
-        self.render_stem(cart, step, step.template_for(&cart.id), links, coupon)
+        self.render_stem(
+            cart,
+            step,
+            step.template_for(&cart.id),
+            links,
+            coupon,
+            others,
+        )
     }
 
-    /// Renders one given template stem of the step.
-    pub fn render_template(
+    /// Renders one given template stem of the step; when it fails, tries
+    /// each part on its own, so that the error of every part that fails is
+    /// there (for `check`).
+    pub fn try_template(
         &self,
         cart: &Cart,
         step: &Step,
         stem: &str,
         links: &Links,
         coupon: Option<&Coupon>,
-    ) -> Result<Rendered> {
-        self.render_stem(&Arc::new(cart.clone()), step, stem, links, coupon)
+        others: &[OtherCart],
+    ) -> std::result::Result<Rendered, Vec<Error>> {
+        let cart = Arc::new(cart.clone());
+        let first = match self.render_stem(&cart, step, stem, links, coupon, others) {
+            Ok(rendered) => return Ok(rendered),
+            Err(error) => error,
+        };
+        let context = self.context(&cart, &step.name, links, coupon, others);
+        let (locale, set) = self.choose(stem, &cart.locale);
+        let mut errors = Vec::new();
+        let mut part = |result: Result<String>| {
+            if let Err(error) = result {
+                errors.push(error);
+            }
+        };
+        part(self.render_part(stem, &locale, SUBJECT, &context));
+        if set.preheader {
+            part(self.render_part(stem, &locale, PREHEADER, &context));
+        }
+        // The HTML alone: the preheader's own error is above.
+        let html_alone = Set {
+            preheader: false,
+            ..set
+        };
+        part(self.render_html(stem, &locale, html_alone, &context, false));
+        if set.text {
+            part(self.render_part(stem, &locale, TEXT, &context));
+        }
+        if errors.is_empty() {
+            errors.push(first);
+        }
+        Err(errors)
     }
 
     /// Renders the set of `stem` that fits the cart's locale.
@@ -274,8 +379,9 @@ impl Renderer {
         stem: &str,
         links: &Links,
         coupon: Option<&Coupon>,
+        others: &[OtherCart],
     ) -> Result<Rendered> {
-        let context = self.context(cart, &step.name, links, coupon);
+        let context = self.context(cart, &step.name, links, coupon, others);
         let (locale, set) = self.choose(stem, &cart.locale);
         let html = self.render_html(stem, &locale, set, &context, set.inlined)?;
         let text = if set.text {
@@ -298,6 +404,7 @@ impl Renderer {
         step: &str,
         links: &Links,
         coupon: Option<&Coupon>,
+        others: &[OtherCart],
     ) -> Value {
         let coupon = coupon.map(|coupon| CouponView {
             code: &coupon.code,
@@ -305,7 +412,7 @@ impl Renderer {
                 .expires
                 .map(|at| format_date(self.local_date(cart, at), &cart.locale)),
         });
-        Context::new(&self.shop, cart, step, links, coupon.as_ref()).into_value()
+        Context::new(&self.shop, cart, step, links, coupon.as_ref(), others).into_value()
     }
 
     /// Renders one part of one set as it is, within the bounds: at most
@@ -322,7 +429,39 @@ impl Renderer {
         let mut out = Bounded(Vec::with_capacity(2 * template.source().len()));
         match template.render_captured_to(context, &mut out) {
             Ok(_) => Ok(String::from_utf8(out.0).expect("minijinja writes text")),
-            Err(error) => Err(render_error(&name, &error)),
+            Err(error) => Err(self.render_error(&name, &error, context)),
+        }
+    }
+
+    /// An error from rendering one part: `TemplateBound` when it went over
+    /// a bound (that mail fails, the run goes on), else a template error
+    /// that names what failed, in the template (an included one, maybe)
+    /// where it failed.
+    fn render_error(&self, name: &str, error: &minijinja::Error, context: &Value) -> Error {
+        use std::error::Error as _;
+        let over_output = error
+            .source()
+            .and_then(|source| source.downcast_ref::<std::io::Error>())
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.downcast_ref::<OutputBound>().is_some());
+        let message = if over_output {
+            output_bound()
+        } else if error.kind() == minijinja::ErrorKind::OutOfFuel {
+            format!(
+                "over the limit of {FUEL} template instructions per part (loops too deep or too long?)"
+            )
+        } else {
+            let failed = error.name().unwrap_or(name);
+            let template = self.env.get_template(failed).ok();
+            let source = template.as_ref().map(minijinja::Template::source);
+            return Error::Template {
+                name: failed.to_string(),
+                message: errors::describe(error, source, Some((&self.env, context))),
+            };
+        };
+        Error::TemplateBound {
+            name: name.to_string(),
+            message,
         }
     }
 
@@ -391,7 +530,7 @@ fn file_names(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// The parts of a template's sets found among the files: locale as the
-/// file spells it → its parts in listing order. The default set ("") is
+/// file spells it → its parts. The default set ("") is
 /// always there, so that its missing files are reported.
 fn parts_by_locale(listing: &[String], stem: &str) -> BTreeMap<String, Vec<&'static str>> {
     let mut found: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
@@ -413,12 +552,17 @@ fn parts_by_locale(listing: &[String], stem: &str) -> BTreeMap<String, Vec<&'sta
             found.entry(locale.to_string()).or_default().push(part);
         }
     }
+    // In the order of `PARTS`, whatever the listing's: errors come in it.
+    for parts in found.values_mut() {
+        parts.sort_by_key(|part| PARTS.iter().position(|p| p == part));
+    }
     found
 }
 
 /// Adds one set's files to the environment, and its HTML inlined ahead
 /// where `css` can do that; gives the set's normalised locale and what it
-/// has. A missing subject or HTML is an error naming the file.
+/// has, or every error of the set: a missing subject or HTML, a file that
+/// cannot be read or that minijinja refuses, each naming the file.
 fn load_set(
     env: &mut Environment<'static>,
     dir: &Path,
@@ -426,11 +570,12 @@ fn load_set(
     stem: &str,
     spelled: &str,
     parts: &[&str],
-) -> Result<(String, Set)> {
+) -> std::result::Result<(String, Set), Vec<Error>> {
+    let mut errors = Vec::new();
     for required in [SUBJECT, HTML] {
         if !parts.contains(&required) {
             let path = dir.join(template_name(stem, spelled, required));
-            return Err(Error::Template {
+            errors.push(Error::Template {
                 name: path.display().to_string(),
                 message: format!("missing (step {:?} needs it)", step.name),
             });
@@ -441,10 +586,16 @@ fn load_set(
     let mut inlined = false;
     for part in parts {
         let path: PathBuf = dir.join(template_name(stem, spelled, part));
-        let source = std::fs::read_to_string(&path).map_err(|error| Error::Template {
-            name: path.display().to_string(),
-            message: error.to_string(),
-        })?;
+        let source = match std::fs::read_to_string(&path) {
+            Ok(source) => source,
+            Err(error) => {
+                errors.push(Error::Template {
+                    name: path.display().to_string(),
+                    message: error.to_string(),
+                });
+                continue;
+            }
+        };
         if *part == HTML {
             let marked = if preheader {
                 with_preheader(source.clone(), css::PREHEADER_MARK)
@@ -459,8 +610,14 @@ fn load_set(
                     .is_ok();
             }
         }
-        env.add_template_owned(template_name(stem, &locale, part), source)
-            .map_err(|error| template_error(&path, &error))?;
+        if let Err(error) =
+            env.add_template_owned(template_name(stem, &locale, part), source.clone())
+        {
+            errors.push(syntax_error(&path, &error, &source));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
     let set = Set {
         text: parts.contains(&TEXT),
@@ -501,30 +658,6 @@ impl std::fmt::Display for OutputBound {
 
 impl std::error::Error for OutputBound {}
 
-/// An error from rendering one part: `TemplateBound` when it went over a
-/// bound (that mail fails, the run goes on), else a template error.
-fn render_error(name: &str, error: &minijinja::Error) -> Error {
-    use std::error::Error as _;
-    let over_output = error
-        .source()
-        .and_then(|source| source.downcast_ref::<std::io::Error>())
-        .and_then(std::io::Error::get_ref)
-        .is_some_and(|inner| inner.downcast_ref::<OutputBound>().is_some());
-    let message = if over_output {
-        output_bound()
-    } else if error.kind() == minijinja::ErrorKind::OutOfFuel {
-        format!(
-            "over the limit of {FUEL} template instructions per part (loops too deep or too long?)"
-        )
-    } else {
-        return template_error(Path::new(name), error);
-    };
-    Error::TemplateBound {
-        name: name.to_string(),
-        message,
-    }
-}
-
 fn output_bound() -> String {
     format!(
         "output over the limit of {} MiB per part",
@@ -532,20 +665,12 @@ fn output_bound() -> String {
     )
 }
 
-/// A minijinja error as a template error naming the file, with the line
-/// where it has one.
-fn template_error(path: &Path, error: &minijinja::Error) -> Error {
-    let mut message = error.kind().to_string();
-    if let Some(detail) = error.detail() {
-        message.push_str(": ");
-        message.push_str(detail);
-    }
-    if let Some(line) = error.line() {
-        message = format!("line {line}: {message}");
-    }
+/// A template minijinja refuses to load, as an error naming its file,
+/// with the line as written.
+fn syntax_error(path: &Path, error: &minijinja::Error, source: &str) -> Error {
     Error::Template {
         name: path.display().to_string(),
-        message,
+        message: errors::describe(error, Some(source), None),
     }
 }
 

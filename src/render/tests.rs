@@ -157,12 +157,14 @@ fn the_lazy_context_is_strict_and_looks_like_the_serialised_one() {
         let error = renderer.render(&cart(), &step, &links(), None);
         assert!(error.is_err(), "{typo} renders");
     }
-    // Keys in the order the structs it replaced had, values as they were.
+    // Keys in the order the structs it replaced had, values as they were;
+    // `cart.items` (added after them) last.
     let (dir, step) = setup(
         "x",
         "x",
-        "{% for k, v in cart|items %}{{ k }}={{ v }};{% endfor %}\n\
-         {{ items[0]|tojson }}\n{{ customer }}\n{{ items|length }} {{ coupon is none }}",
+        "{% for k, v in cart|items %}{% if k != 'items' %}{{ k }}={{ v }};{% endif %}{% endfor %}\n\
+         {{ items[0]|tojson }}\n{{ customer }}\n{{ items|length }} {{ coupon is none }}\n\
+         {{ cart.items == items }}",
     );
     let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
     let mail = renderer.render(&cart(), &step, &links(), None).unwrap();
@@ -171,6 +173,7 @@ fn the_lazy_context_is_strict_and_looks_like_the_serialised_one() {
         r#"{"name": "\u003cscript\u003ealert(1)\u003c/script\u003e Tent", "sku": "S1", "category": "tents", "quantity": 2, "unit_price": "€199.00", "line_total": "€398.00", "image_url": "", "product_url": "https://shop.example/p/tent"}"#,
         r"{'email': 'ann@example.com', 'first_name': 'Ann\r\nBcc: x@evil.example'}",
         "1 True",
+        "True",
     ];
     assert_eq!(mail.text, expected.join("\n"));
 }
@@ -179,7 +182,11 @@ fn the_lazy_context_is_strict_and_looks_like_the_serialised_one() {
 fn every_key_a_view_lists_has_a_value_and_no_other_name_does() {
     let (dir, step) = setup("x", "x", "x");
     let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
-    let context = renderer.context(&Arc::new(cart()), "1h", &links(), None);
+    let other = OtherCart {
+        cart: Arc::new(cart()),
+        recover: "https://shop.example/r/O".into(),
+    };
+    let context = renderer.context(&Arc::new(cart()), "1h", &links(), None, &[other]);
     let item = context
         .get_attr("items")
         .unwrap()
@@ -187,7 +194,18 @@ fn every_key_a_view_lists_has_a_value_and_no_other_name_does() {
         .unwrap();
     let customer = context.get_attr("customer").unwrap();
     let cart = context.get_attr("cart").unwrap();
-    for (view, len) in [(&context, 7), (&customer, 2), (&cart, 5), (&item, 8)] {
+    let other = context
+        .get_attr("other_carts")
+        .unwrap()
+        .get_item_by_index(0)
+        .unwrap();
+    for (view, len) in [
+        (&context, 8),
+        (&customer, 2),
+        (&cart, 6),
+        (&item, 8),
+        (&other, 7),
+    ] {
         let keys: Vec<Value> = view.try_iter().unwrap().collect();
         assert_eq!((keys.len(), view.len()), (len, Some(len)), "{view:?}");
         for key in &keys {
@@ -195,6 +213,68 @@ fn every_key_a_view_lists_has_a_value_and_no_other_name_does() {
         }
         assert!(view.get_attr("nope").unwrap().is_undefined());
     }
+}
+
+#[test]
+fn other_carts_render_and_are_wanted_only_by_templates_that_name_them() {
+    // The starter templates do not: a run loads no other carts for them.
+    assert!(!starter().uses_other_carts());
+    let (dir, step) = setup(
+        "x",
+        "x",
+        "{% for other in other_carts %}{{ other.id }} {{ other.total }} {{ other.items|length }} {{ other.recover }};{% endfor %}",
+    );
+    let renderer = Renderer::load(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+    assert!(renderer.uses_other_carts());
+    let mut older = cart();
+    older.id = "C0".into();
+    let other = OtherCart {
+        cart: Arc::new(older),
+        recover: "https://shop.example/r/O".into(),
+    };
+    let mail = renderer
+        .render_shared(&Arc::new(cart()), &step, &links(), None, &[other])
+        .unwrap();
+    assert_eq!(mail.text, "C0 €398.00 1 https://shop.example/r/O;");
+    let none = renderer.render(&cart(), &step, &links(), None).unwrap();
+    assert_eq!(none.text, "");
+}
+
+#[test]
+fn every_error_of_every_set_is_kept_and_the_sets_that_load_are_there() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        &[
+            ("reminder.subject", "{{ x"),
+            ("reminder.html", "{% if %}"),
+            ("reminder.de.subject", "ok"),
+            ("reminder.de.html", "ok"),
+            ("reminder.fr.html", "ok"),
+        ],
+    );
+    let step = one_hour_step("1h", "reminder");
+    let (renderer, errors) =
+        Renderer::load_all(dir.path(), std::slice::from_ref(&step), "Shop").unwrap();
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].contains("reminder.subject: syntax error"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].contains("reminder.html: syntax error"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2].contains("reminder.fr.subject: missing"),
+        "{errors:#?}"
+    );
+    assert!(renderer.has_set("reminder", "de"));
+    assert!(!renderer.has_set("reminder", "") && !renderer.has_set("reminder", "fr"));
+    // `load` gives the first.
+    let first = Renderer::load(dir.path(), &[step], "Shop").err().unwrap();
+    assert_eq!(first.to_string(), errors[0]);
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
@@ -461,7 +541,7 @@ fn starter_templates_are_inlined_ahead_and_give_the_mails_inlining_each_would() 
             for cart in &carts {
                 for coupon in [None, Some(&coupon)] {
                     let cart = Arc::new(cart.clone());
-                    let context = renderer.context(&cart, stem, &links(), coupon);
+                    let context = renderer.context(&cart, stem, &links(), coupon, &[]);
                     let ahead = renderer.render_html(stem, locale, *set, &context, true);
                     let each = renderer.render_html(stem, locale, *set, &context, false);
                     let (ahead, each) = (ahead.unwrap(), each.unwrap());
@@ -577,7 +657,7 @@ fn the_fuel_limit_leaves_the_starter_templates_a_hundredfold_headroom() {
     let mut most = 0;
     for template in ["reminder", "reminder-2", "reminder-3"] {
         let coupon = sample_coupon();
-        let context = renderer.context(&cart, template, &links(), Some(&coupon));
+        let context = renderer.context(&cart, template, &links(), Some(&coupon), &[]);
         for part in PARTS.iter().chain([&INLINED_HTML]) {
             let name = template_name(template, "", part);
             let used = renderer

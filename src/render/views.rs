@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use minijinja::value::{Enumerator, Object, Serde, Value};
 use serde::Serialize;
 
-use super::Links;
+use super::{Links, OtherCart};
 use crate::model::Cart;
 
 /// Something templates read as a map with a fixed set of keys: its fields
@@ -56,6 +56,9 @@ impl<T: View> Object for ViewObject<T> {
     }
 }
 
+/// The name of the customer's other open carts in the context.
+pub(super) const OTHER_CARTS: &str = "other_carts";
+
 /// The whole context of one mail. The cart parts are views over the shared
 /// cart, not serialised up front: a field becomes a value when a template
 /// reads it (most read a few of them), and their keys and order are those
@@ -72,6 +75,8 @@ pub(super) struct Context {
     /// None when the step promises no coupon: `{% if coupon %}` works
     /// under strict undefined.
     coupon: Value,
+    /// The customer's other open carts (`OtherCartView`), newest first.
+    other_carts: Value,
 }
 
 impl Context {
@@ -83,25 +88,42 @@ impl Context {
         step: &str,
         links: &Links,
         coupon: Option<&CouponView<'_>>,
+        others: &[OtherCart],
     ) -> Context {
-        let items = (0..cart.items.len())
-            .map(|index| ItemView::new(Arc::clone(cart), index).into_value())
+        let cart_view = CartView::new(Arc::clone(cart));
+        let other_carts = others
+            .iter()
+            .map(|other| {
+                OtherCartView {
+                    cart: CartView::new(Arc::clone(&other.cart)),
+                    recover: Value::from(other.recover.as_str()),
+                }
+                .into_value()
+            })
             .collect::<Vec<_>>();
         Context {
             shop: shop.clone(),
             customer: CustomerView(Arc::clone(cart)).into_value(),
-            cart: CartView::new(Arc::clone(cart)).into_value(),
-            items: Value::from_object(items),
+            items: cart_view.items.clone(),
+            cart: cart_view.into_value(),
             links: Value::from(Serde(links)),
             step: Value::from(Serde(&StepView { name: step })),
             coupon: coupon.map_or_else(|| Value::from(()), |coupon| Value::from(Serde(coupon))),
+            other_carts: Value::from_object(other_carts),
         }
     }
 }
 
 impl View for Context {
     const KEYS: &'static [&'static str] = &[
-        "shop", "customer", "cart", "items", "links", "step", "coupon",
+        "shop",
+        "customer",
+        "cart",
+        "items",
+        "links",
+        "step",
+        "coupon",
+        OTHER_CARTS,
     ];
 
     fn field(&self, key: &str) -> Option<Value> {
@@ -114,6 +136,7 @@ impl View for Context {
                 "links" => &self.links,
                 "step" => &self.step,
                 "coupon" => &self.coupon,
+                OTHER_CARTS => &self.other_carts,
                 _ => return None,
             }
             .clone(),
@@ -159,25 +182,33 @@ impl View for CustomerView {
 }
 
 /// `cart`: `id`, `currency`, `total` (formatted for the locale),
-/// `item_count`, `locale`.
+/// `item_count`, `locale`, `items` (the same list as the top-level
+/// `items`: where a marketer coming from Liquid looks first).
 #[derive(Debug)]
 struct CartView {
     cart: Arc<Cart>,
     /// Formatted once, however many parts show it.
     total: OnceLock<Value>,
+    /// `ItemView`s, in order.
+    items: Value,
 }
 
 impl CartView {
     fn new(cart: Arc<Cart>) -> CartView {
+        let items = (0..cart.items.len())
+            .map(|index| ItemView::new(Arc::clone(&cart), index).into_value())
+            .collect::<Vec<_>>();
         CartView {
             cart,
             total: OnceLock::new(),
+            items: Value::from_object(items),
         }
     }
 }
 
 impl View for CartView {
-    const KEYS: &'static [&'static str] = &["id", "currency", "total", "item_count", "locale"];
+    const KEYS: &'static [&'static str] =
+        &["id", "currency", "total", "item_count", "locale", "items"];
 
     fn field(&self, key: &str) -> Option<Value> {
         let cart = &self.cart;
@@ -191,9 +222,54 @@ impl View for CartView {
             ),
             "item_count" => Some(Value::from(cart.item_count())),
             "locale" => Some(Value::from(cart.locale.as_str())),
+            "items" => Some(self.items.clone()),
             _ => None,
         }
     }
+}
+
+/// One of `other_carts`: what `cart` shows of it, and `recover`, its own
+/// signed recovery link.
+#[derive(Debug)]
+struct OtherCartView {
+    cart: CartView,
+    recover: Value,
+}
+
+impl View for OtherCartView {
+    const KEYS: &'static [&'static str] = &[
+        "id",
+        "currency",
+        "total",
+        "item_count",
+        "locale",
+        "items",
+        "recover",
+    ];
+
+    fn field(&self, key: &str) -> Option<Value> {
+        match key {
+            "recover" => Some(self.recover.clone()),
+            _ => self.cart.field(key),
+        }
+    }
+}
+
+/// Every key any view of the context has: what a near miss on a name
+/// whose view is not known (a loop variable's) is compared with.
+pub(super) fn every_key() -> impl Iterator<Item = &'static str> {
+    [
+        Context::KEYS,
+        CustomerView::KEYS,
+        CartView::KEYS,
+        OtherCartView::KEYS,
+        ItemView::KEYS,
+        &["recover", "unsubscribe", "unsubscribe_mailto"],
+        &["name", "code", "expires"],
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
 }
 
 /// One of `items`: `name`, `sku`, `category`, `quantity`, `unit_price`,

@@ -28,6 +28,22 @@ pub(crate) const DUE_CARTS: &str = "SELECT c.id, c.email, c.first_name, c.locale
             c.timezone, c.phone, c.sms_consent, c.items
      FROM rarray(?1) AS a JOIN carts AS c ON c.id = a.value";
 
+/// The other open carts of the due carts' customers (`rarray(?1)`: the due
+/// carts' ids), last active within [?2, ?3]: by due cart, newest first.
+/// Both joins go by index (the id, then `carts_by_email`).
+pub(crate) const OTHER_OPEN_CARTS: &str = "SELECT d.id, c.id, c.email, c.first_name, c.locale,
+            c.currency, c.status, c.accepts_marketing, c.created_at, c.updated_at, c.utc_offset,
+            c.timezone, c.phone, c.sms_consent, c.items
+     FROM rarray(?1) AS a JOIN carts AS d ON d.id = a.value
+          JOIN carts AS c ON c.email_norm = d.email_norm
+     WHERE c.status = 'open' AND c.id <> d.id AND c.updated_at BETWEEN ?2 AND ?3
+     ORDER BY d.id, c.updated_at DESC, c.id";
+
+/// The most other open carts loaded for one due cart: a mail that lists
+/// more is no use to anyone, and an address shared by a bot or a shop's
+/// test account may hold thousands.
+pub(crate) const MAX_OTHER_CARTS: usize = 10;
+
 /// What the catalog adds to a window's items: a price where the cart has
 /// none (in the cart's currency), and the stock (`rarray(?1)`: the SKUs).
 pub(crate) const CATALOG_PRICES: &str = "SELECT p.sku, p.price_minor, p.currency, p.in_stock
@@ -189,30 +205,66 @@ impl Store {
             let mut query = self.conn().prepare_cached(DUE_CARTS)?;
             query
                 .query_map([&ids], |row| {
-                    let currency: String = row.get(4)?;
-                    let status: String = row.get(5)?;
-                    let cart = Cart {
-                        id: row.get(0)?,
-                        email: row.get(1)?,
-                        first_name: row.get(2)?,
-                        locale: row.get(3)?,
-                        currency: currency
-                            .parse()
-                            .unwrap_or_else(|_| "XXX".parse().expect("a valid code")),
-                        status: status.parse().unwrap_or(CartStatus::Closed),
-                        accepts_marketing: row.get(6)?,
-                        created_at: from_unix(row.get(7)?),
-                        updated_at: from_unix(row.get(8)?),
-                        utc_offset_seconds: row.get(9)?,
-                        timezone: row.get(10)?,
-                        phone: row.get(11)?,
-                        sms_consent: row.get(12)?,
-                        items: decode_items(13, row.get_ref(13)?.as_str()?)?,
-                    };
+                    let cart = read_cart(row, 0)?;
                     Ok((cart.id.clone(), cart))
                 })?
                 .collect()
         };
         run().map_err(|source| self.error(source))
     }
+
+    /// The other open carts of each due cart's customer (same address,
+    /// another id), last active between `oldest` and `newest`, newest
+    /// first, at most [`MAX_OTHER_CARTS`] each: by due cart id, only those
+    /// that have some. One query for a batch.
+    pub fn other_open_carts(
+        &self,
+        due: &[&str],
+        oldest: DateTime<Utc>,
+        newest: DateTime<Utc>,
+    ) -> Result<HashMap<String, Vec<Cart>>> {
+        let run = || -> rusqlite::Result<HashMap<String, Vec<Cart>>> {
+            let ids = ids(due.iter().copied().map(str::to_string));
+            let mut query = self.conn().prepare_cached(OTHER_OPEN_CARTS)?;
+            let mut rows = query.query(params![&ids, to_unix(oldest), to_unix(newest)])?;
+            let mut others: HashMap<String, Vec<Cart>> = HashMap::new();
+            while let Some(row) = rows.next()? {
+                let due = row.get_ref(0)?.as_str()?;
+                if others
+                    .get(due)
+                    .is_some_and(|carts| carts.len() >= MAX_OTHER_CARTS)
+                {
+                    continue;
+                }
+                let cart = read_cart(row, 1)?;
+                others.entry(due.to_string()).or_default().push(cart);
+            }
+            Ok(others)
+        };
+        run().map_err(|source| self.error(source))
+    }
+}
+
+/// A whole cart from the columns of `DUE_CARTS`, starting at `first`.
+fn read_cart(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Cart> {
+    let currency: String = row.get(first + 4)?;
+    let status: String = row.get(first + 5)?;
+    Ok(Cart {
+        id: row.get(first)?,
+        email: row.get(first + 1)?,
+        first_name: row.get(first + 2)?,
+        locale: row.get(first + 3)?,
+        currency: currency
+            .parse()
+            .unwrap_or_else(|_| "XXX".parse().expect("a valid code")),
+        status: status.parse().unwrap_or(CartStatus::Closed),
+        accepts_marketing: row.get(first + 6)?,
+        created_at: from_unix(row.get(first + 7)?),
+        updated_at: from_unix(row.get(first + 8)?),
+        utc_offset_seconds: row.get(first + 9)?,
+        timezone: row.get(first + 10)?,
+        phone: row.get(first + 11)?,
+        sms_consent: row.get(first + 12)?,
+        items: decode_items(first + 13, row.get_ref(first + 13)?.as_str()?)?,
+    })
 }

@@ -76,6 +76,7 @@ fn window_queries_use_their_indexes() {
     for (name, sql, table) in [
         ("due carts", candidates::DUE_CARTS, "c"),
         ("catalog prices", candidates::CATALOG_PRICES, "p"),
+        ("other open carts", candidates::OTHER_OPEN_CARTS, "c"),
     ] {
         let plan = query_plan(&store, sql);
         assert!(
@@ -587,4 +588,42 @@ fn the_forget_hash_is_stable() {
         super::forget_hash(" Mia@Example.com "),
         "acbc6181e0ced5ad87380ab6cdef5fd2480a5936bac1a5d0482d6a7eaad698e1"
     );
+}
+
+/// A batch's other open carts: one query for every due cart, by address
+/// (any case), newest first, in the window, never the cart itself, at
+/// most `MAX_OTHER_CARTS` each.
+#[test]
+fn other_open_carts_are_read_for_a_batch_by_address() {
+    let store = Store::open_in_memory().unwrap();
+    let mut carts: Vec<Cart> = (0..14)
+        .map(|n| cart(&format!("m{n:02}"), 1_000 + n, CartStatus::Open, &["A"]))
+        .collect();
+    carts[0].updated_at = from_unix(10); // before the window
+    carts[1].status = CartStatus::Ordered;
+    let mut other = cart("x1", 1_000, CartStatus::Open, &["B"]);
+    other.email = "someone@example.com".into();
+    let mut alone = cart("y1", 1_000, CartStatus::Open, &["C"]);
+    alone.email = "alone@example.com".into();
+    carts.extend([other.clone(), alone]);
+    other.id = "x2".into();
+    other.email = "SOMEONE@example.com".into();
+    carts.push(other);
+    store.import_carts(&carts).unwrap();
+
+    let found = store
+        .other_open_carts(
+            &["m13", "x1", "y1", "gone"],
+            from_unix(100),
+            from_unix(2_000),
+        )
+        .unwrap();
+    let ids =
+        |due: &str| -> Vec<String> { found[due].iter().map(|cart| cart.id.clone()).collect() };
+    let expected: Vec<String> = (3..13).rev().map(|n| format!("m{n:02}")).collect();
+    assert_eq!(ids("m13"), expected);
+    assert_eq!(candidates::MAX_OTHER_CARTS, expected.len());
+    assert_eq!(ids("x1"), ["x2"]);
+    assert_eq!(found["x1"][0].items[0].sku, "B");
+    assert!(!found.contains_key("y1") && !found.contains_key("gone"));
 }

@@ -328,3 +328,126 @@ fn shopify_products_export_and_bad_catalog_rows() {
     out.expect_stderr_contains("bad-products.csv:3: field in_stock");
     out.expect_stdout_contains("1 products upserted");
 }
+
+#[test]
+fn a_blank_unit_price_is_unknown_and_the_catalog_fills_it() {
+    let t = catalog_shop("drop-item")
+        .file(
+            "carts.csv",
+            SKU_CARTS.replace("TENT-2P,,tents,1,0,,", "TENT-2P,,tents,1,,,"),
+        )
+        // A native catalog's blank price is not known either.
+        .file(
+            "products.csv",
+            format!("{CATALOG}NO-PRICE,Priceless Thing,,,,,true\n"),
+        );
+    let decisions = t
+        .recart(&["run", "--json", "--now", NOW])
+        .expect_success()
+        .decisions();
+    assert_eq!(for_cart(&decisions, "K-1")[0].outcome, "sent");
+    let text = Mail::parse(&t.read(mail_file("outbox", "K-1", "1h", "eml"))).text();
+    assert!(
+        text.contains("1 x Ridge Tent 2P (TENT-2P, tents): €249.00"),
+        "{text}"
+    );
+    let unknown = t
+        .store()
+        .count("SELECT count(*) FROM products WHERE sku = 'NO-PRICE' AND price_minor IS NULL");
+    assert_eq!(unknown, 1);
+}
+
+/// A Shopify products export: the product's image on its first row, a
+/// second image beside the second variant, a variant with its own image.
+const SHOPIFY_EXPORT: &str = "\
+Handle,Title,Option1 Name,Option1 Value,Variant SKU,Variant Price,Variant Inventory Qty,Image Src,Image Position,Variant Image
+ridge-tent,Ridge Tent,Size,2P,TENT-2P,249.00,4,https://cdn.shop.example/tent-main.jpg,1,
+ridge-tent,,,3P,TENT-3P,299.00,2,https://cdn.shop.example/tent-side.jpg,2,
+ridge-tent,,,4P,TENT-4P,349.00,2,,,https://cdn.shop.example/tent-4p.jpg
+ridge-tent,,,,,,,https://cdn.shop.example/tent-back.jpg,3,
+";
+
+fn products(t: &Test) -> Vec<(String, String, String, i64, String)> {
+    let store = t.store();
+    let mut query = store
+        .conn()
+        .prepare(
+            "SELECT sku, image_url, product_url, price_minor, currency FROM products
+             WHERE sku LIKE 'TENT-%' ORDER BY sku",
+        )
+        .unwrap();
+    query
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn a_shopify_products_export_by_hand_with_its_currency_and_images() {
+    let t = catalog_shop("drop-item").file("export.csv", SHOPIFY_EXPORT);
+    let import = ["import", "--format", "shopify-products", "export.csv"];
+    // No currency anywhere: the error says where to give it.
+    t.recart(&import)
+        .expect_status(1)
+        .expect_stderr_contains("--currency EUR");
+    assert!(products(&t).is_empty());
+
+    let by_flag = [&import[..], &["--currency", "EUR"]].concat();
+    t.recart(&by_flag).expect_success();
+    let main = "https://cdn.shop.example/tent-main.jpg";
+    assert_eq!(
+        products(&t),
+        [
+            (
+                "TENT-2P".into(),
+                main.into(),
+                String::new(),
+                24_900,
+                "EUR".into()
+            ),
+            // The second row's image is the product's second, not this
+            // variant's: the variant shows the product's.
+            (
+                "TENT-3P".into(),
+                main.into(),
+                String::new(),
+                29_900,
+                "EUR".into()
+            ),
+            (
+                "TENT-4P".into(),
+                "https://cdn.shop.example/tent-4p.jpg".into(),
+                String::new(),
+                34_900,
+                "EUR".into()
+            ),
+        ]
+    );
+
+    // Without the flag: the currency and URLs of its [[catalog]].
+    let toml = t.read("recart.toml").replace(
+        "[[catalog]]\npath = \"products.csv\"\nformat = \"native\"\n",
+        "[[catalog]]\npath = \"products.csv\"\nformat = \"native\"\n\n\
+         [[catalog]]\npath = \"export*.csv\"\nformat = \"shopify-products\"\ncurrency = \"SEK\"\n\
+         product_url = \"https://shop.example/products/{handle}\"\n",
+    );
+    t.write("recart.toml", toml);
+    t.recart(&import).expect_success();
+    let by_config = products(&t);
+    assert_eq!(by_config.len(), 3);
+    for (_, _, url, _, currency) in &by_config {
+        assert_eq!(
+            (url.as_str(), currency.as_str()),
+            ("https://shop.example/products/ridge-tent", "SEK")
+        );
+    }
+}

@@ -32,3 +32,4 @@ mod run;
 mod sample_data;
 mod smtp;
 mod store_faults;
+mod templates;
