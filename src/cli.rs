@@ -277,6 +277,22 @@ pub enum CouponsAction {
     },
     /// Codes per pool: free, given, expired unused
     List,
+    /// The codes given to carts (cart, step, address, issued, expires), for the shop's discount system
+    Export {
+        /// Only codes issued at or after TIME (RFC 3339)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// CSV with a header, or one JSON object per code
+        #[arg(long, value_enum, default_value = "csv", value_name = "FORMAT")]
+        format: ExportFormat,
+    },
+}
+
+/// How `coupons export` writes the codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

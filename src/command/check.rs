@@ -14,7 +14,8 @@ pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
     let out = &mut *ctx.out;
     let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
-        .with_timezone(config.policy.timezone);
+        .with_timezone(config.policy.timezone)
+        .at(ctx.now);
     let signer = compose::link_signer(&config)?;
     let links = LinkMaker {
         config: &config,

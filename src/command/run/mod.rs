@@ -132,7 +132,8 @@ pub fn run(
     let now = options.now;
     // Everything that can fail for configuration reasons fails first.
     let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
-        .with_timezone(config.policy.timezone);
+        .with_timezone(config.policy.timezone)
+        .at(now);
     let signer = compose::link_signer(config)?;
     let links = LinkMaker {
         config,
