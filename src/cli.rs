@@ -220,6 +220,12 @@ pub struct RunArgs {
     /// Test send: deliver due mails to ADDRESS only (1 unless --limit), record nothing
     #[arg(long, value_name = "ADDRESS", conflicts_with = "dry_run")]
     pub to: Option<String>,
+    /// With --to (or --dry-run --preview DIR): the mail of this cart, due or not
+    #[arg(long, value_name = "ID")]
+    pub cart: Option<String>,
+    /// With --to (or --dry-run --preview DIR): the mail of this step, due or not
+    #[arg(long, value_name = "NAME")]
+    pub step: Option<String>,
     /// If another run holds the store, wait for it instead of exiting with 4
     #[arg(long)]
     pub wait: bool,

@@ -28,3 +28,4 @@ mod privacy;
 mod run;
 mod sample_data;
 mod smtp;
+mod test_send;
