@@ -25,6 +25,7 @@ mod import;
 mod init;
 mod operator;
 mod privacy;
+mod report_chart;
 mod run;
 mod sample_data;
 mod smtp;
