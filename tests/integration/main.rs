@@ -29,4 +29,5 @@ mod report_chart;
 mod run;
 mod sample_data;
 mod smtp;
+mod smtp_tls;
 mod test_send;
