@@ -228,6 +228,12 @@ pub struct RunArgs {
     /// Test send: deliver due mails to ADDRESS only (1 unless --limit), record nothing
     #[arg(long, value_name = "ADDRESS", conflicts_with = "dry_run")]
     pub to: Option<String>,
+    /// With --to (or --dry-run --preview DIR): the mail of this cart, due or not
+    #[arg(long, value_name = "ID")]
+    pub cart: Option<String>,
+    /// With --to (or --dry-run --preview DIR): the mail of this step, due or not
+    #[arg(long, value_name = "NAME")]
+    pub step: Option<String>,
     /// If another run holds the store, wait for it instead of exiting with 4
     #[arg(long)]
     pub wait: bool,
@@ -285,6 +291,22 @@ pub enum CouponsAction {
     },
     /// Codes per pool: free, given, expired unused
     List,
+    /// The codes given to carts (cart, step, address, issued, expires), for the shop's discount system
+    Export {
+        /// Only codes issued at or after TIME (RFC 3339)
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// CSV with a header, or one JSON object per code
+        #[arg(long, value_enum, default_value = "csv", value_name = "FORMAT")]
+        format: ExportFormat,
+    },
+}
+
+/// How `coupons export` writes the codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

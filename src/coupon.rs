@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
 use crate::ingest::RowError;
@@ -248,24 +248,84 @@ const MONTHS: [&str; 12] = [
     "December",
 ];
 
+/// How a locale writes dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// `November 28, 2026`
+    UsWords,
+    /// `28 November 2026`
+    Words,
+    /// `28.11.2026`
+    Dots,
+    /// `28/11/2026`
+    Slashes,
+    /// `28-11-2026`
+    Dashes,
+    /// `2026-11-28`
+    Iso,
+}
+
+impl Style {
+    fn of(language: &str, region: &str) -> Style {
+        match language {
+            "en" if region == "us" => Style::UsWords,
+            "de" | "da" | "nb" | "nn" | "no" | "fi" | "pl" | "cs" | "sk" | "ru" | "uk" | "tr"
+            | "ro" | "hr" | "sl" | "bg" | "et" | "lv" | "is" => Style::Dots,
+            "fr" | "es" | "it" | "pt" | "el" | "id" => Style::Slashes,
+            "nl" => Style::Dashes,
+            "sv" | "lt" => Style::Iso,
+            _ => Style::Words,
+        }
+    }
+}
+
+/// `de_AT` → (`de`, `at`).
+fn language_and_region(locale: &str) -> (String, String) {
+    let mut parts = locale.split(['-', '_']).map(str::to_ascii_lowercase);
+    let language = parts.next().unwrap_or_default();
+    let region = parts.next().unwrap_or_default();
+    (language, region)
+}
+
 /// A date as a reader of `locale` writes it: `November 28, 2026` (en-US),
 /// `28 November 2026` (other English, and unknown languages),
 /// `28.11.2026` (de, da, nb, fi, pl, cs, …), `28/11/2026` (fr, es, it,
 /// pt), `28-11-2026` (nl), `2026-11-28` (sv, lt).
 pub fn format_date(date: NaiveDate, locale: &str) -> String {
-    let mut parts = locale.split(['-', '_']).map(str::to_ascii_lowercase);
-    let language = parts.next().unwrap_or_default();
-    let region = parts.next().unwrap_or_default();
+    let (language, region) = language_and_region(locale);
     let (d, m, y) = (date.day(), date.month(), date.year());
     let month = MONTHS[date.month0() as usize];
-    match language.as_str() {
-        "en" if region == "us" => format!("{month} {d}, {y}"),
-        "de" | "da" | "nb" | "nn" | "no" | "fi" | "pl" | "cs" | "sk" | "ru" | "uk" | "tr"
-        | "ro" | "hr" | "sl" | "bg" | "et" | "lv" | "is" => format!("{d:02}.{m:02}.{y}"),
-        "fr" | "es" | "it" | "pt" | "el" | "id" => format!("{d:02}/{m:02}/{y}"),
-        "nl" => format!("{d:02}-{m:02}-{y}"),
-        "sv" | "lt" => format!("{y}-{m:02}-{d:02}"),
-        _ => format!("{d} {month} {y}"),
+    match Style::of(&language, &region) {
+        Style::UsWords => format!("{month} {d}, {y}"),
+        Style::Words => format!("{d} {month} {y}"),
+        Style::Dots => format!("{d:02}.{m:02}.{y}"),
+        Style::Slashes => format!("{d:02}/{m:02}/{y}"),
+        Style::Dashes => format!("{d:02}-{m:02}-{y}"),
+        Style::Iso => format!("{y}-{m:02}-{d:02}"),
+    }
+}
+
+/// When a code stops being valid, as a reader of `locale` writes it: the
+/// date (`format_date`) or, for a code valid for less than a day more
+/// (`short`), the time and the day, without the year: `14:30, 21 November`
+/// (en-GB and unknown languages), `2:30 PM, November 21` (en-US),
+/// `14:30, 21.11.` (de, …), `14:30, 21/11` (fr, …), `14:30, 21-11` (nl),
+/// `14:30, 11-21` (sv, lt). `at` is the time in the customer's zone.
+pub fn format_expiry(at: NaiveDateTime, locale: &str, short: bool) -> String {
+    if !short {
+        return format_date(at.date(), locale);
+    }
+    let (language, region) = language_and_region(locale);
+    let (d, m) = (at.day(), at.month());
+    let month = MONTHS[at.month0() as usize];
+    let time = at.format("%H:%M");
+    match Style::of(&language, &region) {
+        Style::UsWords => format!("{}, {month} {d}", at.format("%-I:%M %p")),
+        Style::Words => format!("{time}, {d} {month}"),
+        Style::Dots => format!("{time}, {d:02}.{m:02}."),
+        Style::Slashes => format!("{time}, {d:02}/{m:02}"),
+        Style::Dashes => format!("{time}, {d:02}-{m:02}"),
+        Style::Iso => format!("{time}, {m:02}-{d:02}"),
     }
 }
 
@@ -379,5 +439,31 @@ mod tests {
         ] {
             assert_eq!(format_date(date, locale), expected, "{locale}");
         }
+    }
+
+    #[test]
+    fn a_short_lived_code_shows_its_time() {
+        let at = NaiveDate::from_ymd_opt(2026, 11, 21)
+            .unwrap()
+            .and_hms_opt(14, 30, 0)
+            .unwrap();
+        for (locale, expected) in [
+            ("en-GB", "14:30, 21 November"),
+            ("", "14:30, 21 November"),
+            ("en-US", "2:30 PM, November 21"),
+            ("de-AT", "14:30, 21.11."),
+            ("fr", "14:30, 21/11"),
+            ("nl", "14:30, 21-11"),
+            ("sv", "14:30, 11-21"),
+        ] {
+            assert_eq!(format_expiry(at, locale, true), expected, "{locale}");
+        }
+        // Valid for longer: the date, as before.
+        assert_eq!(format_expiry(at, "en-GB", false), "21 November 2026");
+        let morning = at.date().and_hms_opt(9, 5, 0).unwrap();
+        assert_eq!(
+            format_expiry(morning, "en-US", true),
+            "9:05 AM, November 21"
+        );
     }
 }

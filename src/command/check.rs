@@ -17,7 +17,7 @@ pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
     // Every template set that loads is tried; every error is reported.
     let (renderer, mut errors) =
         Renderer::load_all(&config.templates_dir, &config.steps, &config.shop_name)?;
-    let renderer = renderer.with_timezone(config.policy.timezone);
+    let renderer = renderer.with_timezone(config.policy.timezone).at(ctx.now);
     let signer = compose::link_signer(&config)?;
     let links = LinkMaker {
         config: &config,

@@ -1,11 +1,12 @@
-//! `recart coupons import|list`: the code pools of `coupon = "pool"` steps.
+//! `recart coupons import|list|export`: the code pools of `coupon = "pool"`
+//! steps, and the codes given out (pool or generated), for the shop.
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
 use super::Context;
-use crate::cli::CouponsAction;
+use crate::cli::{CouponsAction, ExportFormat};
 use crate::coupon;
 use crate::error::{Completion, Result};
 use crate::ingest::sink::{ERRORS_SHOWN, more_not_shown};
@@ -17,6 +18,9 @@ pub fn execute(action: CouponsAction, ctx: &mut Context<'_>) -> Result<Completio
     match action {
         CouponsAction::Import { file } => import(&config.store_path, &file, ctx.now, ctx.out),
         CouponsAction::List => list(&config.store_path, ctx.now, ctx.out),
+        CouponsAction::Export { since, format } => {
+            export(&config.store_path, since, format, ctx.out)
+        }
     }
 }
 
@@ -68,5 +72,71 @@ fn list(store_path: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<Compl
         })
         .collect();
     out.table(&["POOL", "FREE", "GIVEN", "EXPIRED"], &rows);
+    Ok(Completion::Done)
+}
+
+/// The codes given to carts, oldest first: CSV
+/// (`code,pool,cart_id,step,email,issued_at,expires_at,mail`; `pool` empty
+/// for a generated code, `expires_at` empty for one that never expires,
+/// `mail` the ledger state of its mail, empty before its claim) or one
+/// JSON object per code with the same keys.
+fn export(
+    store_path: &Path,
+    since: Option<DateTime<Utc>>,
+    format: ExportFormat,
+    out: &mut Output,
+) -> Result<Completion> {
+    let store = Store::open(store_path)?;
+    let issued = store.issued_coupons(since)?;
+    let time = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match format {
+        ExportFormat::Json => {
+            for coupon in &issued {
+                out.json(&serde_json::json!({
+                    "code": coupon.code,
+                    "pool": coupon.pool,
+                    "cart_id": coupon.cart_id,
+                    "step": coupon.step,
+                    "email": coupon.email,
+                    "issued_at": time(coupon.issued_at),
+                    "expires_at": coupon.expires.map(time),
+                    "mail": coupon.mail,
+                }));
+            }
+        }
+        ExportFormat::Csv => {
+            // Into memory, every record as wide as the header: cannot fail.
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer
+                .write_record([
+                    "code",
+                    "pool",
+                    "cart_id",
+                    "step",
+                    "email",
+                    "issued_at",
+                    "expires_at",
+                    "mail",
+                ])
+                .expect("a record into memory");
+            for coupon in &issued {
+                writer
+                    .write_record([
+                        &coupon.code,
+                        coupon.pool.as_deref().unwrap_or(""),
+                        &coupon.cart_id,
+                        &coupon.step,
+                        &coupon.email,
+                        &time(coupon.issued_at),
+                        &coupon.expires.map(time).unwrap_or_default(),
+                        coupon.mail.as_deref().unwrap_or(""),
+                    ])
+                    .expect("a record into memory");
+            }
+            let bytes = writer.into_inner().expect("a flush into memory");
+            out.raw(&String::from_utf8(bytes).expect("CSV of text is text"));
+        }
+    }
+    out.log(&format!("recart coupons export: {} codes", issued.len()));
     Ok(Completion::Done)
 }

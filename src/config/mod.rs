@@ -27,6 +27,7 @@ use serde::Deserialize;
 pub use self::duration::parse_duration;
 pub(crate) use self::errors::nearest;
 use self::raw::RawConfig;
+pub use self::transport::TrustedCa;
 use crate::error::{Error, Result};
 use crate::ingest::Format;
 use crate::model::Currency;
@@ -133,6 +134,9 @@ pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
     pub tls: Tls,
+    /// `transport.ca_file`: a private CA trusted for the relay's
+    /// certificate, besides the public ones.
+    pub ca: Option<TrustedCa>,
     pub username: Option<String>,
     /// The environment variable holding the password; never the password.
     pub password_env: Option<String>,

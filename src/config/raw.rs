@@ -174,6 +174,7 @@ pub(super) struct RawTransport {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub tls: Option<Tls>,
+    pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub connections: Option<usize>,

@@ -1,8 +1,11 @@
 //! `[transport]`: where mails go (`.eml` files or an SMTP relay), who they
 //! are from, and the ledger's rules for sending them.
 
+use std::path::PathBuf;
+
 use chrono::TimeDelta;
 use lettre::message::Mailbox;
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
 use super::duration::HumanDuration;
 use super::raw::{RawTransport, TransportKind};
@@ -54,6 +57,16 @@ fn smtp(cx: &Context<'_>, raw: &RawTransport) -> Result<SmtpSettings> {
         Tls::Implicit => 465,
         Tls::Starttls | Tls::None => 587,
     });
+    let ca = match &raw.ca_file {
+        Some(_) if tls == Tls::None => {
+            return Err(cx.fail(
+                "transport.ca_file",
+                "is set but transport.tls = \"none\" checks no certificate",
+            ));
+        }
+        Some(path) => Some(trusted_ca(cx, &host, &cx.resolve(path))?),
+        None => None,
+    };
     let connections = raw.connections.unwrap_or(4);
     if connections == 0 {
         return Err(cx.fail("transport.connections", "must be at least 1"));
@@ -71,6 +84,7 @@ fn smtp(cx: &Context<'_>, raw: &RawTransport) -> Result<SmtpSettings> {
         host,
         port,
         tls,
+        ca,
         username: raw.username.clone(),
         password_env: raw.password_env.clone(),
         connections,
@@ -78,6 +92,47 @@ fn smtp(cx: &Context<'_>, raw: &RawTransport) -> Result<SmtpSettings> {
             .timeout
             .map_or(std::time::Duration::from_secs(30), HumanDuration::to_std),
         rate_limit,
+    })
+}
+
+/// A CA certificate (PEM) trusted for the relay's certificate, read and
+/// checked when the configuration loads.
+#[derive(Debug, Clone)]
+pub struct TrustedCa {
+    pub path: PathBuf,
+    pub certificate: Certificate,
+}
+
+/// Reads `transport.ca_file`: one or more PEM certificates that rustls
+/// accepts as roots (a bad file fails here, naming the key, not at the
+/// first connection).
+fn trusted_ca(cx: &Context<'_>, host: &str, path: &PathBuf) -> Result<TrustedCa> {
+    let fail = |message: String| cx.fail("transport.ca_file", message);
+    let pem = std::fs::read(path)
+        .map_err(|error| fail(format!("cannot read {}: {error}", path.display())))?;
+    if !pem
+        .windows(27)
+        .any(|window| window == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(fail(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        )));
+    }
+    let certificate = Certificate::from_pem(&pem)
+        .map_err(|error| fail(format!("{}: {error}", path.display())))?;
+    TlsParameters::builder(host.to_string())
+        .add_root_certificate(certificate.clone())
+        .build_rustls()
+        .map_err(|error| {
+            fail(format!(
+                "{}: not a usable CA certificate: {error}",
+                path.display()
+            ))
+        })?;
+    Ok(TrustedCa {
+        path: path.clone(),
+        certificate,
     })
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Quit, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::net::TcpStream;
@@ -21,7 +21,11 @@ use tokio::runtime::Runtime;
 use tokio::time::Instant;
 
 use crate::config::{SmtpSettings, Tls};
+
+mod tls;
+
 use crate::error::{Error, Result};
+use tls::{certificate_hint, tls_parameters};
 
 use super::handover::Guards;
 use super::{BatchReport, Outcome, Outgoing, Transport};
@@ -320,7 +324,11 @@ async fn open_connection(
     password: Option<&str>,
 ) -> std::result::Result<Connection, String> {
     let fail = |what: &str, error: &dyn std::fmt::Display| {
-        format!("{}: {what}: {error}", describe(settings))
+        let error = error.to_string();
+        match certificate_hint(&error, settings) {
+            Some(hint) => format!("{}: {what}: {error}: {hint}", describe(settings)),
+            None => format!("{}: {what}: {error}", describe(settings)),
+        }
     };
     let hello = ClientId::default();
     let timeout = settings.timeout;
@@ -329,8 +337,7 @@ async fn open_connection(
         let mut connection = match settings.tls {
             // lettre opens implicit TLS itself (without TCP_NODELAY).
             Tls::Implicit => {
-                let tls = TlsParameters::new(settings.host.clone())
-                    .map_err(|error| fail("TLS setup", &error))?;
+                let tls = tls_parameters(settings).map_err(|error| fail("TLS setup", &error))?;
                 AsyncSmtpConnection::connect_tokio1(address, Some(timeout), &hello, Some(tls), None)
                     .await
                     .map_err(|error| fail("cannot connect", &error))?
@@ -347,8 +354,8 @@ async fn open_connection(
                         .await
                         .map_err(|error| fail("greeting failed", &error))?;
                 if settings.tls == Tls::Starttls {
-                    let tls = TlsParameters::new(settings.host.clone())
-                        .map_err(|error| fail("TLS setup", &error))?;
+                    let tls =
+                        tls_parameters(settings).map_err(|error| fail("TLS setup", &error))?;
                     connection
                         .starttls(tls, &hello)
                         .await

@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::coupon::{Coupon, format_date};
+use crate::coupon::{Coupon, format_expiry};
 use crate::error::{Error, Result};
 use crate::model::Cart;
 use crate::plan::Step;
@@ -109,6 +109,9 @@ pub struct Renderer {
     shop: Value,
     /// For dates of carts that name neither a zone nor an offset.
     timezone: Tz,
+    /// The time mails are rendered at: a coupon valid for less than a day
+    /// after it shows its time of expiry, not only the day.
+    now: Option<DateTime<Utc>>,
     /// template → locale (lower case, `-`; "" for the default) → its set.
     sets: BTreeMap<String, BTreeMap<String, Set>>,
     /// Some template reads `other_carts`: only then are they loaded.
@@ -184,6 +187,7 @@ impl Renderer {
             env,
             shop: Value::from(Serde(&Shop { name: shop_name })),
             timezone: Tz::UTC,
+            now: None,
             sets,
             uses_other_carts,
         };
@@ -262,15 +266,22 @@ impl Renderer {
         self
     }
 
-    /// The date `at` falls on for the cart's customer.
-    fn local_date(&self, cart: &Cart, at: DateTime<Utc>) -> NaiveDate {
+    /// The time mails are rendered at (the run's `now`).
+    #[must_use]
+    pub fn at(mut self, now: DateTime<Utc>) -> Renderer {
+        self.now = Some(now);
+        self
+    }
+
+    /// The time `at` is for the cart's customer, on their clock.
+    fn local_time(&self, cart: &Cart, at: DateTime<Utc>) -> NaiveDateTime {
         if let Ok(zone) = cart.timezone.parse::<Tz>() {
-            return at.with_timezone(&zone).date_naive();
+            return at.with_timezone(&zone).naive_local();
         }
         if let Some(offset) = cart.utc_offset_seconds.and_then(FixedOffset::east_opt) {
-            return at.with_timezone(&offset).date_naive();
+            return at.with_timezone(&offset).naive_local();
         }
-        at.with_timezone(&self.timezone).date_naive()
+        at.with_timezone(&self.timezone).naive_local()
     }
 
     /// The locales a template has its own set for (not the default).
@@ -408,9 +419,10 @@ impl Renderer {
     ) -> Value {
         let coupon = coupon.map(|coupon| CouponView {
             code: &coupon.code,
-            expires: coupon
-                .expires
-                .map(|at| format_date(self.local_date(cart, at), &cart.locale)),
+            expires: coupon.expires.map(|at| {
+                let short = self.now.is_some_and(|now| at - now < TimeDelta::days(1));
+                format_expiry(self.local_time(cart, at), &cart.locale, short)
+            }),
         });
         Context::new(&self.shop, cart, step, links, coupon.as_ref(), others).into_value()
     }

@@ -148,7 +148,8 @@ impl View for Context {
 #[derive(Serialize)]
 pub(super) struct CouponView<'a> {
     pub code: &'a str,
-    /// The last day it is valid, written for the cart's locale in the
+    /// The last day it is valid (and the time, when that is less than a
+    /// day after the mail), written for the cart's locale in the
     /// customer's zone; None if it does not expire.
     pub expires: Option<String>,
 }

@@ -46,6 +46,25 @@ pub struct PoolStock {
     pub expired: u64,
 }
 
+/// A code given to a (cart, step): what the shop's discount system needs
+/// to honour it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCoupon {
+    pub code: String,
+    /// None: a generated code.
+    pub pool: Option<String>,
+    pub cart_id: String,
+    pub step: String,
+    /// The address its mail went to (the ledger's), else the cart's; empty
+    /// when both are gone (pruned or forgotten).
+    pub email: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires: Option<DateTime<Utc>>,
+    /// The ledger state of its mail; None when it has not been claimed
+    /// (drawn, then not sent: it goes with the next try).
+    pub mail: Option<String>,
+}
+
 fn coupon_of(code: String, expires: Option<i64>) -> Coupon {
     Coupon {
         code,
@@ -153,6 +172,38 @@ impl Store {
                         free: count_from_sql(row.get(1)?),
                         given: count_from_sql(row.get(2)?),
                         expired: count_from_sql(row.get(3)?),
+                    })
+                })?
+                .collect()
+        };
+        run().map_err(|source| self.error(source))
+    }
+
+    /// The codes given to carts, issued at or after `since` (all when
+    /// None), oldest first.
+    pub fn issued_coupons(&self, since: Option<DateTime<Utc>>) -> Result<Vec<IssuedCoupon>> {
+        let run = || -> rusqlite::Result<Vec<IssuedCoupon>> {
+            let mut query = self.conn().prepare(
+                "SELECT k.code, k.pool, k.cart_id, k.step,
+                        COALESCE(NULLIF(s.email, ''), c.email, ''),
+                        k.assigned_at, k.expires_at, s.state
+                 FROM coupons AS k
+                 LEFT JOIN sends AS s ON s.cart_id = k.cart_id AND s.step = k.step
+                 LEFT JOIN carts AS c ON c.id = k.cart_id
+                 WHERE k.cart_id IS NOT NULL AND k.assigned_at >= ?1
+                 ORDER BY k.assigned_at, k.code",
+            )?;
+            query
+                .query_map([since.map_or(i64::MIN, to_unix)], |row| {
+                    Ok(IssuedCoupon {
+                        code: row.get(0)?,
+                        pool: row.get(1)?,
+                        cart_id: row.get(2)?,
+                        step: row.get(3)?,
+                        email: row.get(4)?,
+                        issued_at: from_unix(row.get(5)?),
+                        expires: row.get::<_, Option<i64>>(6)?.map(from_unix),
+                        mail: row.get(7)?,
                     })
                 })?
                 .collect()
@@ -285,6 +336,56 @@ mod tests {
         }
         // Rolled back: the next run finds the code free.
         assert_eq!(code(&store, "C2", "72h").as_deref(), Some("ONLY"));
+    }
+
+    #[test]
+    fn issued_codes_are_listed_with_their_cart_step_and_address() {
+        let store = Store::open_in_memory().unwrap();
+        store
+            .import_coupons(
+                &[
+                    pool_code("POOL-1", Some("2026-12-31T00:00:00Z")),
+                    pool_code("FREE", None),
+                ],
+                now(),
+            )
+            .unwrap();
+        assert_eq!(code(&store, "C1", "72h").as_deref(), Some("POOL-1"));
+        let later = at("2026-11-22T12:00:00Z");
+        let generated = Coupon {
+            code: "GEN-1".into(),
+            expires: Some(at("2026-11-23T00:00:00Z")),
+        };
+        store
+            .coupon("C2", "24h", Draw::Generated(&generated), later)
+            .unwrap();
+        let all = store.issued_coupons(None).unwrap();
+        let listed: Vec<(&str, Option<&str>, &str, &str, &str)> = all
+            .iter()
+            .map(|c| {
+                (
+                    c.code.as_str(),
+                    c.pool.as_deref(),
+                    c.cart_id.as_str(),
+                    c.step.as_str(),
+                    c.email.as_str(),
+                )
+            })
+            .collect();
+        // Oldest first; the free code is not issued; no cart stored: no address.
+        assert_eq!(
+            listed,
+            [
+                ("POOL-1", Some(DEFAULT_POOL), "C1", "72h", ""),
+                ("GEN-1", None, "C2", "24h", "")
+            ]
+        );
+        assert_eq!(all[0].issued_at, now());
+        assert_eq!(all[1].expires, generated.expires);
+        assert_eq!(all[1].mail, None);
+        let since = store.issued_coupons(Some(later)).unwrap();
+        assert_eq!(since.len(), 1);
+        assert_eq!(since[0].code, "GEN-1");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 pub use bulk::BulkLoad;
 pub use carts::CartImport;
 pub use catalog::ProductImport;
-pub use coupons::{CouponImport, Draw, PoolStock};
+pub use coupons::{CouponImport, Draw, IssuedCoupon, PoolStock};
 pub use items::encode_items;
 pub use ledger::{Claim, Confirmation, DeadClaim, RunCounts, UnknownSend};
 pub use orders::OrderImport;

@@ -243,3 +243,81 @@ fn check_fails_a_template_that_uses_a_coupon_the_step_does_not_have() {
         .expect_success()
         .expect_stdout_contains("subject: \"A code for you\"");
 }
+
+#[test]
+fn coupons_export_lists_the_codes_given_with_cart_step_address_and_times() {
+    let t = coupon_shop("coupon = \"pool\"\n").file(
+        "codes.csv",
+        "code,expires\nSAVE-A,2026-12-31T23:59:59Z\nSAVE-B,\nSPARE,\n",
+    );
+    t.recart(&["coupons", "import", "codes.csv"])
+        .expect_success();
+    t.recart(&["run", "--now", NOW]).expect_success();
+
+    let out = t.recart(&["coupons", "export"]);
+    out.expect_success();
+    let mut rows: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        rows.remove(0),
+        "code,pool,cart_id,step,email,issued_at,expires_at,mail"
+    );
+    rows.sort_unstable();
+    // Grace (longer overdue) drew first: the code expiring soonest. The
+    // spare code was given to nobody and is not listed.
+    assert_eq!(
+        rows,
+        [
+            "SAVE-A,default,C-1002,1h,grace.hopper@example.com,2026-11-21T12:00:00Z,2026-12-31T23:59:59Z,sent",
+            "SAVE-B,default,C-1001,1h,ada.lovelace@example.com,2026-11-21T12:00:00Z,,sent",
+        ]
+    );
+    out.expect_stderr_contains("2 codes");
+
+    let json = t.recart(&["coupons", "export", "--format", "json"]);
+    json.expect_success();
+    let codes = json.json_lines();
+    assert_eq!(codes.len(), 2);
+    let grace = codes.iter().find(|c| c["code"] == "SAVE-A").unwrap();
+    assert_eq!(grace["cart_id"], "C-1002");
+    assert_eq!(grace["email"], "grace.hopper@example.com");
+    assert_eq!(grace["expires_at"], "2026-12-31T23:59:59Z");
+    assert!(codes.iter().any(|c| c["expires_at"].is_null()));
+
+    // Only what was issued since a time: a later run's codes.
+    let since = t.recart(&["coupons", "export", "--since", "2026-11-21T12:00:01Z"]);
+    since.expect_success();
+    assert_eq!(
+        since.stdout.trim(),
+        "code,pool,cart_id,step,email,issued_at,expires_at,mail"
+    );
+    t.recart(&["coupons", "export", "--format", "xml"])
+        .expect_status(2);
+}
+
+#[test]
+fn a_code_valid_for_less_than_a_day_shows_its_time_in_the_customers_zone() {
+    let t = coupon_shop("coupon = \"generate\"\ncoupon_ttl = \"6h\"\n");
+    t.recart(&["run", "--now", NOW]).expect_success();
+    // Ada (en-GB, no zone: policy.timezone, UTC) and Grace (en-US, her
+    // times written at -05:00): 18:00 UTC is 1 PM for her.
+    let ada = mail_text(&t, &mail_file("outbox", "C-1001", "1h", "eml"));
+    assert!(ada.contains(", valid until 18:00, 21 November."), "{ada}");
+    let grace = mail_text(&t, &mail_file("outbox", "C-1002", "1h", "eml"));
+    assert!(
+        grace.contains(", valid until 1:00 PM, November 21."),
+        "{grace}"
+    );
+
+    // Generated codes are exported too, without a pool.
+    let out = t.recart(&["coupons", "export", "--format", "json"]);
+    out.expect_success();
+    let codes = out.json_lines();
+    assert_eq!(codes.len(), 2);
+    assert!(codes.iter().all(|c| c["pool"].is_null()), "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| c["expires_at"] == "2026-11-21T18:00:00Z"),
+        "{codes:?}"
+    );
+}

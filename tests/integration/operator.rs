@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// A tool some tests need: present, or (outside CI) the test is skipped.
-fn tool(name: &str) -> Option<String> {
+pub(crate) fn tool(name: &str) -> Option<String> {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
@@ -27,7 +27,7 @@ fn tool(name: &str) -> Option<String> {
     found
 }
 
-fn artefacts() -> std::path::PathBuf {
+pub(crate) fn artefacts() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artefacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir

@@ -1,11 +1,12 @@
 //! A small, real SMTP receiver for the tests (std only): one thread accepts
 //! on 127.0.0.1:<ephemeral>, one thread per connection. It records every
 //! message it accepts and can answer chosen RCPT addresses with a chosen
-//! reply, for fault tests. It stops when dropped.
+//! reply, for fault tests. It can speak TLS (rustls): STARTTLS, or
+//! implicit TLS from the first byte. It stops when dropped.
 
 use std::{
     collections::HashMap,
-    io::{self, BufRead, BufReader, Write},
+    io::{self, BufRead, BufReader, Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
     sync::{
         Arc, Mutex,
@@ -53,6 +54,19 @@ struct State {
     /// MAIL commands whose RCPT had arrived with them, before any reply:
     /// envelopes the client sent without waiting.
     pipelined: AtomicUsize,
+    /// TLS, if the server speaks it, and how.
+    tls: Option<(TlsMode, Arc<rustls::ServerConfig>)>,
+    /// Sessions that said EHLO over TLS.
+    tls_sessions: AtomicUsize,
+}
+
+/// How a TLS server starts TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Offered in EHLO; the session goes on encrypted after STARTTLS.
+    Starttls,
+    /// From the first byte (port 465's way).
+    Implicit,
 }
 
 pub struct SmtpServer {
@@ -83,6 +97,14 @@ impl SmtpServer {
         })
     }
 
+    /// A server that speaks TLS with `config` (its certificate and key).
+    pub fn start_tls(mode: TlsMode, config: rustls::ServerConfig) -> Self {
+        Self::start_with(State {
+            tls: Some((mode, Arc::new(config))),
+            ..State::default()
+        })
+    }
+
     fn start_with(state: State) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind SMTP test server");
         let addr = listener.local_addr().unwrap();
@@ -98,7 +120,7 @@ impl SmtpServer {
                 let state = Arc::clone(&accept_state);
                 thread::spawn(move || {
                     // A client that misbehaves just loses its connection.
-                    let _ = Session::new(stream, state).serve();
+                    let _ = Session::new(stream, state).and_then(Session::serve);
                 });
             }
         });
@@ -147,6 +169,11 @@ impl SmtpServer {
         self.state.pipelined.load(Ordering::SeqCst)
     }
 
+    /// How many sessions said EHLO over TLS.
+    pub fn tls_sessions(&self) -> usize {
+        self.state.tls_sessions.load(Ordering::SeqCst)
+    }
+
     /// How many TCP connections were accepted.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
@@ -179,9 +206,56 @@ impl Drop for SmtpServer {
     }
 }
 
+/// A session's connection: plain, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tls(socket: TcpStream, config: &Arc<rustls::ServerConfig>) -> io::Result<Stream> {
+        let connection =
+            rustls::ServerConnection::new(Arc::clone(config)).map_err(io::Error::other)?;
+        Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(
+            connection, socket,
+        ))))
+    }
+
+    fn socket(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(socket) => socket,
+            Stream::Tls(tls) => &tls.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(socket) => socket.read(buf),
+            Stream::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(socket) => socket.write(buf),
+            Stream::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(socket) => socket.flush(),
+            Stream::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
 struct Session {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Stream>,
     state: Arc<State>,
     from: Option<String>,
     smtputf8: bool,
@@ -189,27 +263,41 @@ struct Session {
 }
 
 impl Session {
-    fn new(stream: TcpStream, state: Arc<State>) -> Self {
+    fn new(stream: TcpStream, state: Arc<State>) -> io::Result<Self> {
         // Short read timeouts so that idle connections notice a stop.
         stream
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         stream.set_nodelay(true).ok();
-        let writer = stream.try_clone().unwrap();
-        Self {
+        let stream = match &state.tls {
+            Some((TlsMode::Implicit, config)) => Stream::tls(stream, config)?,
+            _ => Stream::Plain(stream),
+        };
+        Ok(Self {
             reader: BufReader::new(stream),
-            writer,
             state,
             from: None,
             smtputf8: false,
             recipients: Vec::new(),
-        }
+        })
     }
 
     fn reply(&mut self, line: &str) -> io::Result<()> {
-        self.writer.write_all(line.as_bytes())?;
-        self.writer.write_all(b"\r\n")?;
-        self.writer.flush()
+        let writer = self.reader.get_mut();
+        writer.write_all(line.as_bytes())?;
+        writer.write_all(b"\r\n")?;
+        writer.flush()
+    }
+
+    fn encrypted(&self) -> bool {
+        matches!(self.reader.get_ref(), Stream::Tls(_))
+    }
+
+    /// After `220` to STARTTLS: the rest of the session goes over TLS.
+    fn start_tls(&mut self, config: &Arc<rustls::ServerConfig>) -> io::Result<()> {
+        let socket = self.reader.get_ref().socket().try_clone()?;
+        self.reader = BufReader::new(Stream::tls(socket, config)?);
+        Ok(())
     }
 
     /// One line without its line ending, or None on EOF/stop.
@@ -251,8 +339,14 @@ impl Session {
             match verb {
                 "EHLO" => {
                     self.reset();
+                    if self.encrypted() {
+                        self.state.tls_sessions.fetch_add(1, Ordering::SeqCst);
+                    }
                     self.reply(&format!("250-{HOSTNAME}"))?;
                     self.reply("250-SIZE 10485760")?;
+                    if matches!(self.state.tls, Some((TlsMode::Starttls, _))) && !self.encrypted() {
+                        self.reply("250-STARTTLS")?;
+                    }
                     if self.state.pipelining {
                         self.reply("250-PIPELINING")?;
                     }
@@ -342,6 +436,14 @@ impl Session {
                     self.reply("250 2.0.0 Ok")?;
                 }
                 "NOOP" => self.reply("250 2.0.0 Ok")?,
+                "STARTTLS" => match self.state.tls.clone() {
+                    Some((TlsMode::Starttls, config)) if !self.encrypted() => {
+                        self.reply("220 2.0.0 Ready to start TLS")?;
+                        self.reset();
+                        self.start_tls(&config)?;
+                    }
+                    _ => self.reply("454 4.7.0 TLS not available")?,
+                },
                 "QUIT" => {
                     self.reply("221 2.0.0 Bye")?;
                     break;
@@ -349,7 +451,7 @@ impl Session {
                 _ => self.reply("502 5.5.2 Error: command not recognized")?,
             }
         }
-        let _ = self.writer.shutdown(Shutdown::Both);
+        let _ = self.reader.get_ref().socket().shutdown(Shutdown::Both);
         Ok(())
     }
 }

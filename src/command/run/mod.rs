@@ -5,6 +5,7 @@
 //! next batch is loaded), then claimed, sent and confirmed in groups by
 //! the ledger protocol ([`crate::deliver::ledger`]).
 
+mod chosen;
 mod printer;
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use crate::compose::{self, Compose, Composed, Composer, LinkMaker};
 use crate::config::{Config, Transport};
 use crate::decision::{Decision, Kind};
 use crate::deliver::handover::{Guards, Journal};
-use crate::deliver::ledger::{self, Due, GROUPS_IN_FLIGHT, Sender, Settled};
+use crate::deliver::ledger::{self, Due, GROUPS_IN_FLIGHT, LedgerStore, Sender, Settled};
 use crate::deliver::{Gallery, Reminder};
 use crate::error::{Completion, Error, Result, exit};
 use crate::ingest::sink::{Imports, import_database, import_file};
@@ -55,6 +56,10 @@ pub struct RunOptions {
     pub unknown_claimed: (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
     /// Test send: deliver the due mails to this address only, record nothing.
     pub to: Option<String>,
+    /// With `to` (or a dry run's preview): this cart's mail, due or not.
+    pub cart: Option<String>,
+    /// ... and this step's.
+    pub step: Option<String>,
     /// Wait for another run's lock instead of exiting.
     pub wait: bool,
     /// Raised by SIGTERM, SIGINT or SIGHUP: stop handing mails over.
@@ -72,6 +77,8 @@ impl RunOptions {
             resend_unknown: args.resend_unknown,
             unknown_claimed: (args.unknown_since, args.unknown_until),
             to: args.to.clone(),
+            cart: args.cart.clone(),
+            step: args.step.clone(),
             wait: args.wait,
             stop: Arc::default(),
         }
@@ -132,7 +139,8 @@ pub fn run(
     let now = options.now;
     // Everything that can fail for configuration reasons fails first.
     let renderer = Renderer::load(&config.templates_dir, &config.steps, &config.shop_name)?
-        .with_timezone(config.policy.timezone);
+        .with_timezone(config.policy.timezone)
+        .at(now);
     let signer = compose::link_signer(config)?;
     let links = LinkMaker {
         config,
@@ -144,6 +152,7 @@ pub fn run(
     if let Some(address) = &options.to {
         parse_email(address).map_err(|message| Error::Usage(format!("--to: {message}")))?;
     }
+    chosen::check_options(options)?;
 
     let store = if options.discards() && !config.store_path.exists() {
         Store::open_in_memory()?
@@ -188,6 +197,21 @@ pub fn run(
     let candidates = store.candidates(oldest, now)?;
     let history = store.history(oldest, now, now, &policy)?;
     let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
+    // `--cart`/`--step`: the one mail asked for, whatever the plan and the
+    // ledger say of it.
+    let unrecorded = chosen::Unrecorded(&store);
+    let (candidates, decisions, ledger): (_, _, &dyn LedgerStore) =
+        if options.cart.is_some() || options.step.is_some() {
+            let chosen = chosen::choose(&store, config, options, &candidates, &decisions)?;
+            out.log(&format!(
+                "recart run: trying cart {}, step {} ({})",
+                chosen.candidate.id, config.steps[chosen.step].name, chosen.why
+            ));
+            let decisions = chosen.decisions();
+            (vec![chosen.candidate], decisions, &unrecorded)
+        } else {
+            (candidates, decisions, &store)
+        };
 
     let gallery = match &options.preview {
         Some(dir) => Some(Gallery::new(dir)?),
@@ -204,7 +228,7 @@ pub fn run(
         gallery,
         summary,
     );
-    let sender = Sender::new(&store, config, run_id, now, options.resend_unknown, guards);
+    let sender = Sender::new(ledger, config, run_id, now, options.resend_unknown, guards);
     let mut batches = Batches::new(config, options, &candidates, out, printer, sender);
     batches.run(&composer, &decisions)?;
     let Batches {
