@@ -545,6 +545,35 @@ fn quiet_hours_follow_the_customers_clock() {
     );
 }
 
+/// An unknown offset (`Z`, zone-less and integer times) is the policy's
+/// zone; a written offset is the customer's own, `+00:00` included.
+#[test]
+fn without_a_known_offset_the_policys_zone_holds_quiet_hours() {
+    let new_york = Policy {
+        timezone: "America/New_York".parse().unwrap(),
+        ..quiet()
+    };
+    // 08:30 UTC is 03:30 in New York (EST), 14:00 in India, 08:30 in London.
+    let decide = |offset: Option<i32>, when: &str| {
+        let when = at(when);
+        let mut cart = cart("c1", 0);
+        cart.updated_at = when - TimeDelta::hours(2);
+        cart.utc_offset_seconds = offset;
+        plan(&[cart], &History::default(), &new_york, &steps(), when)[0].verdict
+    };
+    assert_eq!(
+        decide(None, "2026-11-21T08:30:00Z"),
+        skip(SkipReason::QuietHours)
+    );
+    assert_eq!(decide(None, "2026-11-21T13:00:00Z"), Verdict::Send);
+    assert_eq!(decide(Some(19_800), "2026-11-21T08:30:00Z"), Verdict::Send);
+    assert_eq!(decide(Some(0), "2026-11-21T08:30:00Z"), Verdict::Send);
+    assert_eq!(
+        decide(Some(0), "2026-11-21T07:30:00Z"),
+        skip(SkipReason::QuietHours)
+    );
+}
+
 #[test]
 fn quiet_hours_are_right_across_dst_changes() {
     let stockholm = Some("Europe/Stockholm");

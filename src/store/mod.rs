@@ -283,6 +283,13 @@ CREATE TABLE schema_bump (x);
 DROP TABLE schema_bump;
 ",
     ),
+    // 12: an offset of 0 is "not known". `Z`, `-00:00`, zone-less and
+    // integer times say nothing of the customer's offset (RFC 9557), and
+    // until now they were stored as 0, which made the customer's clock UTC
+    // instead of `policy.timezone`. A stored 0 cannot tell them from an
+    // explicit `+00:00`; the open carts' (the only ones reminded) become
+    // unknown, the much commoner case.
+    M::up("UPDATE carts SET utc_offset = NULL WHERE status = 'open' AND utc_offset = 0;"),
 ];
 
 pub struct Store {

@@ -24,6 +24,7 @@ mod hostile_mail;
 mod import;
 mod init;
 mod operator;
+mod policy;
 mod privacy;
 mod run;
 mod sample_data;
