@@ -339,7 +339,10 @@ impl fmt::Display for Currency {
 /// `claimed` is written before a mail leaves and replaced after: `sent`
 /// (the server took it), `retry` (a temporary refusal), `failed` (a
 /// permanent one) or `unknown` (the outcome cannot be known, e.g. the
-/// connection died after the message was handed over).
+/// connection died after the message was handed over). `skipped` is
+/// written by the plan's run instead of a claim: the step was due and the
+/// cart did not meet its conditions, so it is passed over for good
+/// (ARCHITECTURE, "The plan"); nothing was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SendState {
@@ -348,6 +351,7 @@ pub enum SendState {
     Retry,
     Failed,
     Unknown,
+    Skipped,
 }
 
 impl SendState {
@@ -358,6 +362,7 @@ impl SendState {
             SendState::Retry => "retry",
             SendState::Failed => "failed",
             SendState::Unknown => "unknown",
+            SendState::Skipped => "skipped",
         }
     }
 }
@@ -371,6 +376,7 @@ impl FromStr for SendState {
             "retry" => Ok(SendState::Retry),
             "failed" => Ok(SendState::Failed),
             "unknown" => Ok(SendState::Unknown),
+            "skipped" => Ok(SendState::Skipped),
             other => Err(format!("{other:?} is not a send state")),
         }
     }
@@ -458,19 +464,30 @@ fn check_email(address: &str) -> Result<(&str, std::borrow::Cow<'_, str>), &'sta
 }
 
 /// Parses the input time formats: RFC 3339, or `YYYY-MM-DD HH:MM:SS ±HHMM`
-/// (Shopify's). Returns the UTC instant and the offset it was written in.
-pub fn parse_time(text: &str) -> Result<(DateTime<Utc>, i32), String> {
+/// (Shopify's). Returns the UTC instant and the customer's UTC offset, if
+/// the text gives one ([`known_offset`]).
+pub fn parse_time(text: &str) -> Result<(DateTime<Utc>, Option<i32>), String> {
     let trimmed = text.trim();
-    if let Some(parsed) = parse_shopify_time(trimmed) {
-        return Ok(parsed);
+    if let Some((at, offset)) = parse_shopify_time(trimmed) {
+        return Ok((at, known_offset(trimmed, offset)));
     }
     let parsed = DateTime::parse_from_rfc3339(trimmed)
         .or_else(|_| DateTime::<FixedOffset>::parse_from_str(trimmed, "%Y-%m-%d %H:%M:%S %z"))
         .map_err(|_| format!("{text:?} is not a time (RFC 3339 or YYYY-MM-DD HH:MM:SS +HHMM)"))?;
     Ok((
         parsed.with_timezone(&Utc),
-        parsed.offset().local_minus_utc(),
+        known_offset(trimmed, parsed.offset().local_minus_utc()),
     ))
+}
+
+/// The offset `text` was written in, as the customer's, or `None` when it
+/// says nothing of the local offset. RFC 9557 (updating RFC 3339): `Z` and
+/// `-00:00` mean UTC with the local offset unknown, `+00:00` a local offset
+/// known to be zero; `-0000` and `+0000` are read alike (RFC 5322 reads
+/// `-0000` so). A zero offset counts only when written with a plus sign:
+/// no input format has a `+` anywhere else.
+pub fn known_offset(text: &str, offset: i32) -> Option<i32> {
+    (offset != 0 || text.contains('+')).then_some(offset)
 }
 
 /// Parses booleans as exports write them.
@@ -621,11 +638,13 @@ mod tests {
             }
             assert_eq!(
                 parse_time(text).ok(),
-                chrono.or_else(|| {
-                    DateTime::parse_from_rfc3339(text)
-                        .ok()
-                        .map(|time| (time.with_timezone(&Utc), time.offset().local_minus_utc()))
-                }),
+                chrono
+                    .or_else(|| {
+                        DateTime::parse_from_rfc3339(text)
+                            .ok()
+                            .map(|time| (time.with_timezone(&Utc), time.offset().local_minus_utc()))
+                    })
+                    .map(|(at, offset)| (at, super::known_offset(text, offset))),
                 "{text}"
             );
         }
@@ -722,11 +741,38 @@ mod tests {
     fn times_parse_in_both_formats() {
         let (utc, offset) = parse_time("2026-03-07 13:28:42 +0100").unwrap();
         assert_eq!(utc.to_rfc3339(), "2026-03-07T12:28:42+00:00");
-        assert_eq!(offset, 3600);
+        assert_eq!(offset, Some(3600));
         let (utc, offset) = parse_time("2026-11-21T12:00:00Z").unwrap();
         assert_eq!(utc.to_rfc3339(), "2026-11-21T12:00:00+00:00");
-        assert_eq!(offset, 0);
+        assert_eq!(offset, None, "Z: UTC, the local offset unknown");
         assert!(parse_time("yesterday").is_err());
+    }
+
+    /// Which written offsets are the customer's (README, "Whose clock").
+    #[test]
+    fn only_a_numeric_offset_is_the_customers() {
+        for (text, offset) in [
+            ("2026-11-21T12:00:00+05:30", Some(19_800)),
+            ("2026-11-21T12:00:00-05:00", Some(-18_000)),
+            ("2026-11-21 12:00:00 -0500", Some(-18_000)),
+            ("2026-11-21T12:00:00+00:00", Some(0)),
+            ("2026-11-21 12:00:00 +0000", Some(0)),
+            ("2026-11-21T12:00:00.250+00:00", Some(0)),
+            ("2026-11-21T12:00:00Z", None),
+            ("2026-11-21T12:00:00z", None),
+            ("2026-11-21T12:00:00.5Z", None),
+            ("2026-11-21T12:00:00-00:00", None),
+            ("2026-11-21 12:00:00 -0000", None),
+        ] {
+            let (at, given) = parse_time(text).unwrap();
+            assert_eq!(given, offset, "{text}");
+            let noon = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap();
+            assert_eq!(
+                at.timestamp() - noon.timestamp(),
+                -i64::from(offset.unwrap_or(0)),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -3,16 +3,18 @@
 //! for every cart whether a step is due and, if not, why. No I/O, no clock.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
 
 use chrono::{DateTime, FixedOffset, NaiveTime, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::coupon::CouponRule;
 use crate::model::{CartStatus, Currency, SendState};
+
+mod reason;
+
+pub use reason::SkipReason;
 
 /// One reminder of the sequence, with the policy already merged into its
 /// own overrides.
@@ -35,6 +37,9 @@ pub struct Step {
     pub channel: Channel,
     /// The step requires SMS consent (`require = "sms_consent"`).
     pub require_sms_consent: bool,
+    /// `cooldown` and `max_per_address` count the address's reminders on
+    /// every channel for this step, not only on its own (`cross_channel`).
+    pub cross_channel: bool,
 }
 
 /// How a step reaches the customer.
@@ -43,6 +48,23 @@ pub enum Channel {
     #[default]
     Email,
     Webhook(Webhook),
+}
+
+/// A channel as the caps tell channels apart: every webhook step is the
+/// one channel `webhook`, as a step's `channel` key names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    Email,
+    Webhook,
+}
+
+impl Channel {
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            Channel::Email => ChannelKind::Email,
+            Channel::Webhook(_) => ChannelKind::Webhook,
+        }
+    }
 }
 
 /// A webhook step: one signed JSON POST per cart.
@@ -265,159 +287,43 @@ pub struct SendRecord {
 pub struct History {
     /// Cart id → step name → that send.
     pub sends: HashMap<String, HashMap<String, SendRecord>>,
-    /// Normalised address → times it was sent (or may have been sent) a
-    /// reminder, within the longest of `cooldown` and `window`.
-    pub sent_to: HashMap<String, Vec<DateTime<Utc>>>,
+    /// Normalised address → the reminders sent (or that may have been
+    /// sent) to it within the longest of `cooldown` and `window`.
+    pub sent_to: HashMap<String, Vec<RecentSend>>,
+    /// The step names [`RecentSend::step`] points into.
+    pub recent_steps: Vec<String>,
     /// Normalised address → its orders.
     pub orders: HashMap<String, Vec<OrderFact>>,
     /// Normalised addresses never to mail.
     pub suppressed: HashSet<String>,
 }
 
-/// Why a cart gets no mail in this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SkipReason {
-    /// The cart was bought, or its customer ordered after its last activity.
-    Ordered,
-    /// The shop closed the cart.
-    Closed,
-    /// The customer bought one of the cart's products within `purchased_within`.
-    AlreadyPurchased,
-    /// The address is on the suppression list.
-    Suppressed,
-    /// The same address has a more recently active open cart.
-    Superseded,
-    /// No marketing consent and the policy requires it.
-    NoConsent,
-    /// Idle longer than `max_age`.
-    TooOld,
-    /// Last active before `not_before`.
-    BeforeNotBefore,
-    /// The cart has no items.
-    EmptyCart,
-    /// The cart total is zero.
-    ZeroValue,
-    /// The catalog says its products are out of stock.
-    OutOfStock,
-    /// The step requires SMS consent and the customer did not give it.
-    NoSmsConsent,
-    /// The cart total is below `min_value`.
-    BelowMinValue,
-    /// The cart total is above `max_value`.
-    AboveMaxValue,
-    /// No item matches `include_skus`.
-    SkuNotIncluded,
-    /// An item matches `exclude_skus`.
-    ExcludedSku,
-    /// No item matches `include_categories`.
-    CategoryNotIncluded,
-    /// An item matches `exclude_categories`.
-    ExcludedCategory,
-    /// The next step's delay has not passed yet.
-    NotDue,
-    /// Every step was sent.
-    Done,
-    /// It is night where the customer is.
-    QuietHours,
-    /// The address had a reminder within `cooldown`.
-    Cooldown,
-    /// The address had `max_per_address` reminders within `window`.
-    FrequencyCap,
-    /// Over `max_sends_per_run`: due again next run.
-    Budget,
-    /// Refused for now by the server; waiting out the backoff.
-    RetryWait,
-    /// Another run holds a claim on this send.
-    Claimed,
-    /// An earlier attempt's outcome is unknown; not re-sent automatically.
-    Unknown,
-    /// An earlier attempt failed permanently.
-    Failed,
-    /// Over the run's `--limit`.
-    Limit,
-    /// The step promises a pool coupon and the pool has no usable code left
-    /// (set by the run when it composes the mail, not by the plan).
-    NoCoupon,
-    /// The cart left the store between the plan and composing its mail.
-    Gone,
+/// A reminder (possibly) sent to an address, for the caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentSend {
+    /// When it was claimed.
+    pub at: DateTime<Utc>,
+    /// Its step: an index into [`History::recent_steps`] (a few names, not
+    /// a string per send).
+    pub step: u32,
 }
 
-impl SkipReason {
-    pub const ALL: [SkipReason; 31] = [
-        SkipReason::Ordered,
-        SkipReason::Closed,
-        SkipReason::AlreadyPurchased,
-        SkipReason::Suppressed,
-        SkipReason::Superseded,
-        SkipReason::NoConsent,
-        SkipReason::TooOld,
-        SkipReason::BeforeNotBefore,
-        SkipReason::EmptyCart,
-        SkipReason::ZeroValue,
-        SkipReason::OutOfStock,
-        SkipReason::NoSmsConsent,
-        SkipReason::BelowMinValue,
-        SkipReason::AboveMaxValue,
-        SkipReason::SkuNotIncluded,
-        SkipReason::ExcludedSku,
-        SkipReason::CategoryNotIncluded,
-        SkipReason::ExcludedCategory,
-        SkipReason::NotDue,
-        SkipReason::Done,
-        SkipReason::QuietHours,
-        SkipReason::Cooldown,
-        SkipReason::FrequencyCap,
-        SkipReason::Budget,
-        SkipReason::RetryWait,
-        SkipReason::Claimed,
-        SkipReason::Unknown,
-        SkipReason::Failed,
-        SkipReason::Limit,
-        SkipReason::NoCoupon,
-        SkipReason::Gone,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::Ordered => "ordered",
-            SkipReason::Closed => "closed",
-            SkipReason::AlreadyPurchased => "already-purchased",
-            SkipReason::Suppressed => "suppressed",
-            SkipReason::Superseded => "superseded",
-            SkipReason::NoConsent => "no-consent",
-            SkipReason::TooOld => "too-old",
-            SkipReason::BeforeNotBefore => "before-not-before",
-            SkipReason::EmptyCart => "empty-cart",
-            SkipReason::ZeroValue => "zero-value",
-            SkipReason::OutOfStock => "out-of-stock",
-            SkipReason::NoSmsConsent => "no-sms-consent",
-            SkipReason::BelowMinValue => "below-min-value",
-            SkipReason::AboveMaxValue => "above-max-value",
-            SkipReason::SkuNotIncluded => "sku-not-included",
-            SkipReason::ExcludedSku => "excluded-sku",
-            SkipReason::CategoryNotIncluded => "category-not-included",
-            SkipReason::ExcludedCategory => "excluded-category",
-            SkipReason::NotDue => "not-due",
-            SkipReason::Done => "done",
-            SkipReason::QuietHours => "quiet-hours",
-            SkipReason::Cooldown => "cooldown",
-            SkipReason::FrequencyCap => "frequency-cap",
-            SkipReason::Budget => "budget",
-            SkipReason::RetryWait => "retry-wait",
-            SkipReason::Claimed => "claimed",
-            SkipReason::Unknown => "unknown",
-            SkipReason::Failed => "failed",
-            SkipReason::Limit => "limit",
-            SkipReason::NoCoupon => "no-coupon",
-            SkipReason::Gone => "gone",
-        }
-    }
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl History {
+    /// Adds a reminder of `step` (possibly) sent to `email_norm` at `at`.
+    pub fn add_recent(&mut self, email_norm: String, at: DateTime<Utc>, step: &str) {
+        let index = self
+            .recent_steps
+            .iter()
+            .position(|name| name == step)
+            .unwrap_or_else(|| {
+                self.recent_steps.push(step.to_string());
+                self.recent_steps.len() - 1
+            });
+        let step = u32::try_from(index).expect("fewer than 2^32 step names");
+        self.sent_to
+            .entry(email_norm)
+            .or_default()
+            .push(RecentSend { at, step });
     }
 }
 
@@ -425,9 +331,13 @@ impl fmt::Display for SkipReason {
 pub enum Verdict {
     Send,
     Skip(SkipReason),
+    /// The step was due and the cart does not meet its conditions: it is
+    /// passed over for good (the run records it `skipped`) and the cart's
+    /// next step is decided on in another decision.
+    PassOver(SkipReason),
 }
 
-/// The decision for one candidate.
+/// A decision: a candidate's, or a step passed over for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     /// Index into the candidates.
@@ -437,9 +347,11 @@ pub struct Decision {
     pub verdict: Verdict,
 }
 
-/// Decides every candidate. Sends come first, most overdue first, so that
+/// Decides every candidate. Steps passed over come first (the run records
+/// them before anything is sent), then sends, most overdue first, so that
 /// a budget or a run cut short serves the longest-waiting carts; skips
-/// follow in order of last activity.
+/// follow in order of last activity. Every candidate has one decision
+/// that is not a pass-over.
 pub fn plan(
     candidates: &[Candidate],
     history: &History,
@@ -464,6 +376,24 @@ pub fn plan(
             })
             .or_insert(index);
     }
+    let cx = Context {
+        history,
+        policy,
+        steps,
+        now,
+        // The channel of each step the recent sends name; `None` for a step
+        // no longer configured, which counts on every channel.
+        recent_channels: history
+            .recent_steps
+            .iter()
+            .map(|name| {
+                steps
+                    .iter()
+                    .find(|step| step.name == *name)
+                    .map(|step| step.channel.kind())
+            })
+            .collect(),
+    };
 
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| {
@@ -472,12 +402,20 @@ pub fn plan(
             .cmp(&b.updated_at)
             .then_with(|| a.id.cmp(&b.id))
     });
+    let mut passed = Vec::new();
     let mut sends = Vec::new();
     let mut skips = Vec::new();
     for index in order {
         let cart = &candidates[index];
         let superseded = newest.get(cart.email_norm.as_str()) != Some(&index);
-        let (step, verdict) = decide(cart, superseded, history, policy, steps, now);
+        let passes = |step, reason| {
+            passed.push(Decision {
+                cart: index,
+                step: Some(step),
+                verdict: Verdict::PassOver(reason),
+            });
+        };
+        let (step, verdict) = decide(cart, superseded, &cx, passes);
         let decision = Decision {
             cart: index,
             step,
@@ -485,7 +423,7 @@ pub fn plan(
         };
         match verdict {
             Verdict::Send => sends.push(decision),
-            Verdict::Skip(_) => skips.push(decision),
+            Verdict::Skip(_) | Verdict::PassOver(_) => skips.push(decision),
         }
     }
 
@@ -504,18 +442,30 @@ pub fn plan(
             decision.verdict = Verdict::Skip(SkipReason::Budget);
         }
     }
-    sends.extend(skips);
-    sends
+    passed.extend(sends);
+    passed.extend(skips);
+    passed
 }
 
+/// What every cart's decision is taken against.
+struct Context<'a> {
+    history: &'a History,
+    policy: &'a Policy,
+    steps: &'a [Step],
+    now: DateTime<Utc>,
+    /// The channel of each of `history.recent_steps`, if still a step.
+    recent_channels: Vec<Option<ChannelKind>>,
+}
+
+/// One cart's decision; `pass_over(step, reason)` is told of each step
+/// passed over on the way.
 fn decide(
     cart: &Candidate,
     superseded: bool,
-    history: &History,
-    policy: &Policy,
-    steps: &[Step],
-    now: DateTime<Utc>,
+    cx: &Context<'_>,
+    mut pass_over: impl FnMut(usize, SkipReason),
 ) -> (Option<usize>, Verdict) {
+    let (history, policy, now) = (cx.history, cx.policy, cx.now);
     let skip = |step, reason| (step, Verdict::Skip(reason));
     match cart.status {
         CartStatus::Open => {}
@@ -555,76 +505,128 @@ fn decide(
         return skip(None, SkipReason::BeforeNotBefore);
     }
 
-    // The next step is the first one not sent; earlier ones must be sent.
+    // The next step is the first one not done: sent, passed over, or a
+    // webhook refused for good. An earlier step still open holds the
+    // later ones back.
     let sent = history.sends.get(&cart.id);
-    let record_of = |step: &Step| sent.and_then(|records| records.get(&step.name)).copied();
-    let Some(next) = steps
-        .iter()
-        .position(|step| record_of(step).map(|r| r.state) != Some(SendState::Sent))
-    else {
-        return skip(None, SkipReason::Done);
-    };
-    let step = &steps[next];
-    if let Some(record) = record_of(step) {
-        match record.state {
-            SendState::Retry => {
-                // 30m, 1h, 2h, …: exponential backoff from the last attempt.
-                let doublings = record.attempts.saturating_sub(1).min(20);
-                let wait = policy
-                    .retry_after
-                    .checked_mul(1_i32 << doublings)
-                    .unwrap_or(TimeDelta::MAX);
-                if now - record.at < wait {
-                    return skip(Some(next), SkipReason::RetryWait);
+    for (next, step) in cx.steps.iter().enumerate() {
+        let record = sent.and_then(|records| records.get(&step.name)).copied();
+        if let Some(record) = record {
+            match record.state {
+                SendState::Sent | SendState::Skipped => continue,
+                // A provider's refusal of one call (a 4xx) says nothing of
+                // the channels of the later steps.
+                SendState::Failed if step.channel.kind() == ChannelKind::Webhook => continue,
+                SendState::Failed => return skip(Some(next), SkipReason::Failed),
+                SendState::Retry => {
+                    // 30m, 1h, 2h, …: exponential backoff from the last attempt.
+                    let doublings = record.attempts.saturating_sub(1).min(20);
+                    let wait = policy
+                        .retry_after
+                        .checked_mul(1_i32 << doublings)
+                        .unwrap_or(TimeDelta::MAX);
+                    if now - record.at < wait {
+                        return skip(Some(next), SkipReason::RetryWait);
+                    }
                 }
+                SendState::Unknown if policy.resends_unknown(record.at) => {}
+                SendState::Claimed => return skip(Some(next), SkipReason::Claimed),
+                SendState::Unknown => return skip(Some(next), SkipReason::Unknown),
             }
-            SendState::Unknown if policy.resends_unknown(record.at) => {}
-            SendState::Claimed => return skip(Some(next), SkipReason::Claimed),
-            SendState::Unknown => return skip(Some(next), SkipReason::Unknown),
-            SendState::Failed => return skip(Some(next), SkipReason::Failed),
-            SendState::Sent => unreachable!("the next step is one not sent"),
         }
+        if let Some(reason) = unmet(cart, step, policy.out_of_stock) {
+            // Its time has come and the cart does not qualify: the step is
+            // passed over and the next one's clock runs on. Never over an
+            // `unknown` send, which may have reached the customer.
+            if reason.passes_over()
+                && idle >= step.after
+                && record.is_none_or(|record| record.state == SendState::Retry)
+            {
+                pass_over(next, reason);
+                continue;
+            }
+            return skip(Some(next), reason);
+        }
+        return due(cart, next, record, cx);
     }
+    skip(None, SkipReason::Done)
+}
+
+/// The first of the step's conditions the cart does not meet: consent,
+/// SMS consent, then the content filters.
+fn unmet(cart: &Candidate, step: &Step, rule: OutOfStock) -> Option<SkipReason> {
     if step.require_consent && !cart.accepts_marketing {
-        return skip(Some(next), SkipReason::NoConsent);
+        return Some(SkipReason::NoConsent);
     }
     if step.require_sms_consent && !cart.sms_consent {
-        return skip(Some(next), SkipReason::NoSmsConsent);
+        return Some(SkipReason::NoSmsConsent);
     }
-    if let Some(reason) = filter(cart, &step.filters, policy.out_of_stock) {
-        return skip(Some(next), reason);
-    }
-    if idle < step.after {
-        return skip(Some(next), SkipReason::NotDue);
+    filter(cart, &step.filters, rule)
+}
+
+/// Whether step `next`, whose conditions the cart meets, goes now: its
+/// delay, the quiet hours, the caps.
+fn due(
+    cart: &Candidate,
+    next: usize,
+    record: Option<SendRecord>,
+    cx: &Context<'_>,
+) -> (Option<usize>, Verdict) {
+    let (policy, now, step) = (cx.policy, cx.now, &cx.steps[next]);
+    let skip = |reason| (Some(next), Verdict::Skip(reason));
+    if now - cart.updated_at < step.after {
+        return skip(SkipReason::NotDue);
     }
     if let Some(quiet) = &policy.quiet_hours
         && quiet.contains(local_time(cart, policy, now))
     {
-        return skip(Some(next), SkipReason::QuietHours);
+        return skip(SkipReason::QuietHours);
     }
-    let sent_to = history
+    let sent_to = cx
+        .history
         .sent_to
         .get(&cart.email_norm)
         .map_or(&[][..], Vec::as_slice);
     // An unknown send re-sent on purpose does not hold back itself: its
     // own claim is one of the address's recent sends (at its claim time).
-    let own = record_of(step)
+    let own = record
         .filter(|record| record.state == SendState::Unknown)
-        .and_then(|record| sent_to.iter().position(|&at| at == record.at));
+        .and_then(|record| {
+            let name = cx
+                .history
+                .recent_steps
+                .iter()
+                .position(|n| *n == step.name)?;
+            sent_to
+                .iter()
+                .position(|send| send.at == record.at && send.step as usize == name)
+        });
+    // The caps count the step's own channel (and steps no longer
+    // configured), or every channel for a `cross_channel` step.
+    let kind = step.channel.kind();
+    let counts = |send: &RecentSend| {
+        step.cross_channel
+            || cx
+                .recent_channels
+                .get(send.step as usize)
+                .copied()
+                .flatten()
+                .is_none_or(|channel| channel == kind)
+    };
     let others = || {
         sent_to
             .iter()
             .enumerate()
-            .filter(move |&(index, _)| Some(index) != own)
-            .map(|(_, &at)| at)
+            .filter(move |&(index, send)| Some(index) != own && counts(send))
+            .map(|(_, send)| send.at)
     };
     if policy.cooldown > TimeDelta::zero() && others().any(|at| now - at < policy.cooldown) {
-        return skip(Some(next), SkipReason::Cooldown);
+        return skip(SkipReason::Cooldown);
     }
     if let Some(cap) = policy.max_per_address {
         let recent = others().filter(|&at| now - at < policy.window).count();
         if recent >= cap as usize {
-            return skip(Some(next), SkipReason::FrequencyCap);
+            return skip(SkipReason::FrequencyCap);
         }
     }
     (Some(next), Verdict::Send)

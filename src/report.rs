@@ -101,6 +101,8 @@ pub fn build(
             SendState::Failed => figures.failed += 1,
             SendState::Retry => figures.retry += 1,
             SendState::Unknown | SendState::Claimed => figures.unknown += 1,
+            // A step passed over: counted with the run's skips, not here.
+            SendState::Skipped => {}
         };
         counter(row);
         counter(&mut total);

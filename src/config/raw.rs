@@ -279,6 +279,8 @@ pub(super) struct RawStep {
     pub require: Option<Requirement>,
     pub timeout: Option<HumanDuration>,
     #[serde(default)]
+    pub cross_channel: bool,
+    #[serde(default)]
     pub coupon: CouponKind,
     pub coupon_prefix: Option<String>,
     pub coupon_ttl: Option<HumanDuration>,

@@ -66,6 +66,7 @@ fn step(cx: &Context<'_>, key: &str, step: &RawStep, inherited: &Inherited<'_>) 
         filters: policy::filters(cx, &step.filters(), inherited.filters, key)?,
         channel,
         require_sms_consent: step.require == Some(Requirement::SmsConsent),
+        cross_channel: step.cross_channel,
         coupon: coupon_rule(cx, key, step)?,
     })
 }

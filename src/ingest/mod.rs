@@ -29,7 +29,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
-use crate::model::{Cart, LineItem, Order, Snapshot, parse_time};
+use crate::model::{Cart, LineItem, Order, Snapshot, known_offset, parse_time};
 
 /// The input formats `import --format` and `[[sources]] format` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -464,14 +464,17 @@ impl TimeFormat {
         }
     }
 
-    pub(crate) fn parse(&self, text: &str) -> Result<(DateTime<Utc>, i32), String> {
+    /// The time and the customer's UTC offset, if the text gives one
+    /// ([`known_offset`]): a `date_format` without `%z` gives none.
+    pub(crate) fn parse(&self, text: &str) -> Result<(DateTime<Utc>, Option<i32>), String> {
         if let Some(format) = &self.format {
             let trimmed = text.trim();
             if let Ok(time) = DateTime::parse_from_str(trimmed, format) {
-                return Ok((time.with_timezone(&Utc), time.offset().local_minus_utc()));
+                let offset = time.offset().local_minus_utc();
+                return Ok((time.with_timezone(&Utc), known_offset(trimmed, offset)));
             }
             if let Ok(time) = NaiveDateTime::parse_from_str(trimmed, format) {
-                return Ok((time.and_utc(), 0));
+                return Ok((time.and_utc(), None));
             }
             return parse_time(text).map_err(|_| {
                 format!("{text:?} is not a time in the date_format {format:?} (nor RFC 3339)")
@@ -494,7 +497,7 @@ impl TimeFormat {
         row: &table::Row<'_>,
         column: &str,
         text: &str,
-    ) -> Result<(DateTime<Utc>, i32), RowError> {
+    ) -> Result<(DateTime<Utc>, Option<i32>), RowError> {
         let (at, offset) = self
             .parse(text)
             .map_err(|message| row.error(column, message))?;
@@ -668,8 +671,18 @@ mod tests {
         let times = TimeFormat::new(Some("%d/%m/%Y %H:%M".into()), None);
         let (at, offset) = times.parse("07/03/2026 13:28").unwrap();
         assert_eq!(at.to_rfc3339(), "2026-03-07T13:28:00+00:00");
-        assert_eq!(offset, 0);
+        assert_eq!(
+            offset, None,
+            "read as UTC; the customer's offset is not known"
+        );
         assert!(times.parse("2026-03-07T13:28:00Z").is_ok());
+        let zoned = TimeFormat::new(Some("%d/%m/%Y %H:%M %z".into()), None);
+        assert_eq!(
+            zoned.parse("07/03/2026 13:28 +0530").unwrap().1,
+            Some(19_800)
+        );
+        assert_eq!(zoned.parse("07/03/2026 13:28 +0000").unwrap().1, Some(0));
+        assert_eq!(zoned.parse("07/03/2026 13:28 -0000").unwrap().1, None);
         assert!(times.parse("13:28 7 March").is_err());
         assert!(check_date_format("%d/%m/%Y %H:%M").is_ok());
         assert!(check_date_format("%Q").is_err());

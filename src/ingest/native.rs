@@ -162,7 +162,7 @@ fn start_cart(row: &Row<'_>, cart_id: &str, times: &TimeFormat) -> Result<Cart, 
         accepts_marketing,
         created_at,
         updated_at,
-        utc_offset_seconds: Some(offset),
+        utc_offset_seconds: offset,
         timezone: timezone.to_string(),
         phone: row.get("phone")?.to_string(),
         sms_consent: match row.get("sms_consent")? {

@@ -165,7 +165,7 @@ impl Grouping for Checkouts {
             accepts_marketing,
             created_at,
             updated_at: created_at,
-            utc_offset_seconds: Some(offset),
+            utc_offset_seconds: offset,
             timezone: String::new(),
             phone: row.get("Phone")?.trim_start_matches('\'').to_string(),
             // The export says nothing of SMS consent.

@@ -225,6 +225,7 @@ mod tests {
         assert_eq!(mia.id, "1");
         assert!(mia.accepts_marketing);
         assert_eq!(mia.updated_at.timestamp(), 1_772_800_000);
+        assert_eq!(mia.utc_offset_seconds, None, "unix seconds give no offset");
         assert_eq!(mia.total_minor(), 24_900 + 2 * 1_999);
         assert_eq!(parsed.carts[1].items[0].unit_price_minor, 1_250);
         // The bad cart: the source, its row, its field, its cart id.

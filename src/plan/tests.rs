@@ -21,6 +21,7 @@ fn step(name: &str, hours: i64) -> Step {
         filters: Filters::default(),
         channel: Channel::Email,
         require_sms_consent: false,
+        cross_channel: false,
         coupon: None,
     }
 }
@@ -70,6 +71,11 @@ fn reason(cart: Candidate, history: &History, policy: &Policy) -> Verdict {
 
 fn skip(reason: SkipReason) -> Verdict {
     Verdict::Skip(reason)
+}
+
+/// The step was due and the cart does not qualify: passed over.
+fn passed(reason: SkipReason) -> Verdict {
+    Verdict::PassOver(reason)
 }
 
 fn mark(history: &mut History, cart: &str, step: &str, state: SendState) {
@@ -204,7 +210,7 @@ fn consent_is_required_by_default_and_per_step() {
     no_consent.accepts_marketing = false;
     assert_eq!(
         reason(no_consent.clone(), &History::default(), &policy()),
-        skip(SkipReason::NoConsent)
+        passed(SkipReason::NoConsent)
     );
     let mut lax = steps();
     lax[0].require_consent = false;
@@ -270,7 +276,7 @@ fn value_thresholds_work_per_currency() {
             min_value: euros(5001),
             ..Filters::default()
         }),
-        skip(SkipReason::BelowMinValue)
+        passed(SkipReason::BelowMinValue)
     );
     assert_eq!(
         with(Filters {
@@ -284,7 +290,7 @@ fn value_thresholds_work_per_currency() {
             max_value: euros(4999),
             ..Filters::default()
         }),
-        skip(SkipReason::AboveMaxValue)
+        passed(SkipReason::AboveMaxValue)
     );
     let per_currency = |eur: i64| {
         Some(Threshold::PerCurrency(BTreeMap::from([
@@ -297,7 +303,7 @@ fn value_thresholds_work_per_currency() {
             min_value: per_currency(60),
             ..Filters::default()
         }),
-        skip(SkipReason::BelowMinValue)
+        passed(SkipReason::BelowMinValue)
     );
     assert_eq!(
         with(Filters {
@@ -336,14 +342,14 @@ fn content_filters_match_globs_case_insensitively() {
             exclude_skus: patterns(&["gift-card-*"]),
             ..Filters::default()
         }),
-        skip(SkipReason::ExcludedSku)
+        passed(SkipReason::ExcludedSku)
     );
     assert_eq!(
         with(Filters {
             include_skus: patterns(&["BOOT-*"]),
             ..Filters::default()
         }),
-        skip(SkipReason::SkuNotIncluded)
+        passed(SkipReason::SkuNotIncluded)
     );
     assert_eq!(
         with(Filters {
@@ -357,14 +363,14 @@ fn content_filters_match_globs_case_insensitively() {
             exclude_categories: patterns(&["gift*"]),
             ..Filters::default()
         }),
-        skip(SkipReason::ExcludedCategory)
+        passed(SkipReason::ExcludedCategory)
     );
     assert_eq!(
         with(Filters {
             include_categories: patterns(&["footwear"]),
             ..Filters::default()
         }),
-        skip(SkipReason::CategoryNotIncluded)
+        passed(SkipReason::CategoryNotIncluded)
     );
     assert_eq!(
         with(Filters {
@@ -418,13 +424,10 @@ fn only_the_newest_open_cart_of_an_address_is_reminded() {
 fn caps_space_reminders_to_one_address() {
     let sent = |hours_ago: &[i64]| {
         let mut history = History::default();
-        history.sent_to.insert(
-            "c1@example.com".into(),
-            hours_ago
-                .iter()
-                .map(|h| now() - TimeDelta::hours(*h))
-                .collect(),
-        );
+        for hours in hours_ago {
+            let at = now() - TimeDelta::hours(*hours);
+            history.add_recent("c1@example.com".into(), at, "1h");
+        }
         history
     };
     assert_eq!(
@@ -545,6 +548,35 @@ fn quiet_hours_follow_the_customers_clock() {
     );
 }
 
+/// An unknown offset (`Z`, zone-less and integer times) is the policy's
+/// zone; a written offset is the customer's own, `+00:00` included.
+#[test]
+fn without_a_known_offset_the_policys_zone_holds_quiet_hours() {
+    let new_york = Policy {
+        timezone: "America/New_York".parse().unwrap(),
+        ..quiet()
+    };
+    // 08:30 UTC is 03:30 in New York (EST), 14:00 in India, 08:30 in London.
+    let decide = |offset: Option<i32>, when: &str| {
+        let when = at(when);
+        let mut cart = cart("c1", 0);
+        cart.updated_at = when - TimeDelta::hours(2);
+        cart.utc_offset_seconds = offset;
+        plan(&[cart], &History::default(), &new_york, &steps(), when)[0].verdict
+    };
+    assert_eq!(
+        decide(None, "2026-11-21T08:30:00Z"),
+        skip(SkipReason::QuietHours)
+    );
+    assert_eq!(decide(None, "2026-11-21T13:00:00Z"), Verdict::Send);
+    assert_eq!(decide(Some(19_800), "2026-11-21T08:30:00Z"), Verdict::Send);
+    assert_eq!(decide(Some(0), "2026-11-21T08:30:00Z"), Verdict::Send);
+    assert_eq!(
+        decide(Some(0), "2026-11-21T07:30:00Z"),
+        skip(SkipReason::QuietHours)
+    );
+}
+
 #[test]
 fn quiet_hours_are_right_across_dst_changes() {
     let stockholm = Some("Europe/Stockholm");
@@ -632,39 +664,69 @@ fn a_first_run_over_old_carts_floods_nobody() {
 
 // ------------------------------------------------------------ properties
 
-/// A random world: carts over a few addresses, orders, suppressions, and a
-/// random policy. The simulation then runs the plan hour after hour,
-/// applying its sends to the history as a real run would.
+/// A random world: carts over a few addresses, orders, suppressions, a
+/// random policy and a random sequence (e-mail and webhook steps, some
+/// requiring SMS consent or a minimum value, some capped across channels).
+/// The simulation then runs the plan hour after hour, applying its
+/// decisions to the history as a real run would; between runs a cart's
+/// consent may change, and a webhook may be refused for good.
 #[derive(Debug, Clone)]
 struct World {
     carts: Vec<Candidate>,
     orders: Vec<(String, OrderFact)>,
     suppressed: Vec<String>,
     policy: Policy,
-    require_consent: bool,
-    hours: Vec<i64>,
+    steps: Vec<Step>,
+    /// Hours to the next run; the cart whose consents flip before it; whether
+    /// that run's webhook calls are refused for good.
+    runs: Vec<(i64, usize, bool)>,
+}
+
+/// Step `index` of a random sequence: `(webhook, needs SMS consent, a
+/// minimum of 60.00, cross-channel caps)`.
+fn random_step(index: usize, shape: (bool, bool, bool, bool), consent: bool) -> Step {
+    let (webhook, sms, minimum, cross) = shape;
+    let mut step = step(&format!("s{index}"), [1, 24, 72][index]);
+    step.require_consent = consent;
+    if webhook {
+        step.channel = Channel::Webhook(Webhook {
+            url: "https://hooks.example/cart".into(),
+            headers: Vec::new(),
+            secret_env: None,
+            timeout: std::time::Duration::from_secs(1),
+        });
+        step.require_sms_consent = sms;
+    }
+    if minimum {
+        step.filters.min_value = Some(Threshold::Any(Decimal::new(6000, 2)));
+    }
+    step.cross_channel = cross;
+    step
 }
 
 fn world() -> impl Strategy<Value = World> {
     let cart = (
         0..6u8,
         0..200i64,
-        any::<bool>(),
+        (any::<bool>(), any::<bool>()),
         0..3u8,
         0..4u8,
         prop::option::of(0..3u8),
+        any::<bool>(),
     )
-        .prop_map(|(address, idle, consent, status, sku, zone)| {
+        .prop_map(|(address, idle, consents, status, sku, zone, big)| {
             let id_seed = idle * 7 + i64::from(address);
             let mut cart = cart(&format!("c{id_seed}"), idle);
             cart.email_norm = format!("a{address}@example.com");
             cart.email = cart.email_norm.clone();
-            cart.accepts_marketing = consent;
+            (cart.accepts_marketing, cart.sms_consent) = consents;
             cart.status = match status {
                 0 => CartStatus::Ordered,
                 _ => CartStatus::Open,
             };
-            cart.items = vec![CandidateItem::new(&format!("SKU-{sku}"), "cat", 5000)];
+            let total = if big { 8000 } else { 5000 };
+            cart.items = vec![CandidateItem::new(&format!("SKU-{sku}"), "cat", total)];
+            cart.total_minor = total;
             cart.timezone = zone
                 .map(|z| ["Europe/Stockholm", "America/New_York", "Asia/Tokyo"][z as usize].into());
             cart
@@ -678,18 +740,17 @@ fn world() -> impl Strategy<Value = World> {
             },
         )
     });
+    let shape = (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>());
     (
         prop::collection::vec(cart, 1..12),
         prop::collection::vec(order, 0..4),
         prop::collection::vec(0..6u8, 0..2),
-        0..30i64,
-        prop::option::of(1..4u32),
-        any::<bool>(),
-        any::<bool>(),
-        prop::collection::vec(1..30i64, 1..8),
+        (0..30i64, prop::option::of(1..4u32), any::<bool>()),
+        (any::<bool>(), prop::collection::vec(shape, 3)),
+        prop::collection::vec((1..30i64, 0..12usize, prop::bool::weighted(0.2)), 1..8),
     )
         .prop_map(
-            |(mut carts, orders, suppressed, cooldown, cap, quiet, consent, hours)| {
+            |(mut carts, orders, suppressed, (cooldown, cap, quiet), (consent, shapes), runs)| {
                 carts.sort_by(|a, b| a.id.cmp(&b.id));
                 carts.dedup_by(|a, b| a.id == b.id);
                 World {
@@ -709,11 +770,31 @@ fn world() -> impl Strategy<Value = World> {
                         }),
                         ..Policy::default()
                     },
-                    require_consent: consent,
-                    hours,
+                    steps: shapes
+                        .into_iter()
+                        .enumerate()
+                        .map(|(index, shape)| random_step(index, shape, consent))
+                        .collect(),
+                    runs,
                 }
             },
         )
+}
+
+/// Whether `cart` meets `step`'s conditions: consent, SMS consent, value.
+fn qualifies(cart: &Candidate, step: &Step) -> bool {
+    (!step.require_consent || cart.accepts_marketing)
+        && (!step.require_sms_consent || cart.sms_consent)
+        && (step.filters.min_value.is_none() || cart.total_minor >= 6000)
+}
+
+/// What the simulation's ledger holds of a (cart, step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Sent,
+    PassedOver,
+    /// A webhook refused for good.
+    Refused,
 }
 
 proptest! {
@@ -721,67 +802,118 @@ proptest! {
 
     #[test]
     fn invariants_hold_over_many_runs(world in world()) {
-        let mut steps = steps();
-        for step in &mut steps {
-            step.require_consent = world.require_consent;
-        }
+        let World { mut carts, steps, policy, .. } = world.clone();
         let mut history = History::default();
         for (address, order) in &world.orders {
             history.orders.entry(address.clone()).or_default().push(order.clone());
         }
         history.suppressed = world.suppressed.iter().cloned().collect();
-        let mut sent: HashSet<(String, String)> = HashSet::new();
-        let mut sent_times: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+        let mut ledger: HashMap<(String, String), Done> = HashMap::new();
+        // Address → (when, channel) of every reminder it got.
+        let mut sent_times: HashMap<String, Vec<(DateTime<Utc>, ChannelKind)>> = HashMap::new();
         let mut now = now();
-        for hours in &world.hours {
-            now += TimeDelta::hours(*hours);
-            let decisions = plan(&world.carts, &history, &world.policy, &steps, now);
-            prop_assert_eq!(decisions.len(), world.carts.len());
+        for &(hours, flip, refuse) in &world.runs {
+            now += TimeDelta::hours(hours);
+            // A new snapshot may change the cart's consents.
+            let flipped = flip % carts.len();
+            carts[flipped].accepts_marketing ^= true;
+            carts[flipped].sms_consent ^= true;
+            let decisions = plan(&carts, &history, &policy, &steps, now);
+            // One decision per cart besides the steps passed over, which come first.
+            let main = decisions
+                .iter()
+                .filter(|d| !matches!(d.verdict, Verdict::PassOver(_)))
+                .count();
+            prop_assert_eq!(main, carts.len());
+            let passes = decisions
+                .iter()
+                .take_while(|d| matches!(d.verdict, Verdict::PassOver(_)))
+                .count();
+            prop_assert_eq!(passes, decisions.len() - main);
             let mut this_run: HashSet<&str> = HashSet::new();
-            for decision in decisions.iter().filter(|d| d.verdict == Verdict::Send) {
-                let cart = &world.carts[decision.cart];
-                let index = decision.step.unwrap();
-                let step = &steps[index];
-                // Never a second send of a (cart, step).
-                prop_assert!(sent.insert((cart.id.clone(), step.name.clone())));
-                // Steps in order.
-                for earlier in &steps[..index] {
-                    prop_assert!(sent.contains(&(cart.id.clone(), earlier.name.clone())));
-                }
-                // Never to suppressed, non-consenting, ordered or purchased.
-                prop_assert!(!history.suppressed.contains(&cart.email_norm));
-                prop_assert!(!world.require_consent || cart.accepts_marketing);
-                prop_assert_eq!(cart.status, CartStatus::Open);
-                for (address, order) in &world.orders {
-                    if *address == cart.email_norm {
-                        prop_assert!(order.created_at < cart.updated_at);
-                        let recent = now - order.created_at <= world.policy.purchased_within;
-                        prop_assert!(!(recent && cart.items.iter().any(|item| order.skus.contains(&item.sku))));
+            for decision in &decisions {
+                let cart = &carts[decision.cart];
+                let key = |index: usize| (cart.id.clone(), steps[index].name.clone());
+                let earlier_done = |index: usize, ledger: &HashMap<(String, String), Done>| {
+                    (0..index).all(|earlier| ledger.contains_key(&key(earlier)))
+                };
+                match decision.verdict {
+                    Verdict::PassOver(reason) => {
+                        let index = decision.step.unwrap();
+                        let step = &steps[index];
+                        // Due, not qualifying, in order, and only once.
+                        prop_assert!(reason.passes_over());
+                        prop_assert!(now - cart.updated_at >= step.after);
+                        prop_assert!(!qualifies(cart, step));
+                        prop_assert!(earlier_done(index, &ledger));
+                        prop_assert!(ledger.insert(key(index), Done::PassedOver).is_none());
                     }
+                    Verdict::Send => {
+                        let index = decision.step.unwrap();
+                        let step = &steps[index];
+                        // Never a second send, nor one passed over; steps in order.
+                        prop_assert!(!ledger.contains_key(&key(index)));
+                        prop_assert!(earlier_done(index, &ledger));
+                        // Never to suppressed, non-qualifying, ordered or purchased.
+                        prop_assert!(!history.suppressed.contains(&cart.email_norm));
+                        prop_assert!(qualifies(cart, step));
+                        prop_assert_eq!(cart.status, CartStatus::Open);
+                        for (address, order) in &world.orders {
+                            if *address == cart.email_norm {
+                                prop_assert!(order.created_at < cart.updated_at);
+                                let recent = now - order.created_at <= policy.purchased_within;
+                                prop_assert!(!(recent && cart.items.iter().any(|item| order.skus.contains(&item.sku))));
+                            }
+                        }
+                        // Due, and not at night.
+                        prop_assert!(now - cart.updated_at >= step.after);
+                        if let Some(quiet) = &policy.quiet_hours {
+                            prop_assert!(!quiet.contains(local_time(cart, &policy, now)));
+                        }
+                        // One reminder per address per run; cooldown and cap
+                        // across runs, on the step's channel or on all.
+                        prop_assert!(this_run.insert(&cart.email_norm));
+                        let kind = step.channel.kind();
+                        let times = sent_times.entry(cart.email_norm.clone()).or_default();
+                        let counted: Vec<DateTime<Utc>> = times
+                            .iter()
+                            .filter(|(_, channel)| step.cross_channel || *channel == kind)
+                            .map(|(at, _)| *at)
+                            .collect();
+                        if policy.cooldown > TimeDelta::zero() {
+                            prop_assert!(counted.iter().all(|&t| now - t >= policy.cooldown));
+                        }
+                        if let Some(cap) = policy.max_per_address {
+                            let recent = counted.iter().filter(|&&t| now - t < policy.window).count();
+                            prop_assert!(recent < cap as usize);
+                        }
+                        let refused = refuse && kind == ChannelKind::Webhook;
+                        if !refused {
+                            times.push((now, kind));
+                        }
+                        ledger.insert(key(index), if refused { Done::Refused } else { Done::Sent });
+                    }
+                    Verdict::Skip(_) => {}
                 }
-                // Due, and not at night.
-                prop_assert!(now - cart.updated_at >= step.after);
-                if let Some(quiet) = &world.policy.quiet_hours {
-                    prop_assert!(!quiet.contains(local_time(cart, &world.policy, now)));
-                }
-                // One reminder per address per run; cooldown and cap across runs.
-                prop_assert!(this_run.insert(&cart.email_norm));
-                let times = sent_times.entry(cart.email_norm.clone()).or_default();
-                if world.policy.cooldown > TimeDelta::zero() {
-                    prop_assert!(times.iter().all(|&t| now - t >= world.policy.cooldown));
-                }
-                if let Some(cap) = world.policy.max_per_address {
-                    let recent = times.iter().filter(|&&t| now - t < world.policy.window).count();
-                    prop_assert!(recent < cap as usize);
-                }
-                times.push(now);
             }
             // Record the run as the store would.
-            for decision in decisions.iter().filter(|d| d.verdict == Verdict::Send) {
-                let cart = &world.carts[decision.cart];
-                let step = &steps[decision.step.unwrap()];
-                mark(&mut history, &cart.id, &step.name, SendState::Sent);
-                history.sent_to.entry(cart.email_norm.clone()).or_default().push(now);
+            for decision in &decisions {
+                let (cart, index) = (&carts[decision.cart], decision.step);
+                let state = match (decision.verdict, index) {
+                    (Verdict::PassOver(_), Some(_)) => SendState::Skipped,
+                    (Verdict::Send, Some(index)) => {
+                        match ledger[&(cart.id.clone(), steps[index].name.clone())] {
+                            Done::Refused => SendState::Failed,
+                            _ => SendState::Sent,
+                        }
+                    }
+                    _ => continue,
+                };
+                let step = &steps[index.unwrap()];
+                mark_at(&mut history, &cart.id, &step.name, state, 1, now);
+                if state == SendState::Sent {
+                    history.add_recent(cart.email_norm.clone(), now, &step.name);
+                }
             }
         }
     }
@@ -838,7 +970,7 @@ fn out_of_stock_items_are_dropped_or_skip_the_cart() {
     mug_only.total_minor = 5000;
     assert_eq!(
         decide_with(mug_only, &history, &rule(OutOfStock::DropItem), &steps).1,
-        skip(SkipReason::BelowMinValue)
+        passed(SkipReason::BelowMinValue)
     );
 }
 
@@ -849,7 +981,7 @@ fn a_step_may_require_sms_consent() {
     let history = History::default();
     assert_eq!(
         decide_with(cart("c1", 2), &history, &policy(), &steps).1,
-        skip(SkipReason::NoSmsConsent)
+        passed(SkipReason::NoSmsConsent)
     );
     let mut consenting = cart("c1", 2);
     consenting.sms_consent = true;
@@ -857,4 +989,250 @@ fn a_step_may_require_sms_consent() {
         decide_with(consenting, &history, &policy(), &steps).1,
         Verdict::Send
     );
+}
+
+fn webhook(mut step: Step) -> Step {
+    step.channel = Channel::Webhook(Webhook {
+        url: "https://hooks.example/cart".into(),
+        headers: Vec::new(),
+        secret_env: None,
+        timeout: std::time::Duration::from_secs(1),
+    });
+    step
+}
+
+/// 1h e-mail, 24h SMS (a webhook needing SMS consent), 72h e-mail.
+fn email_sms_email() -> Vec<Step> {
+    let mut sms = webhook(step("24h", 24));
+    sms.require_sms_consent = true;
+    vec![step("1h", 1), sms, step("72h", 72)]
+}
+
+/// Every decision of one run over `cart`: `(step, verdict)`.
+fn decisions(cart: Candidate, history: &History, steps: &[Step]) -> Vec<(Option<usize>, Verdict)> {
+    plan(&[cart], history, &policy(), steps, now())
+        .iter()
+        .map(|d| (d.step, d.verdict))
+        .collect()
+}
+
+#[test]
+fn a_step_the_cart_does_not_qualify_for_is_passed_over_once_due() {
+    let steps = email_sms_email();
+    let mut history = History::default();
+    mark(&mut history, "c1", "1h", SendState::Sent);
+    // Not due yet: the reason is shown, nothing is passed over.
+    assert_eq!(
+        decisions(cart("c1", 10), &history, &steps),
+        [(Some(1), skip(SkipReason::NoSmsConsent))]
+    );
+    // Due: passed over, and the 72h e-mail keeps its own clock.
+    assert_eq!(
+        decisions(cart("c1", 30), &history, &steps),
+        [
+            (Some(1), passed(SkipReason::NoSmsConsent)),
+            (Some(2), skip(SkipReason::NotDue))
+        ]
+    );
+    mark(&mut history, "c1", "24h", SendState::Skipped);
+    assert_eq!(
+        decisions(cart("c1", 72), &history, &steps),
+        [(Some(2), Verdict::Send)]
+    );
+    // A run that comes late passes over and sends in one go.
+    let mut late = History::default();
+    mark(&mut late, "c1", "1h", SendState::Sent);
+    assert_eq!(
+        decisions(cart("c1", 80), &late, &steps),
+        [
+            (Some(1), passed(SkipReason::NoSmsConsent)),
+            (Some(2), Verdict::Send)
+        ]
+    );
+    // A passed-over step stays passed over, consent or not.
+    let mut consenting = cart("c1", 30);
+    consenting.sms_consent = true;
+    assert_eq!(
+        decisions(consenting, &history, &steps),
+        [(Some(2), skip(SkipReason::NotDue))]
+    );
+    // No step left: done.
+    mark(&mut history, "c1", "72h", SendState::Skipped);
+    assert_eq!(
+        decisions(cart("c1", 100), &history, &steps),
+        [(None, skip(SkipReason::Done))]
+    );
+}
+
+#[test]
+fn consent_and_filters_pass_over_what_the_cart_is_waits() {
+    let mut no_consent = cart("c1", 30);
+    no_consent.accepts_marketing = false;
+    let mut lax = steps();
+    lax[1] = webhook(step("24h", 24));
+    lax[1].require_consent = false;
+    // The e-mail needs consent; the webhook does not and goes.
+    assert_eq!(
+        decisions(no_consent, &History::default(), &lax),
+        [
+            (Some(0), passed(SkipReason::NoConsent)),
+            (Some(1), Verdict::Send)
+        ]
+    );
+    // A step's own minimum: passed over; the next step has none.
+    let mut coupon = steps();
+    coupon[0].filters.min_value = Some(Threshold::Any(Decimal::new(10_000, 2)));
+    assert_eq!(
+        decisions(cart("c1", 30), &History::default(), &coupon),
+        [
+            (Some(0), passed(SkipReason::BelowMinValue)),
+            (Some(1), Verdict::Send)
+        ]
+    );
+    // An empty cart, or one out of stock, waits at its step.
+    let mut empty = cart("c1", 30);
+    empty.items.clear();
+    assert_eq!(
+        decisions(empty, &History::default(), &steps()),
+        [(Some(0), skip(SkipReason::EmptyCart))]
+    );
+    let mut sold_out = cart("c1", 30);
+    sold_out.items[0].in_stock = Some(false);
+    assert_eq!(
+        decisions(sold_out, &History::default(), &steps()),
+        [(Some(0), skip(SkipReason::OutOfStock))]
+    );
+}
+
+#[test]
+fn a_refused_webhook_lets_the_next_step_go_a_refused_mail_does_not() {
+    let mut hooks = steps();
+    hooks[0] = webhook(step("1h", 1));
+    let mut history = History::default();
+    mark(&mut history, "c1", "1h", SendState::Failed);
+    assert_eq!(
+        decisions(cart("c1", 30), &history, &hooks),
+        [(Some(1), Verdict::Send)]
+    );
+    assert_eq!(
+        decisions(cart("c1", 30), &history, &steps()),
+        [(Some(0), skip(SkipReason::Failed))]
+    );
+}
+
+#[test]
+fn only_a_step_never_delivered_is_passed_over() {
+    let mut no_consent = cart("c1", 5);
+    no_consent.accepts_marketing = false;
+    // A retry (refused for now): passed over once its wait is over.
+    let mut history = History::default();
+    mark_at(
+        &mut history,
+        "c1",
+        "1h",
+        SendState::Retry,
+        1,
+        now() - TimeDelta::hours(1),
+    );
+    assert_eq!(
+        decisions(no_consent.clone(), &history, &steps()),
+        [
+            (Some(0), passed(SkipReason::NoConsent)),
+            (Some(1), skip(SkipReason::NoConsent))
+        ]
+    );
+    // An unknown one may have reached the customer: re-sent on purpose
+    // or not, it is never passed over.
+    let mut history = History::default();
+    mark(&mut history, "c1", "1h", SendState::Unknown);
+    let resend = Policy {
+        resend_unknown: true,
+        ..policy()
+    };
+    let run = plan(&[no_consent], &history, &resend, &steps(), now());
+    assert_eq!(run.len(), 1);
+    assert_eq!(
+        (run[0].step, run[0].verdict),
+        (Some(0), skip(SkipReason::NoConsent))
+    );
+}
+
+/// An address sent the `1h` e-mail `hours_ago`, and a `24h` webhook step due.
+fn after_an_email(hours_ago: i64, cross_channel: bool) -> Verdict {
+    let mut steps = steps();
+    steps[1] = webhook(step("24h", 24));
+    steps[1].cross_channel = cross_channel;
+    let mut history = History::default();
+    mark(&mut history, "c1", "1h", SendState::Sent);
+    let at = now() - TimeDelta::hours(hours_ago);
+    history.add_recent("c1@example.com".into(), at, "1h");
+    decide_with(cart("c1", 30), &history, &policy(), &steps).1
+}
+
+#[test]
+fn caps_count_per_channel_unless_a_step_counts_them_all() {
+    // The e-mail's cooldown (20h) does not hold back an SMS 6h later…
+    assert_eq!(after_an_email(6, false), Verdict::Send);
+    // …unless the step opts into the cross-channel cap.
+    assert_eq!(after_an_email(6, true), skip(SkipReason::Cooldown));
+    assert_eq!(after_an_email(20, true), Verdict::Send);
+
+    // An SMS does not hold back an e-mail; a step no longer configured
+    // counts on every channel.
+    let sent = |step: &str| {
+        let mut history = History::default();
+        history.add_recent("c1@example.com".into(), now() - TimeDelta::hours(6), step);
+        decide_one(cart("c1", 2), &history, &policy()).1
+    };
+    let mut sms_first = steps();
+    sms_first.insert(0, webhook(step("sms", 0)));
+    let mut history = History::default();
+    history.add_recent("c1@example.com".into(), now() - TimeDelta::hours(6), "sms");
+    mark(&mut history, "c1", "sms", SendState::Sent);
+    assert_eq!(
+        decide_with(cart("c1", 2), &history, &policy(), &sms_first),
+        (Some(1), Verdict::Send)
+    );
+    assert_eq!(sent("1h"), skip(SkipReason::Cooldown));
+    assert_eq!(sent("renamed-step"), skip(SkipReason::Cooldown));
+
+    // The frequency cap likewise.
+    let capped = Policy {
+        max_per_address: Some(1),
+        cooldown: TimeDelta::zero(),
+        ..policy()
+    };
+    let mut webhooks = steps();
+    webhooks[0] = webhook(step("1h", 1));
+    let mut history = History::default();
+    history.add_recent("c1@example.com".into(), now() - TimeDelta::hours(30), "72h");
+    assert_eq!(
+        reason(cart("c1", 2), &history, &capped),
+        skip(SkipReason::FrequencyCap)
+    );
+    assert_eq!(
+        decide_with(cart("c1", 2), &history, &capped, &webhooks).1,
+        Verdict::Send
+    );
+}
+
+#[test]
+fn a_resent_unknown_send_does_not_hold_back_itself_only() {
+    let claimed = now() - TimeDelta::hours(2);
+    let resend = Policy {
+        resend_unknown: true,
+        ..policy()
+    };
+    let with_recent = |steps_sent: &[&str]| {
+        let mut history = History::default();
+        mark_at(&mut history, "c1", "1h", SendState::Unknown, 1, claimed);
+        for step in steps_sent {
+            history.add_recent("c1@example.com".into(), claimed, step);
+        }
+        reason(cart("c1", 5), &history, &resend)
+    };
+    assert_eq!(with_recent(&["1h"]), Verdict::Send);
+    // Another step's send at the same second still counts.
+    assert_eq!(with_recent(&["1h", "24h"]), skip(SkipReason::Cooldown));
+    assert_eq!(with_recent(&["24h"]), skip(SkipReason::Cooldown));
 }

@@ -53,6 +53,7 @@ fn one_hour_step(name: &str, template: &str) -> Step {
         filters: Filters::default(),
         channel: Channel::default(),
         require_sms_consent: false,
+        cross_channel: false,
         coupon: None,
     }
 }

@@ -42,6 +42,17 @@ pub struct DeadClaim {
     pub run_id: i64,
 }
 
+/// A step the plan passed over for a cart: recorded `skipped`, so that it
+/// is never sent, and the cart's later steps go on.
+#[derive(Debug, Clone, Copy)]
+pub struct PassOver<'a> {
+    pub cart_id: &'a str,
+    pub step: &'a str,
+    pub email: &'a str,
+    /// The skip reason: the condition the cart did not meet.
+    pub reason: &'a str,
+}
+
 /// A send whose outcome is unknown, for an operator to decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownSend {
@@ -71,8 +82,9 @@ pub(crate) const HISTORY_SENDS: &str = "SELECT s.cart_id, s.step, s.state, s.att
                  FROM sends s JOIN carts c ON c.id = s.cart_id
                  WHERE c.status = 'open' AND c.updated_at BETWEEN ?1 AND ?2";
 
-/// Reminders (possibly) sent since ?1, for the caps: bounded by time, not by the store.
-pub(crate) const RECENT_SENDS: &str = "SELECT email_norm, claimed_at FROM sends
+/// Reminders (possibly) sent since ?1, with their steps (the caps count
+/// per channel): bounded by time, not by the store.
+pub(crate) const RECENT_SENDS: &str = "SELECT email_norm, claimed_at, step FROM sends
                  WHERE claimed_at > ?1 AND state IN ('sent', 'claimed', 'unknown')";
 
 /// Orders since ?3 of the window's addresses, with their SKUs.
@@ -121,11 +133,8 @@ impl Store {
             let mut recent = self.conn().prepare_cached(RECENT_SENDS)?;
             let mut rows = recent.query([to_unix(caps_since)])?;
             while let Some(row) = rows.next()? {
-                history
-                    .sent_to
-                    .entry(row.get(0)?)
-                    .or_default()
-                    .push(from_unix(row.get(1)?));
+                let step = row.get_ref(2)?.as_str()?;
+                history.add_recent(row.get(0)?, from_unix(row.get(1)?), step);
             }
             let orders_since = oldest.min(now - policy.purchased_within);
             let mut orders = self.conn().prepare_cached(HISTORY_ORDERS)?;
@@ -226,6 +235,34 @@ impl Store {
                     Ok(changed == 1)
                 })
                 .collect()
+        })
+    }
+
+    /// Records steps passed over (`skipped`), in one transaction: over no
+    /// entry, or one in `retry` (a mail refused for now and never
+    /// delivered); any other entry stays as it is.
+    pub fn pass_over(&self, run_id: i64, now: DateTime<Utc>, steps: &[PassOver<'_>]) -> Result<()> {
+        self.write(|conn| {
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at, reason)
+                 VALUES (?1, ?2, ?3, ?4, 'skipped', ?5, 0, ?6, ?7)
+                 ON CONFLICT (cart_id, step) DO UPDATE SET
+                    state = 'skipped', run_id = excluded.run_id, claimed_at = excluded.claimed_at,
+                    reason = excluded.reason
+                 WHERE sends.state = 'retry'",
+            )?;
+            for step in steps {
+                insert.execute(params![
+                    step.cart_id,
+                    step.step,
+                    step.email,
+                    normalize_email(step.email),
+                    run_id,
+                    to_unix(now),
+                    step.reason,
+                ])?;
+            }
+            Ok(())
         })
     }
 

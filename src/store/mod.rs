@@ -32,7 +32,7 @@ pub use carts::CartImport;
 pub use catalog::ProductImport;
 pub use coupons::{CouponImport, Draw, IssuedCoupon, PoolStock};
 pub use items::encode_items;
-pub use ledger::{Claim, Confirmation, DeadClaim, RunCounts, UnknownSend};
+pub use ledger::{Claim, Confirmation, DeadClaim, PassOver, RunCounts, UnknownSend};
 pub use orders::OrderImport;
 pub use report::{ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
@@ -281,6 +281,37 @@ UPDATE sqlite_schema
 PRAGMA writable_schema = RESET;
 CREATE TABLE schema_bump (x);
 DROP TABLE schema_bump;
+",
+    ),
+    // 12: an offset of 0 is "not known". `Z`, `-00:00`, zone-less and
+    // integer times say nothing of the customer's offset (RFC 9557), and
+    // until now they were stored as 0, which made the customer's clock UTC
+    // instead of `policy.timezone`. A stored 0 cannot tell them from an
+    // explicit `+00:00`; the open carts' (the only ones reminded) become
+    // unknown, the much commoner case.
+    M::up("UPDATE carts SET utc_offset = NULL WHERE status = 'open' AND utc_offset = 0;"),
+    // 13: the ledger state `skipped`: a step the plan passed over (the
+    // cart did not meet its conditions when it was due), never to be sent.
+    // The CHECK is edited in place as in 11 (in either of its forms).
+    M::up(
+        "
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(replace(sql,
+             'OR state = ''unknown'')', 'OR state = ''unknown'' OR state = ''skipped'')'),
+             '''failed'', ''unknown'')', '''failed'', ''unknown'', ''skipped'')')
+ WHERE type = 'table' AND name = 'sends';
+PRAGMA writable_schema = RESET;
+CREATE TABLE schema_bump (x);
+DROP TABLE schema_bump;
+",
+    ),
+    // 14: the recent sends with their step, from the index alone: the caps
+    // count per channel, and the plan knows each step's channel.
+    M::up(
+        "
+DROP INDEX sends_recent;
+CREATE INDEX sends_recent ON sends (claimed_at, state, email_norm, step);
 ",
     ),
 ];

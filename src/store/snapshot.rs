@@ -54,13 +54,11 @@ pub(crate) fn snapshot_hash(cart: &Cart, buffer: &mut Vec<u8>) -> [u8; 32] {
     int(buffer, i64::from(cart.created_at.timestamp_subsec_nanos()));
     int(buffer, cart.updated_at.timestamp());
     int(buffer, i64::from(cart.updated_at.timestamp_subsec_nanos()));
-    match cart.utc_offset_seconds {
-        None => buffer.push(0),
-        Some(offset) => {
-            buffer.push(1);
-            int(buffer, i64::from(offset));
-        }
-    }
+    // An unknown offset hashes as a zero one did: until recart told them
+    // apart, `Z` and zone-less times were stored as 0, and re-importing
+    // such a snapshot is no change (migration 12 made those 0s unknown).
+    buffer.push(1);
+    int(buffer, i64::from(cart.utc_offset_seconds.unwrap_or(0)));
     text(buffer, &cart.timezone);
     text(buffer, &cart.phone);
     buffer.push(u8::from(cart.sms_consent));

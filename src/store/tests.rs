@@ -123,7 +123,7 @@ fn status_checks_build_no_temporary_table() {
     let bad = conn.execute(writes[1], ["maybe"]).unwrap_err();
     assert!(bad.to_string().contains("CHECK constraint failed"), "{bad}");
     conn.execute(writes[1], ["claimed"]).unwrap();
-    for state in ["sent", "retry", "failed", "unknown", "claimed"] {
+    for state in ["sent", "retry", "failed", "unknown", "skipped", "claimed"] {
         conn.execute(writes[2], [state]).unwrap();
     }
     let check: String = conn
@@ -481,6 +481,48 @@ fn migration_10_keeps_the_items_of_stored_carts() {
     assert_eq!(view_rows(store.conn()), view_before);
 }
 
+/// Migration 12: a stored offset of 0 (written for `Z` and zone-less times
+/// as for `+00:00`) becomes unknown for open carts; other offsets stay. A
+/// re-import of the same snapshot is still no change: an unknown offset
+/// hashes as 0 did.
+#[test]
+fn migration_12_makes_zero_offsets_of_open_carts_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recart.db");
+    let mut conn = Connection::open(&path).unwrap();
+    rusqlite_migration::Migrations::from_slice(MIGRATIONS)
+        .to_version(&mut conn, 11)
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
+                accepts_marketing, created_at, updated_at, utc_offset, total_minor, item_count,
+                snapshot_hash)
+         VALUES ('z', 'm@x.org', 'm@x.org', '', 'en', 'EUR', 'open', 1, 1, 2, 0, 500, 1, x''),
+                ('i', 'i@x.org', 'i@x.org', '', 'en', 'EUR', 'open', 1, 1, 2, 19800, 500, 1, x''),
+                ('o', 'o@x.org', 'o@x.org', '', 'en', 'EUR', 'ordered', 1, 1, 2, 0, 500, 1, x'');",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).unwrap();
+    let offset = |id: &str| -> Option<i32> {
+        store
+            .conn()
+            .query_row("SELECT utc_offset FROM carts WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(offset("z"), None);
+    assert_eq!(offset("i"), Some(19_800));
+    assert_eq!(offset("o"), Some(0), "not reminded: left as it was");
+
+    let mut zulu = cart("a", 1_000, CartStatus::Open, &["S"]);
+    zulu.utc_offset_seconds = Some(0);
+    let before = snapshot_hash(&zulu, &mut Vec::new());
+    zulu.utc_offset_seconds = None;
+    assert_eq!(snapshot_hash(&zulu, &mut Vec::new()), before);
+}
+
 fn view_rows(conn: &Connection) -> Vec<String> {
     conn.prepare(
         "SELECT cart_id || '|' || position || '|' || sku || '|' || name || '|' || category
@@ -626,4 +668,107 @@ fn other_open_carts_are_read_for_a_batch_by_address() {
     assert_eq!(ids("x1"), ["x2"]);
     assert_eq!(found["x1"][0].items[0].sku, "B");
     assert!(!found.contains_key("y1") && !found.contains_key("gone"));
+}
+
+/// A step passed over is a `skipped` entry: written over no entry or a
+/// `retry`, over nothing else, never claimed afterwards, read back by the
+/// plan's history and not counted by the caps.
+#[test]
+fn a_step_passed_over_is_recorded_once_and_never_claimed() {
+    use super::{Claim, Confirmation, PassOver};
+    use crate::model::SendState;
+    let store = Store::open_in_memory().unwrap();
+    let at = 1_800_000_000;
+    let now = from_unix(at + 3_600 * 100);
+    store
+        .import_carts(&[cart("a", at, CartStatus::Open, &["S"])])
+        .unwrap();
+    let claim = |step: &str| Claim {
+        cart_id: "a".into(),
+        step: step.into(),
+        email: "Mia@Example.com".into(),
+        variant: None,
+    };
+    // 24h: refused for now; 72h: sent.
+    assert_eq!(
+        store
+            .claim(1, now, &[claim("24h"), claim("72h")], false)
+            .unwrap(),
+        [true, true]
+    );
+    let outcome = |step: &str, state| Confirmation {
+        cart_id: "a".into(),
+        step: step.into(),
+        state,
+        reason: None,
+        message_id: None,
+    };
+    store
+        .confirm(
+            1,
+            now,
+            &[
+                (outcome("24h", SendState::Retry), true),
+                (outcome("72h", SendState::Sent), true),
+            ],
+            5,
+        )
+        .unwrap();
+    let pass = |step: &'static str, reason: &'static str| PassOver {
+        cart_id: "a",
+        step,
+        email: "Mia@Example.com",
+        reason,
+    };
+    store
+        .pass_over(
+            2,
+            now,
+            &[
+                pass("1h", "no-consent"),
+                pass("24h", "no-sms-consent"),
+                pass("72h", "no-consent"),
+            ],
+        )
+        .unwrap();
+    store
+        .pass_over(3, now, &[pass("1h", "excluded-sku")])
+        .unwrap();
+    let rows: Vec<(String, String, Option<String>, i64)> = store
+        .conn()
+        .prepare("SELECT step, state, reason, run_id FROM sends ORDER BY step")
+        .unwrap()
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let row = |step: &str, state: &str, reason: Option<&str>, run: i64| {
+        (
+            step.to_string(),
+            state.to_string(),
+            reason.map(str::to_string),
+            run,
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row("1h", "skipped", Some("no-consent"), 2),
+            row("24h", "skipped", Some("no-sms-consent"), 2),
+            row("72h", "sent", None, 1),
+        ]
+    );
+    // Never claimed again, not even by a re-send of unknown sends.
+    assert_eq!(store.claim(4, now, &[claim("1h")], true).unwrap(), [false]);
+    let history = store
+        .history(from_unix(0), now, now, &crate::plan::Policy::default())
+        .unwrap();
+    assert_eq!(history.sends["a"]["1h"].state, SendState::Skipped);
+    let recent: Vec<&str> = history.sent_to["mia@example.com"]
+        .iter()
+        .map(|send| history.recent_steps[send.step as usize].as_str())
+        .collect();
+    assert_eq!(recent, ["72h"], "only what may have reached the customer");
 }

@@ -27,6 +27,7 @@ mod hostile_mail;
 mod import;
 mod init;
 mod operator;
+mod policy;
 mod privacy;
 mod report_chart;
 mod run;

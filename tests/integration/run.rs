@@ -114,11 +114,16 @@ fn json_output_has_one_decision_per_line() {
             reason: None,
         }]
     );
+    // Alan's 1h step is due and he gave no consent: it is passed over,
+    // and his next step (24h, not due) is held back for the same reason.
     let alan = for_cart(&decisions, "C-1003");
-    assert_eq!(alan.len(), 1, "{decisions:#?}");
-    assert_eq!(alan[0].email, ALAN);
-    assert_eq!(alan[0].outcome, "skip");
-    assert_eq!(alan[0].reason.as_deref(), Some("no-consent"));
+    assert_eq!(alan.len(), 2, "{decisions:#?}");
+    for (decision, step) in alan.iter().zip(["1h", "24h"]) {
+        assert_eq!(decision.email, ALAN);
+        assert_eq!(decision.step.as_deref(), Some(step));
+        assert_eq!(decision.outcome, "skip");
+        assert_eq!(decision.reason.as_deref(), Some("no-consent"));
+    }
 
     // Katherine is not due yet and Hedy's cart is too old: whether they are
     // listed as skips or left out of the candidate window, nobody mails them.
@@ -238,9 +243,13 @@ fn skip_reasons_below_min_value_suppressed_and_cooldown() {
             .collect()
     };
     assert_eq!(reason("C-1001"), [("send".into(), None)]);
+    // Passed over at 1h (due), held back at 24h (not due).
     assert_eq!(
         reason("C-3001"),
-        [("skip".into(), Some("below-min-value".into()))]
+        [
+            ("skip".into(), Some("below-min-value".into())),
+            ("skip".into(), Some("below-min-value".into()))
+        ]
     );
     assert_eq!(
         reason("C-3002"),

@@ -153,11 +153,13 @@ fn plan_says(planned: &plan::Decision, step: usize, config: &Config) -> String {
     let name = |at: Option<usize>| at.map_or("-", |at| config.steps[at].name.as_str());
     match (planned.verdict, planned.step) {
         (Verdict::Send, Some(at)) if at == step => "the plan has it due".into(),
-        (Verdict::Skip(reason), at) if at.is_none() || at == Some(step) => {
+        (Verdict::Skip(reason) | Verdict::PassOver(reason), at)
+            if at.is_none() || at == Some(step) =>
+        {
             format!("the plan would skip it: {reason}")
         }
         (Verdict::Send, at) => format!("the plan has it due for step {}", name(at)),
-        (Verdict::Skip(reason), at) => {
+        (Verdict::Skip(reason) | Verdict::PassOver(reason), at) => {
             format!("the plan skips it at step {}: {reason}", name(at))
         }
     }

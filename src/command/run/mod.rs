@@ -28,7 +28,7 @@ use crate::model::parse_email;
 use crate::output::Output;
 use crate::plan::{self, Candidate, SkipReason, Step, Verdict};
 use crate::render::Renderer;
-use crate::store::{RunCounts, Store};
+use crate::store::{PassOver, RunCounts, Store};
 
 pub use printer::{Printer, RunSummary};
 
@@ -197,6 +197,7 @@ pub fn run(
     let candidates = store.candidates(oldest, now)?;
     let history = store.history(oldest, now, now, &policy)?;
     let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
+    record_passed_over(&store, config, &candidates, &decisions, run_id, now)?;
     // `--cart`/`--step`: the one mail asked for, whatever the plan and the
     // ledger say of it.
     let unrecorded = chosen::Unrecorded(&store);
@@ -258,6 +259,38 @@ pub fn run(
         settled.fatal,
         out,
     )
+}
+
+/// Records the steps the plan passed over as `skipped`, in one
+/// transaction before anything is claimed: a later step never reaches the
+/// ledger before an earlier one passed over (a dry run's is rolled back).
+fn record_passed_over(
+    store: &Store,
+    config: &Config,
+    candidates: &[Candidate],
+    decisions: &[plan::Decision],
+    run_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let passed: Vec<PassOver<'_>> = decisions
+        .iter()
+        .filter_map(|decision| match (decision.verdict, decision.step) {
+            (Verdict::PassOver(reason), Some(step)) => {
+                let cart = &candidates[decision.cart];
+                Some(PassOver {
+                    cart_id: &cart.id,
+                    step: &config.steps[step].name,
+                    email: &cart.email,
+                    reason: reason.as_str(),
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    if passed.is_empty() {
+        return Ok(());
+    }
+    store.pass_over(run_id, now, &passed)
 }
 
 /// The end of a run: the ledger's `runs` row, and the breakdown of the
@@ -446,7 +479,9 @@ impl<'a, 'o> Batches<'a, 'o> {
         let steps = &self.config.steps;
         let step_name = decision.step.map(|index| steps[index].name.as_str());
         match decision.verdict {
-            Verdict::Skip(reason) => self.emit(decision.cart, step_name, &Decision::Skip(reason)),
+            Verdict::Skip(reason) | Verdict::PassOver(reason) => {
+                self.emit(decision.cart, step_name, &Decision::Skip(reason));
+            }
             Verdict::Send if self.settled.fatal.is_some() || self.stopping() => {
                 self.emit(decision.cart, step_name, &Decision::not_sent());
             }
