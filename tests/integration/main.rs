@@ -18,6 +18,7 @@ mod config;
 mod coupons;
 mod crash;
 mod faults;
+mod first_hour;
 mod hostile_files;
 mod hostile_inputs;
 mod hostile_mail;

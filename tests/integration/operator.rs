@@ -10,7 +10,7 @@ use crate::{
 };
 
 /// A tool some tests need: present, or (outside CI) the test is skipped.
-fn tool(name: &str) -> Option<String> {
+pub(crate) fn tool(name: &str) -> Option<String> {
     let found = Command::new("sh")
         .args(["-c", &format!("command -v {name}")])
         .output()
