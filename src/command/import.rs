@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::Context;
 use crate::error::{Completion, Result};
 use crate::ingest;
-use crate::ingest::sink::{ErrorsFile, Imports, import_file};
+use crate::ingest::sink::{Audience, ErrorsFile, Imports, import_file};
 use crate::store::Store;
 
 /// `options` say how to read every file (`--format`, `--encoding`, `--now`);
@@ -23,7 +23,14 @@ pub fn execute(
     let mut errors = errors.map(ErrorsFile::create).transpose()?;
     let mut imports = Imports::default();
     for file in files {
-        let read = import_file(&store, file, options, errors.as_mut(), true, ctx.out);
+        let read = import_file(
+            &store,
+            file,
+            options,
+            errors.as_mut(),
+            Audience::Person,
+            ctx.out,
+        );
         if let Some(import) = imports.take(read, ctx.out)? {
             ctx.out.data(&import.line());
         }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use clap::CommandFactory as _;
 
+use crate::fixtures::{CARTS_CSV, Config, LATER, NOW, SECRET, SECRET_ENV, Transport, shop};
 use crate::harness::Test;
 
 /// `recart man --dir DIR`: a page per subcommand, nested ones too, each
@@ -153,4 +154,108 @@ fn init_systemd_writes_units_that_run_this_binary_with_an_absolute_config() {
         "systemd-analyze verify: {}",
         String::from_utf8_lossy(&verify.stderr)
     );
+}
+
+/// A cart whose address is no address: rejected at every import.
+const BAD_ROW: &str = "C-9001,not-an-address,Bad,en-GB,EUR,open,true,2026-11-21T08:00:00Z,2026-11-21T09:00:00Z,SKU-X,Thing,Stuff,1,10.00,,";
+const BAD_ROW_TOO: &str = "C-9002,not-an-address,Bad,en-GB,EUR,open,true,2026-11-21T08:00:00Z,2026-11-21T09:00:00Z,SKU-Y,Thing,Stuff,1,10.00,,";
+
+/// From cron (stderr is no terminal) a run prints nothing unless something
+/// needs a person; a bad row is news once, not at every hourly re-read.
+#[test]
+fn a_run_from_cron_prints_only_what_needs_a_person() {
+    let t = shop(&Config::new(Transport::File));
+    t.recart(&["run", "--now", NOW]).expect_success();
+    // Reminders sent, nothing wrong: cron has nothing to mail.
+    let quiet = t.recart(&["run", "--now", LATER]);
+    quiet.expect_success();
+    assert_eq!(quiet.stderr, "", "a run that needs nobody printed");
+    // Asked for: -v, JSON logs, a dry run.
+    t.recart(&["-v", "run", "--now", LATER])
+        .expect_success()
+        .expect_stderr_contains("recart run: imported");
+    t.recart(&["--log-format", "json", "run", "--now", LATER])
+        .expect_success()
+        .expect_stderr_contains("\"rows_reported_before\":0");
+    t.recart(&["run", "--dry-run", "--now", LATER])
+        .expect_success()
+        .expect_stderr_contains("recart run: imported");
+
+    // A bad row: its error and the summary, exit 3.
+    t.write("carts.csv", format!("{CARTS_CSV}{BAD_ROW}\n"));
+    let bad = t.recart(&["run", "--now", LATER]);
+    bad.expect_status(3);
+    bad.expect_stderr_contains("carts.csv:9: field email");
+    bad.expect_stderr_contains("(1 rows rejected)");
+    // The same file an hour later: counted, not reported again.
+    let again = t.recart(&["run", "--now", LATER]);
+    again.expect_success();
+    assert_eq!(again.stderr, "", "the same bad row was reported again");
+    t.recart(&["-v", "run", "--now", LATER])
+        .expect_success()
+        .expect_stderr_contains("carts.csv:9: field email")
+        .expect_stderr_contains("(reported before)")
+        .expect_stderr_contains("(1 rows rejected, 1 of them reported before)");
+    // The shop's next export: the old bad row on another line, and a new
+    // one that reads just like it. Only the new one is news.
+    let mut rows: Vec<&str> = CARTS_CSV.lines().collect();
+    rows.insert(1, BAD_ROW);
+    rows.push(BAD_ROW_TOO);
+    t.write("carts.csv", rows.join("\n") + "\n");
+    let next = t.recart(&["run", "--now", LATER]);
+    next.expect_status(3);
+    assert_eq!(
+        next.stderr.matches("field email").count(),
+        1,
+        "{}",
+        next.stderr
+    );
+    next.expect_stderr_contains("(2 rows rejected, 1 of them reported before)");
+    // Fixed: nothing left to report; the bad row coming back is news again.
+    t.write("carts.csv", CARTS_CSV);
+    assert_eq!(t.recart(&["run", "--now", LATER]).stderr, "");
+    t.write("carts.csv", format!("{CARTS_CSV}{BAD_ROW}\n"));
+    t.recart(&["run", "--now", LATER])
+        .expect_status(3)
+        .expect_stderr_contains("carts.csv:9: field email");
+    // `import`, by hand, always shows every row error.
+    t.recart(&["import", "--now", LATER, "carts.csv"])
+        .expect_status(3)
+        .expect_stderr_contains("carts.csv:9: field email");
+}
+
+/// Under systemd stderr is the journal, a log: every run's summary goes
+/// there. An inherited `JOURNAL_STREAM` that is not stderr changes nothing.
+#[test]
+fn a_run_logs_its_summary_to_the_journal() {
+    use std::os::unix::fs::MetadataExt as _;
+    let t = shop(&Config::new(Transport::File));
+    t.recart(&["run", "--now", NOW]).expect_success();
+    let run = |journal: bool| -> String {
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let writer = std::fs::File::from(std::os::fd::OwnedFd::from(writer));
+        let meta = writer.metadata().unwrap();
+        let stream = if journal {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            format!("{}:{}", meta.dev(), meta.ino() + 1)
+        };
+        let mut command = std::process::Command::new(crate::harness::RECART);
+        command
+            .args(["--config", "recart.toml", "run", "--now", LATER])
+            .current_dir(t.path())
+            .env(SECRET_ENV, SECRET)
+            .env("JOURNAL_STREAM", stream)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(writer);
+        let mut child = command.spawn().unwrap();
+        drop(command);
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut stderr).unwrap();
+        assert!(child.wait().unwrap().success(), "{stderr}");
+        stderr
+    };
+    assert!(run(true).contains("recart run: imported"));
+    assert_eq!(run(false), "");
 }

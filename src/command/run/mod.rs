@@ -22,7 +22,7 @@ use crate::deliver::handover::{Guards, Journal};
 use crate::deliver::ledger::{self, Due, GROUPS_IN_FLIGHT, Sender, Settled};
 use crate::deliver::{Gallery, Reminder};
 use crate::error::{Completion, Error, Result, exit};
-use crate::ingest::sink::{Imports, import_file, import_sqlite};
+use crate::ingest::sink::{Audience, Imports, import_file, import_sqlite};
 use crate::model::parse_email;
 use crate::output::Output;
 use crate::plan::{self, Candidate, SkipReason, Step, Verdict};
@@ -83,13 +83,20 @@ impl RunOptions {
     }
 }
 
-/// `recart run`, with its summary line on stderr.
+/// `recart run`, with its summary line on stderr: always for a dry run
+/// (a person asked) and where stderr is read as a log (a terminal, the
+/// journal, `-v`, JSON logs); from cron only when something needs a
+/// person (README, "From cron").
 pub fn execute(args: &RunArgs, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
     let options = RunOptions::new(args, ctx.now);
     stop_on_signals(&options.stop)?;
     let started = (ctx.clock)();
     let (completion, summary) = run(&config, &options, ctx.clock, ctx.out)?;
+    let news = completion != Completion::Done || summary.needs_a_person();
+    if !news && !options.dry_run && !ctx.out.logs_every_run() {
+        return Ok(completion);
+    }
     let seconds = ((ctx.clock)() - started).as_seconds_f64();
     let mut fields = summary.fields();
     fields["duration_s"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
@@ -530,7 +537,8 @@ fn import_sources(
     // Catalogs first: a cart's products are known when it is planned.
     for source in config.catalogs.iter().chain(&config.sources) {
         if let Some(sqlite) = &source.sqlite {
-            imports.take(import_sqlite(store, sqlite, Some(now), out), out)?;
+            let read = import_sqlite(store, sqlite, Some(now), Audience::Schedule, out);
+            imports.take(read, out)?;
             continue;
         }
         let paths = glob::glob(&source.pattern).map_err(|error| {
@@ -542,7 +550,10 @@ fn import_sources(
         for path in paths {
             let read = path
                 .map_err(|error| Error::io(error.path().to_path_buf(), error.into()))
-                .and_then(|path| import_file(store, &path, &source.options(now), None, false, out));
+                .and_then(|path| {
+                    let options = source.options(now);
+                    import_file(store, &path, &options, None, Audience::Schedule, out)
+                });
             if let Some(import) = imports.take(read, out)? {
                 out.detail(&import.line());
             }
@@ -551,6 +562,7 @@ fn import_sources(
     summary.carts_imported = imports.carts_upserted;
     summary.orders_imported = imports.orders_added;
     summary.rows_rejected = imports.rows_rejected;
+    summary.rows_reported_before = imports.rows_reported_before;
     // A run goes on with what it could read.
     imports.finish(false, out)
 }

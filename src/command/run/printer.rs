@@ -7,7 +7,7 @@ use crate::decision::{Decision, Kind};
 use crate::deliver;
 use crate::deliver::ledger::Recovered;
 use crate::output::{DecisionRecord, Output};
-use crate::plan::Candidate;
+use crate::plan::{Candidate, SkipReason};
 
 /// The figures of a run, for the summary line.
 #[derive(Debug, Default, Clone)]
@@ -16,6 +16,8 @@ pub struct RunSummary {
     pub carts_imported: u64,
     pub orders_imported: u64,
     pub rows_rejected: u64,
+    /// Of those, rows an earlier run rejected and reported already.
+    pub rows_reported_before: u64,
     /// Claims of runs that died, settled at the start of this run.
     pub recovered: Recovered,
     /// A signal stopped the run.
@@ -33,6 +35,20 @@ impl RunSummary {
         self.decisions.get(&kind).copied().unwrap_or(0)
     }
 
+    /// Something in this run is news to a person: new rejected rows,
+    /// mails that failed or whose outcome is unknown, a coupon pool that
+    /// ran dry (mails wait for codes), an earlier run that died, a stop by
+    /// a signal. (A run from cron prints its summary only then, or when it
+    /// does not end with 0.)
+    pub fn needs_a_person(&self) -> bool {
+        self.rows_rejected > self.rows_reported_before
+            || self.count(Kind::Failed) > 0
+            || self.count(Kind::Unknown) > 0
+            || self.skips.contains_key(SkipReason::NoCoupon.as_str())
+            || self.recovered.any()
+            || self.interrupted
+    }
+
     /// The figures as JSON fields, for `--log-format json`.
     pub fn fields(&self) -> serde_json::Value {
         serde_json::json!({
@@ -40,6 +56,7 @@ impl RunSummary {
             "imported_carts": self.carts_imported,
             "imported_orders": self.orders_imported,
             "rows_rejected": self.rows_rejected,
+            "rows_reported_before": self.rows_reported_before,
             "would_send": self.count(Kind::Send),
             "sent": self.count(Kind::Sent),
             "retry": self.count(Kind::Retry),
@@ -60,9 +77,17 @@ impl RunSummary {
     pub fn line(&self) -> String {
         use std::fmt::Write as _;
         let mut line = format!(
-            "imported {} carts, {} orders ({} rows rejected); ",
+            "imported {} carts, {} orders ({} rows rejected",
             self.carts_imported, self.orders_imported, self.rows_rejected
         );
+        if self.rows_reported_before > 0 {
+            let _ = write!(
+                line,
+                ", {} of them reported before",
+                self.rows_reported_before
+            );
+        }
+        line.push_str("); ");
         if self.dry_run {
             let _ = write!(line, "dry run: {} would be sent", self.count(Kind::Send));
         } else {
@@ -188,6 +213,48 @@ impl Printer {
             });
             let rows: Vec<Vec<String>> = rows.into_iter().map(|row| row.cells.into()).collect();
             out.table(&["CART", "EMAIL", "STEP", "DECISION", "REASON"], &rows);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_needs_a_person_for_news_only() {
+        let quiet = RunSummary {
+            rows_rejected: 2,
+            rows_reported_before: 2,
+            decisions: [(Kind::Sent, 5), (Kind::Retry, 1), (Kind::Skip, 3)].into(),
+            skips: [("not-due", 2), ("cooldown", 1)].into(),
+            ..RunSummary::default()
+        };
+        assert!(!quiet.needs_a_person());
+        let news = [
+            RunSummary {
+                rows_rejected: 3,
+                ..quiet.clone()
+            },
+            RunSummary {
+                decisions: [(Kind::Failed, 1)].into(),
+                ..quiet.clone()
+            },
+            RunSummary {
+                decisions: [(Kind::Unknown, 1)].into(),
+                ..quiet.clone()
+            },
+            RunSummary {
+                skips: [("no-coupon", 1)].into(),
+                ..quiet.clone()
+            },
+            RunSummary {
+                interrupted: true,
+                ..quiet.clone()
+            },
+        ];
+        for summary in news {
+            assert!(summary.needs_a_person(), "{summary:?}");
         }
     }
 }
