@@ -1,7 +1,9 @@
 //! `recart init DIR`: a working setup in one command — a commented
-//! `recart.toml` (file transport), the starter templates, a link-signing
-//! key and a sample carts CSV timed relative to now, so that
-//! `recart init demo && cd demo && recart run` sends its first mails.
+//! `recart.toml` (file transport, `not_before` the time of init), the
+//! starter templates, a link-signing key and a sample carts CSV timed
+//! relative to now, so that `recart init demo && cd demo && recart run
+//! --dry-run` shows its decisions (the sample carts skipped as idle since
+//! before `not_before`; without that line they are mailed).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write as _};
@@ -97,6 +99,11 @@ require_consent = true          # only mail customers who accepted marketing
 min_value = "0.00"              # smallest cart total worth a reminder
 max_age = "7d"                  # never remind carts idle longer than this
 cooldown = "20h"                # at most one reminder per address per period
+# When recart was switched on (`recart init` wrote the time it ran): carts
+# idle since before then are never reminded, so a first run over a shop's
+# old carts mails nobody who left long ago. The sample carts in carts.csv
+# are older: remove this line to see their mails.
+not_before = "{not_before}"
 
 # The sequence: each `after` counts from the cart's last activity.
 [[steps]]
@@ -139,13 +146,19 @@ pub fn init(dir: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<()> {
     // The key signs links and makes coupon codes: for the owner's eyes.
     files.push((dir.join("recart.secret"), random_key()?, 0o600));
     // Last: an init that stopped part-way can be run again.
-    files.push((config_path, CONFIG.to_string(), 0o644));
+    let not_before = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let config = CONFIG.replace("{not_before}", &not_before);
+    files.push((config_path, config, 0o644));
     for (path, text, mode) in files {
         write_new(&path, &text, mode, out)?;
     }
     out.log(&format!(
         "next: cd {} && recart run --dry-run && recart run",
         dir.display()
+    ));
+    out.log(&format!(
+        "(policy.not_before = {not_before}: the sample carts, idle since before, are \
+         shown and not mailed; remove that line from recart.toml to mail them)"
     ));
     Ok(())
 }

@@ -75,6 +75,11 @@ impl Output {
         self.interactive || self.journal || self.verbosity > 0 || self.json_logs
     }
 
+    /// `--log-format json`.
+    pub fn json_logs(&self) -> bool {
+        self.json_logs
+    }
+
     /// `-v`.
     pub fn verbose(&self) -> bool {
         self.verbosity > 0

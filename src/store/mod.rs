@@ -13,6 +13,7 @@ mod orders;
 mod report;
 mod retention;
 mod snapshot;
+mod switch_on;
 #[cfg(test)]
 mod tests;
 

@@ -259,3 +259,70 @@ fn a_run_logs_its_summary_to_the_journal() {
     assert!(run(true).contains("recart run: imported"));
     assert_eq!(run(false), "");
 }
+
+/// `recart init` writes `not_before` = the time it ran: the sample carts,
+/// idle since before, are shown and not mailed; the one idle longer than
+/// `max_age` is counted under the dry-run table.
+#[test]
+fn init_switches_on_at_the_time_of_init() {
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    let t = Test::new();
+    t.recart(&["init", "shop"]).expect_success();
+    let after = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    let config: toml::Table = t.read("shop/recart.toml").parse().unwrap();
+    let not_before = config["policy"]["not_before"].as_str().expect("not_before");
+    let not_before = chrono::DateTime::parse_from_rfc3339(not_before).unwrap();
+    assert!(before <= not_before && not_before <= after, "{not_before}");
+    assert!(
+        t.read("shop/recart.toml")
+            .contains("# When recart was switched on")
+    );
+
+    let t = t.current_dir("shop");
+    let dry = t.recart(&["run", "--dry-run"]);
+    dry.expect_success();
+    assert!(!dry.stdout.contains(" send"), "{}", dry.stdout);
+    assert_eq!(
+        dry.stdout.matches("before-not-before").count(),
+        5,
+        "{}",
+        dry.stdout
+    );
+    dry.expect_stdout_contains("\n1 cart idle longer than max_age 7d not shown\n");
+    let run = t.recart(&["run"]);
+    run.expect_success();
+    assert!(t.files_in("shop/outbox", ".eml").is_empty());
+    assert_eq!(run.stderr, "");
+}
+
+/// The first run over a store that never sent anything says how many
+/// carts it mails and how long the longest idle of them was idle (and so
+/// does its dry run); the dry-run table and the preview count the open
+/// carts beyond the window.
+#[test]
+fn the_first_run_says_how_many_carts_it_mails() {
+    let t = shop(&Config::new(Transport::File));
+    // C-1001 idle 2h30, C-1002 2h48 are due; C-1005, 11 days, is beyond max_age.
+    let dry = t.recart(&["run", "--dry-run", "--preview", "preview", "--now", NOW]);
+    dry.expect_success();
+    dry.expect_stderr_contains(
+        "recart run: first run: 2 carts would be mailed, the oldest idle 2 hours\n",
+    );
+    dry.expect_stdout_contains("\n1 cart idle longer than max_age 7d not shown\n");
+    assert!(
+        t.read("preview/index.html")
+            .contains("<p class=\"note\">1 cart idle longer than max_age 7d not shown.</p>")
+    );
+    let json = t.recart(&["--log-format", "json", "run", "--dry-run", "--now", NOW]);
+    json.expect_stderr_contains("\"first_run\":{\"carts\":2,\"oldest_idle_s\":10080}");
+
+    // From cron too: the first run that mails is news.
+    let first = t.recart(&["run", "--now", NOW]);
+    first.expect_success();
+    first
+        .expect_stderr_contains("recart run: first run: 2 carts mailed, the oldest idle 2 hours\n");
+    // Once.
+    let dry = t.recart(&["run", "--dry-run", "--now", LATER]);
+    assert!(!dry.stderr.contains("first run"), "{}", dry.stderr);
+    assert_eq!(t.recart(&["run", "--now", LATER]).stderr, "");
+}

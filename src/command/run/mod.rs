@@ -97,6 +97,12 @@ pub fn execute(args: &RunArgs, ctx: &mut Context<'_>) -> Result<Completion> {
     if !news && !options.dry_run && !ctx.out.logs_every_run() {
         return Ok(completion);
     }
+    // A line of its own in text; JSON logs carry it as the summary's
+    // `first_run` field.
+    if let Some(first) = summary.first_run.filter(|_| !ctx.out.json_logs()) {
+        ctx.out
+            .log(&format!("recart run: {}", first.line(options.dry_run)));
+    }
     let seconds = ((ctx.clock)() - started).as_seconds_f64();
     let mut fields = summary.fields();
     fields["duration_s"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
@@ -168,6 +174,8 @@ pub fn run(
         journal: None,
         stop: options.stop.clone(),
     };
+    // Before anything is sent: a first run says what it mails.
+    let first_run = options.to.is_none() && !store.has_sent()?;
     let run_id = if options.discards() {
         store.begin_discarded()?;
         0
@@ -196,8 +204,20 @@ pub fn run(
     let history = store.history(oldest, now, now, &policy)?;
     let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
 
+    let table = options.dry_run && !options.json;
+    let beyond_window = if table || options.preview.is_some() {
+        outside_the_window(&store, config, oldest)?
+    } else {
+        None
+    };
     let gallery = match &options.preview {
-        Some(dir) => Some(Gallery::new(dir)?),
+        Some(dir) => {
+            let mut gallery = Gallery::new(dir)?;
+            if let Some(note) = &beyond_window {
+                gallery.note(note);
+            }
+            Some(gallery)
+        }
         None => None,
     };
     let how = Compose {
@@ -205,12 +225,8 @@ pub fn run(
         encode: !options.dry_run || gallery.is_some(),
     };
     let composer = Composer::new(&store, config, &renderer, &links, &webhook_keys, how)?;
-    let printer = Printer::new(
-        options.json,
-        options.dry_run && !options.json,
-        gallery,
-        summary,
-    );
+    let mut printer = Printer::new(options.json, table, gallery, summary);
+    printer.table_note = beyond_window;
     let sender = Sender::new(&store, config, run_id, now, options.resend_unknown, guards);
     let mut batches = Batches::new(config, options, &candidates, out, printer, sender);
     batches.run(&composer, &decisions)?;
@@ -227,6 +243,9 @@ pub fn run(
     if printer.summary.recovered.any() {
         completion = completion.or(Completion::Recovered);
     }
+    if first_run {
+        printer.summary.first_run = printer.first_run(now);
+    }
     if options.stop.load(Ordering::Relaxed) {
         printer.summary.interrupted = true;
         completion = completion.or(Completion::Interrupted);
@@ -241,6 +260,25 @@ pub fn run(
         settled.fatal,
         out,
     )
+}
+
+/// "9 carts idle longer than `max_age` 7d not shown": the open carts before
+/// the window (`oldest`), which the run does not read, counted by index
+/// for the dry-run table and the preview; none if there are none.
+fn outside_the_window(
+    store: &Store,
+    config: &Config,
+    oldest: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let count = store.open_carts_idle_before(oldest)?;
+    Ok((count > 0).then(|| {
+        format!(
+            "{} {} idle longer than max_age {} not shown",
+            printer::thousands(count),
+            if count == 1 { "cart" } else { "carts" },
+            printer::short_duration(config.policy.max_age)
+        )
+    }))
 }
 
 /// The end of a run: the ledger's `runs` row, and the breakdown of the
