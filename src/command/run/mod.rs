@@ -174,8 +174,6 @@ pub fn run(
         journal: None,
         stop: options.stop.clone(),
     };
-    // Before anything is sent: a first run says what it mails.
-    let first_run = options.to.is_none() && !store.has_sent()?;
     let run_id = if options.discards() {
         store.begin_discarded()?;
         0
@@ -188,6 +186,8 @@ pub fn run(
         guards.journal = Some(Arc::new(Journal::create(&config.store_path, run_id)?));
         run_id
     };
+    // Under the lock, before anything is sent: a first run says what it mails.
+    let first_run = options.to.is_none() && !store.has_sent()?;
     let imported = import_sources(config, &store, now, &mut summary, out)?;
 
     // The candidate window, by index: open carts active up to now (the
