@@ -65,6 +65,10 @@ pub enum Command {
         /// Directory to create or fill
         #[arg(default_value = ".")]
         dir: PathBuf,
+        /// Instead: write recart.service and recart.timer into DIR, an hourly run of
+        /// the --config file (absolute) by this binary; existing files are kept
+        #[arg(long)]
+        systemd: bool,
     },
     /// Import carts or orders from CSV files into the store
     Import {
@@ -131,8 +135,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff)
-    Man,
+    /// Print the man page (roff), or write every page into a directory
+    Man {
+        /// Write recart.1 and one recart-<command>.1 per subcommand into DIR
+        /// (created if need be), e.g. ~/.local/share/man/man1
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The last runs recorded in the store
     Runs {
         /// How many runs

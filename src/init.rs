@@ -1,7 +1,9 @@
 //! `recart init DIR`: a working setup in one command — a commented
-//! `recart.toml` (file transport), the starter templates, a link-signing
-//! key and a sample carts CSV timed relative to now, so that
-//! `recart init demo && cd demo && recart run` sends its first mails.
+//! `recart.toml` (file transport, `not_before` the time of init), the
+//! starter templates, a link-signing key and a sample carts CSV timed
+//! relative to now, so that `recart init demo && cd demo && recart run
+//! --dry-run` shows its decisions (the sample carts skipped as idle since
+//! before `not_before`; without that line they are mailed).
 
 use std::fmt::Write as _;
 use std::io::{Read, Write as _};
@@ -97,6 +99,11 @@ require_consent = true          # only mail customers who accepted marketing
 min_value = "0.00"              # smallest cart total worth a reminder
 max_age = "7d"                  # never remind carts idle longer than this
 cooldown = "20h"                # at most one reminder per address per period
+# When recart was switched on (`recart init` wrote the time it ran): carts
+# idle since before then are never reminded, so a first run over a shop's
+# old carts mails nobody who left long ago. The sample carts in carts.csv
+# are older: remove this line to see their mails.
+not_before = "{not_before}"
 
 # The sequence: each `after` counts from the cart's last activity.
 [[steps]]
@@ -139,31 +146,43 @@ pub fn init(dir: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<()> {
     // The key signs links and makes coupon codes: for the owner's eyes.
     files.push((dir.join("recart.secret"), random_key()?, 0o600));
     // Last: an init that stopped part-way can be run again.
-    files.push((config_path, CONFIG.to_string(), 0o644));
+    let not_before = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let config = CONFIG.replace("{not_before}", &not_before);
+    files.push((config_path, config, 0o644));
     for (path, text, mode) in files {
-        // Created new (`O_EXCL`): whatever is there, a symbolic link
-        // included, is kept, never written through.
-        let created = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&path);
-        match created {
-            Ok(mut file) => {
-                file.write_all(text.as_bytes())
-                    .map_err(|source| Error::io(&path, source))?;
-                out.data(&format!("wrote {}", path.display()));
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                out.log(&format!("{} exists; kept as it is", path.display()));
-            }
-            Err(source) => return Err(Error::io(&path, source)),
-        }
+        write_new(&path, &text, mode, out)?;
     }
     out.log(&format!(
         "next: cd {} && recart run --dry-run && recart run",
         dir.display()
     ));
+    out.log(&format!(
+        "(policy.not_before = {not_before}: the sample carts, idle since before, are \
+         shown and not mailed; remove that line from recart.toml to mail them)"
+    ));
+    Ok(())
+}
+
+/// Writes `text` into a new file at `path`, or keeps what is there.
+fn write_new(path: &Path, text: &str, mode: u32, out: &mut Output) -> Result<()> {
+    // Created new (`O_EXCL`): whatever is there, a symbolic link
+    // included, is kept, never written through.
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path);
+    match created {
+        Ok(mut file) => {
+            file.write_all(text.as_bytes())
+                .map_err(|source| Error::io(path, source))?;
+            out.data(&format!("wrote {}", path.display()));
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            out.log(&format!("{} exists; kept as it is", path.display()));
+        }
+        Err(source) => return Err(Error::io(path, source)),
+    }
     Ok(())
 }
 
@@ -284,4 +303,227 @@ fn sample_carts(now: DateTime<Utc>) -> String {
         }
     }
     csv
+}
+
+/// `recart init --systemd DIR`: `recart.service` and `recart.timer` into
+/// `dir`, for the configuration at `config_path` and the binary `exe` (the
+/// running one); files already there are kept.
+pub fn systemd(dir: &Path, config_path: &Path, exe: &Path, out: &mut Output) -> Result<()> {
+    let config_path = std::fs::canonicalize(config_path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::config(
+                config_path,
+                "no such configuration file: the units run it, so write it first \
+                 (`recart init`), or name it with --config",
+            )
+        } else {
+            Error::io(config_path, source)
+        }
+    })?;
+    let config = crate::config::Config::load(&config_path)?;
+    let exe = std::fs::canonicalize(exe).map_err(|source| Error::io(exe, source))?;
+    let units = SystemdUnits::new(&config, &exe, owner())?;
+    std::fs::create_dir_all(dir).map_err(|source| Error::io(dir, source))?;
+    write_new(&dir.join("recart.service"), &units.service, 0o644, out)?;
+    write_new(&dir.join("recart.timer"), &units.timer, 0o644, out)?;
+    out.log(&format!(
+        "next: sudo cp {0}/recart.service {0}/recart.timer /etc/systemd/system/ && \
+         sudo systemctl daemon-reload && sudo systemctl enable --now recart.timer",
+        dir.display()
+    ));
+    Ok(())
+}
+
+/// The user this process runs as, unless root: the service runs as the
+/// owner of the store, not as root. (`/proc/self` belongs to the
+/// process's effective user.)
+fn owner() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    (uid != 0).then_some(uid)
+}
+
+/// A service that runs `recart run` once, and the timer that starts it
+/// every hour.
+#[derive(Debug)]
+pub struct SystemdUnits {
+    pub service: String,
+    pub timer: String,
+}
+
+/// The exit codes that are no failure for the operator (README, "From
+/// systemd"): 4, another run holds the store (nothing done; the next hour
+/// catches up), and 5, stopped by the SIGTERM systemd sends on stop or
+/// shutdown, after finishing and recording the mails on the wire. 3
+/// (partial) and 6 (an earlier run died) need a person.
+pub const SYSTEMD_SUCCESS: &str = "4 5";
+
+impl SystemdUnits {
+    /// `uid`: the user to run as (none: root).
+    pub fn new(config: &crate::config::Config, exe: &Path, uid: Option<u32>) -> Result<Self> {
+        let exec = format!(
+            "{} --config {} run",
+            systemd_word(exe)?,
+            systemd_word(&config.path)?
+        );
+        let stop = drain_seconds(config);
+        let user = match uid {
+            Some(uid) => format!("User={uid}\n"),
+            None => "# Runs as root: set User= to the owner of the store.\n".to_string(),
+        };
+        let service = format!(
+            "# Written by `recart init --systemd`. One `recart run`; recart.timer starts it hourly.
+[Unit]
+Description=recart: abandoned-cart reminders (one run)
+Documentation=man:recart-run(1)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+{user}ExecStart={exec}
+# Variables the configuration names (links.secret_env, transport.password_env):
+# EnvironmentFile=/etc/recart.env
+# 4: another run holds the store, nothing done (the next hour catches up);
+# 5: stopped by systemd's SIGTERM after finishing the mails on the wire.
+# 3 (partial) and 6 (an earlier run died) need a person: the unit fails.
+SuccessExitStatus={SYSTEMD_SUCCESS}
+# On SIGTERM a run stops claiming, lets each connection finish its mail
+# (every SMTP command may wait transport.timeout) and records it.
+KillSignal=SIGTERM
+TimeoutStopSec={stop}
+"
+        );
+        let timer = "# Written by `recart init --systemd`: starts recart.service every hour.
+[Unit]
+Description=recart: abandoned-cart reminders, hourly
+Documentation=man:recart-run(1)
+
+[Timer]
+OnCalendar=hourly
+# A run missed while the machine was off happens when it is back.
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"
+        .to_string();
+        Ok(SystemdUnits { service, timer })
+    }
+}
+
+/// Seconds systemd waits after SIGTERM before it kills a run: what one
+/// mail on the wire may still take on each connection — the envelope's
+/// answers, the message's, and QUIT, each up to the longest timeout (SMTP
+/// or a webhook step's; at least the default 30 s) — plus 30 s to record.
+fn drain_seconds(config: &crate::config::Config) -> u64 {
+    let smtp = match &config.transport {
+        crate::config::Transport::Smtp(settings) => settings.timeout,
+        crate::config::Transport::File { .. } => std::time::Duration::ZERO,
+    };
+    let longest = config
+        .steps
+        .iter()
+        .filter_map(|step| match &step.channel {
+            crate::plan::Channel::Webhook(webhook) => Some(webhook.timeout),
+            crate::plan::Channel::Email => None,
+        })
+        .chain([smtp, std::time::Duration::from_secs(30)])
+        .max()
+        .unwrap_or_default();
+    5 * longest.as_secs() + 30
+}
+
+/// A path as one word of a systemd command line: as it is when it holds
+/// nothing systemd reads specially, else double-quoted with `\`, `"`
+/// escaped and `%`, `$` doubled (specifiers, variables).
+fn systemd_word(path: &Path) -> Result<String> {
+    let text = path.to_str().ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: not UTF-8, cannot be written into a systemd unit",
+            path.display()
+        ))
+    })?;
+    if text.chars().any(char::is_control) {
+        return Err(Error::Usage(format!(
+            "{text:?}: a control character in the path, cannot be written into a systemd unit"
+        )));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@".contains(c);
+    if text.chars().all(plain) {
+        return Ok(text.to_string());
+    }
+    let mut word = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '\\' | '"' => {
+                word.push('\\');
+                word.push(c);
+            }
+            '%' => word.push_str("%%"),
+            '$' => word.push_str("$$"),
+            _ => word.push(c),
+        }
+    }
+    word.push('"');
+    Ok(word)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[transport]
+kind = "smtp"
+host = "relay.example"
+from = "Shop <hello@shop.example>"
+timeout = "90s"
+
+[links]
+recover = "https://shop.example/r/{token}"
+unsubscribe = "https://shop.example/u/{token}"
+secret_env = "RECART_SECRET"
+
+[[steps]]
+name = "1h"
+after = "1h"
+template = "reminder"
+"#;
+
+    #[test]
+    fn the_service_runs_the_binary_and_config_by_absolute_paths_and_drains_on_stop() {
+        let config =
+            crate::config::Config::parse(Path::new("/srv/my shop/recart.toml"), CONFIG).unwrap();
+        let units = SystemdUnits::new(
+            &config,
+            Path::new("/home/ann/.cargo/bin/recart"),
+            Some(1000),
+        )
+        .unwrap();
+        assert!(units.service.contains(
+            "\nExecStart=/home/ann/.cargo/bin/recart --config \"/srv/my shop/recart.toml\" run\n"
+        ));
+        assert!(units.service.contains("\nType=oneshot\n"));
+        assert!(units.service.contains("\nUser=1000\n"));
+        assert!(units.service.contains("\nSuccessExitStatus=4 5\n"));
+        assert!(units.service.contains("\nKillSignal=SIGTERM\n"));
+        // Above the 90 s SMTP timeout: each connection's mail on the wire.
+        assert!(units.service.contains("\nTimeoutStopSec=480\n"));
+        assert!(units.timer.contains("\nOnCalendar=hourly\n"));
+        let root = SystemdUnits::new(&config, Path::new("/usr/bin/recart"), None).unwrap();
+        assert!(!root.service.contains("\nUser="));
+    }
+
+    #[test]
+    fn paths_are_quoted_for_systemd_when_they_need_it() {
+        let word = |text: &str| systemd_word(Path::new(text)).unwrap();
+        assert_eq!(word("/usr/local/bin/recart"), "/usr/local/bin/recart");
+        assert_eq!(word("/srv/a b/r.toml"), "\"/srv/a b/r.toml\"");
+        assert_eq!(
+            word("/srv/100%/$HOME\\\"x"),
+            "\"/srv/100%%/$$HOME\\\\\\\"x\""
+        );
+        assert!(systemd_word(Path::new("/srv/a\nb")).is_err());
+    }
 }

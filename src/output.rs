@@ -10,6 +10,8 @@ pub struct Output {
     err: Box<dyn Write>,
     /// stderr is a terminal: progress bars are shown.
     interactive: bool,
+    /// stderr is systemd's journal (`JOURNAL_STREAM`).
+    journal: bool,
     /// -1 quiet (warnings and errors only), 0 normal, 1 verbose.
     verbosity: i8,
     /// Logs as JSON lines instead of text.
@@ -41,6 +43,7 @@ impl Output {
             out,
             err,
             interactive: false,
+            journal: false,
             verbosity: 0,
             json_logs: false,
         }
@@ -60,7 +63,26 @@ impl Output {
             Box::new(std::io::stderr()),
         );
         output.interactive = std::io::stderr().is_terminal();
+        output.journal = stderr_is_the_journal();
         output
+    }
+
+    /// Whether every run's summary belongs on stderr: it is read as a log
+    /// there (a terminal, systemd's journal, `-v`, `--log-format json`).
+    /// Else stderr is cron's mail to the operator, which should come only
+    /// when something needs a person.
+    pub fn logs_every_run(&self) -> bool {
+        self.interactive || self.journal || self.verbosity > 0 || self.json_logs
+    }
+
+    /// `--log-format json`.
+    pub fn json_logs(&self) -> bool {
+        self.json_logs
+    }
+
+    /// `-v`.
+    pub fn verbose(&self) -> bool {
+        self.verbosity > 0
     }
 
     /// A progress bar over `len` bytes on stderr when it is a terminal;
@@ -191,6 +213,20 @@ impl Output {
         let _ = self.out.flush();
         let _ = self.err.flush();
     }
+}
+
+/// systemd sets `JOURNAL_STREAM` to the device and inode (`DEV:INODE`) of
+/// the stream it connects to the journal; stderr is the journal when its
+/// own match (an inherited variable with stderr redirected does not).
+fn stderr_is_the_journal() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    // The file descriptor's own metadata (stat follows /proc's link to
+    // the open file, socket or pipe).
+    std::fs::metadata("/proc/self/fd/2")
+        .is_ok_and(|meta| stream.to_str() == Some(&format!("{}:{}", meta.dev(), meta.ino())))
 }
 
 impl Drop for Output {

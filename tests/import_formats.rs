@@ -364,8 +364,9 @@ items_query = "SELECT sku, qty AS quantity, price AS unit_price FROM quote_lines
         })
         .collect();
     std::fs::write(dir.path().join("recart.toml"), config).unwrap();
+    // -v: the summary of every run (from cron, only of runs that need a person).
     let run = || {
-        let output = recart(&["run", "--now", "2026-03-01T12:00:00Z"]);
+        let output = recart(&["-v", "run", "--now", "2026-03-01T12:00:00Z"]);
         assert_exit(&output, 0);
         text(&output.stderr)
     };

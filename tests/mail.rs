@@ -31,12 +31,18 @@ fn ok(output: &Output) -> String {
 }
 
 /// `recart init` in a temp dir, with the sample carts replaced by `csv`
-/// and `extra` appended to the config.
+/// and the config edited by `edit` (without init's `not_before`: the
+/// carts are dated before the time of init).
 fn shop(csv: &str, edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     ok(&recart(dir.path(), &["init", "."]));
     std::fs::write(dir.path().join("carts.csv"), csv).unwrap();
     let config = std::fs::read_to_string(dir.path().join("recart.toml")).unwrap();
+    let config: String = config
+        .lines()
+        .filter(|line| !line.starts_with("not_before = "))
+        .flat_map(|line| [line, "\n"])
+        .collect();
     std::fs::write(dir.path().join("recart.toml"), edit(config)).unwrap();
     dir
 }

@@ -7,7 +7,7 @@ use super::Context;
 use crate::config::Config;
 use crate::error::{Completion, Result};
 use crate::ingest;
-use crate::ingest::sink::{ErrorsFile, Imports, import_file};
+use crate::ingest::sink::{Audience, ErrorsFile, Imports, import_file};
 use crate::store::Store;
 
 /// `options` say how to read every file (`--format`, `--encoding`, `--now`);
@@ -25,7 +25,14 @@ pub fn execute(
     let mut imports = Imports::default();
     for file in files {
         let options = with_catalog_settings(options, &config, file);
-        let read = import_file(&store, file, &options, errors.as_mut(), true, ctx.out);
+        let read = import_file(
+            &store,
+            file,
+            &options,
+            errors.as_mut(),
+            Audience::Person,
+            ctx.out,
+        );
         if let Some(import) = imports.take(read, ctx.out)? {
             ctx.out.data(&import.line());
         }

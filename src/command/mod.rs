@@ -47,7 +47,7 @@ impl Context<'_> {
 /// Runs one subcommand.
 pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
     match command {
-        Command::Init { dir } => init::execute(&dir, ctx),
+        Command::Init { dir, systemd } => init::execute(&dir, systemd, ctx),
         Command::Import {
             format,
             errors,
@@ -96,7 +96,7 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
             ctx.out.raw(&String::from_utf8_lossy(&script));
             Ok(Completion::Done)
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             let mut page = Vec::new();
             clap_mangen::Man::new(Cli::command())
                 .render(&mut page)
@@ -104,5 +104,43 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
             ctx.out.raw(&String::from_utf8_lossy(&page));
             Ok(Completion::Done)
         }
+        Command::Man { dir: Some(dir) } => {
+            let pages = write_man_pages(&dir)?;
+            ctx.out.log(&format!(
+                "wrote {} man pages into {}",
+                pages.len(),
+                dir.display()
+            ));
+            Ok(Completion::Done)
+        }
     }
+}
+
+/// `recart man --dir DIR`: `recart.1` and a page per subcommand, nested
+/// ones included (`recart-suppress-add.1`), each with its options: the
+/// pages the main page's SUBCOMMANDS section names. Existing pages are
+/// replaced (an upgrade writes them again).
+fn write_man_pages(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    fn write(
+        command: clap::Command,
+        dir: &std::path::Path,
+        written: &mut Vec<PathBuf>,
+    ) -> std::io::Result<()> {
+        for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            write(sub.clone(), dir, written)?;
+        }
+        let page = clap_mangen::Man::new(command)
+            .source(concat!("recart ", env!("CARGO_PKG_VERSION")))
+            .manual("recart");
+        written.push(page.generate_to(dir)?);
+        Ok(())
+    }
+    std::fs::create_dir_all(dir).map_err(|source| Error::io(dir, source))?;
+    // Built once from the top: each subcommand is then named by its path
+    // (`recart-suppress-add`) and carries the global options.
+    let mut root = Cli::command().disable_help_subcommand(true);
+    root.build();
+    let mut written = Vec::new();
+    write(root, dir, &mut written).map_err(|source| Error::io(dir, source))?;
+    Ok(written)
 }

@@ -27,6 +27,8 @@ pub struct Gallery {
     mails: Vec<Entry>,
     /// Reason → (cart, address, step) skipped so.
     skips: BTreeMap<String, Vec<(String, String, String)>>,
+    /// Lines under the summary (e.g. the carts beyond the window).
+    notes: Vec<String>,
 }
 
 fn escape(text: &str) -> String {
@@ -61,7 +63,13 @@ impl Gallery {
             dir: dir.to_path_buf(),
             mails: Vec::new(),
             skips: BTreeMap::new(),
+            notes: Vec::new(),
         })
+    }
+
+    /// A line for the index, under the summary.
+    pub fn note(&mut self, text: &str) {
+        self.notes.push(text.to_string());
     }
 
     /// Writes the mail's `.eml` and its HTML part, and lists it.
@@ -135,6 +143,9 @@ impl Gallery {
             self.mails.len(),
             skipped
         );
+        for note in &self.notes {
+            let _ = writeln!(page, "<p class=\"note\">{}.</p>", escape(note));
+        }
         page.push_str(
             "<h2>Planned mails</h2>\n<table id=\"mails\">\n\
              <tr><th>Address</th><th>Step</th><th>Cart value</th><th>Subject</th><th>Open</th></tr>\n",
@@ -199,8 +210,12 @@ mod tests {
             .unwrap();
         gallery.add_skip("no-consent", "C2", "b@example.com", None);
         gallery.add_skip("no-consent", "C3", "c@example.com", Some("1h"));
+        gallery.note("9 carts idle longer than max_age 7d not shown");
         let index = std::fs::read_to_string(gallery.finish().unwrap()).unwrap();
         assert!(index.contains("1 mails planned, 2 carts skipped"));
+        assert!(
+            index.contains("<p class=\"note\">9 carts idle longer than max_age 7d not shown.</p>")
+        );
         assert!(index.contains("&lt;b&gt;Hi&lt;/b&gt;"));
         let stem = file_stem("C/1", "1h");
         assert!(stem.starts_with("c_1.1h."), "{stem}");

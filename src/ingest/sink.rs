@@ -27,12 +27,88 @@ pub fn more_not_shown(path: &Path, rejected: u64, out: &mut Output) {
     }
 }
 
+/// Who reads an input's row errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// `import`: a person at the command: every row error, and the format
+    /// `auto` chose.
+    Person,
+    /// `run`, hourly from cron: a row error the last read of the same
+    /// input rejected too was reported then; it is counted, and printed
+    /// only with `-v`.
+    Schedule,
+}
+
+/// The row errors of one input (a file's path, a shop database's source)
+/// as its last read rejected them: 64-bit fingerprints of (field, value,
+/// message) — not the line, which moves in every re-export — kept in the
+/// store. A row error is "reported before" if the last read had it; a
+/// fingerprint the last read had twice covers two rows, so a new bad row
+/// that reads like an old one is still new.
+struct Reported {
+    source: String,
+    /// Fingerprint → rows of the last read with it, not yet met again.
+    before: std::collections::HashMap<u64, u32>,
+    stored: Vec<u64>,
+    /// This read's.
+    now: Vec<u64>,
+}
+
+impl Reported {
+    fn load(store: &Store, source: String) -> Result<Reported> {
+        let mut stored = store.reported_row_errors(&source)?;
+        stored.sort_unstable();
+        let mut before = std::collections::HashMap::new();
+        for fingerprint in &stored {
+            *before.entry(*fingerprint).or_insert(0) += 1;
+        }
+        Ok(Reported {
+            source,
+            before,
+            stored,
+            now: Vec::new(),
+        })
+    }
+
+    /// Takes one row error of this read: whether it was reported before.
+    fn seen(&mut self, error: &RowError) -> bool {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in [&error.field, &error.value, &error.message] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        let digest = hasher.finalize();
+        let fingerprint = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        self.now.push(fingerprint);
+        match self.before.get_mut(&fingerprint) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Remembers this read's row errors (a write only when they changed).
+    fn save(mut self, store: &Store) -> Result<()> {
+        self.now.sort_unstable();
+        if self.now == self.stored {
+            return Ok(());
+        }
+        store.set_reported_row_errors(&self.source, &self.now)
+    }
+}
+
 /// What importing one file (or one shop database) did.
 #[derive(Debug, Default, Clone)]
 pub struct FileImport {
     pub path: PathBuf,
     pub rows: u64,
     pub rejected: u64,
+    /// Of the rejected rows, those the input's last read rejected too
+    /// ([`Audience::Schedule`]): reported then, not again.
+    pub reported_before: u64,
     /// Rows of checkouts or orders without an e-mail address.
     pub skipped: u64,
     pub carts: Option<CartImport>,
@@ -67,6 +143,9 @@ impl FileImport {
                 )
             }
         };
+        if self.reported_before > 0 {
+            let _ = write!(line, " ({} reported before)", self.reported_before);
+        }
         if self.skipped > 0 {
             let _ = write!(line, ", {} skipped (no e-mail)", self.skipped);
         }
@@ -98,6 +177,8 @@ pub struct Imports {
     pub carts_upserted: u64,
     pub orders_added: u64,
     pub rows_rejected: u64,
+    /// Of those, rows the input's last read rejected too.
+    pub rows_reported_before: u64,
     inputs: usize,
     failures: usize,
     /// Held back: when every input failed, it is the command's error.
@@ -118,7 +199,10 @@ impl Imports {
                 self.carts_upserted += import.carts_upserted();
                 self.orders_added += import.orders_added();
                 self.rows_rejected += import.rejected;
-                if import.rejected > 0 {
+                self.rows_reported_before += import.reported_before;
+                // News once: rows an earlier run rejected and reported
+                // alone do not make a run partial again.
+                if import.rejected > import.reported_before {
                     self.completion = Completion::Partial;
                 }
                 Ok(Some(import))
@@ -206,12 +290,16 @@ struct StoreSink<'a> {
     out: &'a mut Output,
     errors: Option<&'a mut ErrorsFile>,
     progress: indicatif::ProgressBar,
-    /// Say which format `auto` chose (`import`; `run` stays quiet for cron).
-    announce: bool,
+    /// `Person`: say which format `auto` chose; `Schedule`: `reported`.
+    audience: Audience,
     carts: Option<CartImport>,
     orders: Option<OrderImport>,
     products: Option<ProductImport>,
-    reported: u64,
+    /// Row errors to print: the first `ERRORS_SHOWN` are.
+    shown: u64,
+    /// `Audience::Schedule`: the input's row errors as last reported.
+    reported: Option<Reported>,
+    reported_before: u64,
     /// The first import into an empty store, once carts arrive.
     bulk: Option<BulkLoad<'a>>,
     bulk_tried: bool,
@@ -224,7 +312,8 @@ impl<'a> StoreSink<'a> {
         out: &'a mut Output,
         errors: Option<&'a mut ErrorsFile>,
         progress: indicatif::ProgressBar,
-        announce: bool,
+        audience: Audience,
+        reported: Option<Reported>,
     ) -> StoreSink<'a> {
         StoreSink {
             store,
@@ -232,11 +321,13 @@ impl<'a> StoreSink<'a> {
             out,
             errors,
             progress,
-            announce,
+            audience,
             carts: None,
             orders: None,
             products: None,
-            reported: 0,
+            shown: 0,
+            reported,
+            reported_before: 0,
             bulk: None,
             bulk_tried: false,
         }
@@ -289,7 +380,7 @@ impl<'a> StoreSink<'a> {
                 orders.added
             )
         };
-        if self.announce {
+        if self.audience == Audience::Person {
             self.out.data(&line);
         } else {
             self.out.warn(&line);
@@ -298,7 +389,7 @@ impl<'a> StoreSink<'a> {
 
     /// The input's figures, once read as `format`.
     fn import(&mut self, summary: &ingest::Summary) -> FileImport {
-        more_not_shown(self.path, self.reported, self.out);
+        more_not_shown(self.path, self.shown, self.out);
         let format = summary.format;
         let orders = format.is_some_and(Format::is_orders);
         let catalog = format.is_some_and(Format::is_catalog);
@@ -306,6 +397,7 @@ impl<'a> StoreSink<'a> {
             path: self.path.to_path_buf(),
             rows: summary.rows,
             rejected: summary.rejected_rows,
+            reported_before: self.reported_before,
             skipped: summary.skipped_rows,
             carts: (!orders && !catalog).then(|| self.carts.unwrap_or_default()),
             orders: orders.then(|| self.orders.unwrap_or_default()),
@@ -320,7 +412,7 @@ impl<'a> StoreSink<'a> {
 
 impl Sink for StoreSink<'_> {
     fn format(&mut self, format: Format, detected: bool) {
-        if detected && self.announce {
+        if detected && self.audience == Audience::Person {
             let line = format!("{}: format {format} (detected)", self.path.display());
             self.progress.suspend(|| self.out.log(&line));
         }
@@ -362,9 +454,26 @@ impl Sink for StoreSink<'_> {
         if let Some(errors) = self.errors.as_deref_mut() {
             errors.row(&error)?;
         }
-        self.reported += 1;
-        if self.reported <= ERRORS_SHOWN {
-            self.progress.suspend(|| self.out.warn(&error.to_string()));
+        let before = self
+            .reported
+            .as_mut()
+            .is_some_and(|reported| reported.seen(&error));
+        if before {
+            self.reported_before += 1;
+            if !self.out.verbose() {
+                return Ok(());
+            }
+        }
+        self.shown += 1;
+        if self.shown <= ERRORS_SHOWN {
+            let out = &mut *self.out;
+            self.progress.suspend(|| {
+                if before {
+                    out.detail(&format!("{error} (reported before)"));
+                } else {
+                    out.warn(&error.to_string());
+                }
+            });
         }
         Ok(())
     }
@@ -374,20 +483,29 @@ impl Sink for StoreSink<'_> {
     }
 }
 
+/// The row errors last reported for `source`, when the audience is a
+/// schedule.
+fn reported(store: &Store, source: String, audience: Audience) -> Result<Option<Reported>> {
+    match audience {
+        Audience::Person => Ok(None),
+        Audience::Schedule => Reported::load(store, source).map(Some),
+    }
+}
+
 /// Reads one file into the store, batch by batch; reports its rejected
-/// rows on stderr (and into `errors`). `announce`: say which format `auto`
-/// chose.
+/// rows on stderr (and into `errors`) as `audience` wants them.
 pub fn import_file(
     store: &Store,
     path: &Path,
     options: &ingest::Options,
     errors: Option<&mut ErrorsFile>,
-    announce: bool,
+    audience: Audience,
     out: &mut Output,
 ) -> Result<FileImport> {
     let size = std::fs::metadata(path).map_or(0, |meta| meta.len());
     let progress = out.progress(size);
-    let mut sink = StoreSink::new(store, path, out, errors, progress, announce);
+    let reported = reported(store, path.to_string_lossy().into_owned(), audience)?;
+    let mut sink = StoreSink::new(store, path, out, errors, progress, audience, reported);
     store.import_cache(true)?;
     let read = ingest::read_file_alongside(path, options, &mut sink);
     let bulk = sink.bulk.is_some();
@@ -400,17 +518,22 @@ pub fn import_file(
     let summary = read?;
     finished?;
     cache?;
+    if let Some(reported) = sink.reported.take() {
+        reported.save(store)?;
+    }
     Ok(sink.import(&summary))
 }
 
 /// Reads what a database source changed since its watermarks into the
 /// store — its carts, then its orders — and moves each watermark to the
 /// newest row read, once its rows are stored. `now`: see
-/// [`ingest::Options::now`]. One result for the carts, one for the orders.
+/// [`ingest::Options::now`]; `audience`: as for [`import_file`]. One
+/// result for the carts, one for the orders.
 pub fn import_database(
     store: &Store,
     source: &ingest::database::DatabaseSource,
     now: Option<chrono::DateTime<chrono::Utc>>,
+    audience: Audience,
     out: &mut Output,
 ) -> Vec<Result<FileImport>> {
     let name = source.name();
@@ -431,12 +554,19 @@ pub fn import_database(
         Err(error) => return vec![Err(error)],
     };
     let progress = indicatif::ProgressBar::hidden();
-    let mut sink = StoreSink::new(store, &name, out, None, progress, false);
+    let reported = match reported(store, key.clone(), audience) {
+        Ok(reported) => reported,
+        Err(error) => return vec![Err(error)],
+    };
+    let mut sink = StoreSink::new(store, &name, out, None, progress, audience, reported);
     let read = ingest::database::read(source, since, now, &mut sink);
     let finished = sink.finish();
     let stored = (|| {
         let read = read?;
         finished?;
+        if let Some(reported) = sink.reported.take() {
+            reported.save(store)?;
+        }
         let carts = sink.import(&read.carts);
         if let Some(watermark) = read.watermark {
             store.set_watermark(&key, watermark)?;

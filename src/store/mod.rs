@@ -13,6 +13,7 @@ mod orders;
 mod report;
 mod retention;
 mod snapshot;
+mod switch_on;
 #[cfg(test)]
 mod tests;
 
@@ -314,6 +315,18 @@ DROP INDEX sends_recent;
 CREATE INDEX sends_recent ON sends (claimed_at, state, email_norm, step);
 ",
     ),
+    // 15: per input (a file's path, a shop database's source key), the row
+    // errors its last read rejected, as 64-bit fingerprints of (field,
+    // value, message), little-endian, one after the other: a run that
+    // reads the same bad rows again does not print them again.
+    M::up(
+        "
+CREATE TABLE reported_row_errors (
+    source       TEXT PRIMARY KEY,
+    fingerprints BLOB NOT NULL
+) STRICT;
+",
+    ),
 ];
 
 pub struct Store {
@@ -566,6 +579,51 @@ impl Store {
                  ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
                 (source, updated_at),
             )
+        })
+        .map(|_| ())
+    }
+}
+
+impl Store {
+    /// The fingerprints of the row errors the last read of `source`
+    /// rejected (see `ingest::sink::Reported`), in no order.
+    pub fn reported_row_errors(&self, source: &str) -> Result<Vec<u64>> {
+        use rusqlite::OptionalExtension;
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT fingerprints FROM reported_row_errors WHERE source = ?1",
+                [source],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|source| self.error(source))?;
+        Ok(blob
+            .unwrap_or_default()
+            .chunks_exact(8)
+            .map(|chunk| u64::from_le_bytes(chunk.try_into().expect("8 bytes")))
+            .collect())
+    }
+
+    /// Replaces the row errors remembered for `source` (none: forgets it).
+    pub fn set_reported_row_errors(&self, source: &str, fingerprints: &[u64]) -> Result<()> {
+        let blob: Vec<u8> = fingerprints
+            .iter()
+            .flat_map(|fingerprint| fingerprint.to_le_bytes())
+            .collect();
+        self.write(|conn| {
+            if blob.is_empty() {
+                conn.execute(
+                    "DELETE FROM reported_row_errors WHERE source = ?1",
+                    [source],
+                )
+            } else {
+                conn.execute(
+                    "INSERT INTO reported_row_errors (source, fingerprints) VALUES (?1, ?2)
+                     ON CONFLICT (source) DO UPDATE SET fingerprints = excluded.fingerprints",
+                    (source, blob),
+                )
+            }
         })
         .map(|_| ())
     }

@@ -6,7 +6,7 @@ use rusqlite_migration::Migrations;
 
 use super::carts::CART_ROWS;
 use super::snapshot::{legacy_snapshot_hash, snapshot_hash};
-use super::{MIGRATIONS, Store, candidates, from_unix, ledger};
+use super::{MIGRATIONS, Store, candidates, from_unix, ledger, switch_on};
 use crate::model::{Cart, CartStatus, LineItem, Order};
 
 #[test]
@@ -90,6 +90,30 @@ fn window_queries_use_their_indexes() {
             "{name}: not by key: {plan:#?}"
         );
     }
+}
+
+/// Switching on costs an idle run nothing it grows with: whether anything
+/// was ever sent, and the open carts beyond the window, by index.
+#[test]
+fn switch_on_queries_use_their_indexes() {
+    let store = Store::open_in_memory().unwrap();
+    for (name, sql, index) in [
+        ("has sent", switch_on::HAS_SENT, "sends_by_sent_at"),
+        ("open before", switch_on::OPEN_BEFORE, "carts_open_window"),
+    ] {
+        let plan = query_plan(&store, sql);
+        assert!(
+            plan.iter()
+                .all(|step| !step.starts_with("SCAN") || step == "SCAN CONSTANT ROW"),
+            "{name}: full scan in {plan:#?}"
+        );
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{name}: not by {index}: {plan:#?}"
+        );
+    }
+    assert!(!store.has_sent().unwrap());
+    assert_eq!(store.open_carts_idle_before(from_unix(0)).unwrap(), 0);
 }
 
 /// Writing a cart or a send checks its status or state without a

@@ -21,6 +21,7 @@ mod coupons;
 mod crash;
 mod db_sources;
 mod faults;
+mod first_hour;
 mod hostile_files;
 mod hostile_inputs;
 mod hostile_mail;

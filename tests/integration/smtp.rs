@@ -18,7 +18,8 @@ fn run_delivers_reminders_over_smtp_and_records_them() {
     let server = SmtpServer::start();
     let t = shop(&Config::new(Transport::Smtp(server.port())));
 
-    let out = t.recart(&["run", "--json", "--now", NOW]);
+    // -v: every run's summary (from cron, only one that needs a person).
+    let out = t.recart(&["-v", "run", "--json", "--now", NOW]);
     out.expect_success();
     let decisions = out.decisions();
     assert_eq!(carts_with(&decisions, "sent"), ["C-1001", "C-1002"]);

@@ -23,7 +23,7 @@ use crate::deliver::handover::{Guards, Journal};
 use crate::deliver::ledger::{self, Due, GROUPS_IN_FLIGHT, LedgerStore, Sender, Settled};
 use crate::deliver::{Gallery, Reminder};
 use crate::error::{Completion, Error, Result, exit};
-use crate::ingest::sink::{Imports, import_database, import_file};
+use crate::ingest::sink::{Audience, Imports, import_database, import_file};
 use crate::model::parse_email;
 use crate::output::Output;
 use crate::plan::{self, Candidate, SkipReason, Step, Verdict};
@@ -90,13 +90,26 @@ impl RunOptions {
     }
 }
 
-/// `recart run`, with its summary line on stderr.
+/// `recart run`, with its summary line on stderr: always for a dry run
+/// (a person asked) and where stderr is read as a log (a terminal, the
+/// journal, `-v`, JSON logs); from cron only when something needs a
+/// person (README, "From cron").
 pub fn execute(args: &RunArgs, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
     let options = RunOptions::new(args, ctx.now);
     stop_on_signals(&options.stop)?;
     let started = (ctx.clock)();
     let (completion, summary) = run(&config, &options, ctx.clock, ctx.out)?;
+    let news = completion != Completion::Done || summary.needs_a_person();
+    if !news && !options.dry_run && !ctx.out.logs_every_run() {
+        return Ok(completion);
+    }
+    // A line of its own in text; JSON logs carry it as the summary's
+    // `first_run` field.
+    if let Some(first) = summary.first_run.filter(|_| !ctx.out.json_logs()) {
+        ctx.out
+            .log(&format!("recart run: {}", first.line(options.dry_run)));
+    }
     let seconds = ((ctx.clock)() - started).as_seconds_f64();
     let mut fields = summary.fields();
     fields["duration_s"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
@@ -182,6 +195,8 @@ pub fn run(
         guards.journal = Some(Arc::new(Journal::create(&config.store_path, run_id)?));
         run_id
     };
+    // Under the lock, before anything is sent: a first run says what it mails.
+    let first_run = options.to.is_none() && !store.has_sent()?;
     let imported = import_sources(config, &store, now, &mut summary, out)?;
 
     // The candidate window, by index: open carts active up to now (the
@@ -214,8 +229,20 @@ pub fn run(
             (candidates, decisions, &store)
         };
 
+    let table = options.dry_run && !options.json;
+    let beyond_window = if table || options.preview.is_some() {
+        outside_the_window(&store, config, oldest)?
+    } else {
+        None
+    };
     let gallery = match &options.preview {
-        Some(dir) => Some(Gallery::new(dir)?),
+        Some(dir) => {
+            let mut gallery = Gallery::new(dir)?;
+            if let Some(note) = &beyond_window {
+                gallery.note(note);
+            }
+            Some(gallery)
+        }
         None => None,
     };
     let how = Compose {
@@ -223,12 +250,8 @@ pub fn run(
         encode: !options.dry_run || gallery.is_some(),
     };
     let composer = Composer::new(&store, config, &renderer, &links, &webhook_keys, how)?;
-    let printer = Printer::new(
-        options.json,
-        options.dry_run && !options.json,
-        gallery,
-        summary,
-    );
+    let mut printer = Printer::new(options.json, table, gallery, summary);
+    printer.table_note = beyond_window;
     let sender = Sender::new(ledger, config, run_id, now, options.resend_unknown, guards);
     let mut batches = Batches::new(config, options, &candidates, out, printer, sender);
     batches.run(&composer, &decisions)?;
@@ -244,6 +267,9 @@ pub fn run(
     });
     if printer.summary.recovered.any() {
         completion = completion.or(Completion::Recovered);
+    }
+    if first_run {
+        printer.summary.first_run = printer.first_run(now);
     }
     if options.stop.load(Ordering::Relaxed) {
         printer.summary.interrupted = true;
@@ -291,6 +317,25 @@ fn record_passed_over(
         return Ok(());
     }
     store.pass_over(run_id, now, &passed)
+}
+
+/// "9 carts idle longer than `max_age` 7d not shown": the open carts before
+/// the window (`oldest`), which the run does not read, counted by index
+/// for the dry-run table and the preview; none if there are none.
+fn outside_the_window(
+    store: &Store,
+    config: &Config,
+    oldest: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let count = store.open_carts_idle_before(oldest)?;
+    Ok((count > 0).then(|| {
+        format!(
+            "{} {} idle longer than max_age {} not shown",
+            printer::thousands(count),
+            if count == 1 { "cart" } else { "carts" },
+            printer::short_duration(config.policy.max_age)
+        )
+    }))
 }
 
 /// The end of a run: the ledger's `runs` row, and the breakdown of the
@@ -589,7 +634,7 @@ fn import_sources(
     // Catalogs first: a cart's products are known when it is planned.
     for source in config.catalogs.iter().chain(&config.sources) {
         if let Some(database) = &source.database {
-            for import in import_database(store, database, Some(now), out) {
+            for import in import_database(store, database, Some(now), Audience::Schedule, out) {
                 imports.take(import, out)?;
             }
             continue;
@@ -603,7 +648,10 @@ fn import_sources(
         for path in paths {
             let read = path
                 .map_err(|error| Error::io(error.path().to_path_buf(), error.into()))
-                .and_then(|path| import_file(store, &path, &source.options(now), None, false, out));
+                .and_then(|path| {
+                    let options = source.options(now);
+                    import_file(store, &path, &options, None, Audience::Schedule, out)
+                });
             if let Some(import) = imports.take(read, out)? {
                 out.detail(&import.line());
             }
@@ -612,6 +660,7 @@ fn import_sources(
     summary.carts_imported = imports.carts_upserted;
     summary.orders_imported = imports.orders_added;
     summary.rows_rejected = imports.rows_rejected;
+    summary.rows_reported_before = imports.rows_reported_before;
     // A run goes on with what it could read.
     imports.finish(false, out)
 }
