@@ -27,4 +27,5 @@ mod operator;
 mod privacy;
 mod run;
 mod sample_data;
+mod serve;
 mod smtp;
