@@ -128,15 +128,16 @@ fn check(
     if is_unsubscribe != (kind == Kind::Unsubscribe) {
         return Ok(refused);
     }
-    let stored = store.recipient(&unverified.cart_id)?;
-    // A v1 token carries its address; a v2 token's is the stored cart's.
-    let recipient = match (&unverified.email, stored) {
-        (Some(email), stored) => Recipient {
-            email: email.clone(),
-            locale: stored.map(|stored| stored.locale).unwrap_or_default(),
-        },
-        (None, Some(stored)) => stored,
-        (None, None) => return Ok(refused),
+    // The cart must be stored, whatever the token carries: a v2 token is
+    // checked against its address, and the cart of a person `forget`
+    // erased is gone, so no old (v1) link writes their address back.
+    let Some(stored) = store.recipient(&unverified.cart_id)? else {
+        return Ok(refused);
+    };
+    // A v1 token carries the address it was sent to.
+    let recipient = Recipient {
+        email: unverified.email.clone().unwrap_or(stored.email),
+        locale: stored.locale,
     };
     Ok(match unverified.verify(signer, &recipient.email, now) {
         Ok(claims) => Checked::Valid {
@@ -388,6 +389,72 @@ mod tests {
         ));
         assert!(!one_click(b""));
         assert!(!one_click(b"List-Unsubscribe=No"));
+    }
+
+    fn checked(store: &Store, token: &str, kind: Kind) -> Option<(String, String)> {
+        let now = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        match check(store, &Signer::new(b"key"), token, now, kind).unwrap() {
+            Checked::Valid {
+                step, recipient, ..
+            } => Some((step, recipient.email)),
+            Checked::Refused { .. } => None,
+        }
+    }
+
+    #[test]
+    fn tokens_need_their_cart_in_the_store_and_their_own_route() {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use hmac::Mac;
+
+        let store = Store::open_in_memory().unwrap();
+        store
+            .conn()
+            .execute_batch(
+                "INSERT INTO carts (id, email, email_norm, first_name, locale, currency, status,
+                                    accepts_marketing, created_at, updated_at, total_minor,
+                                    item_count, snapshot_hash)
+                 VALUES ('C1', 'Ann@example.com', 'ann@example.com', 'Ann', 'de', 'EUR', 'open',
+                         1, 0, 0, 100, 1, x'00')",
+            )
+            .unwrap();
+        let expires = DateTime::from_timestamp(2_000_000_000, 0).unwrap();
+        let sign = |cart_id: &str, step: &str| {
+            Signer::new(b"key").sign(&token::Claims {
+                cart_id: cart_id.into(),
+                email: "ann@example.com".into(),
+                step: step.into(),
+                expires,
+            })
+        };
+        let recover = sign("C1", "1h");
+        let unsubscribe = sign("C1", token::UNSUBSCRIBE);
+        assert_eq!(
+            checked(&store, &recover, Kind::Recover),
+            Some(("1h".into(), "Ann@example.com".into()))
+        );
+        assert!(checked(&store, &recover, Kind::Unsubscribe).is_none());
+        assert!(checked(&store, &unsubscribe, Kind::Unsubscribe).is_some());
+        assert!(checked(&store, &unsubscribe, Kind::Recover).is_none());
+        assert!(checked(&store, &sign("C2", "1h"), Kind::Recover).is_none());
+
+        // A v1 token (its address in the payload) counts while its cart is
+        // stored, for the address it carries.
+        let v1 = |cart_id: &str| {
+            let payload = format!("v1\n{cart_id}\nold@example.com\nunsubscribe\n2000000000");
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"key").unwrap();
+            mac.update(payload.as_bytes());
+            format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(&payload),
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            )
+        };
+        assert_eq!(
+            checked(&store, &v1("C1"), Kind::Unsubscribe),
+            Some(("unsubscribe".into(), "old@example.com".into()))
+        );
+        assert!(checked(&store, &v1("C2"), Kind::Unsubscribe).is_none());
     }
 
     #[test]
