@@ -39,7 +39,7 @@ awk -v n="$CARTS" 'BEGIN {
     for (i = 0; i < n; i++)
         printf "F-%05d,f%05d@example.com,Cust%d,en-GB,EUR,open,true,2026-11-21T09:00:00Z,2026-11-21T10:00:00Z,SKU-%d,Thing %d,Stuff,1,12.50,https://cdn.shop.example/img/%d.jpg,https://shop.example/products/%d\n", i, i, i, i, i, i, i
 }' > load.csv
-"$BIN" import --now 2026-11-21T12:00:00Z load.csv > /dev/null
+"$BIN" import --now 2026-11-21T12:00:00Z load.csv > /dev/null 2>&1
 
 "$BIN" serve --listen 127.0.0.1:0 > serve.out 2> access.log &
 SERVER=$!
