@@ -151,6 +151,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Answer the mails' links over HTTP: one-click unsubscribe, recovery redirects (behind your reverse proxy)
+    Serve {
+        /// The address to listen on, e.g. 127.0.0.1:8080 (port 0: any free port; the bound address is printed)
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// Tests only: check token expiry at this fixed time instead of the clock's
+        #[arg(long, value_name = "TIME", value_parser = parse_time, hide = true)]
+        now: Option<DateTime<Utc>>,
+    },
     /// Signed link tokens
     Token {
         #[command(subcommand)]

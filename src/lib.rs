@@ -20,6 +20,7 @@ pub mod output;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod serve;
 pub mod store;
 pub mod token;
 

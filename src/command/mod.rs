@@ -10,6 +10,7 @@ pub mod init;
 pub mod report;
 pub mod retention;
 pub mod run;
+pub mod serve;
 pub mod suppress;
 pub mod token;
 pub mod unknown;
@@ -24,8 +25,10 @@ use crate::config::Config;
 use crate::error::{Completion, Error, Result};
 use crate::output::Output;
 
-/// The wall clock, for bookkeeping only (when a run started and ended).
-pub type Clock<'a> = &'a dyn Fn() -> DateTime<Utc>;
+/// The wall clock, for bookkeeping only (when a run started and ended),
+/// and for `serve`, which answers each request at its own time (shared
+/// with its request threads, hence `Send + Sync`).
+pub type Clock<'a> = &'a (dyn Fn() -> DateTime<Utc> + Send + Sync);
 
 /// What every command is given.
 pub struct Context<'a> {
@@ -34,7 +37,7 @@ pub struct Context<'a> {
     /// The time the command started, read once by the binary: the default
     /// of every `--now`.
     pub now: DateTime<Utc>,
-    pub clock: Clock<'a>,
+    pub clock: Clock<'static>,
     pub out: &'a mut Output,
 }
 
@@ -90,6 +93,7 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
                 crate::ingest::presets::names().join(", ")
             ))),
         },
+        Command::Serve { listen, now } => serve::execute(&listen, now, ctx),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "recart", &mut script);

@@ -160,6 +160,15 @@ pub struct Links {
     pub secret_env: Option<String>,
     pub secret_file: Option<PathBuf>,
     pub recover_ttl: TimeDelta,
+    /// `links.base`: where `recart serve` is reached (no trailing `/`);
+    /// then `recover` and `unsubscribe` are its `/r/` and `/u/` URLs.
+    pub base: Option<String>,
+    /// `links.cart`: the shop's cart page, a `{cart_id}` template, where
+    /// `recart serve` redirects a recovery link.
+    pub cart: Option<String>,
+    /// The shop's home page (`shop.url`, else `links.cart`'s origin): where
+    /// `recart serve` sends the holder of an invalid link.
+    pub home: Option<String>,
 }
 
 impl Config {
@@ -190,7 +199,7 @@ impl Config {
         let sources = sources::sources(&cx, &raw.sources)?;
         let (from, reply_to) = transport::addresses(&cx, &raw.transport)?;
         let transport = transport::transport(&cx, &raw.transport)?;
-        let links = links::links(&cx, raw.links)?;
+        let links = links::links(&cx, raw.links, raw.shop.url.as_deref())?;
         let policy_filters =
             policy::filters(&cx, &raw.policy.filters(), &Filters::default(), "policy")?;
         let retry_after = raw

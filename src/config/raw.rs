@@ -90,6 +90,7 @@ fn default_templates_dir() -> PathBuf {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawShop {
     pub name: Option<String>,
+    pub url: Option<String>,
 }
 
 /// One `[[sources]]`: CSV files (`path`) or a database (`sqlite`).
@@ -200,8 +201,10 @@ pub(super) enum TransportKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLinks {
-    pub recover: String,
-    pub unsubscribe: String,
+    pub recover: Option<String>,
+    pub unsubscribe: Option<String>,
+    pub base: Option<String>,
+    pub cart: Option<String>,
     pub unsubscribe_mailto: Option<String>,
     #[serde(default)]
     pub utm: BTreeMap<String, String>,

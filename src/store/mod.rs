@@ -6,6 +6,7 @@ mod bulk;
 mod candidates;
 mod carts;
 mod catalog;
+mod clicks;
 mod coupons;
 mod items;
 mod ledger;
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 pub use bulk::BulkLoad;
 pub use carts::CartImport;
 pub use catalog::ProductImport;
+pub use clicks::{Click, Recipient};
 pub use coupons::{CouponImport, Draw, IssuedCoupon, PoolStock};
 pub use items::encode_items;
 pub use ledger::{Claim, Confirmation, DeadClaim, PassOver, RunCounts, UnknownSend};
@@ -325,6 +327,21 @@ CREATE TABLE reported_row_errors (
     source       TEXT PRIMARY KEY,
     fingerprints BLOB NOT NULL
 ) STRICT;
+",
+    ),
+    // 16: clicks on recovery links that `recart serve` redirected: which
+    // reminder (cart, step, and the variant the ledger says was sent) and
+    // when. No address: the cart id leads to it while the cart is stored.
+    M::up(
+        "
+CREATE TABLE clicks (
+    id         INTEGER PRIMARY KEY,
+    cart_id    TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    variant    TEXT,
+    clicked_at INTEGER NOT NULL  -- unix seconds, UTC
+) STRICT;
+CREATE INDEX clicks_by_time ON clicks (clicked_at);
 ",
     ),
 ];

@@ -33,6 +33,7 @@ mod privacy;
 mod report_chart;
 mod run;
 mod sample_data;
+mod serve;
 mod smtp;
 mod smtp_tls;
 mod store_faults;
