@@ -1,6 +1,7 @@
 //! `recart check`: the configuration loads, the link key is there, every
-//! step's templates render against a sample cart, and (with `--smtp`) the
-//! relay accepts a session.
+//! step's templates render against a sample cart, every database source
+//! connects and runs its queries (one row at most), and (with `--smtp`)
+//! the relay accepts a session.
 
 use super::Context;
 use crate::compose::{self, LinkMaker};
@@ -32,6 +33,14 @@ pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
             tried.step.name, tried.rendered.subject
         ));
     })?;
+    for source in config.sources.iter().filter_map(|s| s.database.as_ref()) {
+        let queries = crate::ingest::database::check(source)?;
+        out.data(&format!(
+            "source {}: connected; {} ran",
+            source.name().display(),
+            queries.join(", ")
+        ));
+    }
     if smtp {
         check_smtp(&config, out)?;
     }

@@ -276,6 +276,67 @@ pub fn columns(
         .collect())
 }
 
+/// The source's queries by name: carts, items, and orders if given.
+fn queries(source: &DatabaseSource) -> Vec<(&'static str, &str)> {
+    let mut queries = vec![
+        ("carts_query", source.carts_query.as_str()),
+        ("items_query", source.items_query.as_str()),
+    ];
+    if let Some(orders) = &source.orders_query {
+        queries.push(("orders_query", orders.as_str()));
+    }
+    queries
+}
+
+/// `query` wrapped to return at most one row: what `recart check` runs.
+pub fn at_most_one_row(query: &str) -> String {
+    format!(
+        "SELECT * FROM ({}) AS q LIMIT 1",
+        query.trim().trim_end_matches(';')
+    )
+}
+
+/// Whether the columns `names` of query `name` are fields it can give,
+/// the required ones among them.
+pub fn probe_columns(
+    name: &str,
+    names: &[String],
+    batched: bool,
+) -> std::result::Result<(), String> {
+    let (fields, required, extra): (&[&str], &[&str], &[&str]) = match name {
+        "carts_query" => (CART_FIELDS, CARTS_REQUIRED, &[]),
+        "items_query" if batched => (
+            ITEM_FIELDS,
+            &["cart_id", "quantity", "unit_price"],
+            &["cart_id"],
+        ),
+        "items_query" => (ITEM_FIELDS, ITEMS_REQUIRED, &["cart_id"]),
+        _ => (ORDER_FIELDS, ORDERS_REQUIRED, &[]),
+    };
+    columns(names, name, fields, required, extra)
+        .map(drop)
+        .map_err(|message| message.trim_start_matches(&format!("{name}: ")).to_string())
+}
+
+/// `recart check`: connects and runs each query once, wrapped to return at
+/// most one row ([`at_most_one_row`]), `:since` NULL (as on a first run)
+/// and `:cart_ids`/`:cart_id` matching nothing, then checks the columns it
+/// returns. The error names the source, the query and the database's own
+/// words. Returns the queries run.
+pub fn check(source: &DatabaseSource) -> Result<Vec<&'static str>> {
+    let queries = queries(source);
+    let result = match &source.kind {
+        Kind::Sqlite(path) => super::sqlite::probe(path, &queries),
+        Kind::Mysql(url) => super::mysql::probe(source, url, &queries),
+        Kind::Postgres(url) => super::postgres::probe(source, url, &queries),
+    };
+    result.map_err(|(query, message)| Error::Input {
+        path: source.name(),
+        message: format!("{query}: {message}"),
+    })?;
+    Ok(queries.into_iter().map(|(name, _)| name).collect())
+}
+
 enum Message {
     Row(u64, csv::ByteRecord),
     Done(Option<Value>),

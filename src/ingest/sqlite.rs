@@ -93,6 +93,29 @@ pub(super) fn run(
     Ok(())
 }
 
+/// Runs each of `queries` once, wrapped to return at most one row
+/// (`recart check`), `:since` and `:cart_id` NULL.
+pub(super) fn probe(
+    path: &Path,
+    queries: &[(&'static str, &str)],
+) -> std::result::Result<(), (&'static str, String)> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| ("connect", format!("cannot open read-only: {error}")))?;
+    for &(name, query) in queries {
+        let mut statement = conn
+            .prepare(&super::database::at_most_one_row(query))
+            .map_err(|error| (name, error.to_string()))?;
+        let columns = names(&statement);
+        let mut rows = statement.raw_query();
+        rows.next().map_err(|error| (name, error.to_string()))?;
+        super::database::probe_columns(name, &columns, false).map_err(|error| (name, error))?;
+    }
+    Ok(())
+}
+
 fn names(statement: &rusqlite::Statement<'_>) -> Vec<String> {
     statement
         .column_names()

@@ -96,6 +96,9 @@ fn preset_case(server: &db_servers::Server, case: &Case) -> crate::harness::Test
         case.preset, case.block
     );
     let t = shop(&config);
+    t.recart(&["check"])
+        .expect_success()
+        .expect_stdout_contains("carts_query, items_query, orders_query ran");
     let out = t.recart(&["run", "--dry-run", "--json", "--now", NOW]);
     out.expect_status(3)
         .expect_stderr_contains("field email")
@@ -262,4 +265,37 @@ fn show_preset_prints_a_block_to_copy() {
     t.recart(&["sources", "show-preset", "shopware"])
         .expect_status(2)
         .expect_stderr_contains("woocommerce");
+}
+
+#[test]
+fn check_runs_each_query_and_names_the_one_that_fails() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    let url = server.database("magento_check", &fixture("magento2"));
+    let t = shop_with(&format!("url = \"{url}\"\npreset = \"magento2\""));
+    t.recart(&["check"])
+        .expect_success()
+        .expect_stdout_contains(&format!(
+            "source {url}: connected; carts_query, items_query, orders_query ran"
+        ));
+    // A column the shop's schema does not have: the database's own words.
+    let t = shop_with(&format!(
+        "url = \"{url}\"
+carts_query = \"SELECT entity_id AS cart_id, customer_email AS email, quote_currency_code AS currency, updated_at FROM quote WHERE :since IS NULL OR updated_at >= :since\"
+items_query = \"SELECT quote_id AS cart_id, qty_typo AS quantity, price AS unit_price FROM quote_item WHERE quote_id IN (:cart_ids)\""
+    ));
+    t.recart(&["check"])
+        .expect_status(1)
+        .expect_stderr_contains(&format!("{url}: items_query: "))
+        .expect_stderr_contains("Unknown column 'qty_typo'");
+    // A column recart does not know.
+    let t = shop_with(&format!(
+        "url = \"{url}\"
+carts_query = \"SELECT entity_id AS cart_id, customer_email AS email, quote_currency_code AS currency, updated_at, store_id FROM quote WHERE :since IS NULL OR updated_at >= :since\"
+items_query = \"SELECT quote_id AS cart_id, qty AS quantity, price AS unit_price FROM quote_item WHERE quote_id IN (:cart_ids)\""
+    ));
+    t.recart(&["check"])
+        .expect_status(1)
+        .expect_stderr_contains("carts_query: returns a column \"store_id\"");
 }
