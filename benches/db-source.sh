@@ -38,8 +38,8 @@ sql magento <<SQL
 SET time_zone = '+00:00';
 INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active, items_count,
                    customer_email, customer_firstname, quote_currency_code)
-SELECT seq, 1, '2026-11-20 00:00:00' + INTERVAL seq SECOND DIV 100,
-       '2026-11-20 00:00:00' + INTERVAL seq DIV 10 SECOND, 1, 3,
+SELECT seq, 1, '2026-11-20 00:00:00' + INTERVAL (seq DIV 100) SECOND,
+       '2026-11-20 00:00:00' + INTERVAL (seq DIV 10) SECOND, 1, 3,
        CONCAT('p', seq, '@example.com'), CONCAT('P', seq), 'EUR'
 FROM seq_1_to_$N;
 INSERT INTO quote_item (quote_id, sku, name, qty, price)
@@ -106,7 +106,6 @@ LINES TERMINATED BY '\n'"
     mv "$WORK/dump/carts.csv" "$WORK/csv/carts.csv"
 }
 cd "$WORK/csv"
-measure "SELECT ... INTO OUTFILE (CSV)" "$N" sh -c "$(typeset -f export_csv 2>/dev/null || true); true"
 START=$(date +%s.%N)
 export_csv
 MID=$(date +%s.%N)
