@@ -1,7 +1,8 @@
 //! `recart check`: the configuration loads, the link key is there, every
 //! step's templates render against a sample cart (every error of every
-//! template set is reported, not just the first), and (with `--smtp`) the
-//! relay accepts a session.
+//! template set is reported, not just the first), every database source
+//! connects and runs its queries (one row at most), and (with `--smtp`)
+//! the relay accepts a session.
 
 use super::Context;
 use crate::compose::{self, LinkMaker};
@@ -47,6 +48,14 @@ pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
             "{count} template error{} (each above): a run would send nothing",
             if count == 1 { "" } else { "s" }
         )));
+    }
+    for source in config.sources.iter().filter_map(|s| s.database.as_ref()) {
+        let queries = crate::ingest::database::check(source)?;
+        out.data(&format!(
+            "source {}: connected; {} ran",
+            source.name().display(),
+            queries.join(", ")
+        ));
     }
     if smtp {
         check_smtp(&config, out)?;

@@ -276,8 +276,72 @@ pub fn columns(
         .collect())
 }
 
+/// The source's queries by name: carts, items, and orders if given.
+fn queries(source: &DatabaseSource) -> Vec<(&'static str, &str)> {
+    let mut queries = vec![
+        ("carts_query", source.carts_query.as_str()),
+        ("items_query", source.items_query.as_str()),
+    ];
+    if let Some(orders) = &source.orders_query {
+        queries.push(("orders_query", orders.as_str()));
+    }
+    queries
+}
+
+/// `query` wrapped to return at most one row: what `recart check` runs.
+pub fn at_most_one_row(query: &str) -> String {
+    format!(
+        "SELECT * FROM ({}) AS q LIMIT 1",
+        query.trim().trim_end_matches(';')
+    )
+}
+
+/// Whether the columns `names` of query `name` are fields it can give,
+/// the required ones among them.
+pub fn probe_columns(
+    name: &str,
+    names: &[String],
+    batched: bool,
+) -> std::result::Result<(), String> {
+    let (fields, required, extra): (&[&str], &[&str], &[&str]) = match name {
+        "carts_query" => (CART_FIELDS, CARTS_REQUIRED, &[]),
+        "items_query" if batched => (
+            ITEM_FIELDS,
+            &["cart_id", "quantity", "unit_price"],
+            &["cart_id"],
+        ),
+        "items_query" => (ITEM_FIELDS, ITEMS_REQUIRED, &["cart_id"]),
+        _ => (ORDER_FIELDS, ORDERS_REQUIRED, &[]),
+    };
+    columns(names, name, fields, required, extra)
+        .map(drop)
+        .map_err(|message| message.trim_start_matches(&format!("{name}: ")).to_string())
+}
+
+/// `recart check`: connects and runs each query once, wrapped to return at
+/// most one row ([`at_most_one_row`]), `:since` NULL (as on a first run)
+/// and `:cart_ids`/`:cart_id` matching nothing, then checks the columns it
+/// returns. The error names the source, the query and the database's own
+/// words. Returns the queries run.
+pub fn check(source: &DatabaseSource) -> Result<Vec<&'static str>> {
+    let queries = queries(source);
+    let result = match &source.kind {
+        Kind::Sqlite(path) => super::sqlite::probe(path, &queries),
+        Kind::Mysql(url) => super::mysql::probe(source, url, &queries),
+        Kind::Postgres(url) => super::postgres::probe(source, url, &queries),
+    };
+    result.map_err(|(query, message)| Error::Input {
+        path: source.name(),
+        message: format!("{query}: {message}"),
+    })?;
+    Ok(queries.into_iter().map(|(name, _)| name).collect())
+}
+
 enum Message {
     Row(u64, csv::ByteRecord),
+    /// The newest `updated_at` of the carts handed over so far: once they
+    /// are stored, the watermark may move to it.
+    Mark(Value),
     Done(Option<Value>),
     Failed(Error),
 }
@@ -408,6 +472,9 @@ impl Feed {
                 self.stopped |= self.carts.send(Message::Row(self.line, record)).is_err();
             }
         }
+        if let Some((_, value)) = &self.newest {
+            self.stopped |= self.carts.send(Message::Mark(value.clone())).is_err();
+        }
         !self.stopped
     }
 
@@ -451,22 +518,73 @@ impl Feed {
     }
 }
 
+type Shared = std::rc::Rc<std::cell::RefCell<Option<Value>>>;
+
 struct Records {
     receiver: mpsc::Receiver<Message>,
-    watermark: std::rc::Rc<std::cell::RefCell<Option<Value>>>,
+    watermark: Shared,
+    /// The last [`Message::Mark`] read: every row before it was handed to
+    /// the grouping, so once the grouping stores its batch, all are.
+    marked: Shared,
 }
 
 impl Iterator for Records {
     type Item = Result<(u64, csv::ByteRecord)>;
     fn next(&mut self) -> Option<Self::Item> {
-        match self.receiver.recv().ok()? {
-            Message::Row(line, record) => Some(Ok((line, record))),
-            Message::Done(watermark) => {
-                *self.watermark.borrow_mut() = watermark;
-                None
-            }
-            Message::Failed(error) => Some(Err(error)),
+        loop {
+            return match self.receiver.recv().ok()? {
+                Message::Row(line, record) => Some(Ok((line, record))),
+                Message::Mark(value) => {
+                    *self.marked.borrow_mut() = Some(value);
+                    continue;
+                }
+                Message::Done(watermark) => {
+                    *self.watermark.borrow_mut() = watermark;
+                    None
+                }
+                Message::Failed(error) => Some(Err(error)),
+            };
         }
+    }
+}
+
+/// The sink of the carts' grouping: after each batch of carts is stored,
+/// the watermark moves to the newest `updated_at` handed over before the
+/// batch was cut (carts are read by `updated_at`, so a read that dies
+/// later re-reads at most one batch).
+struct Marking<'a> {
+    sink: &'a mut dyn Sink,
+    marked: Shared,
+    mark: &'a mut dyn FnMut(Value) -> Result<()>,
+}
+
+impl Marking<'_> {
+    fn stored(&mut self) -> Result<()> {
+        let value = self.marked.borrow_mut().take();
+        value.map_or(Ok(()), |value| (self.mark)(value))
+    }
+}
+
+impl Sink for Marking<'_> {
+    fn format(&mut self, format: Format, detected: bool) {
+        self.sink.format(format, detected);
+    }
+    fn carts(&mut self, carts: Vec<crate::model::Cart>) -> Result<()> {
+        self.sink.carts(carts)?;
+        self.stored()
+    }
+    fn snapshots(&mut self, snapshots: Vec<crate::model::Snapshot>) -> Result<()> {
+        self.sink.snapshots(snapshots)?;
+        self.stored()
+    }
+    fn orders(&mut self, orders: Vec<crate::model::Order>) -> Result<()> {
+        self.sink.orders(orders)
+    }
+    fn rejected(&mut self, error: super::RowError) -> Result<()> {
+        self.sink.rejected(error)
+    }
+    fn progress(&mut self, bytes: u64) {
+        self.sink.progress(bytes);
     }
 }
 
@@ -494,6 +612,18 @@ pub fn read(
     since: Since,
     now: Option<DateTime<Utc>>,
     sink: &mut dyn Sink,
+) -> Result<Read> {
+    read_marking(source, since, now, sink, &mut |_| Ok(()))
+}
+
+/// [`read`], calling `mark` with the carts' watermark after each batch of
+/// carts `sink` stored.
+pub fn read_marking(
+    source: &DatabaseSource,
+    since: Since,
+    now: Option<DateTime<Utc>>,
+    sink: &mut dyn Sink,
+    mark: &mut dyn FnMut(Value) -> Result<()>,
 ) -> Result<Read> {
     let name = source.name();
     let (carts_sender, carts_receiver) = mpsc::sync_channel::<Message>(4 * BATCH);
@@ -530,19 +660,28 @@ pub fn read(
             }
         }
     });
+    let marked = Shared::default();
     let carts = group_rows(
         &name,
-        carts_receiver,
+        Records {
+            receiver: carts_receiver,
+            watermark: Shared::default(),
+            marked: std::rc::Rc::clone(&marked),
+        },
         CART_FIELDS.iter().chain(ITEM_FIELDS),
         now,
         source,
-        sink,
+        &mut Marking { sink, marked, mark },
         false,
     );
     let orders = match carts {
         Ok(_) if source.orders_query.is_some() => Some(group_rows(
             &name,
-            orders_receiver,
+            Records {
+                receiver: orders_receiver,
+                watermark: Shared::default(),
+                marked: Shared::default(),
+            },
             ORDER_FIELDS.iter(),
             now,
             source,
@@ -570,18 +709,14 @@ pub fn read(
 
 fn group_rows<'a>(
     name: &std::path::Path,
-    receiver: mpsc::Receiver<Message>,
+    records: Records,
     fields: impl Iterator<Item = &'a &'a str>,
     now: Option<DateTime<Utc>>,
     source: &DatabaseSource,
     sink: &mut dyn Sink,
     orders: bool,
 ) -> Result<(Summary, Option<Value>)> {
-    let watermark = std::rc::Rc::new(std::cell::RefCell::new(None));
-    let records = Records {
-        receiver,
-        watermark: std::rc::Rc::clone(&watermark),
-    };
+    let watermark = std::rc::Rc::clone(&records.watermark);
     let names = fields.map(ToString::to_string).collect();
     let mut table = Table::from_records(name, names, Box::new(records));
     let times = TimeFormat::new(source.date_format.clone(), now);

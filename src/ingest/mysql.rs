@@ -15,7 +15,9 @@ use mysql::{Conn, Opts, OptsBuilder, Row, Value};
 
 use crate::error::Result;
 
-use super::database::{BATCH, Cell, DatabaseSource, Feed, Since, with_since};
+use super::database::{
+    BATCH, Cell, DatabaseSource, Feed, Since, at_most_one_row, probe_columns, with_since,
+};
 
 /// The URL's options, refusing a password in it.
 pub fn options(url: &str) -> std::result::Result<Opts, String> {
@@ -123,6 +125,34 @@ pub(super) fn run(
             }
         }
         feed.orders(&batch);
+    }
+    Ok(())
+}
+
+/// Runs each of `queries` once, wrapped to return at most one row
+/// (`recart check`); `:cart_ids` is `NULL`, which matches nothing.
+pub(super) fn probe(
+    source: &DatabaseSource,
+    url: &str,
+    queries: &[(&'static str, &str)],
+) -> std::result::Result<(), (&'static str, String)> {
+    let mut session = connect(source, url).map_err(|error| ("connect", error))?;
+    for &(name, query) in queries {
+        if name == "items_query" && !query.contains(":cart_ids") {
+            return Err((
+                name,
+                "has no :cart_ids (expected e.g. WHERE quote_id IN (:cart_ids))".into(),
+            ));
+        }
+        let query = at_most_one_row(&with_since(query, None, true).replace(":cart_ids", "NULL"));
+        let result = session
+            .exec_iter(query.as_str(), ())
+            .map_err(|error| (name, error.to_string()))?;
+        let columns = names(result.columns().as_ref());
+        for row in result {
+            row.map_err(|error| (name, error.to_string()))?;
+        }
+        probe_columns(name, &columns, true).map_err(|error| (name, error))?;
     }
     Ok(())
 }

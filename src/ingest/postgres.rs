@@ -11,7 +11,9 @@ use postgres::{Client, Config, IsolationLevel, NoTls, Row};
 
 use crate::error::Result;
 
-use super::database::{BATCH, Cell, DatabaseSource, Feed, Since, with_since};
+use super::database::{
+    BATCH, Cell, DatabaseSource, Feed, Since, at_most_one_row, probe_columns, with_since,
+};
 
 /// The URL's settings, refusing a password in it.
 pub fn options(url: &str) -> std::result::Result<Config, String> {
@@ -136,6 +138,46 @@ pub(super) fn run(
                 break;
             }
         }
+    }
+    Ok(())
+}
+
+/// Runs each of `queries` once, wrapped to return at most one row
+/// (`recart check`); `:cart_ids` is an empty array of the column's type.
+pub(super) fn probe(
+    source: &DatabaseSource,
+    url: &str,
+    queries: &[(&'static str, &str)],
+) -> std::result::Result<(), (&'static str, String)> {
+    let mut client = connect(source, url).map_err(|error| ("connect", error))?;
+    let mut transaction = client
+        .build_transaction()
+        .read_only(true)
+        .start()
+        .map_err(|error| ("connect", db_error(&error)))?;
+    for &(name, query) in queries {
+        if name == "items_query" && !query.contains(":cart_ids") {
+            return Err((
+                name,
+                "has no :cart_ids (expected e.g. WHERE order_id = ANY(:cart_ids))".into(),
+            ));
+        }
+        let query = at_most_one_row(&with_since(query, None, false).replace(":cart_ids", "$1"));
+        let statement = transaction
+            .prepare(&query)
+            .map_err(|error| (name, db_error(&error)))?;
+        let result = match statement.params().first() {
+            None => transaction.query(&statement, &[]),
+            Some(kind) if *kind == Type::INT4_ARRAY => {
+                transaction.query(&statement, &[&Vec::<i32>::new()])
+            }
+            Some(kind) if *kind == Type::INT8_ARRAY => {
+                transaction.query(&statement, &[&Vec::<i64>::new()])
+            }
+            Some(_) => transaction.query(&statement, &[&Vec::<String>::new()]),
+        };
+        result.map_err(|error| (name, db_error(&error)))?;
+        probe_columns(name, &names(statement.columns()), true).map_err(|error| (name, error))?;
     }
     Ok(())
 }

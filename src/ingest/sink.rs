@@ -526,9 +526,9 @@ pub fn import_file(
 
 /// Reads what a database source changed since its watermarks into the
 /// store — its carts, then its orders — and moves each watermark to the
-/// newest row read, once its rows are stored. `now`: see
-/// [`ingest::Options::now`]; `audience`: as for [`import_file`]. One
-/// result for the carts, one for the orders.
+/// newest row read, once its rows are stored (the carts' after each
+/// batch). `now`: see [`ingest::Options::now`]; `audience`: as for
+/// [`import_file`]. One result for the carts, one for the orders.
 pub fn import_database(
     store: &Store,
     source: &ingest::database::DatabaseSource,
@@ -559,7 +559,11 @@ pub fn import_database(
         Err(error) => return vec![Err(error)],
     };
     let mut sink = StoreSink::new(store, &name, out, None, progress, audience, reported);
-    let read = ingest::database::read(source, since, now, &mut sink);
+    // After each stored batch of carts: a read that dies later re-reads
+    // at most one batch.
+    let read = ingest::database::read_marking(source, since, now, &mut sink, &mut |value| {
+        store.set_watermark(&key, value)
+    });
     let finished = sink.finish();
     let stored = (|| {
         let read = read?;

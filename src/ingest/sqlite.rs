@@ -93,6 +93,29 @@ pub(super) fn run(
     Ok(())
 }
 
+/// Runs each of `queries` once, wrapped to return at most one row
+/// (`recart check`), `:since` and `:cart_id` NULL.
+pub(super) fn probe(
+    path: &Path,
+    queries: &[(&'static str, &str)],
+) -> std::result::Result<(), (&'static str, String)> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|error| ("connect", format!("cannot open read-only: {error}")))?;
+    for &(name, query) in queries {
+        let mut statement = conn
+            .prepare(&super::database::at_most_one_row(query))
+            .map_err(|error| (name, error.to_string()))?;
+        let columns = names(&statement);
+        let mut rows = statement.raw_query();
+        rows.next().map_err(|error| (name, error.to_string()))?;
+        super::database::probe_columns(name, &columns, false).map_err(|error| (name, error))?;
+    }
+    Ok(())
+}
+
 fn names(statement: &rusqlite::Statement<'_>) -> Vec<String> {
     statement
         .column_names()
@@ -306,5 +329,55 @@ mod tests {
             .query_row("SELECT count(*) FROM quotes", [], |row| row.get(0))
             .unwrap();
         assert_eq!(count, 3);
+    }
+
+    /// The watermark moves after each stored batch, not at the end of the
+    /// read: a store that fails at the second batch keeps the first
+    /// batch's newest `updated_at`.
+    #[test]
+    fn the_watermark_moves_after_each_stored_batch() {
+        struct FailsAtSecondBatch(usize);
+        impl crate::ingest::Sink for FailsAtSecondBatch {
+            fn carts(&mut self, _: Vec<crate::model::Cart>) -> Result<()> {
+                self.0 += 1;
+                if self.0 == 2 {
+                    return Err(crate::error::Error::Usage("the store is full".into()));
+                }
+                Ok(())
+            }
+            fn orders(&mut self, _: Vec<crate::model::Order>) -> Result<()> {
+                Ok(())
+            }
+            fn rejected(&mut self, _: crate::ingest::RowError) -> Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = shop_db(dir.path());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 10 UNION ALL SELECT i + 1 FROM n WHERE i < 2509)
+             INSERT INTO quotes SELECT i, 'p' || i || '@example.com', 'EUR', 1, 1772900000 + i,
+                                       'open' FROM n;",
+        )
+        .unwrap();
+        let mut marks = Vec::new();
+        let since = Since {
+            carts: None,
+            orders: None,
+        };
+        let read = super::super::database::read_marking(
+            &source(path),
+            since,
+            None,
+            &mut FailsAtSecondBatch(0),
+            &mut |value| {
+                marks.push(value);
+                Ok(())
+            },
+        );
+        assert!(read.is_err());
+        // The first 2,000 carts: quotes 1 to 3, then 10 to 2006.
+        assert_eq!(marks, [Value::Integer(1_772_902_006)]);
     }
 }

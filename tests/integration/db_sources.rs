@@ -68,6 +68,193 @@ fn magento2_quotes_are_imported_and_an_order_stops_the_reminders() {
     assert_eq!(carts_with(&decisions, "send"), ["102"]);
 }
 
+/// What a preset's fixture holds and what the test expects of it: the
+/// carts the first dry run mails, the one without consent, the bad one
+/// (rejected, named), the ones not read at all; then `order` (the shop's
+/// SQL) buys `bought`, and only `left` is mailed at the next run.
+struct Case<'a> {
+    database: &'a str,
+    preset: &'a str,
+    block: &'a str,
+    send: &'a [&'a str],
+    no_consent: Option<&'a str>,
+    bad: &'a str,
+    absent: &'a [&'a str],
+    order: &'a str,
+    bought: &'a str,
+    left: &'a [&'a str],
+    require_consent: bool,
+}
+
+fn preset_case(server: &db_servers::Server, case: &Case) -> crate::harness::Test {
+    let url = server.database(case.database, &fixture(case.preset));
+    let mut config = Config::new(Transport::File);
+    config.sources.clear();
+    config.require_consent = case.require_consent;
+    config.extra = format!(
+        "[[sources]]\nurl = \"{url}\"\npreset = \"{}\"\ntimeout = \"30s\"\n{}\n",
+        case.preset, case.block
+    );
+    let t = shop(&config);
+    t.recart(&["check"])
+        .expect_success()
+        .expect_stdout_contains("carts_query, items_query, orders_query ran");
+    let out = t.recart(&["run", "--dry-run", "--json", "--now", NOW]);
+    out.expect_status(3)
+        .expect_stderr_contains("field email")
+        .expect_stderr_contains(&format!("cart {} not imported", case.bad));
+    let decisions = out.decisions();
+    assert_eq!(carts_with(&decisions, "send"), case.send, "{decisions:?}");
+    for cart in case.absent {
+        assert!(
+            for_cart(&decisions, cart).is_empty(),
+            "{cart}: {decisions:?}"
+        );
+    }
+    if let Some(cart) = case.no_consent {
+        assert_eq!(
+            for_cart(&decisions, cart)[0].reason.as_deref(),
+            Some("no-consent")
+        );
+    }
+    t.recart(&["run", "--now", NOW]).expect_status(3);
+    server.execute(case.database, case.order);
+    let out = t.recart(&["run", "--dry-run", "--json", "--now", LATER]);
+    let decisions = out.decisions();
+    let bought = for_cart(&decisions, case.bought);
+    assert!(
+        bought.iter().all(|d| d.outcome != "send"),
+        "an order in the shop's tables stops the reminders: {bought:?}"
+    );
+    assert_eq!(carts_with(&decisions, "send"), case.left, "{decisions:?}");
+    t
+}
+
+#[test]
+fn prestashop_carts_are_imported_and_an_order_stops_the_reminders() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    let t = preset_case(
+        server,
+        &Case {
+            database: "prestashop_preset",
+            preset: "prestashop",
+            block: "timezone = \"Europe/Paris\"",
+            send: &["201", "202"],
+            no_consent: Some("205"),
+            bad: "203",
+            // 204 has an order, 206 no customer.
+            absent: &["204", "206"],
+            order:
+                "INSERT INTO ps_orders (reference, id_customer, id_cart, id_currency, total_paid,
+                                           total_paid_tax_incl, date_add, date_upd)
+                    VALUES ('QWERTYUIO', 1, 201, 1, 288.980000, 288.980000,
+                            '2026-11-21 14:00:00', '2026-11-21 14:00:00');",
+            bought: "201",
+            left: &["202"],
+            require_consent: true,
+        },
+    );
+    // Local times in Paris, the price rounded to cents, the name in the
+    // cart's language.
+    let store = t.store();
+    let (updated, price, name): (String, i64, String) = store
+        .conn()
+        .query_row(
+            "SELECT strftime('%Y-%m-%dT%H:%M:%S', c.updated_at, 'unixepoch'),
+                    i.unit_price_minor, i.name
+             FROM carts c JOIN cart_items i ON i.cart_id = c.id WHERE c.id = '202'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(updated, "2026-11-21T09:05:00");
+    assert_eq!((price, name.as_str()), (1042, "Chaussettes"));
+}
+
+#[test]
+fn sylius_orders_on_postgresql_are_imported_and_an_order_stops_the_reminders() {
+    let Some(server) = db_servers::postgres() else {
+        return;
+    };
+    sylius(server, "sylius_preset", "sylius");
+}
+
+#[test]
+fn sylius_orders_on_mariadb_are_imported_and_an_order_stops_the_reminders() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    sylius(server, "sylius_mysql_preset", "sylius-mysql");
+}
+
+fn sylius(server: &db_servers::Server, database: &str, preset: &str) {
+    preset_case(
+        server,
+        &Case {
+            database,
+            preset,
+            block: "",
+            send: &["301", "302"],
+            no_consent: Some("305"),
+            bad: "303",
+            absent: &["304", "306"],
+            order: "UPDATE sylius_order SET state = 'new', number = '000000042',
+                           checkout_completed_at = '2026-11-21 13:00:00',
+                           updated_at = '2026-11-21 13:00:00'
+                    WHERE id = 301;",
+            bought: "301",
+            left: &["302"],
+            require_consent: true,
+        },
+    );
+}
+
+#[test]
+fn woocommerce_drafts_are_imported_and_an_order_stops_the_reminders() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    // WooCommerce keeps no marketing consent (see the preset).
+    let t = preset_case(
+        server,
+        &Case {
+            database: "woocommerce_preset",
+            preset: "woocommerce",
+            block: "",
+            send: &["401", "402"],
+            no_consent: None,
+            bad: "403",
+            // 404 is an order, 405 has no e-mail yet, 406 is a refund.
+            absent: &["404", "405", "406"],
+            order: "UPDATE wp_wc_orders SET status = 'wc-processing',
+                           date_created_gmt = '2026-11-21 13:00:00',
+                           date_updated_gmt = '2026-11-21 13:00:00'
+                    WHERE id = 401;",
+            bought: "401",
+            left: &["402"],
+            require_consent: false,
+        },
+    );
+    let store = t.store();
+    let items: Vec<(String, i64)> = store
+        .conn()
+        .prepare("SELECT sku, unit_price_minor FROM cart_items WHERE cart_id = '401' ORDER BY sku")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        items,
+        [
+            ("SHIRT-M-BLUE".to_string(), 1999),
+            ("TENT-2".to_string(), 24900)
+        ]
+    );
+}
+
 #[test]
 fn show_preset_prints_a_block_to_copy() {
     let t = crate::harness::Test::new();
@@ -78,4 +265,37 @@ fn show_preset_prints_a_block_to_copy() {
     t.recart(&["sources", "show-preset", "shopware"])
         .expect_status(2)
         .expect_stderr_contains("woocommerce");
+}
+
+#[test]
+fn check_runs_each_query_and_names_the_one_that_fails() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    let url = server.database("magento_check", &fixture("magento2"));
+    let t = shop_with(&format!("url = \"{url}\"\npreset = \"magento2\""));
+    t.recart(&["check"])
+        .expect_success()
+        .expect_stdout_contains(&format!(
+            "source {url}: connected; carts_query, items_query, orders_query ran"
+        ));
+    // A column the shop's schema does not have: the database's own words.
+    let t = shop_with(&format!(
+        "url = \"{url}\"
+carts_query = \"SELECT entity_id AS cart_id, customer_email AS email, quote_currency_code AS currency, updated_at FROM quote WHERE :since IS NULL OR updated_at >= :since\"
+items_query = \"SELECT quote_id AS cart_id, qty_typo AS quantity, price AS unit_price FROM quote_item WHERE quote_id IN (:cart_ids)\""
+    ));
+    t.recart(&["check"])
+        .expect_status(1)
+        .expect_stderr_contains(&format!("{url}: items_query: "))
+        .expect_stderr_contains("Unknown column 'qty_typo'");
+    // A column recart does not know.
+    let t = shop_with(&format!(
+        "url = \"{url}\"
+carts_query = \"SELECT entity_id AS cart_id, customer_email AS email, quote_currency_code AS currency, updated_at, store_id FROM quote WHERE :since IS NULL OR updated_at >= :since\"
+items_query = \"SELECT quote_id AS cart_id, qty AS quantity, price AS unit_price FROM quote_item WHERE quote_id IN (:cart_ids)\""
+    ));
+    t.recart(&["check"])
+        .expect_status(1)
+        .expect_stderr_contains("carts_query: returns a column \"store_id\"");
 }

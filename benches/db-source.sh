@@ -1,0 +1,114 @@
+#!/bin/sh
+# Benchmark (not a test): a Magento-shaped MariaDB (the magento2 fixture's
+# schema) with N quotes of 3 items each, generated inside MariaDB
+# (seq_1_to_N of the Sequence engine). Prints side by side: recart's first
+# import through the magento2 preset (carts/s), the same rows exported as
+# CSV (SELECT ... INTO OUTFILE) then `recart import`, and an idle
+# incremental run (nothing changed since the watermark).
+#   benches/db-source.sh [N]     (default 1000000)
+#   benches/db-source.sh --quick (20000)
+# Needs mariadb-server; run as root (the server runs as user mysql).
+set -eu
+N=${1:-1000000}
+[ "$N" = "--quick" ] && N=20000
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/recart-dbbench.XXXXXX)
+chmod 755 "$WORK"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/recart
+mkdir "$WORK/dump"
+chown mysql:mysql "$WORK" "$WORK/dump"
+mariadb-install-db --user=mysql --auth-root-authentication-method=normal \
+    --datadir="$WORK/data" > /dev/null
+/usr/sbin/mariadbd --no-defaults --user=mysql --datadir="$WORK/data" --port="$PORT" \
+    --bind-address=127.0.0.1 --socket="$WORK/mysqld.sock" --skip-grant-tables \
+    --innodb-flush-log-at-trx-commit=0 --innodb-buffer-pool-size=1G \
+    --secure-file-priv="$WORK/dump" > "$WORK/server.log" 2>&1 &
+PID=$!
+until mariadb -h 127.0.0.1 -P "$PORT" -u root -e 'SELECT 1' > /dev/null 2>&1; do sleep 0.2; done
+sql() { mariadb -h 127.0.0.1 -P "$PORT" -u root "$@"; }
+sql -e 'CREATE DATABASE magento'
+# The fixture's schema, without its rows.
+sed -n '/^CREATE TABLE/,/^);/p' "$ROOT/tests/data/presets/magento2.sql" | sql magento
+START=$(date +%s)
+sql magento <<SQL
+SET time_zone = '+00:00';
+INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active, items_count,
+                   customer_email, customer_firstname, quote_currency_code)
+SELECT seq, 1, '2026-11-20 00:00:00' + INTERVAL (seq DIV 100) SECOND,
+       '2026-11-20 00:00:00' + INTERVAL (seq DIV 10) SECOND, 1, 3,
+       CONCAT('p', seq, '@example.com'), CONCAT('P', seq), 'EUR'
+FROM seq_1_to_$N;
+INSERT INTO quote_item (quote_id, sku, name, qty, price)
+SELECT q.seq, CONCAT('SKU-', i.seq), CONCAT('Product ', i.seq), i.seq, 9.9900 * i.seq
+FROM seq_1_to_$N q, seq_1_to_3 i;
+INSERT INTO newsletter_subscriber (store_id, subscriber_email, subscriber_status)
+SELECT 1, CONCAT('p', seq, '@example.com'), 1 FROM seq_1_to_$N;
+CREATE INDEX subscriber_email ON newsletter_subscriber (subscriber_email);
+CREATE INDEX quote_address_quote ON quote_address (quote_id);
+SQL
+echo "$N quotes, $((N * 3)) items generated in $(($(date +%s) - START)) s"
+config() { # dir, [[sources]] body
+    mkdir -p "$1"
+    cat > "$1/recart.toml" <<TOML
+[links]
+recover = "https://shop.example/r/{token}"
+unsubscribe = "https://shop.example/u/{token}"
+secret_env = "RECART_SECRET"
+[transport]
+kind = "file"
+dir = "outbox"
+from = "Shop <hello@shop.example>"
+# Nothing is due: the runs measure the import.
+[[steps]]
+name = "late"
+after = "30d"
+template = "reminder"
+[[sources]]
+$2
+TOML
+    "$BIN" init "$1" > /dev/null 2>&1 || true
+}
+export RECART_SECRET=benchmark-secret-benchmark-secret
+NOW=2026-11-21T12:00:00Z
+measure() { # label, count, command...
+    label=$1; count=$2; shift 2
+    /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" > /dev/null 2> "$WORK/stderr" || {
+        cat "$WORK/stderr"; exit 1; }
+    read -r secs user sys kb < "$WORK/time"
+    cpu=$(echo "$user + $sys" | bc)
+    rate=$(echo "$count / ($secs + 0.001)" | bc)
+    echo "$label: $secs s (CPU $cpu s), $rate carts/s, peak RSS $((kb / 1024)) MB"
+}
+config "$WORK/db" "url = \"mysql://root@127.0.0.1:$PORT/magento\"
+preset = \"magento2\""
+cd "$WORK/db"
+measure "recart run, first import from MariaDB" "$N" "$BIN" run --quiet --now "$NOW"
+measure "recart run, idle (nothing changed)" "$N" "$BIN" run --quiet --now "$NOW"
+# The same rows as native CSV through the server, then recart import.
+config "$WORK/csv" "path = \"carts.csv\""
+export_csv() {
+    sql magento -e "SET time_zone = '+00:00';
+SELECT 'cart_id','email','first_name','locale','currency','status','accepts_marketing',
+       'created_at','updated_at','sku','product_name','category','quantity','unit_price',
+       'image_url','product_url'
+UNION ALL
+SELECT q.entity_id, q.customer_email, q.customer_firstname, '', q.quote_currency_code, 'open',
+       1, DATE_FORMAT(q.created_at, '%Y-%m-%dT%H:%i:%sZ'),
+       DATE_FORMAT(q.updated_at, '%Y-%m-%dT%H:%i:%sZ'), i.sku, i.name, '',
+       CAST(i.qty AS UNSIGNED), i.price, '', ''
+FROM quote q JOIN quote_item i ON i.quote_id = q.entity_id
+INTO OUTFILE '$WORK/dump/carts.csv' FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'
+LINES TERMINATED BY '\n'"
+    mv "$WORK/dump/carts.csv" "$WORK/csv/carts.csv"
+}
+cd "$WORK/csv"
+START=$(date +%s.%N)
+export_csv
+MID=$(date +%s.%N)
+measure "recart import of that CSV" "$N" "$BIN" import --now "$NOW" carts.csv
+END=$(date +%s.%N)
+echo "CSV export then recart import: $(echo "$END - $START" | bc) s in all (export $(echo "$MID - $START" | bc) s), $(echo "$N / ($END - $START)" | bc) carts/s"
