@@ -339,7 +339,10 @@ impl fmt::Display for Currency {
 /// `claimed` is written before a mail leaves and replaced after: `sent`
 /// (the server took it), `retry` (a temporary refusal), `failed` (a
 /// permanent one) or `unknown` (the outcome cannot be known, e.g. the
-/// connection died after the message was handed over).
+/// connection died after the message was handed over). A sent (or
+/// unknown) one becomes `bounced` when a delivery-status report says it
+/// failed permanently (`bounces import`); plan and report treat it like
+/// `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SendState {
@@ -348,6 +351,7 @@ pub enum SendState {
     Retry,
     Failed,
     Unknown,
+    Bounced,
 }
 
 impl SendState {
@@ -358,6 +362,7 @@ impl SendState {
             SendState::Retry => "retry",
             SendState::Failed => "failed",
             SendState::Unknown => "unknown",
+            SendState::Bounced => "bounced",
         }
     }
 }
@@ -371,6 +376,7 @@ impl FromStr for SendState {
             "retry" => Ok(SendState::Retry),
             "failed" => Ok(SendState::Failed),
             "unknown" => Ok(SendState::Unknown),
+            "bounced" => Ok(SendState::Bounced),
             other => Err(format!("{other:?} is not a send state")),
         }
     }

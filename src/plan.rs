@@ -581,7 +581,10 @@ fn decide(
             SendState::Unknown if policy.resends_unknown(record.at) => {}
             SendState::Claimed => return skip(Some(next), SkipReason::Claimed),
             SendState::Unknown => return skip(Some(next), SkipReason::Unknown),
-            SendState::Failed => return skip(Some(next), SkipReason::Failed),
+            // A bounced mail failed, only later than a refused one.
+            SendState::Failed | SendState::Bounced => {
+                return skip(Some(next), SkipReason::Failed);
+            }
             SendState::Sent => unreachable!("the next step is one not sent"),
         }
     }

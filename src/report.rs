@@ -98,7 +98,7 @@ pub fn build(
             .expect("every step has a row");
         let counter = |figures: &mut StepFigures| match send.state {
             SendState::Sent => figures.sent += 1,
-            SendState::Failed => figures.failed += 1,
+            SendState::Failed | SendState::Bounced => figures.failed += 1,
             SendState::Retry => figures.retry += 1,
             SendState::Unknown | SendState::Claimed => figures.unknown += 1,
         };

@@ -283,6 +283,46 @@ CREATE TABLE schema_bump (x);
 DROP TABLE schema_bump;
 ",
     ),
+    // 12: the clicks on recovery links (`recart serve`), for the report's
+    // click-through rate and attribution by click.
+    M::up(
+        "
+CREATE TABLE clicks (
+    id         INTEGER PRIMARY KEY,
+    cart_id    TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    variant    TEXT,
+    clicked_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX clicks_by_send ON clicks (cart_id, step);
+",
+    ),
+    // 13: what came back to the inbox (`bounces import`). A send whose
+    // mail bounced permanently is `bounced` (the CHECK edited in place,
+    // as in 11); every report read is remembered by its Message-ID (else
+    // its bytes' SHA-256) with what it said, so a mailbox read twice
+    // counts nothing twice; sends are found by their Message-ID (the VERP
+    // token carries its hash, a report the id itself).
+    M::up(
+        "
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, 'OR state = ''failed'' OR state = ''unknown'')',
+                          'OR state = ''failed'' OR state = ''unknown'' OR state = ''bounced'')')
+ WHERE type = 'table' AND name = 'sends';
+PRAGMA writable_schema = RESET;
+CREATE TABLE mail_reports (
+    key          TEXT PRIMARY KEY,  -- 'id:<Message-ID>' or 'sha256:<hex of the bytes>'
+    outcome      TEXT NOT NULL,     -- hard-bounce, soft-bounce, complaint, ignored, unmatched, unparsable
+    cart_id      TEXT,              -- the send it concerns, if matched
+    step         TEXT,
+    detail       TEXT NOT NULL,     -- the status code and diagnostic, feedback type, or why not
+    processed_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX mail_reports_by_send ON mail_reports (cart_id, step) WHERE cart_id IS NOT NULL;
+CREATE INDEX sends_by_message_id ON sends (message_id) WHERE message_id IS NOT NULL;
+",
+    ),
 ];
 
 pub struct Store {

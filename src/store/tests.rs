@@ -122,7 +122,7 @@ fn status_checks_build_no_temporary_table() {
     let bad = conn.execute(writes[1], ["maybe"]).unwrap_err();
     assert!(bad.to_string().contains("CHECK constraint failed"), "{bad}");
     conn.execute(writes[1], ["claimed"]).unwrap();
-    for state in ["sent", "retry", "failed", "unknown", "claimed"] {
+    for state in ["sent", "retry", "failed", "unknown", "bounced", "claimed"] {
         conn.execute(writes[2], [state]).unwrap();
     }
     let check: String = conn
