@@ -1,6 +1,7 @@
 //! `recart check`: the configuration loads, the link key is there, every
-//! step's templates render against a sample cart, and (with `--smtp`) the
-//! relay accepts a session.
+//! step's templates render against a sample cart, the DKIM key reads (and
+//! the DNS record to publish for it), and (with `--smtp`) the relay
+//! accepts a session.
 
 use super::Context;
 use crate::compose::{self, LinkMaker};
@@ -32,6 +33,12 @@ pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
             tried.step.name, tried.rendered.subject
         ));
     })?;
+    if let Some(key) = deliver::DkimKey::load(&config)? {
+        out.data(&format!(
+            "DKIM: mails are signed; publish this DNS record: {}",
+            key.zone_line()
+        ));
+    }
     if smtp {
         check_smtp(&config, out)?;
     }

@@ -193,9 +193,11 @@ pub fn run(
         Some(dir) => Some(Gallery::new(dir)?),
         None => None,
     };
+    let dkim = crate::deliver::DkimKey::load(config)?;
     let how = Compose {
         to: options.to.as_deref(),
         encode: !options.dry_run || gallery.is_some(),
+        dkim: dkim.as_ref(),
     };
     let composer = Composer::new(&store, config, &renderer, &links, &webhook_keys, how)?;
     let printer = Printer::new(
