@@ -13,6 +13,7 @@ mod http_server;
 mod mime;
 mod smtp_server;
 
+mod bounces;
 mod channels;
 mod config;
 mod coupons;
