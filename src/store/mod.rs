@@ -36,7 +36,7 @@ pub use inbox::{Effect, InboxReport, SentMail};
 pub use items::encode_items;
 pub use ledger::{Claim, Confirmation, DeadClaim, RunCounts, UnknownSend};
 pub use orders::OrderImport;
-pub use report::{ReportOrder, ReportSend, RunRow};
+pub use report::{ReportClick, ReportData, ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
 
 /// Versioned schema. Append new migrations; never edit a released one.

@@ -13,8 +13,13 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bounces"
 /// A shop with `return_path` set whose first run mailed eight carts,
 /// `B-1`…`B-8` (`b1@example.com`…), step 1h.
 pub fn mailed_shop(config: &Config, carts: usize) -> Test {
+    mailed_shop_with(config, carts, |toml| toml)
+}
+
+/// [`mailed_shop`], its `recart.toml` changed by `edit` first.
+pub fn mailed_shop_with(config: &Config, carts: usize, edit: fn(String) -> String) -> Test {
     let t = shop(config);
-    let toml = t.read("recart.toml").replacen(
+    let toml = edit(t.read("recart.toml")).replacen(
         "from = \"Shop <hello@shop.example>\"\n",
         "from = \"Shop <hello@shop.example>\"\nreturn_path = \"bounces+{token}@shop.example\"\n",
         1,

@@ -26,6 +26,7 @@ mod import;
 mod init;
 mod operator;
 mod privacy;
+mod report_loop;
 mod run;
 mod sample_data;
 mod smtp;
