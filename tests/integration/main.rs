@@ -18,6 +18,7 @@ mod channels;
 mod config;
 mod coupons;
 mod crash;
+mod dkim;
 mod faults;
 mod hostile_files;
 mod hostile_inputs;
