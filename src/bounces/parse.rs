@@ -199,7 +199,20 @@ fn delivery_status(body: &[u8]) -> Result<Said, String> {
         let diagnostic = field(&fields, "Diagnostic-Code")
             .map(|code| code.split_once(';').map_or(code, |(_, text)| text).trim())
             .filter(|code| !code.is_empty())
-            .map(|code| code.split_whitespace().collect::<Vec<_>>().join(" "));
+            .map(|code| {
+                // Kept in the store (the send's reason, the report's
+                // detail), where `forget` does not look: no addresses.
+                code.split_whitespace()
+                    .map(|word| {
+                        if word.contains('@') {
+                            "<address>"
+                        } else {
+                            word
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
         // Status is required; a report that leaves it out may still name
         // an enhanced code in the diagnostic.
         let status = status_field
@@ -339,6 +352,19 @@ mod tests {
         );
         assert_eq!(enhanced_code("550-5.7.1, blocked"), Some("5.7.1".into()));
         assert_eq!(enhanced_code("550 user unknown"), None);
+    }
+
+    #[test]
+    fn diagnostics_keep_no_address() {
+        let body = "Final-Recipient: rfc822; ann@example.com\nAction: failed\nStatus: 5.1.1\n\
+                    Diagnostic-Code: smtp; 550 5.1.1 <ann@example.com>: Recipient address rejected\n";
+        assert_eq!(
+            delivery_status(body.as_bytes()),
+            Ok(Said::Delivery {
+                status: "5.1.1".into(),
+                diagnostic: Some("550 5.1.1 <address> Recipient address rejected".into())
+            })
+        );
     }
 
     #[test]

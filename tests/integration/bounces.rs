@@ -229,6 +229,26 @@ fn a_bounce_mailbox_bounces_suppresses_counts_and_lists() {
         let email = format!("{}@example.com", cart.to_lowercase().replace('-', ""));
         assert_eq!(suppression(&t, &email).as_deref(), Some("hard-bounce"));
     }
+    // The server's words are kept, the address in them is not (`forget`
+    // does not look there).
+    let reason: String = t
+        .store()
+        .conn()
+        .query_row(
+            "SELECT reason FROM sends WHERE cart_id = 'B-1'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        reason,
+        "5.1.1 550 5.1.1 <address> Recipient address rejected: User unknown in virtual mailbox table"
+    );
+    assert_eq!(
+        t.store()
+            .count("SELECT count(*) FROM mail_reports WHERE detail LIKE '%@example.com%'"),
+        0
+    );
     // A transient failure is counted, nothing more.
     assert_eq!(state(&t, "B-3"), "sent");
     assert_eq!(suppression(&t, "b3@example.com"), None);
