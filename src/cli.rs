@@ -165,10 +165,32 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Bounces and complaints that came back to the return path
+    Bounces {
+        #[command(subcommand)]
+        action: BouncesAction,
+    },
     /// Mails whose outcome is unknown (a run died after handing them over)
     Unknown {
         #[command(subcommand)]
         action: UnknownAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesAction {
+    /// Read delivery-status and feedback reports from Maildirs or mbox files:
+    /// a permanent failure bounces the send and suppresses the address, a
+    /// complaint suppresses it (exit 3 if a message could not be read or matched)
+    Import {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// The time to record (RFC 3339) [default: now]
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// One JSON object: the figures per outcome and the messages that need a person
+        #[arg(long)]
+        json: bool,
     },
 }
 

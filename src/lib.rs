@@ -5,6 +5,7 @@
 //! which wires the stages; `main.rs` only parses arguments, reads the clock,
 //! calls [`command::execute`] and maps errors to exit codes.
 
+pub mod bounces;
 pub mod cli;
 pub mod command;
 pub mod compose;

@@ -343,6 +343,9 @@ impl fmt::Display for Currency {
 /// written by the plan's run instead of a claim: the step was due and the
 /// cart did not meet its conditions, so it is passed over for good
 /// (ARCHITECTURE, "The plan"); nothing was sent.
+/// A sent (or unknown) one becomes `bounced` when a delivery-status
+/// report says it failed permanently (`bounces import`); plan and report
+/// treat it like `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SendState {
@@ -352,6 +355,7 @@ pub enum SendState {
     Failed,
     Unknown,
     Skipped,
+    Bounced,
 }
 
 impl SendState {
@@ -363,6 +367,7 @@ impl SendState {
             SendState::Failed => "failed",
             SendState::Unknown => "unknown",
             SendState::Skipped => "skipped",
+            SendState::Bounced => "bounced",
         }
     }
 }
@@ -377,6 +382,7 @@ impl FromStr for SendState {
             "failed" => Ok(SendState::Failed),
             "unknown" => Ok(SendState::Unknown),
             "skipped" => Ok(SendState::Skipped),
+            "bounced" => Ok(SendState::Bounced),
             other => Err(format!("{other:?} is not a send state")),
         }
     }

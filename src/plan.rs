@@ -517,7 +517,10 @@ fn decide(
                 // A provider's refusal of one call (a 4xx) says nothing of
                 // the channels of the later steps.
                 SendState::Failed if step.channel.kind() == ChannelKind::Webhook => continue,
-                SendState::Failed => return skip(Some(next), SkipReason::Failed),
+                // A bounced mail failed, only later than a refused one.
+                SendState::Failed | SendState::Bounced => {
+                    return skip(Some(next), SkipReason::Failed);
+                }
                 SendState::Retry => {
                     // 30m, 1h, 2h, …: exponential backoff from the last attempt.
                     let doublings = record.attempts.saturating_sub(1).min(20);

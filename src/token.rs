@@ -211,9 +211,100 @@ impl Signer {
     }
 }
 
+/// The 16 bytes that name a (cart, step) send: the first half of
+/// SHA-256 of `<cart_id> NUL <step>`. Its hex is the local part of the
+/// mail's Message-ID (`deliver::message_id`) and the start of its
+/// return-path token.
+pub fn send_digest(cart_id: &str, step: &str) -> [u8; 16] {
+    use sha2::Digest as _;
+    let digest = Sha256::new()
+        .chain_update(cart_id)
+        .chain_update([0])
+        .chain_update(step)
+        .finalize();
+    digest[..16].try_into().expect("16 of 32 bytes")
+}
+
+/// Return-path (VERP) tokens, the `{token}` of `transport.return_path`:
+/// 48 lower-case hex digits, the send's digest ([`send_digest`], 32
+/// digits) then the first 8 bytes of
+/// `HMAC-SHA256(key, "return-path\n" <digest>)` (16 digits). Short enough
+/// for a local part (64 octets), of one case (some servers lower-case
+/// addresses), and signed with the links' key, so that a bounce to a made
+/// up address cannot suppress anyone.
+pub fn return_path_token(signer: &Signer, cart_id: &str, step: &str) -> String {
+    let digest = send_digest(cart_id, step);
+    let mut token = hex::encode(digest);
+    token.push_str(&hex::encode(&return_path_mac(signer, &digest)[..8]));
+    token
+}
+
+/// The length of a return-path token.
+pub const RETURN_PATH_TOKEN_LEN: usize = 48;
+
+/// The send digest (as 32 hex digits) a return-path token names, if it
+/// is one this key signed.
+pub fn verify_return_path_token(signer: &Signer, token: &str) -> Option<String> {
+    let token = token.to_ascii_lowercase();
+    if token.len() != RETURN_PATH_TOKEN_LEN {
+        return None;
+    }
+    let digest: [u8; 16] = hex::decode(&token[..32]).ok()?.try_into().ok()?;
+    let mac = hex::decode(&token[32..]).ok()?;
+    let expected = return_path_mac(signer, &digest);
+    // Compared in constant time, as the link MACs are.
+    let mut differ = 0;
+    for (a, b) in mac.iter().zip(&expected[..8]) {
+        differ |= a ^ b;
+    }
+    (differ == 0 && mac.len() == 8).then(|| token[..32].to_string())
+}
+
+fn return_path_mac(signer: &Signer, digest: &[u8; 16]) -> [u8; 32] {
+    let mut input = Vec::with_capacity(12 + 16);
+    input.extend_from_slice(b"return-path\n");
+    input.extend_from_slice(digest);
+    signer.mac_of(&input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn return_path_tokens_name_the_send_and_resist_forgery() {
+        let signer = Signer::new(b"key");
+        let token = return_path_token(&signer, "C1", "1h");
+        assert_eq!(token.len(), RETURN_PATH_TOKEN_LEN);
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        // The digest is the Message-ID's (see deliver's stable ids).
+        assert_eq!(&token[..32], "6000aee29d7c7feb02cd5206ad96832f");
+        assert_eq!(
+            verify_return_path_token(&signer, &token).as_deref(),
+            Some(&token[..32])
+        );
+        // A server that upper-cases the address changes nothing.
+        assert!(verify_return_path_token(&signer, &token.to_uppercase()).is_some());
+        assert_eq!(
+            verify_return_path_token(&Signer::new(b"other"), &token),
+            None
+        );
+        // Another send's digest under this MAC.
+        let other = return_path_token(&signer, "C2", "1h");
+        let forged = format!("{}{}", &other[..32], &token[32..]);
+        assert_eq!(verify_return_path_token(&signer, &forged), None);
+        for garbage in ["", "zz", &token[..47], &format!("{token}0")] {
+            assert_eq!(
+                verify_return_path_token(&signer, garbage),
+                None,
+                "{garbage}"
+            );
+        }
+    }
 
     fn claims() -> Claims {
         Claims {

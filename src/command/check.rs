@@ -1,8 +1,9 @@
 //! `recart check`: the configuration loads, the link key is there, every
 //! step's templates render against a sample cart (every error of every
 //! template set is reported, not just the first), every database source
-//! connects and runs its queries (one row at most), and (with `--smtp`)
-//! the relay accepts a session.
+//! connects and runs its queries (one row at most), the DKIM key reads
+//! (and the DNS record to publish for it), and (with `--smtp`) the relay
+//! accepts a session.
 
 use super::Context;
 use crate::compose::{self, LinkMaker};
@@ -55,6 +56,12 @@ pub fn execute(smtp: bool, ctx: &mut Context<'_>) -> Result<Completion> {
             "source {}: connected; {} ran",
             source.name().display(),
             queries.join(", ")
+        ));
+    }
+    if let Some(key) = deliver::DkimKey::load(&config)? {
+        out.data(&format!(
+            "DKIM: mails are signed; publish this DNS record: {}",
+            key.zone_line()
         ));
     }
     if smtp {

@@ -3,6 +3,7 @@
 //! through `ctx.out` and says how it ended; it returns typed errors, which
 //! the binary prints.
 
+pub mod bounces;
 pub mod check;
 pub mod coupons;
 pub mod import;
@@ -71,6 +72,7 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
         Command::Suppress { action } => suppress::execute(action, ctx),
         Command::Token { action } => token::execute(action, ctx),
         Command::Unknown { action } => unknown::execute(action, ctx),
+        Command::Bounces { action } => bounces::execute(action, ctx),
         Command::Coupons { action } => coupons::execute(action, ctx),
         Command::Report(args) => report::execute(&args, ctx),
         Command::Runs { limit, json } => report::runs(limit, json, ctx),

@@ -26,17 +26,9 @@ pub fn execute(args: &ReportArgs, ctx: &mut Context<'_>) -> Result<Completion> {
         )));
     }
     let store = Store::open(&config.store_path)?;
-    let (sends, orders, skips) = store.report_data(since, now)?;
+    let data = store.report_data(since, now)?;
     let steps: Vec<String> = config.steps.iter().map(|s| s.name.clone()).collect();
-    let report = report::build(
-        since,
-        now,
-        config.attribution_window,
-        &steps,
-        &sends,
-        &orders,
-        &skips,
-    );
+    let report = report::build(since, now, config.attribution_window, &steps, &data);
     let out = &mut *ctx.out;
     match args.format() {
         ReportFormat::Table => {

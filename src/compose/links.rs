@@ -78,6 +78,17 @@ fn encoded_cart_id(id: &str) -> String {
     utf8_percent_encode(id, CART_ID_KEEPS).to_string()
 }
 
+impl LinkMaker<'_> {
+    /// The envelope sender of a (cart, step) mail under
+    /// `transport.return_path`, its token signed with the links' key.
+    pub fn return_path(&self, cart_id: &str, step: &str) -> Option<lettre::Address> {
+        let template = self.config.return_path.as_ref()?;
+        let token = token::return_path_token(self.signer, cart_id, step);
+        // The config checked the template with a token of this shape.
+        template.address(&token).parse().ok()
+    }
+}
+
 /// Appends `links.utm` to a URL's query (before any `#fragment`),
 /// percent-encoded; an invalid URL is left as it is (config checked it).
 fn with_query(url: &str, pairs: &[(String, String)]) -> String {

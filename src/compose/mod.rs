@@ -69,6 +69,8 @@ pub struct Compose<'a> {
     /// Whether the MIME message is needed: not in a dry run without a
     /// gallery, where nothing carries it.
     pub encode: bool,
+    /// The key that signs every mail (`[transport.dkim]`).
+    pub dkim: Option<&'a deliver::DkimKey>,
 }
 
 /// Renders and builds reminders from prepared carts: no store, so it can
@@ -324,6 +326,13 @@ impl Builder<'_> {
             rendered: &rendered,
             links: &signed,
             date: self.links.now,
+            // A test send records nothing: its bounces must name no send.
+            return_path: if self.how.to.is_some() {
+                None
+            } else {
+                self.links.return_path(&cart.id, &step.name)
+            },
+            dkim: self.how.dkim,
         }) {
             Ok(mail) => mail,
             Err(error @ Error::Address(_)) => return Ok(Err(error.to_string())),

@@ -15,6 +15,10 @@ fn now() -> DateTime<Utc> {
 
 fn config() -> Config {
     let text = r#"
+[transport]
+from = "Shop <hello@shop.example>"
+return_path = "bounces+{token}@shop.example"
+
 [links]
 recover = "https://shop.example/r/{token}"
 unsubscribe = "https://shop.example/u/{token}"
@@ -82,6 +86,7 @@ fn a_due_cart_becomes_a_mail_to_its_customer_in_order() {
     let how = Compose {
         to: None,
         encode: true,
+        ..Compose::default()
     };
     let composed = compose(how, &[("C1", 0), ("gone", 0), ("C2", 1), ("C3", 2)]);
     let [first, second, third, fourth] = composed.try_into().unwrap();
@@ -91,6 +96,12 @@ fn a_due_cart_becomes_a_mail_to_its_customer_in_order() {
     assert_eq!((mail.cart_id.as_str(), mail.step.as_str()), ("C1", "1h"));
     let to: Vec<String> = mail.envelope.to().iter().map(ToString::to_string).collect();
     assert_eq!(to, ["ann@example.com"]);
+    // The envelope sender names the send (VERP), signed with the links' key.
+    let token = crate::token::return_path_token(&Signer::new(b"compose-test-key"), "C1", "1h");
+    assert_eq!(
+        mail.envelope.from().unwrap().to_string(),
+        format!("bounces+{token}@shop.example")
+    );
     let text = String::from_utf8_lossy(&mail.bytes);
     assert!(text.contains("List-Unsubscribe"), "{text}");
     assert!(text.contains("https://shop.example/u/"), "{text}");
@@ -111,6 +122,7 @@ fn a_test_send_goes_to_the_operator_and_a_dry_run_builds_no_message() {
     let how = Compose {
         to: Some("ops@shop.example"),
         encode: true,
+        ..Compose::default()
     };
     let [composed] = compose(how, &[("C1", 0)]).try_into().unwrap();
     let Composed::Ready(Reminder::Mail(mail)) = composed else {
@@ -118,6 +130,11 @@ fn a_test_send_goes_to_the_operator_and_a_dry_run_builds_no_message() {
     };
     let to: Vec<String> = mail.envelope.to().iter().map(ToString::to_string).collect();
     assert_eq!(to, ["ops@shop.example"]);
+    // A test send records nothing, so its bounces must name no send.
+    assert_eq!(
+        mail.envelope.from().unwrap().to_string(),
+        "hello@shop.example"
+    );
 
     let [composed] = compose(Compose::default(), &[("C1", 0)])
         .try_into()

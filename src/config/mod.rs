@@ -58,6 +58,46 @@ pub struct Config {
     pub attribution_window: TimeDelta,
     /// Product catalogs imported at the start of every run (`[[catalog]]`).
     pub catalogs: Vec<Source>,
+    /// `transport.return_path`: the envelope sender, one per mail (VERP).
+    pub return_path: Option<ReturnPath>,
+    /// `[transport.dkim]`: mails are signed with this key.
+    pub dkim: Option<Dkim>,
+}
+
+/// `transport.return_path`, split at its `{token}`: every mail's envelope
+/// sender is `<before><token><after>`, so a bounce names its send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnPath {
+    pub before: String,
+    /// From the token to the end, the `@domain` included.
+    pub after: String,
+}
+
+impl ReturnPath {
+    /// The address for one token.
+    pub fn address(&self, token: &str) -> String {
+        format!("{}{token}{}", self.before, self.after)
+    }
+}
+
+/// `[transport.dkim]`: the key that signs every mail, and where its public
+/// half is published (`<selector>._domainkey.<domain>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dkim {
+    pub domain: String,
+    pub selector: String,
+    /// Made absolute against the config's directory; read when sending.
+    pub key_file: PathBuf,
+    pub algorithm: DkimAlgorithm,
+}
+
+/// `transport.dkim.algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DkimAlgorithm {
+    #[default]
+    RsaSha256,
+    Ed25519Sha256,
 }
 
 /// Ledger rules that hold for every transport.
@@ -208,6 +248,8 @@ impl Config {
             .map_or(TimeDelta::minutes(30), TimeDelta::from);
         let policy = policy::policy(&cx, &raw.policy, retry_after)?;
         let delivery = transport::delivery(&cx, &raw.transport)?;
+        let return_path = transport::return_path(&cx, &raw.transport)?;
+        let dkim = transport::dkim(&cx, &raw.transport)?;
         let inherited = steps::Inherited {
             require_consent: raw.policy.require_consent.unwrap_or(true),
             filters: &policy_filters,
@@ -232,6 +274,8 @@ impl Config {
             steps,
             delivery,
             catalogs,
+            return_path,
+            dkim,
             attribution_window: raw
                 .report
                 .attribution_window

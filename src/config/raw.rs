@@ -10,8 +10,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::Tls;
 use super::duration::HumanDuration;
+use super::{DkimAlgorithm, Tls};
 use crate::ingest::Format;
 
 #[derive(Deserialize)]
@@ -186,6 +186,20 @@ pub(super) struct RawTransport {
     pub max_attempts: Option<u32>,
     pub lease: Option<HumanDuration>,
     pub reply_to: Option<String>,
+    /// The envelope sender, with a `{token}` (VERP): where bounces go.
+    pub return_path: Option<String>,
+    pub dkim: Option<RawDkim>,
+}
+
+/// `[transport.dkim]`: how mails are signed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDkim {
+    pub domain: String,
+    pub selector: String,
+    pub key_file: PathBuf,
+    #[serde(default)]
+    pub algorithm: DkimAlgorithm,
 }
 
 /// `transport.kind`.

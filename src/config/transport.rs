@@ -9,7 +9,7 @@ use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
 use super::duration::HumanDuration;
 use super::raw::{RawTransport, TransportKind};
-use super::{Context, Delivery, SmtpSettings, Tls, Transport};
+use super::{Context, Delivery, Dkim, ReturnPath, SmtpSettings, Tls, Transport};
 use crate::error::Result;
 
 /// `transport.from` and `transport.reply_to`.
@@ -146,4 +146,81 @@ pub(super) fn delivery(cx: &Context<'_>, raw: &RawTransport) -> Result<Delivery>
         },
         lease: raw.lease.map_or(TimeDelta::zero(), TimeDelta::from),
     })
+}
+
+/// `transport.return_path`: an address with one `{token}` in its local
+/// part, which must stay within 64 octets with the token in it.
+pub(super) fn return_path(cx: &Context<'_>, raw: &RawTransport) -> Result<Option<ReturnPath>> {
+    let Some(text) = &raw.return_path else {
+        return Ok(None);
+    };
+    let fail = |message: String| cx.fail("transport.return_path", message);
+    let example = "like \"bounces+{token}@shop.example\"";
+    let Some((before, after)) = text.split_once("{token}") else {
+        return Err(fail(format!("{text:?} has no {{token}}: {example}")));
+    };
+    if after.contains("{token}") {
+        return Err(fail(format!("{text:?} has {{token}} twice")));
+    }
+    if before.contains('@') || !after.contains('@') {
+        return Err(fail(format!(
+            "{text:?}: {{token}} goes in the local part, before the @: {example}"
+        )));
+    }
+    let return_path = ReturnPath {
+        before: before.to_string(),
+        after: after.to_string(),
+    };
+    let sample = return_path.address(&"0".repeat(crate::token::RETURN_PATH_TOKEN_LEN));
+    let local = sample.rfind('@').unwrap_or(sample.len());
+    if local > 64 {
+        return Err(fail(format!(
+            "{text:?}: with its {}-character token the local part is {local} octets, over the 64 \
+             an address may have (RFC 5321): shorten what is around {{token}}",
+            crate::token::RETURN_PATH_TOKEN_LEN
+        )));
+    }
+    sample
+        .parse::<lettre::Address>()
+        .map_err(|error| fail(format!("{text:?} is not an address: {error}")))?;
+    Ok(Some(return_path))
+}
+
+/// `[transport.dkim]`: the key file is read when mails are built
+/// (`deliver::DkimKey`), not here: every command loads the config.
+pub(super) fn dkim(cx: &Context<'_>, raw: &RawTransport) -> Result<Option<Dkim>> {
+    let Some(dkim) = &raw.dkim else {
+        return Ok(None);
+    };
+    let name = |text: &str| {
+        !text.is_empty()
+            && text.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+    };
+    if !name(&dkim.domain) {
+        return Err(cx.fail(
+            "transport.dkim.domain",
+            format!(
+                "{:?} is not a domain name like \"shop.example\"",
+                dkim.domain
+            ),
+        ));
+    }
+    if !name(&dkim.selector) {
+        return Err(cx.fail(
+            "transport.dkim.selector",
+            format!("{:?} is not a DNS label like \"recart1\"", dkim.selector),
+        ));
+    }
+    Ok(Some(Dkim {
+        domain: dkim.domain.to_ascii_lowercase(),
+        selector: dkim.selector.clone(),
+        key_file: cx.resolve(&dkim.key_file),
+        algorithm: dkim.algorithm,
+    }))
 }

@@ -122,7 +122,7 @@ impl FileTransport {
                 mail.step
             )
         };
-        let temporary = match temporary(&self.dir, &name, &mail.bytes) {
+        let temporary = match temporary(&self.dir, &name, &delivered(mail)) {
             Ok(temporary) => temporary,
             Err(error) if error.kind() == ErrorKind::InvalidFilename => {
                 return Ok(failed(&error));
@@ -150,6 +150,19 @@ impl FileTransport {
         self.guards.outcome(&mail.cart_id, &mail.step, &outcome);
         Ok(outcome)
     }
+}
+
+/// The mail as a mailbox would hold it: a `Return-Path:` line with the
+/// envelope sender first, as the delivering server writes it (RFC 5321
+/// 4.4), so the file tells where its bounces go.
+fn delivered(mail: &Outgoing) -> Vec<u8> {
+    let Some(sender) = mail.envelope.from() else {
+        return mail.bytes.clone();
+    };
+    let mut bytes = Vec::with_capacity(mail.bytes.len() + 64);
+    bytes.extend_from_slice(format!("Return-Path: <{sender}>\r\n").as_bytes());
+    bytes.extend_from_slice(&mail.bytes);
+    bytes
 }
 
 impl Transport for FileTransport {
@@ -234,6 +247,27 @@ mod tests {
         );
         let fatal = report.fatal.unwrap();
         assert!(fatal.contains("\"C4\""), "{fatal}");
+    }
+
+    #[test]
+    fn a_mail_file_starts_with_its_return_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut transport = FileTransport::new(dir.path(), Guards::default()).unwrap();
+        let mut with_sender = mail("C1");
+        with_sender.envelope = lettre::address::Envelope::new(
+            Some("bounces+abc@shop.example".parse().unwrap()),
+            vec!["a@example.com".parse().unwrap()],
+        )
+        .unwrap();
+        let report = transport.send(&[with_sender, mail("C2")]);
+        assert_eq!(report.outcomes, [Outcome::Sent, Outcome::Sent]);
+        let read =
+            |cart| std::fs::read_to_string(dir.path().join(FileTransport::file_name(cart, "1h")));
+        assert_eq!(
+            read("C1").unwrap(),
+            "Return-Path: <bounces+abc@shop.example>\r\nSubject: C1\r\n\r\nhi"
+        );
+        assert_eq!(read("C2").unwrap(), "Subject: C2\r\n\r\nhi");
     }
 
     #[test]

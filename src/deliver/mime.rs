@@ -10,29 +10,25 @@ use lettre::address::Envelope;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{Header, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::render::{Links, Rendered};
 
 use super::Outgoing;
+use super::dkim::DkimKey;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A stable Message-ID per (cart, step): a mail re-sent after an unknown
 /// outcome carries the same id, so receivers can tell it is the same one.
 pub fn message_id(cart_id: &str, step: &str, from: &Mailbox) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(cart_id);
-    hasher.update([0]);
-    hasher.update(step);
-    let digest = hasher.finalize();
+    let digest = crate::token::send_digest(cart_id, step);
     let domain = from.email.domain();
     // Written in place: one allocation, not one per byte.
     let mut id = String::with_capacity(48 + domain.len());
     id.push('<');
     let mut hex = [0; 32];
-    hex::encode_to_slice(&digest[..16], &mut hex).expect("32 hex digits for 16 bytes");
+    hex::encode_to_slice(digest, &mut hex).expect("32 hex digits for 16 bytes");
     id.push_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"));
     id.push_str(".recart@");
     id.push_str(domain);
@@ -110,6 +106,10 @@ pub struct Letter<'a> {
     pub rendered: &'a Rendered,
     pub links: &'a Links,
     pub date: DateTime<Utc>,
+    /// The envelope sender (`transport.return_path`, VERP), if not `from`.
+    pub return_path: Option<lettre::Address>,
+    /// The key to sign with (`[transport.dkim]`).
+    pub dkim: Option<&'a DkimKey>,
 }
 
 /// A display name from cart data: controls (CR, LF, ...) and runs of white
@@ -164,7 +164,7 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
     let address = to_address(letter)?;
     // Given, so that lettre does not parse it back out of the From and To
     // headers it has just written: the same two addresses.
-    let envelope = Envelope::new(Some(letter.from.email.clone()), vec![address.clone()])
+    let envelope = Envelope::new(Some(sender(letter)), vec![address.clone()])
         .map_err(|error| Error::Transport(format!("cannot address the mail: {error}")))?;
     let name = display_name(letter.to_name);
     let message_id = message_id(letter.cart_id, letter.step, letter.from);
@@ -192,7 +192,7 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
     if let Some(reply_to) = letter.reply_to {
         builder = builder.reply_to(reply_to.clone());
     }
-    let message = builder
+    let mut message = builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(SinglePart::plain(text_body(&letter.rendered.text)))
@@ -208,6 +208,10 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
                 letter.to_email
             ))
         })?;
+    // Signed last, over the headers and body as they will be sent.
+    if let Some(key) = letter.dkim {
+        key.sign(&mut message);
+    }
     Ok(Outgoing {
         cart_id: letter.cart_id.to_string(),
         step: letter.step.to_string(),
@@ -217,11 +221,19 @@ pub fn build(letter: &Letter<'_>) -> Result<Outgoing> {
     })
 }
 
+/// The envelope sender (`MAIL FROM`): the return path, else `from`.
+fn sender(letter: &Letter<'_>) -> lettre::Address {
+    letter
+        .return_path
+        .clone()
+        .unwrap_or_else(|| letter.from.email.clone())
+}
+
 /// What a dry run needs of a mail: the checks `build` makes, without the
 /// MIME message nothing would carry (`bytes` is empty).
 pub fn check(letter: &Letter<'_>) -> Result<Outgoing> {
     let to = to_address(letter)?;
-    let envelope = Envelope::new(Some(letter.from.email.clone()), vec![to])
+    let envelope = Envelope::new(Some(sender(letter)), vec![to])
         .map_err(|error| Error::Transport(format!("cannot address the mail: {error}")))?;
     Ok(Outgoing {
         cart_id: letter.cart_id.to_string(),
@@ -451,6 +463,8 @@ mod tests {
             rendered,
             links,
             date: DateTime::from_timestamp(1_795_000_000, 0).unwrap(),
+            return_path: None,
+            dkim: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Deliver: rendered mails → a transport (SMTP, or `.eml` files), with the
 //! outcome of each mail classified for the ledger.
 
+mod dkim;
 mod file;
 pub mod handover;
 pub mod ledger;
@@ -14,6 +15,7 @@ use lettre::address::Envelope;
 use crate::config::{self, Config};
 use crate::error::Result;
 
+pub use dkim::DkimKey;
 pub use file::FileTransport;
 pub use ledger::Reminder;
 pub use mime::{Letter, ListUnsubscribe, ListUnsubscribePost, build, check, message_id};

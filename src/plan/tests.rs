@@ -158,6 +158,7 @@ fn ledger_states_other_than_sent_block_the_step() {
         (SendState::Claimed, skip(SkipReason::Claimed)),
         (SendState::Unknown, skip(SkipReason::Unknown)),
         (SendState::Failed, skip(SkipReason::Failed)),
+        (SendState::Bounced, skip(SkipReason::Failed)),
         (SendState::Retry, Verdict::Send),
     ] {
         let mut history = History::default();

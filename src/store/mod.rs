@@ -8,6 +8,7 @@ mod carts;
 mod catalog;
 mod clicks;
 mod coupons;
+mod inbox;
 mod items;
 mod ledger;
 mod orders;
@@ -34,10 +35,11 @@ pub use carts::CartImport;
 pub use catalog::ProductImport;
 pub use clicks::{Click, Recipient};
 pub use coupons::{CouponImport, Draw, IssuedCoupon, PoolStock};
+pub use inbox::{Effect, InboxReport, SentMail};
 pub use items::encode_items;
 pub use ledger::{Claim, Confirmation, DeadClaim, PassOver, RunCounts, UnknownSend};
 pub use orders::OrderImport;
-pub use report::{ReportOrder, ReportSend, RunRow};
+pub use report::{ReportClick, ReportData, ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
 
 /// Versioned schema. Append new migrations; never edit a released one.
@@ -342,6 +344,37 @@ CREATE TABLE clicks (
     clicked_at INTEGER NOT NULL  -- unix seconds, UTC
 ) STRICT;
 CREATE INDEX clicks_by_time ON clicks (clicked_at);
+",
+    ),
+    // 17: what came back to the inbox (`bounces import`). A send whose
+    // mail bounced permanently is `bounced` (the CHECK edited in place,
+    // as in 11 and 13, in either of its forms); every report read is
+    // remembered by its Message-ID (else its bytes' SHA-256) with what it
+    // said, so a mailbox read twice counts nothing twice; sends are found
+    // by their Message-ID (the VERP token carries its hash, a report the
+    // id itself); clicks by their send, for the report.
+    M::up(
+        "
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(replace(sql,
+             'OR state = ''skipped'')', 'OR state = ''skipped'' OR state = ''bounced'')'),
+             '''unknown'', ''skipped'')', '''unknown'', ''skipped'', ''bounced'')')
+ WHERE type = 'table' AND name = 'sends';
+PRAGMA writable_schema = RESET;
+CREATE TABLE schema_bump (x);
+DROP TABLE schema_bump;
+CREATE TABLE mail_reports (
+    key          TEXT PRIMARY KEY,  -- 'id:<Message-ID>' or 'sha256:<hex of the bytes>'
+    outcome      TEXT NOT NULL,     -- hard-bounce, soft-bounce, complaint, ignored, unmatched, unparsable
+    cart_id      TEXT,              -- the send it concerns, if matched
+    step         TEXT,
+    detail       TEXT NOT NULL,     -- the status code and diagnostic, feedback type, or why not
+    processed_at INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX mail_reports_by_send ON mail_reports (cart_id, step) WHERE cart_id IS NOT NULL;
+CREATE INDEX sends_by_message_id ON sends (message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX clicks_by_send ON clicks (cart_id, step);
 ",
     ),
 ];

@@ -17,6 +17,31 @@ pub struct ReportSend {
     pub state: SendState,
     pub claimed_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The A/B variant the mail used, if its step has variants.
+    pub variant: Option<String>,
+}
+
+/// A click on a recovery link of one of the period's sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportClick {
+    pub cart_id: String,
+    pub step: String,
+    pub clicked_at: DateTime<Utc>,
+}
+
+/// What `recart report` reads for a period.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportData {
+    pub sends: Vec<ReportSend>,
+    pub orders: Vec<ReportOrder>,
+    /// (step or "", reason, count) of the period's runs.
+    pub skips: Vec<(String, String, u64)>,
+    pub clicks: Vec<ReportClick>,
+    /// (address, when) of unsubscribes (suppressions with reason
+    /// `unsubscribe`) in the period, of addresses the period's sends went to.
+    pub unsubscribes: Vec<(String, DateTime<Utc>)>,
+    /// (cart, step) of the period's sends a complaint came back for.
+    pub complaints: Vec<(String, String)>,
 }
 
 /// An order that may be attributed to a reminder.
@@ -48,21 +73,13 @@ pub struct RunRow {
 impl Store {
     /// Sends claimed within `[since, now]`; orders placed within
     /// `[since, now]` by the addresses those sends went to; skips recorded
-    /// by runs whose `now` falls in the period.
-    #[allow(clippy::type_complexity)]
-    pub fn report_data(
-        &self,
-        since: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(
-        Vec<ReportSend>,
-        Vec<ReportOrder>,
-        Vec<(String, String, u64)>,
-    )> {
+    /// by runs whose `now` falls in the period; clicks (until `now`),
+    /// unsubscribes and complaints that concern those sends.
+    pub fn report_data(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<ReportData> {
         let run = || -> rusqlite::Result<_> {
             let period = params![to_unix(since), to_unix(now)];
             let mut sends = self.conn().prepare(
-                "SELECT cart_id, email_norm, step, state, claimed_at, sent_at FROM sends
+                "SELECT cart_id, email_norm, step, state, claimed_at, sent_at, variant FROM sends
                  WHERE claimed_at BETWEEN ?1 AND ?2 ORDER BY claimed_at, cart_id, step",
             )?;
             let sends = sends
@@ -75,6 +92,7 @@ impl Store {
                         state: state.parse().unwrap_or(SendState::Unknown),
                         claimed_at: from_unix(row.get(4)?),
                         sent_at: row.get::<_, Option<i64>>(5)?.map(from_unix),
+                        variant: row.get(6)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -104,7 +122,47 @@ impl Store {
                     Ok((row.get(0)?, row.get(1)?, count_from_sql(row.get(2)?)))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((sends, orders, skips))
+            let mut clicks = self.conn().prepare(
+                "SELECT k.cart_id, k.step, k.clicked_at FROM clicks k
+                 JOIN sends s ON s.cart_id = k.cart_id AND s.step = k.step
+                 WHERE s.claimed_at BETWEEN ?1 AND ?2 AND k.clicked_at <= ?2
+                 ORDER BY k.clicked_at, k.id",
+            )?;
+            let clicks = clicks
+                .query_map(period, |row| {
+                    Ok(ReportClick {
+                        cart_id: row.get(0)?,
+                        step: row.get(1)?,
+                        clicked_at: from_unix(row.get(2)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut unsubscribes = self.conn().prepare(
+                "SELECT email_norm, created_at FROM suppressions
+                 WHERE reason = 'unsubscribe' AND created_at BETWEEN ?1 AND ?2 AND email_norm IN (
+                     SELECT email_norm FROM sends WHERE claimed_at BETWEEN ?1 AND ?2)
+                 ORDER BY created_at, email_norm",
+            )?;
+            let unsubscribes = unsubscribes
+                .query_map(period, |row| Ok((row.get(0)?, from_unix(row.get(1)?))))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut complaints = self.conn().prepare(
+                "SELECT DISTINCT r.cart_id, r.step FROM mail_reports r
+                 JOIN sends s ON s.cart_id = r.cart_id AND s.step = r.step
+                 WHERE r.outcome = 'complaint' AND s.claimed_at BETWEEN ?1 AND ?2
+                 ORDER BY r.cart_id, r.step",
+            )?;
+            let complaints = complaints
+                .query_map(period, |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(ReportData {
+                sends,
+                orders,
+                skips,
+                clicks,
+                unsubscribes,
+                complaints,
+            })
         };
         run().map_err(|source| self.error(source))
     }

@@ -147,7 +147,9 @@ fn status_checks_build_no_temporary_table() {
     let bad = conn.execute(writes[1], ["maybe"]).unwrap_err();
     assert!(bad.to_string().contains("CHECK constraint failed"), "{bad}");
     conn.execute(writes[1], ["claimed"]).unwrap();
-    for state in ["sent", "retry", "failed", "unknown", "skipped", "claimed"] {
+    for state in [
+        "sent", "retry", "failed", "unknown", "skipped", "bounced", "claimed",
+    ] {
         conn.execute(writes[2], [state]).unwrap();
     }
     let check: String = conn

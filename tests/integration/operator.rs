@@ -137,7 +137,7 @@ fn report_counts_sends_skips_and_recovered_revenue_per_currency() {
     let html = t.read("report.html");
     assert!(html.contains("<svg") && !html.contains("<script"));
     let csv = t.recart(&["report", "--csv", "--now", "2026-11-28T00:00:00Z"]);
-    csv.expect_stdout_contains("total,recovered_revenue,EUR,87.00");
+    csv.expect_stdout_contains("total,,recovered_revenue,EUR,87.00");
 
     let runs = t.recart(&["runs", "--json"]);
     runs.expect_success();

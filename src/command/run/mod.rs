@@ -245,9 +245,11 @@ pub fn run(
         }
         None => None,
     };
+    let dkim = crate::deliver::DkimKey::load(config)?;
     let how = Compose {
         to: options.to.as_deref(),
         encode: !options.dry_run || gallery.is_some(),
+        dkim: dkim.as_ref(),
     };
     let composer = Composer::new(&store, config, &renderer, &links, &webhook_keys, how)?;
     let mut printer = Printer::new(options.json, table, gallery, summary);
