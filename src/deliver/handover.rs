@@ -109,7 +109,7 @@ impl Journal {
             .map_err(|source| Error::io(&path, source))?;
         let journal = Journal { path, file };
         let boot = boot_id().unwrap_or_default();
-        journal.append(&serde_json::json!(["boot", boot]))?;
+        journal.append(&("boot", boot))?;
         Ok(journal)
     }
 
@@ -133,19 +133,15 @@ impl Journal {
             Outcome::Failed(reason) => (SendState::Failed, reason.as_str()),
             Outcome::Unknown(_) | Outcome::NotHandedOver => return,
         };
-        let _ = self.append(&serde_json::json!([
-            "outcome",
-            cart_id,
-            step,
-            state.as_str(),
-            reason
-        ]));
+        let _ = self.append(&("outcome", cart_id, step, state.as_str(), reason));
     }
 
     /// One record, one `write(2)` (the file is opened for appending, so
-    /// records from two threads never interleave).
-    fn append(&self, record: &serde_json::Value) -> Result<()> {
-        let mut line = serde_json::to_vec(record).expect("JSON serialises");
+    /// records from two threads never interleave). A tuple is written as a
+    /// JSON array without building a value first: this is per mail.
+    fn append(&self, record: &impl serde::Serialize) -> Result<()> {
+        let mut line = Vec::with_capacity(128);
+        serde_json::to_writer(&mut line, record).expect("JSON serialises");
         line.push(b'\n');
         (&self.file)
             .write_all(&line)
