@@ -156,6 +156,12 @@ fn check(
 /// `GET /u/{token}`: who would be unsubscribed from what, and a button
 /// that POSTs. Never unsubscribes: link scanners fetch GETs.
 async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>) -> Response {
+    unsubscribe_answer(app, token, false).await
+}
+
+/// The unsubscribe page for a token (or why it is refused); with
+/// `suppress` (the POST) the address is suppressed first.
+async fn unsubscribe_answer(app: Arc<App>, token: String, suppress: bool) -> Response {
     let now = (app.clock)();
     let shared = Arc::clone(&app);
     let answer = app
@@ -164,7 +170,12 @@ async fn unsubscribe_page(State(app): State<Arc<App>>, Path(token): Path<String>
             Ok(
                 match check(store, &shared.signer, &token, now, Kind::Unsubscribe)? {
                     Checked::Valid { recipient, .. } => {
-                        let done = store.is_suppressed(&recipient.email)?;
+                        let done = if suppress {
+                            store.suppress(std::slice::from_ref(&recipient.email), REASON, now)?;
+                            true
+                        } else {
+                            store.is_suppressed(&recipient.email)?
+                        };
                         page(
                             StatusCode::OK,
                             shared
@@ -196,30 +207,7 @@ async fn unsubscribe(
         )
             .into_response();
     }
-    let now = (app.clock)();
-    let shared = Arc::clone(&app);
-    let answer = app
-        .pool
-        .run(move |store| {
-            Ok(
-                match check(store, &shared.signer, &token, now, Kind::Unsubscribe)? {
-                    Checked::Valid { recipient, .. } => {
-                        store.suppress(std::slice::from_ref(&recipient.email), REASON, now)?;
-                        page(
-                            StatusCode::OK,
-                            shared
-                                .pages
-                                .unsubscribe(&recipient.locale, &recipient.email, true),
-                        )
-                    }
-                    Checked::Refused { expired, locale } => {
-                        refusal(&shared.pages, expired, &locale, true)
-                    }
-                },
-            )
-        })
-        .await;
-    answer.unwrap_or_else(|error| failure(&app, &error))
+    unsubscribe_answer(app, token, true).await
 }
 
 /// RFC 8058's body: `List-Unsubscribe=One-Click`, form-urlencoded (what
