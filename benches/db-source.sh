@@ -51,8 +51,8 @@ CREATE INDEX subscriber_email ON newsletter_subscriber (subscriber_email);
 CREATE INDEX quote_address_quote ON quote_address (quote_id);
 SQL
 echo "$N quotes, $((N * 3)) items generated in $(($(date +%s) - START)) s"
-config() { # dir, [[sources]] body
-    mkdir -p "$1"
+config() { # dir, [[sources]] body: init's templates, then this config
+    "$BIN" init "$1" > /dev/null
     cat > "$1/recart.toml" <<TOML
 [links]
 recover = "https://shop.example/r/{token}"
@@ -70,7 +70,6 @@ template = "reminder"
 [[sources]]
 $2
 TOML
-    "$BIN" init "$1" > /dev/null 2>&1 || true
 }
 export RECART_SECRET=benchmark-secret-benchmark-secret
 NOW=2026-11-21T12:00:00Z

@@ -63,12 +63,12 @@ pub enum Error {
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
 
-    /// The `SQLite` store failed.
+    /// The store (`SQLite` or PostgreSQL) failed.
     #[error("store {path}: {source}")]
     Store {
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: crate::store::engine::DbError,
     },
 
     /// The store's schema could not be migrated.

@@ -14,7 +14,7 @@ pub fn execute(action: BouncesAction, ctx: &mut Context<'_>) -> Result<Completio
     let config = ctx.config()?;
     // Return-path tokens are signed with the links' key.
     let signer = link_signer(&config)?;
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_configured(&config)?;
     let now = now.unwrap_or(ctx.now);
     let out = &mut *ctx.out;
     let tally = bounces::import(&store, &signer, &paths, now, &mut |problem| {

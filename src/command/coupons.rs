@@ -1,6 +1,7 @@
 //! `recart coupons import|list|export`: the code pools of `coupon = "pool"`
 //! steps, and the codes given out (pool or generated), for the shop.
 
+use crate::config::Config;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -16,18 +17,16 @@ use crate::store::Store;
 pub fn execute(action: CouponsAction, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
     match action {
-        CouponsAction::Import { file } => import(&config.store_path, &file, ctx.now, ctx.out),
-        CouponsAction::List => list(&config.store_path, ctx.now, ctx.out),
-        CouponsAction::Export { since, format } => {
-            export(&config.store_path, since, format, ctx.out)
-        }
+        CouponsAction::Import { file } => import(&config, &file, ctx.now, ctx.out),
+        CouponsAction::List => list(&config, ctx.now, ctx.out),
+        CouponsAction::Export { since, format } => export(&config, since, format, ctx.out),
     }
 }
 
 /// Adds a pool file's codes (CSV: `code`, optional `expires` and `pool`);
 /// bad rows are reported and skipped.
 fn import(
-    store_path: &Path,
+    config: &Config,
     file: &Path,
     now: DateTime<Utc>,
     out: &mut Output,
@@ -38,7 +37,7 @@ fn import(
         out.warn(&error.to_string());
     }
     more_not_shown(file, pool.rejected.len() as u64, out);
-    let store = Store::open(store_path)?;
+    let store = Store::open_configured(config)?;
     let done = store.import_coupons(&pool.codes, now)?;
     out.data(&format!(
         "{}: {} rows read, {} codes added, {} already known, {} rejected",
@@ -57,8 +56,8 @@ fn import(
 
 /// Per pool, the codes still free, given and expired unused; the
 /// generated codes as pool `(generated)`.
-fn list(store_path: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
-    let store = Store::open(store_path)?;
+fn list(config: &Config, now: DateTime<Utc>, out: &mut Output) -> Result<Completion> {
+    let store = Store::open_configured(config)?;
     let rows: Vec<Vec<String>> = store
         .coupon_stock(now)?
         .into_iter()
@@ -81,12 +80,12 @@ fn list(store_path: &Path, now: DateTime<Utc>, out: &mut Output) -> Result<Compl
 /// `mail` the ledger state of its mail, empty before its claim) or one
 /// JSON object per code with the same keys.
 fn export(
-    store_path: &Path,
+    config: &Config,
     since: Option<DateTime<Utc>>,
     format: ExportFormat,
     out: &mut Output,
 ) -> Result<Completion> {
-    let store = Store::open(store_path)?;
+    let store = Store::open_configured(config)?;
     let issued = store.issued_coupons(since)?;
     let time = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     match format {

@@ -20,7 +20,7 @@ pub fn execute(
     ctx: &mut Context<'_>,
 ) -> Result<Completion> {
     let config = ctx.config()?;
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_configured(&config)?;
     let mut errors = errors.map(ErrorsFile::create).transpose()?;
     let mut imports = Imports::default();
     for file in files {

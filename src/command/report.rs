@@ -25,7 +25,7 @@ pub fn execute(args: &ReportArgs, ctx: &mut Context<'_>) -> Result<Completion> {
             now.to_rfc3339()
         )));
     }
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_configured(&config)?;
     let data = store.report_data(since, now)?;
     let steps: Vec<String> = config.steps.iter().map(|s| s.name.clone()).collect();
     let report = report::build(since, now, config.attribution_window, &steps, &data);
@@ -50,7 +50,7 @@ pub fn execute(args: &ReportArgs, ctx: &mut Context<'_>) -> Result<Completion> {
 /// `recart runs`: the last runs from the store, newest first.
 pub fn runs(limit: usize, json: bool, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_configured(&config)?;
     let runs = store.runs(limit)?;
     let out = &mut *ctx.out;
     if json {

@@ -14,7 +14,7 @@ use crate::store::Store;
 /// ledger entries keep their counts but lose their addresses.
 pub fn prune(cutoff: DateTime<Utc>, wait: bool, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_configured(&config)?;
     run_lock(&store, wait, ctx.out)?;
     let pruned = store.prune(cutoff)?;
     ctx.out.data(&format!(
@@ -31,7 +31,7 @@ pub fn prune(cutoff: DateTime<Utc>, wait: bool, ctx: &mut Context<'_>) -> Result
 /// is never stored or mailed again.
 pub fn forget(emails: &[String], wait: bool, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_configured(&config)?;
     run_lock(&store, wait, ctx.out)?;
     let forgotten = store.forget(emails, ctx.now)?;
     for (email, done) in emails.iter().zip(forgotten) {

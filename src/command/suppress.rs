@@ -18,14 +18,14 @@ use crate::token::{self, Signer};
 pub fn execute(action: SuppressAction, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
     match action {
-        SuppressAction::Add { emails } => add(&config.store_path, &emails, ctx.now, ctx.out),
+        SuppressAction::Add { emails } => add(&config, &emails, ctx.now, ctx.out),
         SuppressAction::Import { file } => import(&config, &file, ctx.now, ctx.out),
-        SuppressAction::List => list(&config.store_path, ctx.out),
+        SuppressAction::List => list(&config, ctx.out),
     }
 }
 
 fn add(
-    store_path: &Path,
+    config: &Config,
     emails: &[String],
     now: DateTime<Utc>,
     out: &mut Output,
@@ -34,7 +34,7 @@ fn add(
     for email in emails {
         valid.push(parse_email(email).map_err(Error::Usage)?);
     }
-    let store = Store::open(store_path)?;
+    let store = Store::open_configured(config)?;
     let added = store.suppress(&valid, "manual", now)?;
     out.data(&format!(
         "{added} added, {} already suppressed",
@@ -43,8 +43,8 @@ fn add(
     Ok(Completion::Done)
 }
 
-fn list(store_path: &Path, out: &mut Output) -> Result<Completion> {
-    let store = Store::open(store_path)?;
+fn list(config: &Config, out: &mut Output) -> Result<Completion> {
+    let store = Store::open_configured(config)?;
     let rows: Vec<Vec<String>> = store
         .suppressions()?
         .into_iter()
@@ -125,7 +125,7 @@ fn import(
     }
     let store = match tokens_context.and_then(|(_, store)| store) {
         Some(store) => store,
-        None => Store::open(&config.store_path)?,
+        None => Store::open_configured(&config)?,
     };
     let added = store.suppress(&emails, "import", now)?;
     out.data(&format!(
@@ -150,8 +150,8 @@ fn csv_error(file: &Path, error: csv::Error) -> Error {
 /// What verifying tokens needs: the key, and the store (if there is one)
 /// for v2 tokens, which carry no address.
 fn token_context(config: &Config) -> Result<(Signer, Option<Store>)> {
-    let store = if config.store_path.exists() {
-        Some(Store::open(&config.store_path)?)
+    let store = if config.store_exists() {
+        Some(Store::open_configured(&config)?)
     } else {
         None
     };

@@ -18,8 +18,8 @@ pub fn execute(action: TokenAction, ctx: &mut Context<'_>) -> Result<Completion>
     let email = if let Some(email) = email {
         email.trim().to_string()
     } else {
-        let store = if config.store_path.exists() {
-            Some(Store::open(&config.store_path)?)
+        let store = if config.store_exists() {
+            Some(Store::open_configured(&config)?)
         } else {
             None
         };

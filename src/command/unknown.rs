@@ -10,7 +10,7 @@ use crate::store::Store;
 
 pub fn execute(action: UnknownAction, ctx: &mut Context<'_>) -> Result<Completion> {
     let config = ctx.config()?;
-    let store = Store::open(&config.store_path)?;
+    let store = Store::open_configured(&config)?;
     let (cart, step, state) = match action {
         UnknownAction::List { since, until, json } => {
             let unknown = store.unknown_sends(since, until)?;

@@ -42,7 +42,11 @@ pub struct Config {
     /// The file this was read from; relative paths in it are relative to
     /// its directory.
     pub path: PathBuf,
+    /// The `SQLite` store; with `store_url`, only the base name of this
+    /// host's hand-over journals (`<store_path>.handover/`).
     pub store_path: PathBuf,
+    /// `store.url`: the store on PostgreSQL.
+    pub store_url: Option<StoreUrl>,
     pub templates_dir: PathBuf,
     pub sources: Vec<Source>,
     pub transport: Transport,
@@ -259,6 +263,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             store_path: cx.resolve(&raw.store.path),
+            store_url: store_url(&cx, &raw.store)?,
             templates_dir: cx.resolve(&raw.templates.dir),
             sources,
             transport,
@@ -302,4 +307,69 @@ impl Context<'_> {
     fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
         self.base.join(path)
     }
+}
+
+impl Config {
+    /// Whether the store exists already (a PostgreSQL store always does:
+    /// recart makes its schema on the first connection).
+    pub fn store_exists(&self) -> bool {
+        self.store_url.is_some() || self.store_path.exists()
+    }
+}
+
+/// `store.url`, with where its password comes from (never the URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUrl {
+    pub url: String,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+impl StoreUrl {
+    /// The password, from `password_env` or `password_file`.
+    pub fn password(&self) -> std::result::Result<Option<String>, String> {
+        password(self.password_env.as_deref(), self.password_file.as_deref())
+    }
+}
+
+/// A password from an environment variable or a file (its last line end
+/// trimmed), never from the config itself.
+pub fn password(
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> std::result::Result<Option<String>, String> {
+    if let Some(name) = env {
+        return std::env::var(name)
+            .map(Some)
+            .map_err(|_| format!("password_env: the variable {name} is not set"));
+    }
+    if let Some(path) = file {
+        return std::fs::read_to_string(path)
+            .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_string()))
+            .map_err(|error| format!("password_file {}: {error}", path.display()));
+    }
+    Ok(None)
+}
+
+fn store_url(cx: &Context<'_>, raw: &raw::RawStore) -> Result<Option<StoreUrl>> {
+    let Some(url) = &raw.url else {
+        if raw.password_env.is_some() || raw.password_file.is_some() {
+            return Err(cx.fail("store.password_env", "needs store.url (password_file too)"));
+        }
+        return Ok(None);
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(cx.fail(
+            "store.url",
+            format!("{url:?}: only PostgreSQL (postgres://user@host/db) is supported"),
+        ));
+    }
+    if let Err(message) = crate::ingest::postgres::options(url) {
+        return Err(cx.fail("store.url", message));
+    }
+    Ok(Some(StoreUrl {
+        url: url.clone(),
+        password_env: raw.password_env.clone(),
+        password_file: raw.password_file.as_ref().map(|path| cx.resolve(path)),
+    }))
 }

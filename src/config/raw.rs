@@ -51,12 +51,19 @@ pub(super) struct RawReport {
 pub(super) struct RawStore {
     #[serde(default = "default_store_path")]
     pub path: PathBuf,
+    /// `postgres://user@host/db`: the store on PostgreSQL instead.
+    pub url: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
         RawStore {
             path: default_store_path(),
+            url: None,
+            password_env: None,
+            password_file: None,
         }
     }
 }

@@ -120,17 +120,7 @@ impl DatabaseSource {
 
     /// The password, from `password_env` or `password_file`.
     pub fn password(&self) -> std::result::Result<Option<String>, String> {
-        if let Some(name) = &self.password_env {
-            return std::env::var(name)
-                .map(Some)
-                .map_err(|_| format!("password_env: the variable {name} is not set"));
-        }
-        if let Some(path) = &self.password_file {
-            return std::fs::read_to_string(path)
-                .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_string()))
-                .map_err(|error| format!("password_file {}: {error}", path.display()));
-        }
-        Ok(None)
+        crate::config::password(self.password_env.as_deref(), self.password_file.as_deref())
     }
 }
 

@@ -4,7 +4,6 @@
 //! timeout while a run commits — and must not stall the event loop.
 
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 
 use tokio::sync::oneshot;
@@ -26,16 +25,16 @@ impl Pool {
     /// Starts the threads, each opening its connection (the first brings
     /// the schema up to date): a store that cannot be opened fails here.
     /// They end when the pool is dropped.
-    pub fn open(path: &Path) -> Result<Arc<Pool>> {
+    pub fn open(config: &crate::config::Config) -> Result<Arc<Pool>> {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..CONNECTIONS {
             let (opened, ready) = mpsc::sync_channel(1);
-            let (path, queue) = (path.to_path_buf(), Arc::clone(&queue));
+            let (config, queue) = (config.clone(), Arc::clone(&queue));
             std::thread::Builder::new()
                 .name(format!("store-{index}"))
                 .spawn(move || {
-                    let store = match Store::open(&path) {
+                    let store = match Store::open_configured(&config) {
                         Ok(store) => {
                             let _ = opened.send(Ok(()));
                             store

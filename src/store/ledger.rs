@@ -169,7 +169,10 @@ impl Store {
             // Forgotten people are known by a hash only: match the
             // candidates' addresses against it.
             let forgotten = self.forgotten_hashes().map_err(|error| match error {
-                crate::error::Error::Store { source, .. } => source,
+                crate::error::Error::Store {
+                    source: super::engine::DbError::Sqlite(source),
+                    ..
+                } => source,
                 other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
             })?;
             if !forgotten.is_empty() {

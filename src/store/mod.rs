@@ -1,6 +1,8 @@
-//! The store: one `SQLite` file (WAL) that holds all state — carts and their
-//! items, orders, the sends ledger, suppressions and runs. The schema is a
-//! list of migrations applied on open.
+//! The store: one `SQLite` file (WAL), or a PostgreSQL database
+//! (`store.url`), that holds all state — carts and their items, orders,
+//! the sends ledger, suppressions and runs. The schema is a list of
+//! migrations applied on open ([`engine`] says how one set of statements
+//! serves both engines; [`postgres`] holds PostgreSQL's own).
 
 mod bulk;
 mod candidates;
@@ -8,10 +10,12 @@ mod carts;
 mod catalog;
 mod clicks;
 mod coupons;
+pub mod engine;
 mod inbox;
 mod items;
 mod ledger;
 mod orders;
+pub mod postgres;
 mod report;
 mod retention;
 mod snapshot;
@@ -29,6 +33,7 @@ use rusqlite::vtab::array::Array;
 use rusqlite_migration::{M, Migrations};
 
 use crate::error::{Error, Result};
+use engine::{DbError, DbResult, Engine, args};
 
 pub use bulk::BulkLoad;
 pub use carts::CartImport;
@@ -380,7 +385,7 @@ CREATE INDEX clicks_by_send ON clicks (cart_id, step);
 ];
 
 pub struct Store {
-    conn: Connection,
+    conn: Engine,
     path: PathBuf,
     /// Whether a [`BulkLoad`] holds the transaction.
     bulk: std::cell::Cell<Bulk>,
@@ -445,7 +450,7 @@ impl Store {
             .open(path);
         let conn = Connection::open(path).map_err(|source| Error::Store {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         })?;
         Store::setup(conn, path, busy)
     }
@@ -454,15 +459,57 @@ impl Store {
     pub fn open_in_memory() -> Result<Store> {
         let conn = Connection::open_in_memory().map_err(|source| Error::Store {
             path: ":memory:".into(),
-            source,
+            source: source.into(),
         })?;
         Store::setup(conn, Path::new(":memory:"), BUSY_TIMEOUT)
     }
 
+    /// Opens the store `config` names: its `SQLite` file, or its
+    /// PostgreSQL database.
+    pub fn open_configured(config: &crate::config::Config) -> Result<Store> {
+        Store::open_configured_waiting(config, BUSY_TIMEOUT)
+    }
+
+    /// [`Store::open_configured`], waiting up to `busy` for other writers.
+    pub fn open_configured_waiting(
+        config: &crate::config::Config,
+        busy: std::time::Duration,
+    ) -> Result<Store> {
+        match &config.store_url {
+            None => Store::open_waiting(&config.store_path, busy),
+            Some(url) => Store::open_postgres(url, busy),
+        }
+    }
+
+    /// Opens the store on PostgreSQL, bringing recart's own schema there
+    /// up to date.
+    pub fn open_postgres(
+        url: &crate::config::StoreUrl,
+        busy: std::time::Duration,
+    ) -> Result<Store> {
+        let name = PathBuf::from(&url.url);
+        let client = postgres::connect(url, busy).map_err(|message| Error::Store {
+            path: name.clone(),
+            source: DbError::Value(message),
+        })?;
+        let conn = Engine::postgres(client);
+        postgres::migrate(&conn).map_err(|error| Error::Migration {
+            path: name.clone(),
+            message: error.to_string(),
+        })?;
+        Ok(Store {
+            conn,
+            path: name,
+            bulk: std::cell::Cell::new(Bulk::Off),
+            forgotten: std::cell::RefCell::default(),
+            run_lock: std::cell::RefCell::new(None),
+        })
+    }
+
     fn setup(mut conn: Connection, path: &Path, busy: std::time::Duration) -> Result<Store> {
-        let fail = |source| Error::Store {
+        let fail = |source: rusqlite::Error| Error::Store {
             path: path.to_path_buf(),
-            source,
+            source: source.into(),
         };
         // Overlapping runs wait for each other's short write transactions.
         conn.busy_timeout(busy).map_err(fail)?;
@@ -487,7 +534,7 @@ impl Store {
                 message: error.to_string(),
             })?;
         Ok(Store {
-            conn,
+            conn: Engine::Sqlite(conn),
             path: path.to_path_buf(),
             bulk: std::cell::Cell::new(Bulk::Off),
             forgotten: std::cell::RefCell::default(),
@@ -507,9 +554,12 @@ impl Store {
     /// claims and confirms pay for a large cache at each commit.
     pub fn import_cache(&self, importing: bool) -> Result<()> {
         let kib = if importing { 65_536 } else { 2_000 };
-        self.conn
-            .execute_batch(&format!("PRAGMA cache_size = -{kib}"))
-            .map_err(|source| self.error(source))
+        match self.conn.sqlite() {
+            Some(conn) => conn
+                .execute_batch(&format!("PRAGMA cache_size = -{kib}"))
+                .map_err(|source| self.error(source)),
+            None => Ok(()),
+        }
     }
 
     /// Takes the run lock: an exclusive `flock` on the database file
@@ -519,6 +569,9 @@ impl Store {
     /// operating system releases it when the process ends, however it
     /// ends. (flock and SQLite's fcntl locks do not interact on Linux.)
     pub fn lock_runs(&self, wait: bool) -> Result<()> {
+        if self.conn.is_postgres() {
+            return postgres::lock_runs(self, wait);
+        }
         if self.path == Path::new(":memory:") || self.run_lock.borrow().is_some() {
             return Ok(());
         }
@@ -544,19 +597,73 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn error(&self, source: rusqlite::Error) -> Error {
+    pub(crate) fn error(&self, source: impl Into<DbError>) -> Error {
         Error::Store {
             path: self.path.clone(),
-            source,
+            source: source.into(),
         }
+    }
+
+    /// Whether the store is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.conn.is_postgres()
     }
 
     /// Starts a transaction that is never committed: everything written
     /// until the store is dropped is rolled back (a dry run).
     pub fn begin_discarded(&self) -> Result<()> {
-        self.conn
-            .execute_batch("BEGIN")
-            .map_err(|source| self.error(source))
+        match self.conn.sqlite() {
+            Some(conn) => conn.execute_batch("BEGIN"),
+            None => return self.conn.begin().map_err(|source| self.error(source)),
+        }
+        .map_err(|source| self.error(source))
+    }
+
+    /// Runs `work` as one atomic write: a transaction (on `SQLite` an
+    /// IMMEDIATE one, so it waits for other writers instead of failing),
+    /// or a savepoint inside the transaction of a dry run.
+    pub(crate) fn write_db<T>(&self, work: impl FnOnce(&Engine) -> DbResult<T>) -> Result<T> {
+        if self.bulk.get() != Bulk::Off {
+            return work(&self.conn).map_err(|source| {
+                self.bulk.set(Bulk::Failed);
+                self.error(source)
+            });
+        }
+        if self.conn.in_transaction() {
+            self.conn
+                .batch("SAVEPOINT batch")
+                .map_err(|source| self.error(source))?;
+            return match work(&self.conn) {
+                Ok(value) => {
+                    self.conn
+                        .batch("RELEASE SAVEPOINT batch")
+                        .map_err(|source| self.error(source))?;
+                    Ok(value)
+                }
+                Err(source) => {
+                    let _ = self
+                        .conn
+                        .batch("ROLLBACK TO SAVEPOINT batch; RELEASE SAVEPOINT batch");
+                    Err(self.error(source))
+                }
+            };
+        }
+        self.conn.begin().map_err(|source| self.error(source))?;
+        match work(&self.conn) {
+            Ok(value) => {
+                self.conn.end(true).map_err(|source| self.error(source))?;
+                Ok(value)
+            }
+            Err(source) => {
+                let _ = self.conn.end(false);
+                Err(self.error(source))
+            }
+        }
+    }
+
+    /// The connection, for reads.
+    pub(crate) fn db(&self) -> &Engine {
+        &self.conn
     }
 
     /// Runs `work` as one atomic write: an IMMEDIATE transaction (so it
@@ -566,16 +673,21 @@ impl Store {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
+        let Some(conn) = self.conn.sqlite() else {
+            return Err(self.error(DbError::Value(
+                "not yet available on a PostgreSQL store".into(),
+            )));
+        };
         if self.bulk.get() != Bulk::Off {
             // The bulk load's transaction holds every batch, without a
             // savepoint each (pages copied to a sub-journal): a failed
             // batch fails the whole load, which is then rolled back.
-            return work(&self.conn).map_err(|source| {
+            return work(conn).map_err(|source| {
                 self.bulk.set(Bulk::Failed);
                 self.error(source)
             });
         }
-        let nested = !self.conn.is_autocommit();
+        let nested = !conn.is_autocommit();
         let (begin, commit, rollback) = if nested {
             (
                 "SAVEPOINT batch",
@@ -585,50 +697,78 @@ impl Store {
         } else {
             ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
         };
-        self.conn
-            .execute_batch(begin)
+        conn.execute_batch(begin)
             .map_err(|source| self.error(source))?;
-        match work(&self.conn) {
+        match work(conn) {
             Ok(value) => {
-                self.conn
-                    .execute_batch(commit)
+                conn.execute_batch(commit)
                     .map_err(|source| self.error(source))?;
                 Ok(value)
             }
             Err(source) => {
-                let _ = self.conn.execute_batch(rollback);
+                let _ = conn.execute_batch(rollback);
                 Err(self.error(source))
             }
         }
     }
 
+    /// The `SQLite` connection, for code not yet written for both engines.
     pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+        self.conn
+            .sqlite()
+            .expect("this store operation is not yet available on PostgreSQL")
     }
 }
 
 impl Store {
     /// The stored watermark of a source, if it was read before.
-    pub fn watermark(&self, source: &str) -> Result<Option<rusqlite::types::Value>> {
-        use rusqlite::OptionalExtension;
+    pub fn watermark(&self, source: &str) -> Result<Option<Value>> {
+        // PostgreSQL has no column of any type: a number or a text.
+        let sql = if self.is_postgres() {
+            "SELECT coalesce(int_value::text, text_value), int_value IS NOT NULL
+             FROM source_watermarks WHERE source = ?1"
+        } else {
+            "SELECT updated_at, 0 FROM source_watermarks WHERE source = ?1"
+        };
+        let read = |row: &engine::Row<'_>| -> DbResult<Value> {
+            let value: Value = row.get(0)?;
+            Ok(match (value, row.get::<bool>(1)?) {
+                (Value::Text(text), true) => text.parse().map_or(Value::Text(text), Value::Integer),
+                (value, _) => value,
+            })
+        };
         self.conn
-            .query_row(
-                "SELECT updated_at FROM source_watermarks WHERE source = ?1",
-                [source],
-                |row| row.get(0),
-            )
-            .optional()
+            .one(sql, args![source], read)
             .map_err(|source| self.error(source))
     }
 
     /// Stores a source's watermark (in a dry run, until it is rolled back).
-    pub fn set_watermark(&self, source: &str, updated_at: rusqlite::types::Value) -> Result<()> {
-        self.write(|conn| {
-            conn.execute(
-                "INSERT INTO source_watermarks (source, updated_at) VALUES (?1, ?2)
-                 ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at",
-                (source, updated_at),
-            )
+    pub fn set_watermark(&self, source: &str, updated_at: Value) -> Result<()> {
+        let sql = if self.is_postgres() {
+            "INSERT INTO source_watermarks (source, int_value, text_value)
+             VALUES (?1, ?2, ?3) ON CONFLICT (source) DO UPDATE
+             SET int_value = excluded.int_value, text_value = excluded.text_value"
+        } else {
+            "INSERT INTO source_watermarks (source, updated_at) VALUES (?1, ?2)
+             ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at"
+        };
+        let text = match &updated_at {
+            Value::Integer(_) => None,
+            Value::Real(real) => Some(real.to_string()),
+            Value::Text(text) => Some(text.clone()),
+            Value::Blob(blob) => Some(String::from_utf8_lossy(blob).into_owned()),
+            Value::Null => Some(String::new()),
+        };
+        let int = match updated_at {
+            Value::Integer(int) => Some(int),
+            _ => None,
+        };
+        self.write_db(|db| {
+            if db.is_postgres() {
+                db.execute(sql, args![source, int, &text])
+            } else {
+                db.execute(sql, args![source, &updated_at])
+            }
         })
         .map(|_| ())
     }
@@ -638,15 +778,13 @@ impl Store {
     /// The fingerprints of the row errors the last read of `source`
     /// rejected (see `ingest::sink::Reported`), in no order.
     pub fn reported_row_errors(&self, source: &str) -> Result<Vec<u64>> {
-        use rusqlite::OptionalExtension;
         let blob: Option<Vec<u8>> = self
             .conn
-            .query_row(
+            .one(
                 "SELECT fingerprints FROM reported_row_errors WHERE source = ?1",
-                [source],
+                args![source],
                 |row| row.get(0),
             )
-            .optional()
             .map_err(|source| self.error(source))?;
         Ok(blob
             .unwrap_or_default()
@@ -661,17 +799,17 @@ impl Store {
             .iter()
             .flat_map(|fingerprint| fingerprint.to_le_bytes())
             .collect();
-        self.write(|conn| {
+        self.write_db(|db| {
             if blob.is_empty() {
-                conn.execute(
+                db.execute(
                     "DELETE FROM reported_row_errors WHERE source = ?1",
-                    [source],
+                    args![source],
                 )
             } else {
-                conn.execute(
+                db.execute(
                     "INSERT INTO reported_row_errors (source, fingerprints) VALUES (?1, ?2)
                      ON CONFLICT (source) DO UPDATE SET fingerprints = excluded.fingerprints",
-                    (source, blob),
+                    args![source, &blob],
                 )
             }
         })

@@ -167,13 +167,13 @@ pub fn run(
     }
     chosen::check_options(options)?;
 
-    let store = if options.discards() && !config.store_path.exists() {
+    let store = if options.discards() && !config.store_exists() {
         Store::open_in_memory()?
     } else if options.wait {
         // As long as another run, or a bulk first import, holds the store.
-        Store::open_waiting(&config.store_path, WAIT_FOREVER)?
+        Store::open_configured_waiting(config, WAIT_FOREVER)?
     } else {
-        Store::open(&config.store_path)?
+        Store::open_configured(&config)?
     };
     let mut summary = RunSummary {
         dry_run: options.dry_run,
