@@ -125,7 +125,7 @@ fn import(
     }
     let store = match tokens_context.and_then(|(_, store)| store) {
         Some(store) => store,
-        None => Store::open_configured(&config)?,
+        None => Store::open_configured(config)?,
     };
     let added = store.suppress(&emails, "import", now)?;
     out.data(&format!(
@@ -151,7 +151,7 @@ fn csv_error(file: &Path, error: csv::Error) -> Error {
 /// for v2 tokens, which carry no address.
 fn token_context(config: &Config) -> Result<(Signer, Option<Store>)> {
     let store = if config.store_exists() {
-        Some(Store::open_configured(&config)?)
+        Some(Store::open_configured(config)?)
     } else {
         None
     };

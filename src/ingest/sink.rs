@@ -562,7 +562,7 @@ pub fn import_database(
     // After each stored batch of carts: a read that dies later re-reads
     // at most one batch.
     let read = ingest::database::read_marking(source, since, now, &mut sink, &mut |value| {
-        store.set_watermark(&key, value)
+        store.set_watermark(&key, &value)
     });
     let finished = sink.finish();
     let stored = (|| {
@@ -573,7 +573,7 @@ pub fn import_database(
         }
         let carts = sink.import(&read.carts);
         if let Some(watermark) = read.watermark {
-            store.set_watermark(&key, watermark)?;
+            store.set_watermark(&key, &watermark)?;
         }
         let orders = match (read.orders, orders_key) {
             (Some(summary), Some(key)) => {
@@ -581,7 +581,7 @@ pub fn import_database(
                 orders.path = name.join("orders");
                 orders.carts = None;
                 if let Some(watermark) = read.orders_watermark {
-                    store.set_watermark(&key, watermark)?;
+                    store.set_watermark(&key, &watermark)?;
                 }
                 Some(orders)
             }

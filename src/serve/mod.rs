@@ -45,7 +45,7 @@ pub fn serve(
         url: config.links.home.clone(),
     };
     let pages = pages::Pages::load(&config.templates_dir, shop)?;
-    let pool = pool::Pool::open(&config)?;
+    let pool = pool::Pool::open(config)?;
     let (log, logs) = mpsc::unbounded_channel();
     let app = Arc::new(routes::App {
         pool,

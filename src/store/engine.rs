@@ -374,16 +374,16 @@ pub struct Postgres {
 /// The store's connection.
 pub enum Engine {
     Sqlite(rusqlite::Connection),
-    Postgres(Postgres),
+    Postgres(Box<Postgres>),
 }
 
 impl Engine {
     pub fn postgres(client: postgres::Client) -> Engine {
-        Engine::Postgres(Postgres {
+        Engine::Postgres(Box::new(Postgres {
             client: RefCell::new(client),
             statements: RefCell::default(),
             in_transaction: std::cell::Cell::new(false),
-        })
+        }))
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -21,6 +21,8 @@ mod retention;
 mod snapshot;
 mod switch_on;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -569,8 +571,11 @@ impl Store {
     /// operating system releases it when the process ends, however it
     /// ends. (flock and SQLite's fcntl locks do not interact on Linux.)
     pub fn lock_runs(&self, wait: bool) -> Result<()> {
+        // On PostgreSQL runs do not exclude each other: the workers of a
+        // run share its work by partition (`Store::take_partition`), and
+        // each says it is alive with a lock on its id (`Store::hold_run`).
         if self.conn.is_postgres() {
-            return postgres::lock_runs(self, wait);
+            return Ok(());
         }
         if self.path == Path::new(":memory:") || self.run_lock.borrow().is_some() {
             return Ok(());
@@ -743,7 +748,7 @@ impl Store {
     }
 
     /// Stores a source's watermark (in a dry run, until it is rolled back).
-    pub fn set_watermark(&self, source: &str, updated_at: Value) -> Result<()> {
+    pub fn set_watermark(&self, source: &str, updated_at: &Value) -> Result<()> {
         let sql = if self.is_postgres() {
             "INSERT INTO source_watermarks (source, int_value, text_value)
              VALUES (?1, ?2, ?3) ON CONFLICT (source) DO UPDATE
@@ -752,14 +757,14 @@ impl Store {
             "INSERT INTO source_watermarks (source, updated_at) VALUES (?1, ?2)
              ON CONFLICT (source) DO UPDATE SET updated_at = excluded.updated_at"
         };
-        let text = match &updated_at {
+        let text = match updated_at {
             Value::Integer(_) => None,
             Value::Real(real) => Some(real.to_string()),
             Value::Text(text) => Some(text.clone()),
             Value::Blob(blob) => Some(String::from_utf8_lossy(blob).into_owned()),
             Value::Null => Some(String::new()),
         };
-        let int = match updated_at {
+        let int = match *updated_at {
             Value::Integer(int) => Some(int),
             _ => None,
         };
@@ -767,7 +772,7 @@ impl Store {
             if db.is_postgres() {
                 db.execute(sql, args![source, int, &text])
             } else {
-                db.execute(sql, args![source, &updated_at])
+                db.execute(sql, args![source, updated_at])
             }
         })
         .map(|_| ())

@@ -261,13 +261,6 @@ pub fn version(db: &Engine) -> DbResult<i64> {
     db.value("SELECT coalesce(max(version), 0) FROM schema_version", &[])
 }
 
-/// On PostgreSQL runs do not exclude each other: every worker of a run
-/// shares its work by partition ([`Store::take_partition`]); each run says
-/// it is alive with a lock on its id ([`Store::hold_run`]).
-pub(super) fn lock_runs(_store: &Store, _wait: bool) -> Result<()> {
-    Ok(())
-}
-
 impl Store {
     /// Marks run `run_id` alive for as long as this connection lives (on
     /// PostgreSQL; on `SQLite` the run lock says so).
@@ -403,6 +396,78 @@ pub fn open_url(url: &str, password_env: Option<&str>) -> Result<Store> {
 #[cfg(test)]
 mod tests {
     use super::{PARTITIONS, partition_of};
+    use crate::store::testing::{both_stores, postgres_store};
+    use rusqlite::types::Value;
+
+    #[test]
+    fn a_postgres_store_migrates_once() {
+        let Some(store) = postgres_store("recart_unit_migrate") else {
+            return;
+        };
+        assert_eq!(super::version(store.db()).unwrap(), 17);
+        super::migrate(store.db()).unwrap();
+        assert_eq!(super::version(store.db()).unwrap(), 17);
+    }
+
+    #[test]
+    fn watermarks_and_row_errors_come_back_as_stored() {
+        for (engine, store) in both_stores("recart_unit_watermarks") {
+            store.set_watermark("a", &Value::Integer(42)).unwrap();
+            let text = Value::Text("2026-11-20 10:00:00".into());
+            store.set_watermark("b", &text).unwrap();
+            assert_eq!(
+                store.watermark("a").unwrap(),
+                Some(Value::Integer(42)),
+                "{engine}"
+            );
+            assert_eq!(store.watermark("b").unwrap(), Some(text), "{engine}");
+            assert_eq!(store.watermark("c").unwrap(), None, "{engine}");
+            store.set_reported_row_errors("a", &[1, 2]).unwrap();
+            assert_eq!(
+                store.reported_row_errors("a").unwrap(),
+                vec![1, 2],
+                "{engine}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_partition_is_one_workers_and_done_once_per_run() {
+        let Some(store) = postgres_store("recart_unit_partitions") else {
+            return;
+        };
+        let url = crate::config::StoreUrl {
+            url: store.path().display().to_string(),
+            password_env: None,
+            password_file: None,
+        };
+        let other = crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+        assert!(store.take_partition(100, 3, false).unwrap());
+        assert!(!other.take_partition(100, 3, false).unwrap());
+        store.finish_partition(100, 3, 1, true).unwrap();
+        assert!(
+            !other.take_partition(100, 3, false).unwrap(),
+            "done for this run"
+        );
+        assert!(
+            other.take_partition(200, 3, false).unwrap(),
+            "not for the next"
+        );
+        store.hold_run(7).unwrap();
+        assert!(!other.run_is_dead(7).unwrap());
+        assert!(other.run_is_dead(8).unwrap());
+        drop(store);
+        // The server ends the session and its locks with the connection.
+        let mut dead = false;
+        for _ in 0..100 {
+            dead = other.run_is_dead(7).unwrap();
+            if dead {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(dead);
+    }
 
     #[test]
     fn an_address_has_one_partition_and_they_spread() {

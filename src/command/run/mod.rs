@@ -173,7 +173,7 @@ pub fn run(
         // As long as another run, or a bulk first import, holds the store.
         Store::open_configured_waiting(config, WAIT_FOREVER)?
     } else {
-        Store::open_configured(&config)?
+        Store::open_configured(config)?
     };
     let mut summary = RunSummary {
         dry_run: options.dry_run,
