@@ -46,6 +46,7 @@ pub use inbox::{Effect, InboxReport, SentMail};
 pub use items::encode_items;
 pub use ledger::{Claim, Confirmation, DeadClaim, PassOver, RunCounts, UnknownSend};
 pub use orders::OrderImport;
+pub use postgres::Taken;
 pub use report::{ReportClick, ReportData, ReportOrder, ReportSend, RunRow};
 pub use retention::{Forgotten, Pruned, forget_hash};
 

@@ -25,6 +25,7 @@ pub const SCHEMA: &str = "recart";
 const LOCK_RUN: i32 = 0x7263_0001;
 const LOCK_PARTITION: i32 = 0x7263_0002;
 const LOCK_MIGRATE: i32 = 0x7263_0003;
+const LOCK_IMPORT: i32 = 0x7263_0004;
 
 /// Addresses are spread over this many partitions; each is sent by one
 /// worker at a time.
@@ -220,13 +221,15 @@ CREATE TABLE mail_reports (
 );
 CREATE INDEX mail_reports_by_send ON mail_reports (cart_id, step) WHERE cart_id IS NOT NULL;
 
--- Several workers: which partitions of the addresses a run (`now`) has
--- been through, so that a worker skips what another finished.
-CREATE TABLE partitions_done (
+-- Several workers: which runs began or finished which partition of the
+-- addresses for a run at `now`, so that a worker skips what another
+-- finished and re-reads the ledger where another began.
+CREATE TABLE partition_runs (
     now       BIGINT NOT NULL,
     partition BIGINT NOT NULL,
     run_id    BIGINT NOT NULL,
-    PRIMARY KEY (now, partition)
+    finished  BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (now, partition, run_id)
 );
 ";
 
@@ -294,43 +297,60 @@ impl Store {
             .map_err(|source| self.error(source))
     }
 
-    /// Tries to take partition `partition` of the run at `now` for this
-    /// worker: `false` if another worker holds it or has been through it.
-    /// `wait`: wait for its holder rather than pass it by.
-    pub fn take_partition(&self, now: i64, partition: u32, wait: bool) -> Result<bool> {
+    /// Tries to take partition `partition` of the run at `now` for run
+    /// `run_id`: [`Taken::Held`] while another worker holds it (`wait`:
+    /// wait for it instead), [`Taken::Done`] once one went through it.
+    pub fn take_partition(
+        &self,
+        now: i64,
+        partition: u32,
+        run_id: i64,
+        wait: bool,
+    ) -> Result<Taken> {
         let db = self.db();
         let fail = |source| self.error(source);
         let key = i32::try_from(partition).unwrap_or(i32::MAX);
-        let taken = if wait {
+        if wait {
             db.execute(
                 "SELECT pg_advisory_lock(?1, ?2)",
                 args![LOCK_PARTITION, key],
             )
             .map_err(fail)?;
-            true
-        } else {
-            db.value::<bool>(
+        } else if !db
+            .value::<bool>(
                 "SELECT pg_try_advisory_lock(?1, ?2)",
                 args![LOCK_PARTITION, key],
             )
             .map_err(fail)?
-        };
-        if !taken {
-            return Ok(false);
+        {
+            return Ok(Taken::Held);
         }
-        let done: bool = db
-            .value(
-                "SELECT EXISTS (SELECT 1 FROM partitions_done WHERE now = ?1 AND partition = ?2)",
-                args![now, i64::from(partition)],
+        let (done, begun_by_another) = db
+            .one(
+                "SELECT coalesce(max(finished), 0) = 1, coalesce(max((run_id <> ?3)::int), 0) = 1
+                 FROM partition_runs WHERE now = ?1 AND partition = ?2",
+                args![now, i64::from(partition), run_id],
+                |row| Ok((row.get::<bool>(0)?, row.get::<bool>(1)?)),
             )
-            .map_err(fail)?;
+            .map_err(fail)?
+            .unwrap_or((false, false));
         if done {
             self.release_partition(partition)?;
+            return Ok(Taken::Done);
         }
-        Ok(!done)
+        self.write_db(|db| {
+            db.execute(
+                "INSERT INTO partition_runs (now, partition, run_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                args![now, i64::from(partition), run_id],
+            )
+        })?;
+        Ok(Taken::Yes {
+            fresh: !begun_by_another,
+        })
     }
 
-    /// Records that this worker went through `partition` of the run at
+    /// Records that run `run_id` went through `partition` of the run at
     /// `now` (`done`), and lets it go.
     pub fn finish_partition(
         &self,
@@ -342,13 +362,32 @@ impl Store {
         if done {
             self.write_db(|db| {
                 db.execute(
-                    "INSERT INTO partitions_done (now, partition, run_id) VALUES (?1, ?2, ?3)
-                     ON CONFLICT DO NOTHING",
+                    "UPDATE partition_runs SET finished = 1
+                     WHERE now = ?1 AND partition = ?2 AND run_id = ?3",
                     args![now, i64::from(partition), run_id],
                 )
             })?;
         }
         self.release_partition(partition)
+    }
+
+    /// Runs `import` while no other worker of this PostgreSQL store
+    /// imports (on `SQLite` the run lock already says so).
+    pub fn importing_alone<T>(&self, import: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.is_postgres() {
+            return import();
+        }
+        let lock = "SELECT pg_advisory_lock(?1, 0)";
+        self.db()
+            .execute(lock, args![LOCK_IMPORT])
+            .map_err(|source| self.error(source))?;
+        let imported = import();
+        let unlock = self
+            .db()
+            .execute("SELECT pg_advisory_unlock(?1, 0)", args![LOCK_IMPORT]);
+        let imported = imported?;
+        unlock.map_err(|source| self.error(source))?;
+        Ok(imported)
     }
 
     fn release_partition(&self, partition: u32) -> Result<()> {
@@ -361,6 +400,18 @@ impl Store {
             .map(|_| ())
             .map_err(|source| self.error(source))
     }
+}
+
+/// What [`Store::take_partition`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// This worker holds it now; `fresh`: no other run began it, so the
+    /// ledger read at the run's start still tells its whole story.
+    Yes { fresh: bool },
+    /// Another worker holds it.
+    Held,
+    /// A worker went through it in this run.
+    Done,
 }
 
 /// A run id as the second key of an advisory lock (ids wrap past 2³¹,
@@ -395,7 +446,7 @@ pub fn open_url(url: &str, password_env: Option<&str>) -> Result<Store> {
 
 #[cfg(test)]
 mod tests {
-    use super::{PARTITIONS, partition_of};
+    use super::{PARTITIONS, Taken, partition_of};
     use crate::store::testing::{both_stores, postgres_store};
     use rusqlite::types::Value;
 
@@ -442,16 +493,22 @@ mod tests {
             password_file: None,
         };
         let other = crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
-        assert!(store.take_partition(100, 3, false).unwrap());
-        assert!(!other.take_partition(100, 3, false).unwrap());
-        store.finish_partition(100, 3, 1, true).unwrap();
-        assert!(
-            !other.take_partition(100, 3, false).unwrap(),
-            "done for this run"
+        assert_eq!(
+            store.take_partition(100, 3, 1, false).unwrap(),
+            Taken::Yes { fresh: true }
         );
-        assert!(
-            other.take_partition(200, 3, false).unwrap(),
-            "not for the next"
+        assert_eq!(other.take_partition(100, 3, 2, false).unwrap(), Taken::Held);
+        store.finish_partition(100, 3, 1, false).unwrap();
+        assert_eq!(
+            other.take_partition(100, 3, 2, false).unwrap(),
+            Taken::Yes { fresh: false },
+            "begun by run 1, not finished"
+        );
+        other.finish_partition(100, 3, 2, true).unwrap();
+        assert_eq!(store.take_partition(100, 3, 1, true).unwrap(), Taken::Done);
+        assert_eq!(
+            other.take_partition(200, 3, 2, false).unwrap(),
+            Taken::Yes { fresh: true }
         );
         store.hold_run(7).unwrap();
         assert!(!other.run_is_dead(7).unwrap());

@@ -6,6 +6,7 @@
 //! the ledger protocol ([`crate::deliver::ledger`]).
 
 mod chosen;
+mod partitions;
 mod printer;
 
 use std::path::PathBuf;
@@ -190,6 +191,7 @@ pub fn run(
         // One real run at a time per store; the lock goes when the process does.
         store.lock_runs(options.wait)?;
         let run_id = store.start_run(clock(), now)?;
+        store.hold_run(run_id)?;
         summary.recovered =
             ledger::recover(&store, &config.store_path, run_id, now, &config.delivery)?;
         guards.journal = Some(Arc::new(Journal::create(&config.store_path, run_id)?));
@@ -197,7 +199,10 @@ pub fn run(
     };
     // Under the lock, before anything is sent: a first run says what it mails.
     let first_run = options.to.is_none() && !store.has_sent()?;
-    let imported = import_sources(config, &store, now, &mut summary, out)?;
+    // Workers of one PostgreSQL store import one at a time: the second
+    // finds the snapshots unchanged, the watermarks moved.
+    let imported =
+        store.importing_alone(|| import_sources(config, &store, now, &mut summary, out))?;
 
     // The candidate window, by index: open carts active up to now (the
     // ones not yet due are listed as such) and at most `max_age` ago —
@@ -211,8 +216,15 @@ pub fn run(
     };
     let candidates = store.candidates(oldest, now)?;
     let history = store.history(oldest, now, now, &policy)?;
-    let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
-    record_passed_over(&store, config, &candidates, &decisions, run_id, now)?;
+    let shared = partitions::shared(&store, options);
+    let decisions = if shared {
+        Vec::new()
+    } else {
+        plan::plan(&candidates, &history, &policy, &config.steps, now)
+    };
+    if !shared {
+        record_passed_over(&store, config, &candidates, &decisions, run_id, now)?;
+    }
     // `--cart`/`--step`: the one mail asked for, whatever the plan and the
     // ledger say of it.
     let unrecorded = chosen::Unrecorded(&store);
@@ -256,7 +268,22 @@ pub fn run(
     printer.table_note = beyond_window;
     let sender = Sender::new(ledger, config, run_id, now, options.resend_unknown, guards);
     let mut batches = Batches::new(config, options, &candidates, out, printer, sender);
-    batches.run(&composer, &decisions)?;
+    if shared {
+        let window = partitions::Window {
+            store: &store,
+            config,
+            policy: &policy,
+            candidates: &candidates,
+            history: &history,
+            oldest,
+            now,
+            run_id,
+        };
+        window.send_by_partition(&mut batches, &composer)?;
+    } else {
+        batches.run(&composer, &decisions)?;
+    }
+    batches.finish()?;
     let Batches {
         mut printer,
         settled,
@@ -506,7 +533,11 @@ impl<'a, 'o> Batches<'a, 'o> {
                 }
             }
             Ok(())
-        })?;
+        })
+    }
+
+    /// Waits for the mails still on their way, and closes the transport.
+    fn finish(&mut self) -> Result<()> {
         let Batches {
             sender,
             printer,

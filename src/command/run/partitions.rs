@@ -1,0 +1,136 @@
+//! Several workers on one PostgreSQL store share a run by partition: the
+//! window's carts are split by a hash of their address, and each partition
+//! is planned and sent by one worker at a time (an advisory lock), so that
+//! per-address rules (superseded, cooldown, caps) are decided by one
+//! worker. A worker goes through the partitions it can take at once, then
+//! waits for the others': those a live worker finishes are done; those a
+//! dead worker held come free with its connection and are taken over.
+
+use chrono::{DateTime, Utc};
+
+use super::{Batches, RunOptions, record_passed_over};
+use crate::compose::Composer;
+use crate::config::Config;
+use crate::error::Result;
+use crate::plan::{self, Candidate, History, Policy};
+use crate::store::postgres::{PARTITIONS, partition_of};
+use crate::store::{Store, Taken};
+
+/// Whether this run shares its work with other workers: a real run on
+/// PostgreSQL (a dry run, a test send or `--cart` plans alone).
+pub(super) fn shared(store: &Store, options: &RunOptions) -> bool {
+    store.is_postgres() && !options.discards() && options.cart.is_none() && options.step.is_none()
+}
+
+/// One run's window, as read at its start.
+pub(super) struct Window<'a> {
+    pub store: &'a Store,
+    pub config: &'a Config,
+    pub policy: &'a Policy,
+    pub candidates: &'a [Candidate],
+    /// The ledger as the run read it after settling dead runs' claims:
+    /// true for a partition no other worker has started since.
+    pub history: &'a History,
+    pub oldest: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub run_id: i64,
+}
+
+impl Window<'_> {
+    /// Plans and sends the partitions this worker takes: first those free
+    /// now (starting at a place of its own, so that workers starting
+    /// together spread), then, waiting, those other workers held.
+    pub(super) fn send_by_partition(
+        &self,
+        batches: &mut Batches<'_, '_>,
+        composer: &Composer<'_>,
+    ) -> Result<()> {
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); PARTITIONS as usize];
+        for (index, candidate) in self.candidates.iter().enumerate() {
+            members[partition_of(&candidate.email_norm) as usize].push(index);
+        }
+        let start = u32::try_from(self.run_id.rem_euclid(i64::from(PARTITIONS))).unwrap_or(0);
+        let order = (0..PARTITIONS).map(|offset| (start + offset) % PARTITIONS);
+        let now = self.now.timestamp();
+        let mut held_by_others = Vec::new();
+        for partition in order {
+            if members[partition as usize].is_empty() {
+                continue;
+            }
+            match self
+                .store
+                .take_partition(now, partition, self.run_id, false)?
+            {
+                Taken::Yes { fresh } => {
+                    self.send(
+                        partition,
+                        &members[partition as usize],
+                        fresh,
+                        batches,
+                        composer,
+                    )?;
+                }
+                Taken::Held => held_by_others.push(partition),
+                Taken::Done => {}
+            }
+        }
+        for partition in held_by_others {
+            if let Taken::Yes { fresh } =
+                self.store
+                    .take_partition(now, partition, self.run_id, true)?
+            {
+                self.send(
+                    partition,
+                    &members[partition as usize],
+                    fresh,
+                    batches,
+                    composer,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans partition `partition` (its carts: `members`) and sends what is
+    /// due; it is done unless the run was stopped or its transport failed.
+    fn send(
+        &self,
+        partition: u32,
+        members: &[usize],
+        fresh: bool,
+        batches: &mut Batches<'_, '_>,
+        composer: &Composer<'_>,
+    ) -> Result<()> {
+        let carts: Vec<Candidate> = members
+            .iter()
+            .map(|&index| self.candidates[index].clone())
+            .collect();
+        // Another worker began this partition (and died): its claims are
+        // in the ledger, not in the history read at the start.
+        let reread;
+        let history = if fresh {
+            self.history
+        } else {
+            reread = self
+                .store
+                .history(self.oldest, self.now, self.now, self.policy)?;
+            &reread
+        };
+        let mut decisions = plan::plan(&carts, history, self.policy, &self.config.steps, self.now);
+        for decision in &mut decisions {
+            decision.cart = members[decision.cart];
+        }
+        record_passed_over(
+            self.store,
+            self.config,
+            self.candidates,
+            &decisions,
+            self.run_id,
+            self.now,
+        )?;
+        batches.run(composer, &decisions)?;
+        let done = batches.settled.fatal.is_none() && !batches.stopping();
+        self.store
+            .finish_partition(self.now.timestamp(), partition, self.run_id, done)
+    }
+}
