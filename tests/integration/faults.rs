@@ -39,6 +39,13 @@ pub(crate) struct Sink {
     dir: TempDir,
 }
 
+impl Dumped {
+    /// The envelope's recipients, lower-cased.
+    pub(crate) fn recipients(&self) -> &[String] {
+        &self.recipients
+    }
+}
+
 /// One message in smtp-sink's dump directory.
 #[derive(Debug, Clone)]
 pub(crate) struct Dumped {

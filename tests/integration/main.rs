@@ -42,3 +42,4 @@ mod smtp_tls;
 mod store_faults;
 mod templates;
 mod test_send;
+mod workers;
