@@ -63,6 +63,13 @@ pub trait LedgerStore {
 
     /// The runs holding claims.
     fn claiming_runs(&self) -> Result<Vec<i64>>;
+
+    /// Whether run `run_id` is over. Only PostgreSQL's runs overlap (its
+    /// workers share a run); elsewhere the run lock makes every other run
+    /// a dead one.
+    fn run_is_dead(&self, _run_id: i64) -> Result<bool> {
+        Ok(true)
+    }
 }
 
 impl LedgerStore for Store {
@@ -96,6 +103,10 @@ impl LedgerStore for Store {
 
     fn claiming_runs(&self) -> Result<Vec<i64>> {
         Store::claiming_runs(self)
+    }
+
+    fn run_is_dead(&self, run_id: i64) -> Result<bool> {
+        Store::run_is_dead(self, run_id)
     }
 }
 
@@ -175,9 +186,12 @@ pub fn recover(
                 .to_str()
                 .and_then(|name| name.strip_prefix("run-"))
                 .and_then(|id| id.parse::<i64>().ok());
+            // Another worker's journal (PostgreSQL) is its until it ends,
+            // claims or not.
             if let Some(run) = run
                 && run != current
                 && !holding.contains(&run)
+                && store.run_is_dead(run)?
             {
                 handover::remove(store_path, run);
             }

@@ -211,4 +211,8 @@ impl LedgerStore for Unrecorded<'_> {
     fn claiming_runs(&self) -> Result<Vec<i64>> {
         self.0.claiming_runs()
     }
+
+    fn run_is_dead(&self, run_id: i64) -> Result<bool> {
+        self.0.run_is_dead(run_id)
+    }
 }
