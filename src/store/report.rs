@@ -1,11 +1,11 @@
 //! What `recart report` and `recart runs` read from the store.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use crate::error::Result;
 use crate::model::SendState;
 
+use super::engine::{DbResult, args};
 use super::{Store, count_from_sql, from_unix, to_unix};
 
 /// A ledger entry in the report's period.
@@ -76,111 +76,113 @@ impl Store {
     /// by runs whose `now` falls in the period; clicks (until `now`),
     /// unsubscribes and complaints that concern those sends.
     pub fn report_data(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<ReportData> {
-        let run = || -> rusqlite::Result<_> {
-            let period = params![to_unix(since), to_unix(now)];
-            let mut sends = self.conn().prepare(
+        let db = self.db();
+        let period = args![to_unix(since), to_unix(now)];
+        let run = || -> DbResult<ReportData> {
+            let mut data = ReportData::default();
+            db.each(
                 "SELECT cart_id, email_norm, step, state, claimed_at, sent_at, variant FROM sends
                  WHERE claimed_at BETWEEN ?1 AND ?2 ORDER BY claimed_at, cart_id, step",
-            )?;
-            let sends = sends
-                .query_map(period, |row| {
+                period,
+                |row| {
                     let state: String = row.get(3)?;
-                    Ok(ReportSend {
+                    data.sends.push(ReportSend {
                         cart_id: row.get(0)?,
                         email_norm: row.get(1)?,
                         step: row.get(2)?,
                         state: state.parse().unwrap_or(SendState::Unknown),
                         claimed_at: from_unix(row.get(4)?),
-                        sent_at: row.get::<_, Option<i64>>(5)?.map(from_unix),
+                        sent_at: row.get::<Option<i64>>(5)?.map(from_unix),
                         variant: row.get(6)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut orders = self.conn().prepare(
+                    });
+                    Ok(())
+                },
+            )?;
+            db.each(
                 "SELECT id, email_norm, created_at, total_minor, currency FROM orders
                  WHERE created_at BETWEEN ?1 AND ?2 AND email_norm IN (
                      SELECT email_norm FROM sends WHERE claimed_at BETWEEN ?1 AND ?2)
                  ORDER BY created_at, id",
-            )?;
-            let orders = orders
-                .query_map(period, |row| {
-                    Ok(ReportOrder {
+                period,
+                |row| {
+                    data.orders.push(ReportOrder {
                         id: row.get(0)?,
                         email_norm: row.get(1)?,
                         created_at: from_unix(row.get(2)?),
                         total_minor: row.get(3)?,
                         currency: row.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut skips = self.conn().prepare(
+                    });
+                    Ok(())
+                },
+            )?;
+            // `SUM` is NUMERIC on PostgreSQL: read back as an i64 all the same.
+            db.each(
                 "SELECT k.step, k.reason, SUM(k.count) FROM run_skips k JOIN runs r ON r.id = k.run_id
                  WHERE r.now BETWEEN ?1 AND ?2 GROUP BY k.step, k.reason ORDER BY k.step, k.reason",
+                period,
+                |row| {
+                    data.skips
+                        .push((row.get(0)?, row.get(1)?, count_from_sql(row.get(2)?)));
+                    Ok(())
+                },
             )?;
-            let skips = skips
-                .query_map(period, |row| {
-                    Ok((row.get(0)?, row.get(1)?, count_from_sql(row.get(2)?)))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut clicks = self.conn().prepare(
+            db.each(
                 "SELECT k.cart_id, k.step, k.clicked_at FROM clicks k
                  JOIN sends s ON s.cart_id = k.cart_id AND s.step = k.step
                  WHERE s.claimed_at BETWEEN ?1 AND ?2 AND k.clicked_at <= ?2
                  ORDER BY k.clicked_at, k.id",
-            )?;
-            let clicks = clicks
-                .query_map(period, |row| {
-                    Ok(ReportClick {
+                period,
+                |row| {
+                    data.clicks.push(ReportClick {
                         cart_id: row.get(0)?,
                         step: row.get(1)?,
                         clicked_at: from_unix(row.get(2)?),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut unsubscribes = self.conn().prepare(
+                    });
+                    Ok(())
+                },
+            )?;
+            db.each(
                 "SELECT email_norm, created_at FROM suppressions
                  WHERE reason = 'unsubscribe' AND created_at BETWEEN ?1 AND ?2 AND email_norm IN (
                      SELECT email_norm FROM sends WHERE claimed_at BETWEEN ?1 AND ?2)
                  ORDER BY created_at, email_norm",
+                period,
+                |row| {
+                    data.unsubscribes
+                        .push((row.get(0)?, from_unix(row.get(1)?)));
+                    Ok(())
+                },
             )?;
-            let unsubscribes = unsubscribes
-                .query_map(period, |row| Ok((row.get(0)?, from_unix(row.get(1)?))))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut complaints = self.conn().prepare(
+            db.each(
                 "SELECT DISTINCT r.cart_id, r.step FROM mail_reports r
                  JOIN sends s ON s.cart_id = r.cart_id AND s.step = r.step
                  WHERE r.outcome = 'complaint' AND s.claimed_at BETWEEN ?1 AND ?2
                  ORDER BY r.cart_id, r.step",
+                period,
+                |row| {
+                    data.complaints.push((row.get(0)?, row.get(1)?));
+                    Ok(())
+                },
             )?;
-            let complaints = complaints
-                .query_map(period, |row| Ok((row.get(0)?, row.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(ReportData {
-                sends,
-                orders,
-                skips,
-                clicks,
-                unsubscribes,
-                complaints,
-            })
+            Ok(data)
         };
         run().map_err(|source| self.error(source))
     }
 
     /// The most recent runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
-        let run = || -> rusqlite::Result<Vec<RunRow>> {
-            let mut query = self.conn().prepare(
+        let mut runs = Vec::new();
+        self.db()
+            .each(
                 "SELECT id, started_at, finished_at, now, imported, sent, skipped, retry, failed,
                         unknown, exit_code
                  FROM runs ORDER BY id DESC LIMIT ?1",
-            )?;
-            query
-                .query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |row| {
-                    Ok(RunRow {
+                args![i64::try_from(limit).unwrap_or(i64::MAX)],
+                |row| {
+                    runs.push(RunRow {
                         id: row.get(0)?,
                         started_at: from_unix(row.get(1)?),
-                        finished_at: row.get::<_, Option<i64>>(2)?.map(from_unix),
+                        finished_at: row.get::<Option<i64>>(2)?.map(from_unix),
                         now: from_unix(row.get(3)?),
                         imported: row.get(4)?,
                         sent: row.get(5)?,
@@ -189,10 +191,11 @@ impl Store {
                         failed: row.get(8)?,
                         unknown: row.get(9)?,
                         exit_code: row.get(10)?,
-                    })
-                })?
-                .collect()
-        };
-        run().map_err(|source| self.error(source))
+                    });
+                    Ok(())
+                },
+            )
+            .map_err(|source| self.error(source))?;
+        Ok(runs)
     }
 }
