@@ -199,3 +199,146 @@ impl Store {
         Ok(runs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::both_stores;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        from_unix(seconds)
+    }
+
+    /// Sends, orders, runs, clicks, unsubscribes and complaints in and
+    /// around the period [1000, 5000].
+    const DATA: &str = "
+        INSERT INTO sends (cart_id, step, email, email_norm, state, run_id, attempts, claimed_at,
+                           sent_at, variant)
+        VALUES ('C1', '1h', 'Ann@x', 'ann@x', 'sent', 1, 1, 1500, 1510, 'reminder-a'),
+               ('C2', '24h', 'bob@x', 'bob@x', 'unknown', 2, 2, 2000, NULL, NULL),
+               ('C3', '1h', 'cy@x', 'cy@x', 'sent', 1, 1, 500, 510, NULL),
+               ('C4', '1h', 'dee@x', 'dee@x', 'bounced', 3, 1, 6000, 6010, NULL);
+        INSERT INTO orders (id, email, email_norm, cart_id, total_minor, currency, created_at)
+        VALUES ('O1', 'Ann@x', 'ann@x', 'C1', 4999, 'EUR', 3000),
+               ('O2', 'cy@x', 'cy@x', NULL, 100, 'EUR', 3000),
+               ('O3', 'Ann@x', 'ann@x', NULL, 200, 'EUR', 6000);
+        INSERT INTO runs (id, started_at, finished_at, now, imported, sent, skipped, retry,
+                          failed, unknown, exit_code)
+        VALUES (1, 1990, 2100, 2000, 10, 1, 2, 0, 0, 0, 0),
+               (2, 3990, NULL, 4000, 0, 0, 4, 1, 0, 1, NULL),
+               (3, 6990, 7100, 7000, 5, 1, 100, 0, 1, 0, 3);
+        INSERT INTO run_skips (run_id, step, reason, count)
+        VALUES (1, '1h', 'quiet-hours', 2), (2, '1h', 'quiet-hours', 3),
+               (2, '', 'suppressed', 1), (3, '1h', 'quiet-hours', 100);
+        INSERT INTO suppressions (email_norm, reason, created_at)
+        VALUES ('ann@x', 'unsubscribe', 3500), ('bob@x', 'hard-bounce', 3500),
+               ('cy@x', 'unsubscribe', 3500);
+        INSERT INTO mail_reports (key, outcome, cart_id, step, detail, processed_at)
+        VALUES ('id:1', 'complaint', 'C2', '24h', '', 4000),
+               ('id:2', 'complaint', 'C2', '24h', '', 4100),
+               ('id:3', 'complaint', 'C3', '1h', '', 4100),
+               ('id:4', 'hard-bounce', 'C1', '1h', '', 4100);
+    ";
+
+    #[test]
+    fn a_period_reads_the_same_on_both_engines() {
+        for (engine, store) in both_stores("recart_unit_report_period") {
+            store.db().batch(DATA).unwrap();
+            store.record_click("C1", "1h", at(2500)).unwrap();
+            // After the period's end, and about a send before its start.
+            store.record_click("C2", "24h", at(6000)).unwrap();
+            store.record_click("C3", "1h", at(2500)).unwrap();
+            let data = store.report_data(at(1000), at(5000)).unwrap();
+            let expected = ReportData {
+                sends: vec![
+                    ReportSend {
+                        cart_id: "C1".into(),
+                        email_norm: "ann@x".into(),
+                        step: "1h".into(),
+                        state: SendState::Sent,
+                        claimed_at: at(1500),
+                        sent_at: Some(at(1510)),
+                        variant: Some("reminder-a".into()),
+                    },
+                    ReportSend {
+                        cart_id: "C2".into(),
+                        email_norm: "bob@x".into(),
+                        step: "24h".into(),
+                        state: SendState::Unknown,
+                        claimed_at: at(2000),
+                        sent_at: None,
+                        variant: None,
+                    },
+                ],
+                orders: vec![ReportOrder {
+                    id: "O1".into(),
+                    email_norm: "ann@x".into(),
+                    created_at: at(3000),
+                    total_minor: 4999,
+                    currency: "EUR".into(),
+                }],
+                // Summed over the period's runs (a NUMERIC on PostgreSQL).
+                skips: vec![
+                    (String::new(), "suppressed".into(), 1),
+                    ("1h".into(), "quiet-hours".into(), 5),
+                ],
+                clicks: vec![ReportClick {
+                    cart_id: "C1".into(),
+                    step: "1h".into(),
+                    clicked_at: at(2500),
+                }],
+                unsubscribes: vec![("ann@x".into(), at(3500))],
+                complaints: vec![("C2".into(), "24h".into())],
+            };
+            assert_eq!(data, expected, "{engine}");
+            // A period without anything in it.
+            assert_eq!(
+                store.report_data(at(8000), at(9000)).unwrap(),
+                ReportData::default(),
+                "{engine}"
+            );
+        }
+    }
+
+    #[test]
+    fn runs_come_newest_first() {
+        for (engine, store) in both_stores("recart_unit_report_runs") {
+            store.db().batch(DATA).unwrap();
+            let runs = store.runs(2).unwrap();
+            assert_eq!(
+                runs,
+                [
+                    RunRow {
+                        id: 3,
+                        started_at: at(6990),
+                        finished_at: Some(at(7100)),
+                        now: at(7000),
+                        imported: 5,
+                        sent: 1,
+                        skipped: 100,
+                        retry: 0,
+                        failed: 1,
+                        unknown: 0,
+                        exit_code: Some(3),
+                    },
+                    RunRow {
+                        id: 2,
+                        started_at: at(3990),
+                        finished_at: None,
+                        now: at(4000),
+                        imported: 0,
+                        sent: 0,
+                        skipped: 4,
+                        retry: 1,
+                        failed: 0,
+                        unknown: 1,
+                        exit_code: None,
+                    },
+                ],
+                "{engine}"
+            );
+            let all: Vec<i64> = store.runs(10).unwrap().iter().map(|run| run.id).collect();
+            assert_eq!(all, [3, 2, 1], "{engine}");
+        }
+    }
+}
