@@ -97,6 +97,22 @@ fn a_store_goes_to_postgres_and_back_unchanged() {
         .expect_status(2)
         .expect_stderr_contains("back.db");
     assert_eq!(rows(&t, "back.db"), before);
+
+    // The PostgreSQL store erases people and prunes as the file does.
+    t.recart(&["--config", "pg.toml", "forget", "ada.lovelace@example.com"])
+        .expect_success()
+        .expect_stdout_contains("1 carts and 0 orders deleted, 1 ledger entries anonymised");
+    t.recart(&[
+        "--config",
+        "pg.toml",
+        "prune",
+        "--older-than",
+        "1d",
+        "--now",
+        "2026-12-31T00:00:00Z",
+    ])
+    .expect_success()
+    .expect_stdout_contains("3 carts and 0 orders deleted, 1 ledger entries anonymised");
 }
 
 #[test]
