@@ -175,6 +175,27 @@ pub enum Command {
         #[command(subcommand)]
         action: UnknownAction,
     },
+    /// The store as a whole: `store copy --to TARGET` moves it to PostgreSQL or a SQLite file
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Copy every row of the configured store into an empty one, in one transaction
+    /// (exit 2 if the target holds rows already); prints each table's count
+    Copy {
+        /// `postgres://user@host/db` (no password in it), or the path of a SQLite file,
+        /// created if need be
+        #[arg(long, value_name = "TARGET")]
+        to: String,
+        /// The environment variable that holds the target PostgreSQL's password
+        /// (PGPASSWORD is not read)
+        #[arg(long, value_name = "NAME")]
+        password_env: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -12,6 +12,7 @@ pub mod report;
 pub mod retention;
 pub mod run;
 pub mod serve;
+pub mod store;
 pub mod suppress;
 pub mod token;
 pub mod unknown;
@@ -73,6 +74,7 @@ pub fn execute(command: Command, ctx: &mut Context<'_>) -> Result<Completion> {
         Command::Token { action } => token::execute(action, ctx),
         Command::Unknown { action } => unknown::execute(action, ctx),
         Command::Bounces { action } => bounces::execute(action, ctx),
+        Command::Store { action } => store::execute(action, ctx),
         Command::Coupons { action } => coupons::execute(action, ctx),
         Command::Report(args) => report::execute(&args, ctx),
         Command::Runs { limit, json } => report::runs(limit, json, ctx),

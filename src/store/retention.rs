@@ -9,18 +9,20 @@
 //! the cell it deletes; `REINDEX` does not reach table pages). So both end
 //! with [`Store::scrub`]: the file written anew from the live rows and the
 //! write-ahead log emptied (`tests/integration/privacy.rs` checks the
-//! bytes).
+//! bytes). On PostgreSQL the same rows are deleted, and the scrub is a
+//! `VACUUM` of the tables touched: the server's files, log and backups are
+//! its operator's (ARCHITECTURE, "Retention").
 
 use std::collections::HashSet;
 use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::model::normalize_email;
 
+use super::engine::{DbError, DbResult, Engine, args};
 use super::{Store, to_unix};
 
 /// What `prune` removed.
@@ -78,17 +80,17 @@ impl Store {
     /// of ledger entries claimed before it; then [`Store::scrub`]s the
     /// files. Runs and per-run skip counts stay: they hold no personal data.
     pub fn prune(&self, cutoff: DateTime<Utc>) -> Result<Pruned> {
-        let pruned = self.write(|conn| {
-            conn.execute_batch("PRAGMA secure_delete = ON")?;
+        let pruned = self.write_db(|db| {
+            secure_delete(db)?;
             let cutoff = to_unix(cutoff);
             Ok(Pruned {
-                carts: conn.execute("DELETE FROM carts WHERE updated_at < ?1", [cutoff])? as u64,
-                orders: conn.execute("DELETE FROM orders WHERE created_at < ?1", [cutoff])? as u64,
-                sends_anonymised: conn.execute(
+                carts: db.execute("DELETE FROM carts WHERE updated_at < ?1", args![cutoff])?,
+                orders: db.execute("DELETE FROM orders WHERE created_at < ?1", args![cutoff])?,
+                sends_anonymised: db.execute(
                     "UPDATE sends SET email = '', email_norm = '', reason = NULL
                      WHERE claimed_at < ?1 AND email != ''",
-                    [cutoff],
-                )? as u64,
+                    args![cutoff],
+                )?,
             })
         })?;
         self.scrub()?;
@@ -100,12 +102,12 @@ impl Store {
     /// a hash of each address, so that their carts and orders are dropped
     /// at import and never mailed. Then [`Store::scrub`]s the files, once.
     pub fn forget<S: AsRef<str>>(&self, emails: &[S], at: DateTime<Utc>) -> Result<Vec<Forgotten>> {
-        let forgotten = self.write(|conn| {
-            conn.execute_batch("PRAGMA secure_delete = ON")?;
+        let forgotten = self.write_db(|db| {
+            secure_delete(db)?;
             emails
                 .iter()
-                .map(|email| forget_one(conn, &normalize_email(email.as_ref()), at))
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .map(|email| forget_one(db, &normalize_email(email.as_ref()), at))
+                .collect::<DbResult<Vec<_>>>()
         })?;
         self.scrub()?;
         Ok(forgotten)
@@ -113,19 +115,23 @@ impl Store {
 
     /// The hashes of forgotten addresses.
     pub fn forgotten_hashes(&self) -> Result<HashSet<String>> {
-        let run = || -> rusqlite::Result<_> {
-            let mut query = self
-                .conn()
-                .prepare_cached("SELECT email_hash FROM forgotten")?;
-            query.query_map([], |row| row.get(0))?.collect()
-        };
-        run().map_err(|source| self.error(source))
+        let mut hashes = HashSet::new();
+        self.db()
+            .each("SELECT email_hash FROM forgotten", &[], |row| {
+                hashes.insert(row.get(0)?);
+                Ok(())
+            })
+            .map_err(|source| self.error(source))?;
+        Ok(hashes)
     }
 
-    /// Leaves nothing erased in the files: `VACUUM` writes the store anew
-    /// from its live rows (no stale separator keys, no free space holding
-    /// old cells), then a `TRUNCATE` checkpoint copies the log into the
-    /// store and empties it. The `-shm` file holds only page numbers.
+    /// Leaves nothing erased in the files (`SQLite`), or the erased rows'
+    /// space reclaimable (PostgreSQL, see [`Store::vacuum_erased`]).
+    ///
+    /// On `SQLite`, `VACUUM` writes the store anew from its live rows (no
+    /// stale separator keys, no free space holding old cells), then a
+    /// `TRUNCATE` checkpoint copies the log into the store and empties it.
+    /// The `-shm` file holds only page numbers.
     ///
     /// Safe beside other connections: `VACUUM` is one write transaction
     /// (it waits for other writers, and readers keep their snapshot), but
@@ -134,10 +140,12 @@ impl Store {
     /// rows are erased; running the command again finishes the job).
     /// Inside a dry run's transaction it does nothing: nothing is kept.
     fn scrub(&self) -> Result<()> {
-        let conn = self.conn();
-        if !conn.is_autocommit() {
+        if self.db().in_transaction() {
             return Ok(());
         }
+        let Some(conn) = self.db().sqlite() else {
+            return self.vacuum_erased();
+        };
         // The copy VACUUM builds goes to a temporary file, not to memory
         // (where statement journals go): it is as large as the store.
         conn.execute_batch("PRAGMA temp_store = FILE; VACUUM")
@@ -159,23 +167,53 @@ impl Store {
         }
         Ok(())
     }
+
+    /// PostgreSQL: `VACUUM` of the tables `prune` and `forget` touch, so
+    /// that the erased rows' versions (and their index entries) are removed
+    /// and their space reused, rather than kept until autovacuum gets to
+    /// them. One statement per table, outside any transaction (`VACUUM`
+    /// cannot run in one). Copies in the write-ahead log, its archive,
+    /// replicas and backups are the server's, and its operator's: see
+    /// ARCHITECTURE, "Retention".
+    fn vacuum_erased(&self) -> Result<()> {
+        for table in ERASED_TABLES {
+            self.db()
+                .batch(&format!("VACUUM {table}"))
+                .map_err(|source| self.error(source))?;
+        }
+        Ok(())
+    }
+}
+
+/// The tables `prune` and `forget` delete from or overwrite rows of.
+const ERASED_TABLES: [&str; 5] = ["carts", "orders", "order_items", "sends", "suppressions"];
+
+/// On `SQLite`, deleted cells are zeroed (the scrub rewrites the rest).
+fn secure_delete(db: &Engine) -> DbResult<()> {
+    match db.sqlite() {
+        Some(conn) => Ok(conn.execute_batch("PRAGMA secure_delete = ON")?),
+        None => Ok(()),
+    }
 }
 
 /// Erases one person (`norm`: the lower-cased address) and records the hash.
-fn forget_one(conn: &Connection, norm: &str, at: DateTime<Utc>) -> rusqlite::Result<Forgotten> {
+fn forget_one(db: &Engine, norm: &str, at: DateTime<Utc>) -> DbResult<Forgotten> {
     let result = Forgotten {
-        carts: conn.execute("DELETE FROM carts WHERE email_norm = ?1", [norm])? as u64,
-        orders: conn.execute("DELETE FROM orders WHERE email_norm = ?1", [norm])? as u64,
-        sends_anonymised: conn.execute(
+        carts: db.execute("DELETE FROM carts WHERE email_norm = ?1", args![norm])?,
+        orders: db.execute("DELETE FROM orders WHERE email_norm = ?1", args![norm])?,
+        sends_anonymised: db.execute(
             "UPDATE sends SET email = '', email_norm = '', reason = NULL WHERE email_norm = ?1",
-            [norm],
-        )? as u64,
+            args![norm],
+        )?,
     };
-    conn.execute("DELETE FROM suppressions WHERE email_norm = ?1", [norm])?;
-    conn.execute(
+    db.execute(
+        "DELETE FROM suppressions WHERE email_norm = ?1",
+        args![norm],
+    )?;
+    db.execute(
         "INSERT INTO forgotten (email_hash, created_at) VALUES (?1, ?2)
          ON CONFLICT (email_hash) DO NOTHING",
-        params![forget_hash(norm), to_unix(at)],
+        args![&forget_hash(norm), to_unix(at)],
     )?;
     Ok(result)
 }
@@ -185,34 +223,47 @@ impl Store {
     /// transaction: one count per batch, and the table read again only
     /// when it grew. `None` while nobody was forgotten, so an import then
     /// hashes nothing.
-    pub(super) fn forgotten_set(
-        &self,
-        conn: &Connection,
-    ) -> rusqlite::Result<Option<ForgottenSet>> {
-        let rows: i64 = conn
-            .prepare_cached("SELECT count(*) FROM forgotten")?
-            .query_row([], |row| row.get(0))?;
+    pub(super) fn forgotten_in(&self, db: &Engine) -> DbResult<Option<ForgottenSet>> {
+        let rows: i64 = db.value("SELECT count(*) FROM forgotten", &[])?;
         if rows == 0 {
             return Ok(None);
         }
         let mut cache = self.forgotten.borrow_mut();
         if cache.rows != rows {
             let mut digests = HashSet::with_capacity(usize::try_from(rows).unwrap_or(0));
-            let mut query = conn.prepare_cached("SELECT email_hash FROM forgotten")?;
-            let mut hashes = query.query([])?;
-            while let Some(row) = hashes.next()? {
+            db.each("SELECT email_hash FROM forgotten", &[], |row| {
+                let hash: String = row.get(0)?;
                 let mut digest = [0; 32];
                 // A hash recart did not write matches no address.
-                if hex::decode_to_slice(row.get_ref(0)?.as_bytes()?, &mut digest).is_ok() {
+                if hex::decode_to_slice(hash.as_bytes(), &mut digest).is_ok() {
                     digests.insert(digest);
                 }
-            }
+                Ok(())
+            })?;
             *cache = ForgottenCache {
                 rows,
                 digests: Rc::new(digests),
             };
         }
         Ok(Some(ForgottenSet(Rc::clone(&cache.digests))))
+    }
+
+    /// [`Store::forgotten_in`] for the import code still written against
+    /// rusqlite (`carts.rs`, `orders.rs`): `conn` is the store's own
+    /// connection. Goes once they call `forgotten_in`.
+    pub(super) fn forgotten_set(
+        &self,
+        conn: &rusqlite::Connection,
+    ) -> rusqlite::Result<Option<ForgottenSet>> {
+        debug_assert!(
+            self.db()
+                .sqlite()
+                .is_some_and(|own| std::ptr::eq(own, conn))
+        );
+        self.forgotten_in(self.db()).map_err(|error| match error {
+            DbError::Sqlite(error) => error,
+            other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
+        })
     }
 }
 
@@ -265,5 +316,190 @@ mod tests {
         store.forget(&["Mia@Example.com"], Utc::now()).unwrap();
         let wal = std::fs::metadata(dir.path().join("recart.db-wal")).unwrap();
         assert_eq!(wal.len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod both_engines {
+    use super::*;
+    use crate::store::from_unix;
+    use crate::store::testing::both_stores;
+
+    /// A cart, an order with an item, a claimed send and a suppression of
+    /// `email`, all at `at` (unix seconds), keyed by `key`.
+    fn person(store: &Store, key: &str, email: &str, at: i64) {
+        let norm = normalize_email(email);
+        store
+            .write_db(|db| {
+                db.execute(
+                    "INSERT INTO carts (id, email, email_norm, first_name, locale, currency,
+                         status, accepts_marketing, created_at, updated_at, total_minor,
+                         item_count, snapshot_hash)
+                     VALUES (?1, ?2, ?3, 'Mia', 'en', 'EUR', 'open', 1, ?4, ?4, 100, 1, ?5)",
+                    args![key, email, &norm, at, &b"hash"[..]],
+                )?;
+                db.execute(
+                    "INSERT INTO orders (id, email, email_norm, total_minor, currency, created_at)
+                     VALUES (?1, ?2, ?3, 100, 'EUR', ?4)",
+                    args![key, email, &norm, at],
+                )?;
+                db.execute(
+                    "INSERT INTO order_items (order_id, sku) VALUES (?1, 'SKU-1')",
+                    args![key],
+                )?;
+                db.execute(
+                    "INSERT INTO sends (cart_id, step, email, email_norm, state, run_id,
+                         attempts, claimed_at, reason)
+                     VALUES (?1, 'first', ?2, ?3, 'sent', 1, 1, ?4, '250 ok')",
+                    args![key, email, &norm, at],
+                )?;
+                db.execute(
+                    "INSERT INTO suppressions (email_norm, reason, created_at)
+                     VALUES (?1, 'manual', ?2)",
+                    args![&norm, at],
+                )
+            })
+            .unwrap();
+    }
+
+    fn count(store: &Store, sql: &str) -> i64 {
+        store.db().value(sql, &[]).unwrap()
+    }
+
+    /// On PostgreSQL, whether `VACUUM` has been run by hand on `table`.
+    fn vacuumed(store: &Store, table: &str) -> bool {
+        store
+            .db()
+            .value(
+                "SELECT coalesce(max(vacuum_count), 0) > 0 FROM pg_stat_user_tables
+                 WHERE schemaname = 'recart' AND relname = ?1",
+                args![table],
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn forget_erases_a_person_on_both_engines() {
+        for (engine, store) in both_stores("recart_unit_retention_forget") {
+            person(&store, "c1", "Mia@Example.com", 1_000);
+            person(&store, "c2", "leo@example.com", 1_000);
+            let done = store
+                .forget(&["MIA@example.com"], from_unix(2_000))
+                .unwrap();
+            let one = Forgotten {
+                carts: 1,
+                orders: 1,
+                sends_anonymised: 1,
+            };
+            assert_eq!(done, vec![one], "{engine}");
+            assert_eq!(count(&store, "SELECT count(*) FROM carts"), 1, "{engine}");
+            assert_eq!(count(&store, "SELECT count(*) FROM orders"), 1, "{engine}");
+            assert_eq!(
+                count(&store, "SELECT count(*) FROM order_items"),
+                1,
+                "{engine}: the items cascade"
+            );
+            assert_eq!(
+                count(
+                    &store,
+                    "SELECT count(*) FROM sends WHERE email = '' AND reason IS NULL"
+                ),
+                1,
+                "{engine}"
+            );
+            assert_eq!(
+                count(&store, "SELECT count(*) FROM suppressions"),
+                1,
+                "{engine}"
+            );
+            let hashes = store.forgotten_hashes().unwrap();
+            assert_eq!(
+                hashes,
+                HashSet::from([forget_hash("mia@example.com")]),
+                "{engine}"
+            );
+            let set = store.forgotten_in(store.db()).unwrap().unwrap();
+            assert!(set.contains(" MIA@example.com"), "{engine}");
+            assert!(!set.contains("leo@example.com"), "{engine}");
+            // Again: nothing more to erase, the hash is kept once.
+            let again = store
+                .forget(&["mia@example.com"], from_unix(3_000))
+                .unwrap();
+            assert_eq!(again, vec![Forgotten::default()], "{engine}");
+            assert_eq!(
+                count(&store, "SELECT count(*) FROM forgotten"),
+                1,
+                "{engine}"
+            );
+            if store.is_postgres() {
+                for table in ERASED_TABLES {
+                    assert!(vacuumed(&store, table), "{engine}: {table} vacuumed");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prune_deletes_old_rows_and_erases_old_addresses_on_both_engines() {
+        for (engine, store) in both_stores("recart_unit_retention_prune") {
+            person(&store, "old", "old@example.com", 1_000);
+            person(&store, "new", "new@example.com", 5_000);
+            let pruned = store.prune(from_unix(2_000)).unwrap();
+            let expected = Pruned {
+                carts: 1,
+                orders: 1,
+                sends_anonymised: 1,
+            };
+            assert_eq!(pruned, expected, "{engine}");
+            let left: Vec<String> = {
+                let mut ids = Vec::new();
+                store
+                    .db()
+                    .each(
+                        "SELECT id FROM carts UNION ALL SELECT id FROM orders",
+                        &[],
+                        |row| {
+                            ids.push(row.get(0)?);
+                            Ok(())
+                        },
+                    )
+                    .unwrap();
+                ids
+            };
+            assert_eq!(left, ["new", "new"], "{engine}");
+            assert_eq!(
+                count(
+                    &store,
+                    "SELECT count(*) FROM sends WHERE email = 'new@example.com'"
+                ),
+                1,
+                "{engine}"
+            );
+            assert_eq!(
+                count(&store, "SELECT count(*) FROM suppressions"),
+                2,
+                "{engine}: suppressions stay"
+            );
+            if store.is_postgres() {
+                assert!(vacuumed(&store, "carts"), "{engine}");
+            }
+            // Again: nothing left to prune.
+            assert_eq!(store.prune(from_unix(2_000)).unwrap(), Pruned::default());
+        }
+    }
+
+    /// In a dry run's transaction the erasure is a savepoint and nothing is
+    /// scrubbed: on PostgreSQL `VACUUM` would fail there.
+    #[test]
+    fn forget_in_a_discarded_transaction_scrubs_nothing() {
+        for (engine, store) in both_stores("recart_unit_retention_dry") {
+            person(&store, "c1", "mia@example.com", 1_000);
+            store.begin_discarded().unwrap();
+            let done = store
+                .forget(&["mia@example.com"], from_unix(2_000))
+                .unwrap();
+            assert_eq!(done[0].carts, 1, "{engine}");
+            assert_eq!(count(&store, "SELECT count(*) FROM carts"), 0, "{engine}");
+        }
     }
 }

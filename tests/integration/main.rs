@@ -39,6 +39,7 @@ mod sample_data;
 mod serve;
 mod smtp;
 mod smtp_tls;
+mod store_copy;
 mod store_faults;
 mod templates;
 mod test_send;
