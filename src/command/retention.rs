@@ -46,13 +46,13 @@ pub fn forget(emails: &[String], wait: bool, ctx: &mut Context<'_>) -> Result<Co
 /// The run lock (`run`'s): exits with 4 if a run holds it, or says that it
 /// waits and waits with `wait`.
 fn run_lock(store: &Store, wait: bool, out: &mut Output) -> Result<()> {
-    match store.lock_runs(false) {
+    match store.lock_out_runs(false) {
         Err(Error::Busy { lock }) if wait => {
             out.log(&format!(
                 "waiting for the run that holds {}",
                 lock.display()
             ));
-            store.lock_runs(true)
+            store.lock_out_runs(true)
         }
         locked => locked,
     }

@@ -577,8 +577,9 @@ impl Store {
         // On PostgreSQL runs do not exclude each other: the workers of a
         // run share its work by partition (`Store::take_partition`), and
         // each says it is alive with a lock on its id (`Store::hold_run`).
+        // They share a lock that erasure takes alone.
         if self.conn.is_postgres() {
-            return Ok(());
+            return postgres::lock_runs(self, wait, false);
         }
         if self.path == Path::new(":memory:") || self.run_lock.borrow().is_some() {
             return Ok(());
@@ -603,6 +604,16 @@ impl Store {
         }
         *self.run_lock.borrow_mut() = Some(file);
         Ok(())
+    }
+
+    /// The store to this command alone, no run beside it (erasure): the
+    /// run lock on `SQLite`; on PostgreSQL, the lock runs share, taken
+    /// exclusively.
+    pub fn lock_out_runs(&self, wait: bool) -> Result<()> {
+        if self.conn.is_postgres() {
+            return postgres::lock_runs(self, wait, true);
+        }
+        self.lock_runs(wait)
     }
 
     pub(crate) fn error(&self, source: impl Into<DbError>) -> Error {

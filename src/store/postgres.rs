@@ -12,7 +12,7 @@
 use postgres::{Client, NoTls};
 
 use crate::config::StoreUrl;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use super::Store;
 use super::engine::{DbResult, Engine, args};
@@ -26,6 +26,7 @@ const LOCK_RUN: i32 = 0x7263_0001;
 const LOCK_PARTITION: i32 = 0x7263_0002;
 const LOCK_MIGRATE: i32 = 0x7263_0003;
 const LOCK_IMPORT: i32 = 0x7263_0004;
+const LOCK_RUNS: i32 = 0x7263_0005;
 
 /// Addresses are spread over this many partitions; each is sent by one
 /// worker at a time.
@@ -266,6 +267,44 @@ pub fn version(db: &Engine) -> DbResult<i64> {
     db.value("SELECT coalesce(max(version), 0) FROM schema_version", &[])
 }
 
+/// Runs share a lock (`exclusive`: erasure takes it alone, so that no run
+/// writes back an address being erased): at once, or [`Error::Busy`], or
+/// waiting as long as it takes with `wait`. It goes with the connection.
+pub(super) fn lock_runs(store: &Store, wait: bool, exclusive: bool) -> Result<()> {
+    let db = store.db();
+    let fail = |source| store.error(source);
+    let (try_lock, lock) = if exclusive {
+        (
+            "SELECT pg_try_advisory_lock(?1, 0)",
+            "SELECT pg_advisory_lock(?1, 0)",
+        )
+    } else {
+        (
+            "SELECT pg_try_advisory_lock_shared(?1, 0)",
+            "SELECT pg_advisory_lock_shared(?1, 0)",
+        )
+    };
+    if db.value::<bool>(try_lock, args![LOCK_RUNS]).map_err(fail)? {
+        return Ok(());
+    }
+    if !wait {
+        return Err(Error::Busy {
+            lock: store.path().to_path_buf(),
+        });
+    }
+    let timeout: String = db
+        .value("SELECT current_setting('lock_timeout')", &[])
+        .map_err(fail)?;
+    db.batch("SET lock_timeout = 0").map_err(fail)?;
+    let locked = db.execute(lock, args![LOCK_RUNS]);
+    db.execute(
+        "SELECT set_config('lock_timeout', ?1, false)",
+        args![&timeout],
+    )
+    .map_err(fail)?;
+    locked.map(|_| ()).map_err(fail)
+}
+
 impl Store {
     /// Marks run `run_id` alive for as long as this connection lives (on
     /// PostgreSQL; on `SQLite` the run lock says so).
@@ -482,6 +521,32 @@ mod tests {
                 "{engine}"
             );
         }
+    }
+
+    #[test]
+    fn runs_share_their_lock_and_erasure_takes_it_alone() {
+        let Some(first) = postgres_store("recart_unit_run_lock") else {
+            return;
+        };
+        let url = crate::config::StoreUrl {
+            url: first.path().display().to_string(),
+            password_env: None,
+            password_file: None,
+        };
+        let open = || crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+        let (second, erasure) = (open(), open());
+        first.lock_runs(false).unwrap();
+        second.lock_runs(false).unwrap();
+        assert!(matches!(
+            erasure.lock_out_runs(false),
+            Err(crate::error::Error::Busy { .. })
+        ));
+        drop((first, second));
+        erasure.lock_out_runs(true).unwrap();
+        assert!(matches!(
+            open().lock_runs(false),
+            Err(crate::error::Error::Busy { .. })
+        ));
     }
 
     #[test]
