@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::error::Result;
 use crate::model::normalize_email;
 
+use super::engine::{DbResult, Engine, args};
 use super::{Store, to_unix};
 
 /// What `prune` removed.
@@ -185,28 +186,22 @@ impl Store {
     /// transaction: one count per batch, and the table read again only
     /// when it grew. `None` while nobody was forgotten, so an import then
     /// hashes nothing.
-    pub(super) fn forgotten_set(
-        &self,
-        conn: &Connection,
-    ) -> rusqlite::Result<Option<ForgottenSet>> {
-        let rows: i64 = conn
-            .prepare_cached("SELECT count(*) FROM forgotten")?
-            .query_row([], |row| row.get(0))?;
+    pub(super) fn forgotten_set(&self, db: &Engine) -> DbResult<Option<ForgottenSet>> {
+        let rows: i64 = db.value("SELECT count(*) FROM forgotten", args![])?;
         if rows == 0 {
             return Ok(None);
         }
         let mut cache = self.forgotten.borrow_mut();
         if cache.rows != rows {
             let mut digests = HashSet::with_capacity(usize::try_from(rows).unwrap_or(0));
-            let mut query = conn.prepare_cached("SELECT email_hash FROM forgotten")?;
-            let mut hashes = query.query([])?;
-            while let Some(row) = hashes.next()? {
+            db.each("SELECT email_hash FROM forgotten", args![], |row| {
                 let mut digest = [0; 32];
                 // A hash recart did not write matches no address.
-                if hex::decode_to_slice(row.get_ref(0)?.as_bytes()?, &mut digest).is_ok() {
+                if hex::decode_to_slice(row.get::<String>(0)?, &mut digest).is_ok() {
                     digests.insert(digest);
                 }
-            }
+                Ok(())
+            })?;
             *cache = ForgottenCache {
                 rows,
                 digests: Rc::new(digests),
