@@ -138,3 +138,21 @@ impl Drop for BulkLoad<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing::both_stores;
+
+    /// The bulk load is `SQLite`'s: on PostgreSQL batches are written as
+    /// they come, each through its staging table.
+    #[test]
+    fn only_sqlite_loads_in_bulk() {
+        for (engine, store) in both_stores("recart_unit_import_bulk") {
+            let bulk = store.begin_bulk_load().unwrap();
+            assert_eq!(bulk.is_some(), engine == "sqlite", "{engine}");
+            if let Some(bulk) = bulk {
+                bulk.finish().unwrap();
+            }
+        }
+    }
+}

@@ -371,3 +371,178 @@ fn bind_carts(
     }
     Ok(())
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use rusqlite::types::Value;
+
+    use super::*;
+    use crate::model::{CartStatus, LineItem, Order};
+    use crate::store::testing::both_stores;
+    use crate::store::{forget_hash, from_unix};
+
+    /// Every row `sql` reads (its first `columns` columns), as text to
+    /// compare between engines.
+    pub(in crate::store) fn dump(store: &Store, sql: &str, columns: usize) -> Vec<String> {
+        let mut rows = Vec::new();
+        store
+            .db()
+            .each(sql, args![], |row| {
+                let values = (0..columns)
+                    .map(|index| row.get::<Value>(index))
+                    .collect::<DbResult<Vec<_>>>()?;
+                rows.push(format!("{values:?}"));
+                Ok(())
+            })
+            .unwrap();
+        rows
+    }
+
+    pub(in crate::store) fn all_carts(store: &Store) -> Vec<String> {
+        dump(
+            store,
+            concat!("SELECT ", cart_columns!(), " FROM carts ORDER BY id"),
+            18,
+        )
+    }
+
+    /// Forgets `email` as `forget` does, for the import to drop it.
+    pub(in crate::store) fn forgotten(store: &Store, email: &str) {
+        store
+            .db()
+            .execute(
+                "INSERT INTO forgotten (email_hash, created_at) VALUES (?1, 0)",
+                args![&forget_hash(email)],
+            )
+            .unwrap();
+    }
+
+    pub(in crate::store) fn cart(id: &str, email: &str, at: i64, status: CartStatus) -> Cart {
+        Cart {
+            id: id.into(),
+            email: email.into(),
+            // Text the COPY must carry as it is.
+            first_name: "Zoë \\N\t\"x\"\n'y'".into(),
+            locale: "sv".into(),
+            currency: "SEK".parse().unwrap(),
+            status,
+            accepts_marketing: at % 2 == 0,
+            created_at: from_unix(at - 60),
+            updated_at: from_unix(at),
+            utc_offset_seconds: (at % 3 != 0).then_some(-18_000),
+            timezone: "Europe/Stockholm".into(),
+            phone: "+46 70 000".into(),
+            sms_consent: at % 2 == 1,
+            items: vec![LineItem {
+                sku: format!("SKU-{at}"),
+                name: "Sko, röd".into(),
+                category: "shoes".into(),
+                quantity: 2,
+                unit_price_minor: at,
+                image_url: String::new(),
+                product_url: "https://shop.example/p?a=1&b=2".into(),
+            }],
+        }
+    }
+
+    fn order(id: &str, email: &str, cart_id: Option<&str>, at: i64) -> Order {
+        Order {
+            id: id.into(),
+            email: email.into(),
+            cart_id: cart_id.map(Into::into),
+            total_minor: 999,
+            currency: "SEK".parse().unwrap(),
+            created_at: from_unix(at),
+            skus: vec!["S1".into()],
+        }
+    }
+
+    fn counts(done: CartImport) -> [u64; 4] {
+        [
+            done.upserted,
+            done.unchanged,
+            done.marked_ordered,
+            done.forgotten,
+        ]
+    }
+
+    /// The same batches on both engines: the same counts (as `SQLite`
+    /// always gave them) and the same stored carts.
+    #[test]
+    fn both_engines_import_carts_alike() {
+        let mut outcomes = Vec::new();
+        for (engine, store) in both_stores("recart_unit_import_carts_alike") {
+            forgotten(&store, "gone@example.com");
+            let first = vec![
+                cart("a", "a@example.com", 100, CartStatus::Open),
+                cart("b", "B@Example.com", 100, CartStatus::Open),
+                cart("c", "c@example.com", 99, CartStatus::Ordered),
+                cart("g", " Gone@Example.com", 100, CartStatus::Open),
+            ];
+            let mut seen = vec![counts(store.import_carts(&first).unwrap())];
+            assert_eq!(seen[0], [3, 0, 0, 1], "{engine}: the forgotten one dropped");
+            // An order closes its cart (by id, and by address).
+            let orders = store
+                .import_orders(&[
+                    order("o1", "a@example.com", Some("a"), 200),
+                    order("o2", "b@example.com", None, 150),
+                    order("o3", "e@example.com", None, 300),
+                ])
+                .unwrap();
+            assert_eq!((orders.added, orders.marked_ordered), (3, 2), "{engine}");
+            let second = vec![
+                // Same again: unchanged, and still ordered.
+                cart("a", "a@example.com", 100, CartStatus::Open),
+                // Newer: written, but a bought cart stays bought.
+                cart("b", "B@Example.com", 120, CartStatus::Open),
+                // New, and its order came first.
+                cart("e", "E@example.com", 250, CartStatus::Open),
+                // Older than the one before it in the batch: unchanged.
+                cart("e", "E@example.com", 240, CartStatus::Open),
+                // Same time, other content: written, but still ordered.
+                cart("c", "c@example.com", 99, CartStatus::Closed),
+                cart("g", "gone@example.com", 400, CartStatus::Open),
+            ];
+            seen.push(counts(store.import_carts(&second).unwrap()));
+            assert_eq!(seen[1], [3, 2, 1, 1], "{engine}");
+            seen.push(counts(
+                store.import_snapshots(&Snapshot::hash_all(second)).unwrap(),
+            ));
+            assert_eq!(seen[2], [0, 5, 0, 1], "{engine}: re-import unchanged");
+            let statuses = dump(&store, "SELECT id, status FROM carts ORDER BY id", 2);
+            assert_eq!(
+                statuses,
+                [
+                    r#"[Text("a"), Text("ordered")]"#,
+                    r#"[Text("b"), Text("ordered")]"#,
+                    r#"[Text("c"), Text("ordered")]"#,
+                    r#"[Text("e"), Text("ordered")]"#,
+                ],
+                "{engine}"
+            );
+            outcomes.push((engine, seen, all_carts(&store)));
+        }
+        for (engine, seen, rows) in &outcomes[1..] {
+            assert_eq!(seen, &outcomes[0].1, "{engine}: counts");
+            assert_eq!(rows, &outcomes[0].2, "{engine}: stored carts");
+        }
+    }
+
+    /// A dry run's batches share its transaction: each staging table is
+    /// emptied before use, and each batch sees the one before.
+    #[test]
+    fn batches_of_a_dry_run_see_each_other() {
+        for (engine, store) in both_stores("recart_unit_import_dry_run") {
+            store.begin_discarded().unwrap();
+            let batch = [
+                cart("a", "a@example.com", 100, CartStatus::Open),
+                cart("b", "b@example.com", 100, CartStatus::Open),
+            ];
+            let first = store.import_carts(&batch).unwrap();
+            assert_eq!(counts(first), [2, 0, 0, 0], "{engine}");
+            let again = store.import_carts(&batch[1..]).unwrap();
+            assert_eq!(counts(again), [0, 1, 0, 0], "{engine}");
+            assert_eq!(all_carts(&store).len(), 2, "{engine}");
+        }
+    }
+}

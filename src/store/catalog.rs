@@ -200,3 +200,71 @@ fn import_postgres(db: &Engine, products: &[Product], result: &mut ProductImport
     result.unchanged += products.len() as u64 - upserted;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::both_stores;
+
+    fn product(sku: &str, name: &str, price: Option<i64>, in_stock: Option<bool>) -> Product {
+        Product {
+            sku: sku.into(),
+            name: name.into(),
+            image_url: format!("https://cdn.example/{sku}.jpg"),
+            product_url: String::new(),
+            price_minor: price,
+            currency: price.map(|_| "EUR".parse().unwrap()),
+            in_stock,
+        }
+    }
+
+    /// Products round trip on both engines, counted as `SQLite` always
+    /// counted them: a product the same as stored (its unknowns included)
+    /// is unchanged, a SKU again in one batch meets the one before it.
+    #[test]
+    fn products_round_trip_on_both_engines() {
+        let mut outcomes = Vec::new();
+        for (engine, store) in both_stores("recart_unit_import_products") {
+            assert!(!store.has_products().unwrap(), "{engine}");
+            let first = store
+                .import_products(&[
+                    product("P1", "Shoe", Some(1250), Some(true)),
+                    product("P2", "Sock \t\\N", None, None),
+                    product("P1", "Shoe", Some(1250), Some(true)),
+                    product("P1", "Red shoe", Some(1100), Some(false)),
+                ])
+                .unwrap();
+            assert_eq!((first.upserted, first.unchanged), (3, 1), "{engine}");
+            let again = store
+                .import_products(&[
+                    product("P2", "Sock \t\\N", None, None),
+                    product("P1", "Red shoe", Some(1100), Some(false)),
+                    product("P3", "Hat", Some(900), None),
+                ])
+                .unwrap();
+            assert_eq!((again.upserted, again.unchanged), (1, 2), "{engine}");
+            let priced = store
+                .import_products(&[product("P2", "Sock \t\\N", Some(300), Some(true))])
+                .unwrap();
+            assert_eq!((priced.upserted, priced.unchanged), (1, 0), "{engine}");
+            assert!(store.has_products().unwrap(), "{engine}");
+            let found = store.products(&["P1", "P3", "nope", "P1"]).unwrap();
+            assert_eq!(found.len(), 2, "{engine}");
+            assert_eq!(
+                found["P1"],
+                product("P1", "Red shoe", Some(1100), Some(false)),
+                "{engine}"
+            );
+            assert_eq!(
+                found["P3"],
+                product("P3", "Hat", Some(900), None),
+                "{engine}"
+            );
+            let all = store.products(&["P1", "P2", "P3"]).unwrap();
+            outcomes.push((engine, all));
+        }
+        for (engine, all) in &outcomes[1..] {
+            assert_eq!(all, &outcomes[0].1, "{engine}");
+        }
+    }
+}

@@ -199,3 +199,109 @@ fn import_postgres(db: &Engine, orders: &[&Order], result: &mut OrderImport) -> 
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CartStatus;
+    use crate::store::carts::tests::{all_carts, cart, dump, forgotten};
+    use crate::store::from_unix;
+    use crate::store::testing::both_stores;
+
+    fn order(id: &str, email: &str, cart_id: Option<&str>, at: i64, skus: &[&str]) -> Order {
+        Order {
+            id: id.into(),
+            email: email.into(),
+            cart_id: cart_id.map(Into::into),
+            total_minor: 4200,
+            currency: "EUR".parse().unwrap(),
+            created_at: from_unix(at),
+            skus: skus.iter().map(|sku| (*sku).into()).collect(),
+        }
+    }
+
+    fn counts(done: OrderImport) -> [u64; 4] {
+        [
+            done.added,
+            done.unchanged,
+            done.marked_ordered,
+            done.forgotten,
+        ]
+    }
+
+    /// The same orders on both engines: the same counts (as `SQLite` always
+    /// gave them), the same orders and items stored, the same carts closed.
+    #[test]
+    fn both_engines_import_orders_alike() {
+        let mut outcomes = Vec::new();
+        for (engine, store) in both_stores("recart_unit_import_orders_alike") {
+            store
+                .import_carts(&[
+                    cart("a", "a@example.com", 100, CartStatus::Open),
+                    cart("b1", "b@example.com", 100, CartStatus::Open),
+                    cart("b2", "B@example.com", 200, CartStatus::Open),
+                    cart("b3", "b@example.com", 110, CartStatus::Closed),
+                    cart("c", "c@example.com", 100, CartStatus::Open),
+                ])
+                .unwrap();
+            forgotten(&store, "gone@example.com");
+            let batch = [
+                // By cart id.
+                order("o1", "a@example.com", Some("a"), 150, &["S1", "S2", "S1"]),
+                // By address: the open carts last active at or before it.
+                order("o2", "B@Example.com", None, 150, &["S3"]),
+                // Again in the batch, for another cart: unchanged, closes
+                // nothing, its items not stored.
+                order("o1", "c@example.com", Some("c"), 150, &["S9"]),
+                // A cart that is not stored, and one closed already by o1.
+                order("o3", "x@example.com", Some("nowhere"), 150, &[]),
+                order("o4", "a@example.com", None, 300, &["S4"]),
+                order("o5", "Gone@example.com", None, 300, &["S5"]),
+            ];
+            let mut seen = vec![counts(store.import_orders(&batch).unwrap())];
+            assert_eq!(seen[0], [4, 1, 2, 1], "{engine}");
+            seen.push(counts(store.import_orders(&batch).unwrap()));
+            assert_eq!(seen[1], [0, 5, 0, 1], "{engine}: re-import unchanged");
+            let statuses = dump(&store, "SELECT id, status FROM carts ORDER BY id", 2);
+            assert_eq!(
+                statuses,
+                [
+                    r#"[Text("a"), Text("ordered")]"#,
+                    r#"[Text("b1"), Text("ordered")]"#,
+                    r#"[Text("b2"), Text("open")]"#,
+                    r#"[Text("b3"), Text("closed")]"#,
+                    r#"[Text("c"), Text("open")]"#,
+                ],
+                "{engine}"
+            );
+            let orders = dump(
+                &store,
+                "SELECT id, email, email_norm, cart_id, total_minor, currency, created_at
+                 FROM orders ORDER BY id",
+                7,
+            );
+            let items = dump(
+                &store,
+                "SELECT order_id, sku FROM order_items ORDER BY order_id, sku",
+                2,
+            );
+            assert_eq!(orders.len(), 4, "{engine}");
+            assert_eq!(
+                items,
+                [
+                    r#"[Text("o1"), Text("S1")]"#,
+                    r#"[Text("o1"), Text("S2")]"#,
+                    r#"[Text("o2"), Text("S3")]"#,
+                    r#"[Text("o4"), Text("S4")]"#,
+                ],
+                "{engine}"
+            );
+            outcomes.push((engine, seen, orders, all_carts(&store)));
+        }
+        for (engine, seen, orders, carts) in &outcomes[1..] {
+            assert_eq!(seen, &outcomes[0].1, "{engine}: counts");
+            assert_eq!(orders, &outcomes[0].2, "{engine}: stored orders");
+            assert_eq!(carts, &outcomes[0].3, "{engine}: stored carts");
+        }
+    }
+}
