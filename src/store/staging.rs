@@ -9,7 +9,8 @@ use super::engine::{DbError, DbResult, Engine};
 
 /// A temporary table of the connection's own, made on first use and
 /// emptied at every commit (and before every use: a dry run's batches,
-/// or a batch written in several runs, share one transaction).
+/// or a batch written in several runs, share one transaction). Made
+/// again if the transaction that made it was rolled back.
 pub(super) struct Staging {
     pub name: &'static str,
     /// The columns, as `CREATE TABLE` lists them.
@@ -37,9 +38,12 @@ pub(super) fn stage(
         copied,
         types,
     } = staging;
+    // `DELETE`, not `TRUNCATE`: the table is empty but within a dry run
+    // or a batch cut in runs, and `TRUNCATE` would give it a new file (a
+    // catalog update) at every batch.
     client.batch_execute(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DELETE ROWS; \
-         TRUNCATE {name}"
+         DELETE FROM {name}"
     ))?;
     let sink = client.copy_in(&format!(
         "COPY {name} ({copied}) FROM STDIN (FORMAT binary)"
