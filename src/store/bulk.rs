@@ -27,24 +27,26 @@ pub struct BulkLoad<'s> {
 }
 
 impl Store {
-    /// Starts a [`BulkLoad`] if the carts table is empty and no
-    /// transaction is open (a dry run's is); otherwise `None`, and batches
-    /// commit one by one.
+    /// Starts a [`BulkLoad`] if the store is on `SQLite`, its carts table is
+    /// empty and no transaction is open (a dry run's is); otherwise `None`,
+    /// and batches commit one by one. (On PostgreSQL each batch is copied
+    /// into a staging table and written set-wise; its indexes stay.)
     pub fn begin_bulk_load(&self) -> Result<Option<BulkLoad<'_>>> {
-        if !self.conn().is_autocommit() {
+        let Some(conn) = self.db().sqlite() else {
+            return Ok(None);
+        };
+        if !conn.is_autocommit() {
             return Ok(None);
         }
         let empty = || -> rusqlite::Result<bool> {
-            self.conn()
-                .query_row("SELECT NOT EXISTS (SELECT 1 FROM carts)", [], |row| {
-                    row.get(0)
-                })
+            conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM carts)", [], |row| {
+                row.get(0)
+            })
         };
         if !empty().map_err(|source| self.error(source))? {
             return Ok(None);
         }
         let start = || -> rusqlite::Result<Option<Vec<String>>> {
-            let conn = self.conn();
             // A rollback journal rather than the WAL for the load: the pages
             // of an empty store's new rows are written once, to the store,
             // instead of to the WAL and then copied over. (It takes effect
@@ -94,7 +96,9 @@ impl Store {
 
     fn end_bulk_load(&self, end: &str) {
         self.bulk.set(Bulk::Off);
-        let conn = self.conn();
+        let Some(conn) = self.db().sqlite() else {
+            return;
+        };
         if !conn.is_autocommit() {
             let _ = conn.execute_batch(end);
         }
@@ -111,7 +115,9 @@ impl BulkLoad<'_> {
         if self.store.bulk.get() == Bulk::Failed {
             return Ok(());
         }
-        let conn = self.store.conn();
+        let Some(conn) = self.store.db().sqlite() else {
+            return Ok(());
+        };
         let done = self
             .indexes
             .iter()
@@ -129,6 +135,24 @@ impl Drop for BulkLoad<'_> {
     fn drop(&mut self) {
         if self.open {
             self.store.end_bulk_load("ROLLBACK");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::testing::both_stores;
+
+    /// The bulk load is `SQLite`'s: on PostgreSQL batches are written as
+    /// they come, each through its staging table.
+    #[test]
+    fn only_sqlite_loads_in_bulk() {
+        for (engine, store) in both_stores("recart_unit_import_bulk") {
+            let bulk = store.begin_bulk_load().unwrap();
+            assert_eq!(bulk.is_some(), engine == "sqlite", "{engine}");
+            if let Some(bulk) = bulk {
+                bulk.finish().unwrap();
+            }
         }
     }
 }

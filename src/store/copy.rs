@@ -32,7 +32,7 @@ struct Table {
 /// Every table of the store but `source_watermarks` (its columns differ
 /// between the engines: copied through [`Store::watermark`]) and what
 /// only one engine keeps of its own (PostgreSQL's `schema_version` and
-/// `partitions_done`, a run's bookkeeping).
+/// `partition_runs`, a run's bookkeeping).
 const TABLES: &[Table] = &[
     Table {
         name: "carts",
@@ -276,7 +276,15 @@ impl Store {
         let mut rows = 0;
         // The target's error, kept apart to be told from the source's.
         let mut failed = None;
-        let read = self.stream(&format!("SELECT {columns} FROM {}", table.name), |row| {
+        // Codes that expire together are drawn in the order they were
+        // added: copy them in that order (the target numbers them anew).
+        let order = match (table.name, self.is_postgres()) {
+            ("coupons", true) => " ORDER BY added_seq",
+            ("coupons", false) => " ORDER BY rowid",
+            _ => "",
+        };
+        let select = format!("SELECT {columns} FROM {}{order}", table.name);
+        let read = self.stream(&select, |row| {
             for index in 0..width {
                 batch.push(row.get::<Value>(index)?);
             }
@@ -608,7 +616,7 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
-            for own in ["source_watermarks", "schema_version", "partitions_done"] {
+            for own in ["source_watermarks", "schema_version", "partition_runs"] {
                 tables.remove(own);
             }
             let copied: BTreeSet<String> =
@@ -623,6 +631,8 @@ mod tests {
                         Ok(())
                     })
                     .unwrap();
+                // PostgreSQL's order of the codes added (SQLite's rowid).
+                columns.remove("added_seq");
                 let listed: BTreeSet<String> = table
                     .columns
                     .iter()

@@ -20,6 +20,7 @@ pub mod postgres;
 mod report;
 mod retention;
 mod snapshot;
+mod staging;
 mod switch_on;
 #[cfg(test)]
 pub(crate) mod testing;

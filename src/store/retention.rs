@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::error::Result;
 use crate::model::normalize_email;
 
-use super::engine::{DbError, DbResult, Engine, args};
+use super::engine::{DbResult, Engine, args};
 use super::{Store, to_unix};
 
 /// What `prune` removed.
@@ -246,24 +246,6 @@ impl Store {
             };
         }
         Ok(Some(ForgottenSet(Rc::clone(&cache.digests))))
-    }
-
-    /// [`Store::forgotten_in`] for the import code still written against
-    /// rusqlite (`carts.rs`, `orders.rs`): `conn` is the store's own
-    /// connection. Goes once they call `forgotten_in`.
-    pub(super) fn forgotten_set(
-        &self,
-        conn: &rusqlite::Connection,
-    ) -> rusqlite::Result<Option<ForgottenSet>> {
-        debug_assert!(
-            self.db()
-                .sqlite()
-                .is_some_and(|own| std::ptr::eq(own, conn))
-        );
-        self.forgotten_in(self.db()).map_err(|error| match error {
-            DbError::Sqlite(error) => error,
-            other => rusqlite::Error::ToSqlConversionFailure(other.to_string().into()),
-        })
     }
 }
 

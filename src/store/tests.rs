@@ -5,7 +5,9 @@ use rusqlite::Connection;
 use rusqlite_migration::Migrations;
 
 use super::carts::CART_ROWS;
+use super::engine::args;
 use super::snapshot::{legacy_snapshot_hash, snapshot_hash};
+use super::testing::both_stores;
 use super::{MIGRATIONS, Store, candidates, from_unix, ledger, switch_on};
 use crate::model::{Cart, CartStatus, LineItem, Order};
 
@@ -199,7 +201,12 @@ fn statement_journals_stay_in_memory() {
 
 #[test]
 fn orders_keep_their_skus_once() {
-    let store = Store::open_in_memory().unwrap();
+    for (engine, store) in both_stores("recart_unit_import_order_skus") {
+        orders_keep_their_skus_once_on(engine, &store);
+    }
+}
+
+fn orders_keep_their_skus_once_on(engine: &str, store: &Store) {
     let order = crate::model::Order {
         id: "5550001".into(),
         email: "mia@example.com".into(),
@@ -211,16 +218,20 @@ fn orders_keep_their_skus_once() {
     };
     store.import_orders(std::slice::from_ref(&order)).unwrap();
     let again = store.import_orders(&[order]).unwrap();
-    assert_eq!(again.unchanged, 1);
-    let skus: Vec<String> = store
-        .conn()
-        .prepare("SELECT sku FROM order_items WHERE order_id = '5550001' ORDER BY sku")
-        .unwrap()
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
+    assert_eq!(again.unchanged, 1, "{engine}");
+    let mut skus: Vec<String> = Vec::new();
+    store
+        .db()
+        .each(
+            "SELECT sku FROM order_items WHERE order_id = '5550001' ORDER BY sku",
+            args![],
+            |row| {
+                skus.push(row.get(0)?);
+                Ok(())
+            },
+        )
         .unwrap();
-    assert_eq!(skus, vec!["MS-01", "TR2-42-SL"]);
+    assert_eq!(skus, vec!["MS-01", "TR2-42-SL"], "{engine}");
 }
 
 fn cart(id: &str, at: i64, status: CartStatus, skus: &[&str]) -> Cart {
@@ -253,22 +264,36 @@ fn cart(id: &str, at: i64, status: CartStatus, skus: &[&str]) -> Cart {
     }
 }
 
+/// A stored cart's status and SKUs, read on either engine.
 fn stored(store: &Store, id: &str) -> (String, Vec<String>) {
-    let cart = store.cart(id).unwrap().unwrap();
-    let skus = cart.items.iter().map(|item| item.sku.clone()).collect();
-    (cart.status.as_str().to_string(), skus)
+    let (status, items): (String, String) = store
+        .db()
+        .one(
+            "SELECT status, items FROM carts WHERE id = ?1",
+            args![id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
+        .unwrap();
+    let items = super::items::decode_items(1, &items).unwrap();
+    (status, items.into_iter().map(|item| item.sku).collect())
 }
 
 #[test]
 fn a_batch_writes_like_one_cart_at_a_time() {
-    let store = Store::open_in_memory().unwrap();
+    for (engine, store) in both_stores("recart_unit_import_like_one_by_one") {
+        a_batch_writes_like_one_cart_at_a_time_on(engine, &store);
+    }
+}
+
+fn a_batch_writes_like_one_cart_at_a_time_on(engine: &str, store: &Store) {
     let first = store
         .import_carts(&[
             cart("a", 100, CartStatus::Open, &["A1", "A2"]),
             cart("b", 100, CartStatus::Open, &["B1"]),
         ])
         .unwrap();
-    assert_eq!((first.upserted, first.unchanged), (2, 0));
+    assert_eq!((first.upserted, first.unchanged), (2, 0), "{engine}");
     // Same again: unchanged. Older: unchanged. Newer: replaces items.
     let again = store
         .import_carts(&[
@@ -276,40 +301,50 @@ fn a_batch_writes_like_one_cart_at_a_time() {
             cart("b", 99, CartStatus::Open, &["B9"]),
         ])
         .unwrap();
-    assert_eq!((again.upserted, again.unchanged), (0, 2));
+    assert_eq!((again.upserted, again.unchanged), (0, 2), "{engine}");
     let newer = store
         .import_carts(&[cart("a", 100, CartStatus::Open, &["A3"])])
         .unwrap();
-    assert_eq!(newer.upserted, 1, "same time, other content: replaced");
-    assert_eq!(stored(&store, "a").1, vec!["A3"]);
-    assert_eq!(stored(&store, "b").1, vec!["B1"]);
+    assert_eq!(
+        newer.upserted, 1,
+        "{engine}: same time, other content: replaced"
+    );
+    assert_eq!(stored(store, "a").1, vec!["A3"], "{engine}");
+    assert_eq!(stored(store, "b").1, vec!["B1"], "{engine}");
 }
 
 #[test]
 fn an_id_twice_in_one_batch_is_written_in_order() {
-    let store = Store::open_in_memory().unwrap();
-    let done = store
-        .import_carts(&[
-            cart("a", 100, CartStatus::Ordered, &["A1"]),
-            cart("a", 200, CartStatus::Open, &["A2", "A3"]),
-            cart("a", 150, CartStatus::Open, &["A4"]),
-            cart("a", 200, CartStatus::Open, &["A2", "A3"]),
-        ])
-        .unwrap();
-    assert_eq!((done.upserted, done.unchanged), (2, 2));
-    // Ordered stays ordered; the newest snapshot's items.
-    assert_eq!(
-        stored(&store, "a"),
-        (
-            "ordered".to_string(),
-            vec!["A2".to_string(), "A3".to_string()]
-        )
-    );
+    for (engine, store) in both_stores("recart_unit_import_id_twice") {
+        let done = store
+            .import_carts(&[
+                cart("a", 100, CartStatus::Ordered, &["A1"]),
+                cart("a", 200, CartStatus::Open, &["A2", "A3"]),
+                cart("a", 150, CartStatus::Open, &["A4"]),
+                cart("a", 200, CartStatus::Open, &["A2", "A3"]),
+            ])
+            .unwrap();
+        assert_eq!((done.upserted, done.unchanged), (2, 2), "{engine}");
+        // Ordered stays ordered; the newest snapshot's items.
+        assert_eq!(
+            stored(&store, "a"),
+            (
+                "ordered".to_string(),
+                vec!["A2".to_string(), "A3".to_string()]
+            ),
+            "{engine}"
+        );
+    }
 }
 
 #[test]
 fn an_order_before_its_cart_marks_it_on_arrival() {
-    let store = Store::open_in_memory().unwrap();
+    for (engine, store) in both_stores("recart_unit_import_order_first") {
+        an_order_before_its_cart_marks_it_on_arrival_on(engine, &store);
+    }
+}
+
+fn an_order_before_its_cart_marks_it_on_arrival_on(engine: &str, store: &Store) {
     let order = Order {
         id: "o1".into(),
         email: "mia@example.com".into(),
@@ -326,25 +361,26 @@ fn an_order_before_its_cart_marks_it_on_arrival() {
             cart("after", 200, CartStatus::Open, &["A1"]),
         ])
         .unwrap();
-    assert_eq!(done.marked_ordered, 1);
-    assert_eq!(stored(&store, "before").0, "ordered");
-    assert_eq!(stored(&store, "after").0, "open");
+    assert_eq!(done.marked_ordered, 1, "{engine}");
+    assert_eq!(stored(store, "before").0, "ordered", "{engine}");
+    assert_eq!(stored(store, "after").0, "open", "{engine}");
 }
 
 #[test]
 fn a_hash_stored_by_the_first_release_still_counts_as_unchanged() {
-    let store = Store::open_in_memory().unwrap();
-    let snapshot = cart("a", 100, CartStatus::Open, &["A1"]);
-    store.import_carts(std::slice::from_ref(&snapshot)).unwrap();
-    store
-        .conn()
-        .execute(
-            "UPDATE carts SET snapshot_hash = ?1 WHERE id = 'a'",
-            [legacy_snapshot_hash(&snapshot)],
-        )
-        .unwrap();
-    let again = store.import_carts(&[snapshot]).unwrap();
-    assert_eq!((again.upserted, again.unchanged), (0, 1));
+    for (engine, store) in both_stores("recart_unit_import_legacy_hash") {
+        let snapshot = cart("a", 100, CartStatus::Open, &["A1"]);
+        store.import_carts(std::slice::from_ref(&snapshot)).unwrap();
+        store
+            .db()
+            .execute(
+                "UPDATE carts SET snapshot_hash = ?1 WHERE id = 'a'",
+                args![&legacy_snapshot_hash(&snapshot)],
+            )
+            .unwrap();
+        let again = store.import_carts(&[snapshot]).unwrap();
+        assert_eq!((again.upserted, again.unchanged), (0, 1), "{engine}");
+    }
 }
 
 #[test]
@@ -635,17 +671,18 @@ fn candidates_come_in_window_order_with_their_items_and_bad_items_fail() {
 
 #[test]
 fn many_carts_in_several_statements() {
-    let store = Store::open_in_memory().unwrap();
-    let carts: Vec<Cart> = (0..(CART_ROWS * 2 + 5))
-        .map(|n| cart(&format!("c{n}"), 100, CartStatus::Open, &["A", "B", "C"]))
-        .collect();
-    let done = store.import_carts(&carts).unwrap();
-    assert_eq!(done.upserted, carts.len() as u64);
-    let items: i64 = store
-        .conn()
-        .query_row("SELECT count(*) FROM cart_items", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(items, i64::try_from(carts.len()).unwrap() * 3);
+    for (engine, store) in both_stores("recart_unit_import_many_carts") {
+        let carts: Vec<Cart> = (0..(CART_ROWS * 2 + 5))
+            .map(|n| cart(&format!("c{n}"), 100, CartStatus::Open, &["A", "B", "C"]))
+            .collect();
+        let done = store.import_carts(&carts).unwrap();
+        assert_eq!(done.upserted, carts.len() as u64, "{engine}");
+        let items: i64 = store
+            .db()
+            .value("SELECT count(*) FROM cart_items", args![])
+            .unwrap();
+        assert_eq!(items, i64::try_from(carts.len()).unwrap() * 3, "{engine}");
+    }
 }
 
 /// Stored in every store that forgot someone: the same lower-case hex in
