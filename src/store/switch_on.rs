@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::engine::args;
 use super::{Store, count_from_sql, to_unix};
 
 /// Whether any mail was ever sent, by the partial index on `sent_at`.
@@ -17,15 +18,15 @@ pub(crate) const OPEN_BEFORE: &str =
 impl Store {
     /// Whether this store ever sent a mail.
     pub fn has_sent(&self) -> crate::error::Result<bool> {
-        self.conn()
-            .query_row(HAS_SENT, [], |row| row.get(0))
+        self.db()
+            .value(HAS_SENT, args![])
             .map_err(|source| self.error(source))
     }
 
     /// Open carts last active before `before` (outside the window).
     pub fn open_carts_idle_before(&self, before: DateTime<Utc>) -> crate::error::Result<u64> {
-        self.conn()
-            .query_row(OPEN_BEFORE, [to_unix(before)], |row| row.get(0))
+        self.db()
+            .value(OPEN_BEFORE, args![to_unix(before)])
             .map(count_from_sql)
             .map_err(|source| self.error(source))
     }
