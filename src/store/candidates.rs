@@ -285,3 +285,69 @@ fn read_cart(row: &Row<'_>, first: usize) -> DbResult<Cart> {
         items: decode_items(first + 13, row.text(first + 13)?)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    use crate::store::engine::args;
+    use crate::store::testing::{both_stores, put_carts};
+
+    /// The catalog prices an item the cart has at 0 (in the cart's
+    /// currency only) and says what is in stock; whole carts come back as
+    /// written.
+    #[test]
+    fn the_catalog_and_whole_carts_read_alike_on_both_engines() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
+        let mut cart = crate::compose::sample_cart(now);
+        cart.items[0].unit_price_minor = 0;
+        cart.utc_offset_seconds = Some(-18_000);
+        cart.timezone = "America/New_York".into();
+        cart.sms_consent = true;
+        let mut other = cart.clone();
+        other.id = "SAMPLE-2".into();
+        other.utc_offset_seconds = None;
+        for (engine, store) in both_stores("recart_unit_candidates_catalog") {
+            put_carts(&store, &[cart.clone(), other.clone()]);
+            store
+                .write_db(|db| {
+                    db.execute(
+                        "INSERT INTO products (sku, name, image_url, product_url, price_minor,
+                                               currency, in_stock)
+                         VALUES ('SAMPLE-TENT', '', '', '', 15000, 'EUR', 1),
+                                ('SAMPLE-MUG', '', '', '', 900, 'EUR', 0)",
+                        args![],
+                    )
+                })
+                .unwrap();
+            let found = store.candidates(now - TimeDelta::days(1), now).unwrap();
+            assert_eq!(found.len(), 2, "{engine}");
+            let candidate = &found[0];
+            let items: Vec<(i64, Option<bool>)> = candidate
+                .items
+                .iter()
+                .map(|item| (item.line_total_minor, item.in_stock))
+                .collect();
+            assert_eq!(
+                items,
+                [(15_000, Some(true)), (2_500, Some(false))],
+                "{engine}"
+            );
+            assert_eq!(candidate.total_minor, 17_500, "{engine}");
+            assert_eq!(
+                (
+                    candidate.timezone.as_deref(),
+                    candidate.utc_offset_seconds,
+                    candidate.sms_consent
+                ),
+                (Some("America/New_York"), Some(-18_000), true),
+                "{engine}"
+            );
+            let carts = store.carts(&["SAMPLE-1", "SAMPLE-2", "gone"]).unwrap();
+            assert_eq!(carts.len(), 2, "{engine}");
+            assert_eq!(carts["SAMPLE-1"], cart, "{engine}");
+            assert_eq!(carts["SAMPLE-2"], other, "{engine}");
+            assert_eq!(store.cart("gone").unwrap(), None, "{engine}");
+        }
+    }
+}

@@ -828,6 +828,69 @@ mod tests {
         }
     }
 
+    /// The plan's history reads the same on both engines: the window's
+    /// ledger entries, recent sends, orders with their SKUs, and the
+    /// suppressed or forgotten addresses.
+    #[test]
+    fn the_history_reads_alike_on_both_engines() {
+        for (engine, store) in both_stores("recart_unit_ledger_history") {
+            open_carts(&store, &["a", "b", "f"]);
+            store.claim(1, now(), &[claim("a", "1h")], false).unwrap();
+            store
+                .confirm(1, now(), &[outcome("a", SendState::Retry, true)], 5)
+                .unwrap();
+            store.claim(1, now(), &[claim("b", "24h")], false).unwrap();
+            store
+                .suppress(&["b@example.com".into()], "asked", now())
+                .unwrap();
+            let placed = (now() - TimeDelta::days(2)).timestamp();
+            store
+                .write_db(|db| {
+                    db.execute(
+                        "INSERT INTO orders (id, email, email_norm, total_minor, currency, created_at)
+                         VALUES ('o1', 'A@example.com', 'a@example.com', 100, 'EUR', ?1),
+                                ('o2', 'A@example.com', 'a@example.com', 100, 'EUR', ?1)",
+                        args![placed],
+                    )?;
+                    db.execute(
+                        "INSERT INTO order_items (order_id, sku) VALUES ('o1', 'X'), ('o1', 'Y')",
+                        args![],
+                    )?;
+                    db.execute(
+                        "INSERT INTO forgotten (email_hash, created_at) VALUES (?1, 0)",
+                        args![crate::store::forget_hash("f@example.com").as_str()],
+                    )
+                })
+                .unwrap();
+            let policy = crate::plan::Policy::default();
+            let oldest = now() - TimeDelta::days(1);
+            let history = store.history(oldest, now(), now(), &policy).unwrap();
+            let record = &history.sends["a"]["1h"];
+            assert_eq!(
+                (record.state, record.attempts, record.at),
+                (SendState::Retry, 1, now()),
+                "{engine}"
+            );
+            assert_eq!(history.sends["b"]["24h"].state, SendState::Claimed);
+            assert_eq!(history.sent_to.len(), 1, "{engine}: the claimed send");
+            let recent = history.sent_to["b@example.com"][0];
+            assert_eq!(history.recent_steps[recent.step as usize], "24h");
+            let mut skus: Vec<Vec<&str>> = history.orders["a@example.com"]
+                .iter()
+                .map(|order| {
+                    let mut skus: Vec<&str> = order.skus.iter().map(String::as_str).collect();
+                    skus.sort_unstable();
+                    skus
+                })
+                .collect();
+            skus.sort();
+            assert_eq!(skus, [vec![], vec!["X", "Y"]], "{engine}");
+            let mut suppressed: Vec<&str> = history.suppressed.iter().map(String::as_str).collect();
+            suppressed.sort_unstable();
+            assert_eq!(suppressed, ["b@example.com", "f@example.com"], "{engine}");
+        }
+    }
+
     /// A run whose claims another settled (it was taken for dead) and that
     /// confirms afterwards changes nothing.
     #[test]

@@ -31,9 +31,9 @@ template = "reminder"
     Config::parse(Path::new("/shop/recart.toml"), text).unwrap()
 }
 
-/// A store holding one open cart per id, each with its own address.
-fn store(ids: &[&str]) -> Store {
-    let store = Store::open_in_memory().unwrap();
+/// Stores on both engines (`name`: the PostgreSQL database), each holding
+/// one open cart per id, each with its own address.
+fn stores(name: &str, ids: &[&str]) -> Vec<(&'static str, Store)> {
     let carts: Vec<_> = ids
         .iter()
         .map(|id| {
@@ -43,8 +43,11 @@ fn store(ids: &[&str]) -> Store {
             cart
         })
         .collect();
-    store.import_carts(&carts).unwrap();
-    store
+    let stores = crate::store::testing::both_stores(name);
+    for (_, store) in &stores {
+        crate::store::testing::put_carts(store, &carts);
+    }
+    stores
 }
 
 fn due(id: &str) -> Due<String> {
@@ -118,10 +121,15 @@ fn each_outcome_is_confirmed_and_only_retry_and_released_claims_are_due_again() 
         "unknown-1",
         "lost-1",
     ];
-    let store = store(&ids);
+    for (engine, store) in stores("recart_unit_ledger_outcomes", &ids) {
+        each_outcome_is_confirmed(engine, &store, &ids);
+    }
+}
+
+fn each_outcome_is_confirmed(engine: &str, store: &Store, ids: &[&str]) {
     let config = config();
-    let first = send_once(&store, &config, 1, &ids);
-    assert_eq!(first["sent-1"], Decision::Sent);
+    let first = send_once(store, &config, 1, ids);
+    assert_eq!(first["sent-1"], Decision::Sent, "{engine}");
     assert!(matches!(first["retry-1"], Decision::Retry(ref r) if r.contains("451")));
     assert!(matches!(first["bounce-1"], Decision::Failed(ref r) if r.contains("5.1.1")));
     assert!(matches!(first["unknown-1"], Decision::Unknown(_)));
@@ -138,58 +146,69 @@ fn each_outcome_is_confirmed_and_only_retry_and_released_claims_are_due_again() 
             variant: None,
         })
         .collect();
-    let won = LedgerStore::claim(&store, 2, now(), &claims, false).unwrap();
-    assert_eq!(won, [false, true, false, false, false, true]);
+    let won = LedgerStore::claim(store, 2, now(), &claims, false).unwrap();
+    assert_eq!(won, [false, true, false, false, false, true], "{engine}");
     let suppressed: Vec<String> = store
         .suppressions()
         .unwrap()
         .into_iter()
         .map(|(email, reason, _)| format!("{email} {reason}"))
         .collect();
-    assert_eq!(suppressed, ["bounce-1@example.com hard-bounce"]);
+    assert_eq!(suppressed, ["bounce-1@example.com hard-bounce"], "{engine}");
 }
 
 #[test]
 fn a_claim_another_run_holds_is_skipped_and_not_sent() {
-    let store = store(&["sent-1", "sent-2"]);
     let config = config();
-    let claim = Claim {
-        cart_id: "sent-2".into(),
-        step: "1h".into(),
-        email: "sent-2@example.com".into(),
-        variant: None,
-    };
-    assert_eq!(
-        LedgerStore::claim(&store, 7, now(), &[claim], false).unwrap(),
-        [true]
-    );
-    let decisions = send_once(&store, &config, 8, &["sent-1", "sent-2"]);
-    assert_eq!(decisions["sent-1"], Decision::Sent);
-    assert_eq!(decisions["sent-2"], Decision::Skip(SkipReason::Claimed));
+    for (engine, store) in stores("recart_unit_ledger_held", &["sent-1", "sent-2"]) {
+        let claim = Claim {
+            cart_id: "sent-2".into(),
+            step: "1h".into(),
+            email: "sent-2@example.com".into(),
+            variant: None,
+        };
+        assert_eq!(
+            LedgerStore::claim(&store, 7, now(), &[claim], false).unwrap(),
+            [true]
+        );
+        let decisions = send_once(&store, &config, 8, &["sent-1", "sent-2"]);
+        assert_eq!(decisions["sent-1"], Decision::Sent, "{engine}");
+        assert_eq!(
+            decisions["sent-2"],
+            Decision::Skip(SkipReason::Claimed),
+            "{engine}"
+        );
+    }
 }
 
 #[test]
 fn a_transport_that_cannot_open_claims_nothing_and_leaves_every_mail_due() {
-    let store = store(&["sent-1"]);
     let config = config();
-    let mut decisions = Vec::new();
-    let mut report = |id: &String, _: &str, decision| decisions.push((id.clone(), decision));
-    let mut sender = Sender::new(&store, &config, 1, now(), false, Guards::default())
-        .with_opener(|_, _| Err(Error::Transport("connection refused".into())));
-    let fatal = sender.dispatch(vec![due("sent-1")], &mut report).unwrap();
-    assert_eq!(fatal.as_deref(), Some("connection refused"));
-    sender.finish(&mut report).unwrap();
-    assert_eq!(decisions, [("sent-1".to_string(), Decision::not_sent())]);
-    let claim = Claim {
-        cart_id: "sent-1".into(),
-        step: "1h".into(),
-        email: "sent-1@example.com".into(),
-        variant: None,
-    };
-    assert_eq!(
-        LedgerStore::claim(&store, 2, now(), &[claim], false).unwrap(),
-        [true]
-    );
+    for (engine, store) in stores("recart_unit_ledger_no_transport", &["sent-1"]) {
+        let mut decisions = Vec::new();
+        let mut report = |id: &String, _: &str, decision| decisions.push((id.clone(), decision));
+        let mut sender = Sender::new(&store, &config, 1, now(), false, Guards::default())
+            .with_opener(|_, _| Err(Error::Transport("connection refused".into())));
+        let fatal = sender.dispatch(vec![due("sent-1")], &mut report).unwrap();
+        assert_eq!(fatal.as_deref(), Some("connection refused"));
+        sender.finish(&mut report).unwrap();
+        assert_eq!(
+            decisions,
+            [("sent-1".to_string(), Decision::not_sent())],
+            "{engine}"
+        );
+        let claim = Claim {
+            cart_id: "sent-1".into(),
+            step: "1h".into(),
+            email: "sent-1@example.com".into(),
+            variant: None,
+        };
+        assert_eq!(
+            LedgerStore::claim(&store, 2, now(), &[claim], false).unwrap(),
+            [true],
+            "{engine}"
+        );
+    }
 }
 
 #[test]
@@ -198,19 +217,20 @@ fn at_most_a_few_groups_are_on_their_way() {
         .map(|n| format!("sent-{n}"))
         .collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let store = store(&refs);
     let config = config();
-    let mut report = |_: &String, _: &str, _| {};
-    let mut sender = Sender::new(&store, &config, 1, now(), false, Guards::default())
-        .with_opener(|_, _| Ok(Box::new(Scripted) as Box<dyn Transport>));
-    for id in &refs[..GROUPS_IN_FLIGHT] {
+    for (_, store) in stores("recart_unit_ledger_in_flight", &refs) {
+        let mut report = |_: &String, _: &str, _| {};
+        let mut sender = Sender::new(&store, &config, 1, now(), false, Guards::default())
+            .with_opener(|_, _| Ok(Box::new(Scripted) as Box<dyn Transport>));
+        for id in &refs[..GROUPS_IN_FLIGHT] {
+            assert!(sender.has_room());
+            sender.dispatch(vec![due(id)], &mut report).unwrap();
+        }
+        assert!(!sender.has_room());
+        sender.settle(&mut report).unwrap();
         assert!(sender.has_room());
-        sender.dispatch(vec![due(id)], &mut report).unwrap();
+        sender.finish(&mut report).unwrap();
     }
-    assert!(!sender.has_room());
-    sender.settle(&mut report).unwrap();
-    assert!(sender.has_room());
-    sender.finish(&mut report).unwrap();
 }
 
 #[test]
