@@ -241,3 +241,48 @@ fn hard_bounces_are_5_1_x() {
     ));
     assert!(!is_hard_bounce("transient error (450): 4.1.1 try later"));
 }
+
+/// Recovery settles the claims of dead runs only: on `SQLite` every claim
+/// found (the run lock is held, the lease is 0), on PostgreSQL those of
+/// runs no connection holds, never those of a worker still sending.
+#[test]
+fn recovery_settles_only_the_claims_of_dead_runs() {
+    let config = config();
+    let journals = tempfile::tempdir().unwrap();
+    let store_path = journals.path().join("recart.db");
+    for (engine, store) in stores("recart_unit_ledger_recovery", &["sent-1", "sent-2"]) {
+        let live = store.is_postgres().then(|| {
+            let url = crate::config::StoreUrl {
+                url: store.path().display().to_string(),
+                password_env: None,
+                password_file: None,
+            };
+            let live = Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+            live.hold_run(6).unwrap();
+            live
+        });
+        let claim = |id: &str| Claim {
+            cart_id: id.into(),
+            step: "1h".into(),
+            email: format!("{id}@example.com"),
+            variant: None,
+        };
+        assert_eq!(
+            LedgerStore::claim(&store, 5, now(), &[claim("sent-1")], false).unwrap(),
+            [true]
+        );
+        assert_eq!(
+            LedgerStore::claim(&store, 6, now(), &[claim("sent-2")], false).unwrap(),
+            [true]
+        );
+        // No journal: whatever they handed over may have reached the server.
+        let recovered = recover(&store, &store_path, 7, now(), &config.delivery).unwrap();
+        let expected = if live.is_some() { 1 } else { 2 };
+        assert_eq!(recovered.unknown, expected, "{engine}");
+        assert_eq!(
+            store.claiming_runs().unwrap(),
+            if live.is_some() { vec![6] } else { vec![] },
+            "{engine}"
+        );
+    }
+}
