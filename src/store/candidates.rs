@@ -4,14 +4,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
 
 use crate::error::Result;
 use crate::model::{Cart, CartStatus};
 use crate::plan::{Candidate, CandidateItem};
 
+use super::engine::{DbError, DbResult, Row, args};
 use super::items::{StoredItemForPlan, bad_items, decode_items};
-use super::{Store, from_unix, ids, to_unix};
+use super::{Store, from_unix, to_unix};
 
 /// The candidate window: open carts last active within [?1, ?2], read from the index `carts_open_window` alone.
 pub(crate) const CANDIDATES: &str =
@@ -87,49 +87,55 @@ impl Store {
                     parsed.0.push(candidate);
                 }
             }
-            Ok::<_, rusqlite::Error>(parsed)
+            Ok::<_, DbError>(parsed)
         };
         let read = |to_parser: std::sync::mpsc::SyncSender<Vec<(Candidate, String)>>| {
-            let window = params![to_unix(oldest), to_unix(newest)];
-            let mut query = self.conn().prepare_cached(CANDIDATES)?;
-            let mut rows = query.query(window)?;
             let mut chunk = Vec::with_capacity(CHUNK);
-            while let Some(row) = rows.next()? {
-                let currency: String = row.get(6)?;
-                let timezone: String = row.get(7)?;
-                let candidate = Candidate {
-                    id: row.get(0)?,
-                    email: row.get(1)?,
-                    email_norm: row.get(2)?,
-                    status: CartStatus::Open,
-                    accepts_marketing: row.get(3)?,
-                    updated_at: from_unix(row.get(4)?),
-                    total_minor: row.get(5)?,
-                    currency: currency.parse().map_err(|message: String| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            6,
-                            rusqlite::types::Type::Text,
-                            message.into(),
-                        )
-                    })?,
-                    items: Vec::new(),
-                    timezone: (!timezone.is_empty()).then_some(timezone),
-                    utc_offset_seconds: row.get(8)?,
-                    sms_consent: row.get(9)?,
-                };
-                chunk.push((candidate, row.get(10)?));
-                if chunk.len() == CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    if to_parser.send(full).is_err() {
-                        // The parser stopped at an error: it tells which.
-                        return Ok(());
+            let mut parser_stopped = false;
+            let read = self
+                .db()
+                .each(CANDIDATES, args![to_unix(oldest), to_unix(newest)], |row| {
+                    let candidate = Candidate {
+                        id: row.get(0)?,
+                        email: row.get(1)?,
+                        email_norm: row.get(2)?,
+                        status: CartStatus::Open,
+                        accepts_marketing: row.get(3)?,
+                        updated_at: from_unix(row.get(4)?),
+                        total_minor: row.get(5)?,
+                        currency: row.text(6)?.parse().map_err(|message: String| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                6,
+                                rusqlite::types::Type::Text,
+                                message.into(),
+                            )
+                        })?,
+                        items: Vec::new(),
+                        timezone: Some(row.text(7)?)
+                            .filter(|timezone| !timezone.is_empty())
+                            .map(str::to_owned),
+                        utc_offset_seconds: utc_offset(row, 8)?,
+                        sms_consent: row.get(9)?,
+                    };
+                    chunk.push((candidate, row.get(10)?));
+                    if chunk.len() == CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        if to_parser.send(full).is_err() {
+                            // The parser stopped at an error: it tells
+                            // which. Stop reading rows.
+                            parser_stopped = true;
+                            return Err(DbError::Value(String::new()));
+                        }
                     }
-                }
+                    Ok(())
+                });
+            if parser_stopped {
+                return Ok(());
             }
             let _ = to_parser.send(chunk);
-            Ok::<_, rusqlite::Error>(())
+            read
         };
-        let run = || -> rusqlite::Result<Vec<Candidate>> {
+        let run = || -> DbResult<Vec<Candidate>> {
             let (to_parser, rows) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
             let (read, parsed) = std::thread::scope(|scope| {
                 let parser = scope.spawn(move || parse(rows));
@@ -142,9 +148,8 @@ impl Store {
             read?;
             let (mut candidates, quantities) = parsed?;
             let has_products: bool = self
-                .conn()
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM products)")?
-                .query_row([], |row| row.get(0))?;
+                .db()
+                .value("SELECT EXISTS (SELECT 1 FROM products)", args![])?;
             if has_products {
                 self.add_catalog(&mut candidates, &quantities)?;
             }
@@ -160,20 +165,22 @@ impl Store {
         &self,
         candidates: &mut [Candidate],
         quantities: &[Vec<(u32, i64)>],
-    ) -> rusqlite::Result<()> {
+    ) -> DbResult<()> {
         /// A catalog entry: the price, its currency, whether in stock.
         type Entry = (Option<i64>, Option<String>, Option<bool>);
-        let skus: HashSet<&str> = candidates
+        let skus: Vec<String> = candidates
             .iter()
             .flat_map(|candidate| candidate.items.iter().map(|item| item.sku.as_str()))
+            .collect::<HashSet<&str>>()
+            .into_iter()
+            .map(str::to_owned)
             .collect();
-        let mut query = self.conn().prepare_cached(CATALOG_PRICES)?;
-        let mut rows = query.query([ids(skus.into_iter().map(str::to_string))])?;
         // SKU → entry
         let mut catalog: HashMap<String, Entry> = HashMap::new();
-        while let Some(row) = rows.next()? {
+        self.db().each(CATALOG_PRICES, args![&skus], |row| {
             catalog.insert(row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?));
-        }
+            Ok(())
+        })?;
         for (candidate, quantities) in candidates.iter_mut().zip(quantities) {
             let mut priced: i64 = 0;
             for (item, &(quantity, price)) in candidate.items.iter_mut().zip(quantities) {
@@ -200,17 +207,16 @@ impl Store {
     /// Whole carts, items included, by id (those that exist): one query for
     /// a batch of due carts rather than one per cart.
     pub fn carts(&self, wanted: &[&str]) -> Result<HashMap<String, Cart>> {
-        let run = || -> rusqlite::Result<HashMap<String, Cart>> {
-            let ids = ids(wanted.iter().copied().map(str::to_string));
-            let mut query = self.conn().prepare_cached(DUE_CARTS)?;
-            query
-                .query_map([&ids], |row| {
-                    let cart = read_cart(row, 0)?;
-                    Ok((cart.id.clone(), cart))
-                })?
-                .collect()
-        };
-        run().map_err(|source| self.error(source))
+        let ids: Vec<String> = wanted.iter().copied().map(str::to_owned).collect();
+        let mut carts = HashMap::with_capacity(ids.len());
+        self.db()
+            .each(DUE_CARTS, args![&ids], |row| {
+                let cart = read_cart(row, 0)?;
+                carts.insert(cart.id.clone(), cart);
+                Ok(())
+            })
+            .map_err(|source| self.error(source))?;
+        Ok(carts)
     }
 
     /// The other open carts of each due cart's customer (same address,
@@ -223,48 +229,125 @@ impl Store {
         oldest: DateTime<Utc>,
         newest: DateTime<Utc>,
     ) -> Result<HashMap<String, Vec<Cart>>> {
-        let run = || -> rusqlite::Result<HashMap<String, Vec<Cart>>> {
-            let ids = ids(due.iter().copied().map(str::to_string));
-            let mut query = self.conn().prepare_cached(OTHER_OPEN_CARTS)?;
-            let mut rows = query.query(params![&ids, to_unix(oldest), to_unix(newest)])?;
-            let mut others: HashMap<String, Vec<Cart>> = HashMap::new();
-            while let Some(row) = rows.next()? {
-                let due = row.get_ref(0)?.as_str()?;
-                if others
-                    .get(due)
-                    .is_some_and(|carts| carts.len() >= MAX_OTHER_CARTS)
-                {
-                    continue;
-                }
-                let cart = read_cart(row, 1)?;
-                others.entry(due.to_string()).or_default().push(cart);
-            }
-            Ok(others)
-        };
-        run().map_err(|source| self.error(source))
+        let ids: Vec<String> = due.iter().copied().map(str::to_owned).collect();
+        let mut others: HashMap<String, Vec<Cart>> = HashMap::new();
+        self.db()
+            .each(
+                OTHER_OPEN_CARTS,
+                args![&ids, to_unix(oldest), to_unix(newest)],
+                |row| {
+                    let due = row.text(0)?;
+                    if others
+                        .get(due)
+                        .is_some_and(|carts| carts.len() >= MAX_OTHER_CARTS)
+                    {
+                        return Ok(());
+                    }
+                    let cart = read_cart(row, 1)?;
+                    others.entry(due.to_owned()).or_default().push(cart);
+                    Ok(())
+                },
+            )
+            .map_err(|source| self.error(source))?;
+        Ok(others)
     }
 }
 
+/// A customer's offset from UTC in seconds, from column `index`.
+fn utc_offset(row: &Row<'_>, index: usize) -> DbResult<Option<i32>> {
+    row.get::<Option<i64>>(index)?
+        .map(|seconds| {
+            i32::try_from(seconds)
+                .map_err(|_| DbError::Value(format!("column {index}: {seconds} is no UTC offset")))
+        })
+        .transpose()
+}
+
 /// A whole cart from the columns of `DUE_CARTS`, starting at `first`.
-fn read_cart(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Cart> {
-    let currency: String = row.get(first + 4)?;
-    let status: String = row.get(first + 5)?;
+fn read_cart(row: &Row<'_>, first: usize) -> DbResult<Cart> {
     Ok(Cart {
         id: row.get(first)?,
         email: row.get(first + 1)?,
         first_name: row.get(first + 2)?,
         locale: row.get(first + 3)?,
-        currency: currency
+        currency: row
+            .text(first + 4)?
             .parse()
             .unwrap_or_else(|_| "XXX".parse().expect("a valid code")),
-        status: status.parse().unwrap_or(CartStatus::Closed),
+        status: row.text(first + 5)?.parse().unwrap_or(CartStatus::Closed),
         accepts_marketing: row.get(first + 6)?,
         created_at: from_unix(row.get(first + 7)?),
         updated_at: from_unix(row.get(first + 8)?),
-        utc_offset_seconds: row.get(first + 9)?,
+        utc_offset_seconds: utc_offset(row, first + 9)?,
         timezone: row.get(first + 10)?,
         phone: row.get(first + 11)?,
         sms_consent: row.get(first + 12)?,
-        items: decode_items(first + 13, row.get_ref(first + 13)?.as_str()?)?,
+        items: decode_items(first + 13, row.text(first + 13)?)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    use crate::store::engine::args;
+    use crate::store::testing::{both_stores, put_carts};
+
+    /// The catalog prices an item the cart has at 0 (in the cart's
+    /// currency only) and says what is in stock; whole carts come back as
+    /// written.
+    #[test]
+    fn the_catalog_and_whole_carts_read_alike_on_both_engines() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap();
+        let mut cart = crate::compose::sample_cart(now);
+        cart.items[0].unit_price_minor = 0;
+        cart.utc_offset_seconds = Some(-18_000);
+        cart.timezone = "America/New_York".into();
+        cart.sms_consent = true;
+        let mut other = cart.clone();
+        other.id = "SAMPLE-2".into();
+        other.utc_offset_seconds = None;
+        for (engine, store) in both_stores("recart_unit_candidates_catalog") {
+            put_carts(&store, &[cart.clone(), other.clone()]);
+            store
+                .write_db(|db| {
+                    db.execute(
+                        "INSERT INTO products (sku, name, image_url, product_url, price_minor,
+                                               currency, in_stock)
+                         VALUES ('SAMPLE-TENT', '', '', '', 15000, 'EUR', 1),
+                                ('SAMPLE-MUG', '', '', '', 900, 'EUR', 0)",
+                        args![],
+                    )
+                })
+                .unwrap();
+            let found = store.candidates(now - TimeDelta::days(1), now).unwrap();
+            assert_eq!(found.len(), 2, "{engine}");
+            let candidate = &found[0];
+            let items: Vec<(i64, Option<bool>)> = candidate
+                .items
+                .iter()
+                .map(|item| (item.line_total_minor, item.in_stock))
+                .collect();
+            assert_eq!(
+                items,
+                [(15_000, Some(true)), (2_500, Some(false))],
+                "{engine}"
+            );
+            assert_eq!(candidate.total_minor, 17_500, "{engine}");
+            assert_eq!(
+                (
+                    candidate.timezone.as_deref(),
+                    candidate.utc_offset_seconds,
+                    candidate.sms_consent
+                ),
+                (Some("America/New_York"), Some(-18_000), true),
+                "{engine}"
+            );
+            let carts = store.carts(&["SAMPLE-1", "SAMPLE-2", "gone"]).unwrap();
+            assert_eq!(carts.len(), 2, "{engine}");
+            assert_eq!(carts["SAMPLE-1"], cart, "{engine}");
+            assert_eq!(carts["SAMPLE-2"], other, "{engine}");
+            assert_eq!(store.cart("gone").unwrap(), None, "{engine}");
+        }
+    }
 }

@@ -247,6 +247,23 @@ impl Row<'_> {
     }
 }
 
+impl<'a> Row<'a> {
+    /// Column `index` as text borrowed from the row, not copied: for hot
+    /// reads whose text is only looked at (a step, an items array).
+    pub fn text(&self, index: usize) -> DbResult<&'a str> {
+        match *self {
+            Row::Sqlite(row) => Ok(row.get_ref(index)?.as_str().map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    index,
+                    rusqlite::types::Type::Text,
+                    Box::new(error),
+                )
+            })?),
+            Row::Postgres(row) => Ok(row.try_get(index)?),
+        }
+    }
+}
+
 /// A Rust type a column reads as, on either engine.
 pub trait Column: Sized {
     fn from_sqlite(value: ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self>;

@@ -686,57 +686,10 @@ impl Store {
         &self.conn
     }
 
-    /// Runs `work` as one atomic write: an IMMEDIATE transaction (so it
-    /// waits for other writers instead of failing), or a savepoint inside
-    /// the transaction of a dry run.
-    pub(crate) fn write<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T> {
-        let Some(conn) = self.conn.sqlite() else {
-            return Err(self.error(DbError::Value(
-                "not yet available on a PostgreSQL store".into(),
-            )));
-        };
-        if self.bulk.get() != Bulk::Off {
-            // The bulk load's transaction holds every batch, without a
-            // savepoint each (pages copied to a sub-journal): a failed
-            // batch fails the whole load, which is then rolled back.
-            return work(conn).map_err(|source| {
-                self.bulk.set(Bulk::Failed);
-                self.error(source)
-            });
-        }
-        let nested = !conn.is_autocommit();
-        let (begin, commit, rollback) = if nested {
-            (
-                "SAVEPOINT batch",
-                "RELEASE batch",
-                "ROLLBACK TO batch; RELEASE batch",
-            )
-        } else {
-            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
-        };
-        conn.execute_batch(begin)
-            .map_err(|source| self.error(source))?;
-        match work(conn) {
-            Ok(value) => {
-                conn.execute_batch(commit)
-                    .map_err(|source| self.error(source))?;
-                Ok(value)
-            }
-            Err(source) => {
-                let _ = conn.execute_batch(rollback);
-                Err(self.error(source))
-            }
-        }
-    }
-
-    /// The `SQLite` connection, for code not yet written for both engines.
+    /// The `SQLite` connection, for tests of what only `SQLite` has.
+    #[cfg(test)]
     pub(crate) fn conn(&self) -> &Connection {
-        self.conn
-            .sqlite()
-            .expect("this store operation is not yet available on PostgreSQL")
+        self.conn.sqlite().expect("a SQLite store")
     }
 }
 

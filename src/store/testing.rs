@@ -51,3 +51,47 @@ pub fn both_stores(name: &str) -> Vec<(&'static str, Store)> {
     }
     stores
 }
+
+/// Writes `carts` as rows, on either engine, without the import (for
+/// tests of what reads them): the address normalised, no snapshot hash.
+pub fn put_carts(store: &Store, carts: &[crate::model::Cart]) {
+    use super::engine::args;
+    store
+        .write_db(|db| {
+            for cart in carts {
+                db.execute(
+                    "INSERT INTO carts (id, email, email_norm, first_name, locale, currency,
+                         status, accepts_marketing, created_at, updated_at, utc_offset,
+                         total_minor, item_count, snapshot_hash, timezone, phone, sms_consent,
+                         items)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                             ?16, ?17, ?18)",
+                    args![
+                        &cart.id,
+                        &cart.email,
+                        crate::model::normalize_email(&cart.email).as_str(),
+                        &cart.first_name,
+                        &cart.locale,
+                        cart.currency.as_str(),
+                        cart.status.as_str(),
+                        cart.accepts_marketing,
+                        super::to_unix(cart.created_at),
+                        super::to_unix(cart.updated_at),
+                        cart.utc_offset_seconds,
+                        cart.items
+                            .iter()
+                            .map(|item| i64::from(item.quantity) * item.unit_price_minor)
+                            .sum::<i64>(),
+                        i64::try_from(cart.items.len()).unwrap(),
+                        &[0_u8][..],
+                        &cart.timezone,
+                        &cart.phone,
+                        cart.sms_consent,
+                        super::encode_items(&cart.items).as_str(),
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}

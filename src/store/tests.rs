@@ -7,7 +7,7 @@ use rusqlite_migration::Migrations;
 use super::carts::CART_ROWS;
 use super::engine::args;
 use super::snapshot::{legacy_snapshot_hash, snapshot_hash};
-use super::testing::both_stores;
+use super::testing::{both_stores, put_carts};
 use super::{MIGRATIONS, Store, candidates, from_unix, ledger, switch_on};
 use crate::model::{Cart, CartStatus, LineItem, Order};
 
@@ -631,42 +631,48 @@ fn a_batch_that_fails_rolls_the_bulk_load_back() {
 
 #[test]
 fn candidates_come_in_window_order_with_their_items_and_bad_items_fail() {
-    let store = Store::open_in_memory().unwrap();
-    // More than a few of the parser's chunks, and one cart out of the
-    // window at each end.
-    let carts: Vec<Cart> = (0..1_300)
-        .map(|n| {
-            cart(
-                &format!("c{n:04}"),
-                1_000 + n,
-                CartStatus::Open,
-                &["A", "B"],
+    for (engine, store) in both_stores("recart_unit_candidates_window") {
+        // More than a few of the parser's chunks, and one cart out of the
+        // window at each end.
+        let carts: Vec<Cart> = (0..1_300)
+            .map(|n| {
+                cart(
+                    &format!("c{n:04}"),
+                    1_000 + n,
+                    CartStatus::Open,
+                    &["A", "B"],
+                )
+            })
+            .collect();
+        put_carts(&store, &carts);
+        let found = store
+            .candidates(from_unix(1_001), from_unix(2_298))
+            .unwrap();
+        let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+        let expected: Vec<String> = (1..1_299).map(|n| format!("c{n:04}")).collect();
+        assert_eq!(ids, expected, "{engine}");
+        assert!(found.iter().all(|c| c.items.len() == 2
+            && c.items[1].sku == "B"
+            && c.items[1].line_total_minor == 1250
+            && c.accepts_marketing
+            && c.utc_offset_seconds == Some(3600)));
+        store
+            .db()
+            .execute(
+                "UPDATE carts SET items = '[[\"A\"' WHERE id = 'c0700'",
+                args![],
             )
-        })
-        .collect();
-    store.import_carts(&carts).unwrap();
-    let found = store
-        .candidates(from_unix(1_001), from_unix(2_298))
-        .unwrap();
-    let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
-    let expected: Vec<String> = (1..1_299).map(|n| format!("c{n:04}")).collect();
-    assert_eq!(ids, expected);
-    assert!(found.iter().all(|c| c.items.len() == 2
-        && c.items[1].sku == "B"
-        && c.items[1].line_total_minor == 1250));
-    store
-        .conn()
-        .execute("UPDATE carts SET items = '[[\"A\"' WHERE id = 'c0700'", [])
-        .unwrap();
-    let error = store
-        .candidates(from_unix(1_001), from_unix(2_298))
-        .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("the stored items are not valid: cart c0700: "),
-        "{error}"
-    );
+            .unwrap();
+        let error = store
+            .candidates(from_unix(1_001), from_unix(2_298))
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("the stored items are not valid: cart c0700: "),
+            "{engine}: {error}"
+        );
+    }
 }
 
 #[test]
@@ -700,7 +706,6 @@ fn the_forget_hash_is_stable() {
 /// most `MAX_OTHER_CARTS` each.
 #[test]
 fn other_open_carts_are_read_for_a_batch_by_address() {
-    let store = Store::open_in_memory().unwrap();
     let mut carts: Vec<Cart> = (0..14)
         .map(|n| cart(&format!("m{n:02}"), 1_000 + n, CartStatus::Open, &["A"]))
         .collect();
@@ -714,23 +719,29 @@ fn other_open_carts_are_read_for_a_batch_by_address() {
     other.id = "x2".into();
     other.email = "SOMEONE@example.com".into();
     carts.push(other);
-    store.import_carts(&carts).unwrap();
+    for (engine, store) in both_stores("recart_unit_candidates_other_carts") {
+        put_carts(&store, &carts);
 
-    let found = store
-        .other_open_carts(
-            &["m13", "x1", "y1", "gone"],
-            from_unix(100),
-            from_unix(2_000),
-        )
-        .unwrap();
-    let ids =
-        |due: &str| -> Vec<String> { found[due].iter().map(|cart| cart.id.clone()).collect() };
-    let expected: Vec<String> = (3..13).rev().map(|n| format!("m{n:02}")).collect();
-    assert_eq!(ids("m13"), expected);
-    assert_eq!(candidates::MAX_OTHER_CARTS, expected.len());
-    assert_eq!(ids("x1"), ["x2"]);
-    assert_eq!(found["x1"][0].items[0].sku, "B");
-    assert!(!found.contains_key("y1") && !found.contains_key("gone"));
+        let found = store
+            .other_open_carts(
+                &["m13", "x1", "y1", "gone"],
+                from_unix(100),
+                from_unix(2_000),
+            )
+            .unwrap();
+        let ids =
+            |due: &str| -> Vec<String> { found[due].iter().map(|cart| cart.id.clone()).collect() };
+        let expected: Vec<String> = (3..13).rev().map(|n| format!("m{n:02}")).collect();
+        assert_eq!(ids("m13"), expected, "{engine}");
+        assert_eq!(candidates::MAX_OTHER_CARTS, expected.len());
+        assert_eq!(ids("x1"), ["x2"]);
+        assert_eq!(
+            &found["x1"][0],
+            carts.last().unwrap(),
+            "{engine}: the whole cart"
+        );
+        assert!(!found.contains_key("y1") && !found.contains_key("gone"));
+    }
 }
 
 /// A step passed over is a `skipped` entry: written over no entry or a
@@ -740,98 +751,108 @@ fn other_open_carts_are_read_for_a_batch_by_address() {
 fn a_step_passed_over_is_recorded_once_and_never_claimed() {
     use super::{Claim, Confirmation, PassOver};
     use crate::model::SendState;
-    let store = Store::open_in_memory().unwrap();
-    let at = 1_800_000_000;
-    let now = from_unix(at + 3_600 * 100);
-    store
-        .import_carts(&[cart("a", at, CartStatus::Open, &["S"])])
-        .unwrap();
-    let claim = |step: &str| Claim {
-        cart_id: "a".into(),
-        step: step.into(),
-        email: "Mia@Example.com".into(),
-        variant: None,
-    };
-    // 24h: refused for now; 72h: sent.
-    assert_eq!(
+    for (engine, store) in both_stores("recart_unit_ledger_passed_over") {
+        let at = 1_800_000_000;
+        let now = from_unix(at + 3_600 * 100);
+        put_carts(&store, &[cart("a", at, CartStatus::Open, &["S"])]);
+        let claim = |step: &str| Claim {
+            cart_id: "a".into(),
+            step: step.into(),
+            email: "Mia@Example.com".into(),
+            variant: None,
+        };
+        // 24h: refused for now; 72h: sent.
+        assert_eq!(
+            store
+                .claim(1, now, &[claim("24h"), claim("72h")], false)
+                .unwrap(),
+            [true, true]
+        );
+        let outcome = |step: &str, state| Confirmation {
+            cart_id: "a".into(),
+            step: step.into(),
+            state,
+            reason: None,
+            message_id: None,
+        };
         store
-            .claim(1, now, &[claim("24h"), claim("72h")], false)
-            .unwrap(),
-        [true, true]
-    );
-    let outcome = |step: &str, state| Confirmation {
-        cart_id: "a".into(),
-        step: step.into(),
-        state,
-        reason: None,
-        message_id: None,
-    };
-    store
-        .confirm(
-            1,
-            now,
-            &[
-                (outcome("24h", SendState::Retry), true),
-                (outcome("72h", SendState::Sent), true),
+            .confirm(
+                1,
+                now,
+                &[
+                    (outcome("24h", SendState::Retry), true),
+                    (outcome("72h", SendState::Sent), true),
+                ],
+                5,
+            )
+            .unwrap();
+        let pass = |step: &'static str, reason: &'static str| PassOver {
+            cart_id: "a",
+            step,
+            email: "Mia@Example.com",
+            reason,
+        };
+        store
+            .pass_over(
+                2,
+                now,
+                &[
+                    pass("1h", "no-consent"),
+                    pass("24h", "no-sms-consent"),
+                    pass("72h", "no-consent"),
+                ],
+            )
+            .unwrap();
+        store
+            .pass_over(3, now, &[pass("1h", "excluded-sku")])
+            .unwrap();
+        let mut rows: Vec<(String, String, Option<String>, i64)> = Vec::new();
+        store
+            .db()
+            .each(
+                "SELECT step, state, reason, run_id FROM sends ORDER BY step",
+                args![],
+                |row| {
+                    rows.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let row = |step: &str, state: &str, reason: Option<&str>, run: i64| {
+            (
+                step.to_string(),
+                state.to_string(),
+                reason.map(str::to_string),
+                run,
+            )
+        };
+        assert_eq!(
+            rows,
+            [
+                row("1h", "skipped", Some("no-consent"), 2),
+                row("24h", "skipped", Some("no-sms-consent"), 2),
+                row("72h", "sent", None, 1),
             ],
-            5,
-        )
-        .unwrap();
-    let pass = |step: &'static str, reason: &'static str| PassOver {
-        cart_id: "a",
-        step,
-        email: "Mia@Example.com",
-        reason,
-    };
-    store
-        .pass_over(
-            2,
-            now,
-            &[
-                pass("1h", "no-consent"),
-                pass("24h", "no-sms-consent"),
-                pass("72h", "no-consent"),
-            ],
-        )
-        .unwrap();
-    store
-        .pass_over(3, now, &[pass("1h", "excluded-sku")])
-        .unwrap();
-    let rows: Vec<(String, String, Option<String>, i64)> = store
-        .conn()
-        .prepare("SELECT step, state, reason, run_id FROM sends ORDER BY step")
-        .unwrap()
-        .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .unwrap()
-        .collect::<rusqlite::Result<_>>()
-        .unwrap();
-    let row = |step: &str, state: &str, reason: Option<&str>, run: i64| {
-        (
-            step.to_string(),
-            state.to_string(),
-            reason.map(str::to_string),
-            run,
-        )
-    };
-    assert_eq!(
-        rows,
-        [
-            row("1h", "skipped", Some("no-consent"), 2),
-            row("24h", "skipped", Some("no-sms-consent"), 2),
-            row("72h", "sent", None, 1),
-        ]
-    );
-    // Never claimed again, not even by a re-send of unknown sends.
-    assert_eq!(store.claim(4, now, &[claim("1h")], true).unwrap(), [false]);
-    let history = store
-        .history(from_unix(0), now, now, &crate::plan::Policy::default())
-        .unwrap();
-    assert_eq!(history.sends["a"]["1h"].state, SendState::Skipped);
-    let recent: Vec<&str> = history.sent_to["mia@example.com"]
-        .iter()
-        .map(|send| history.recent_steps[send.step as usize].as_str())
-        .collect();
-    assert_eq!(recent, ["72h"], "only what may have reached the customer");
+            "{engine}"
+        );
+        // Never claimed again, not even by a re-send of unknown sends.
+        assert_eq!(store.claim(4, now, &[claim("1h")], true).unwrap(), [false]);
+        let history = store
+            .history(from_unix(0), now, now, &crate::plan::Policy::default())
+            .unwrap();
+        assert_eq!(
+            history.sends["a"]["1h"].state,
+            SendState::Skipped,
+            "{engine}"
+        );
+        let recent: Vec<&str> = history.sent_to["mia@example.com"]
+            .iter()
+            .map(|send| history.recent_steps[send.step as usize].as_str())
+            .collect();
+        assert_eq!(
+            recent,
+            ["72h"],
+            "{engine}: only what may have reached the customer"
+        );
+    }
 }
