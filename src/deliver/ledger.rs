@@ -122,6 +122,12 @@ pub struct Recovered {
 }
 
 impl Recovered {
+    pub fn add(&mut self, other: Recovered) {
+        self.released += other.released;
+        self.answered += other.answered;
+        self.unknown += other.unknown;
+    }
+
     pub fn any(&self) -> bool {
         self.released + self.answered + self.unknown > 0
     }
@@ -485,11 +491,18 @@ impl<'a, T> Sender<'a, T> {
     /// Waits for every group on its way, records it, and ends the
     /// transport's sessions. The journal has served once every claim is
     /// confirmed.
-    pub fn finish(&mut self, report: Report<'_, T>) -> Result<Settled> {
+    /// Waits for every mail on its way and records it; the transport
+    /// stays open.
+    pub fn drain(&mut self, report: Report<'_, T>) -> Result<Settled> {
         let mut settled = Settled::default();
         while !self.in_flight.is_empty() {
             settled.add(self.settle(report)?);
         }
+        Ok(settled)
+    }
+
+    pub fn finish(&mut self, report: Report<'_, T>) -> Result<Settled> {
+        let settled = self.drain(report)?;
         if let Some(transport) = &mut self.transport {
             transport.finish();
         }

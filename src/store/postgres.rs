@@ -15,7 +15,7 @@ use crate::config::StoreUrl;
 use crate::error::{Error, Result};
 
 use super::Store;
-use super::engine::{DbResult, Engine, args};
+use super::engine::{Arg, DbResult, Engine, args};
 
 /// recart's schema in the database: its tables live apart from the shop's.
 pub const SCHEMA: &str = "recart";
@@ -27,6 +27,18 @@ const LOCK_PARTITION: i32 = 0x7263_0002;
 const LOCK_MIGRATE: i32 = 0x7263_0003;
 const LOCK_IMPORT: i32 = 0x7263_0004;
 const LOCK_RUNS: i32 = 0x7263_0005;
+
+/// SQL: whether run `p.run_id` is alive (its connection holds its lock);
+/// `lock_run` is the placeholder bound to [`LOCK_RUN`].
+fn alive(lock_run: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM pg_locks
+                 WHERE locktype = 'advisory' AND granted
+                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                   AND classid = {lock_run}::int::oid AND objid = p.run_id::int::oid
+                   AND objsubid = 2)"
+    )
+}
 
 /// Addresses are spread over this many partitions; each is sent by one
 /// worker at a time.
@@ -226,15 +238,14 @@ CREATE TABLE mail_reports (
 );
 CREATE INDEX mail_reports_by_send ON mail_reports (cart_id, step) WHERE cart_id IS NOT NULL;
 
--- Several workers: which runs began or finished which partition of the
--- addresses for a run at `now`, so that a worker skips what another
--- finished and re-reads the ledger where another began.
+-- Several workers: which partition of the addresses each live run has
+-- begun or finished, so that a worker passes by what a worker beside it
+-- finished (rows of dead runs are deleted as runs start).
 CREATE TABLE partition_runs (
-    now       BIGINT NOT NULL,
     partition BIGINT NOT NULL,
     run_id    BIGINT NOT NULL,
     finished  BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (now, partition, run_id)
+    PRIMARY KEY (partition, run_id)
 );
 "#;
 
@@ -294,17 +305,20 @@ pub(super) fn lock_runs(store: &Store, wait: bool, exclusive: bool) -> Result<()
             lock: store.path().to_path_buf(),
         });
     }
-    let timeout: String = db
-        .value("SELECT current_setting('lock_timeout')", &[])
-        .map_err(fail)?;
-    db.batch("SET lock_timeout = 0").map_err(fail)?;
-    let locked = db.execute(lock, args![LOCK_RUNS]);
+    waiting_as_long_as_it_takes(db, lock, args![LOCK_RUNS]).map_err(fail)
+}
+
+/// Runs the lock statement `lock` without the session's `lock_timeout`:
+/// the holder's work may take longer than a write is let wait.
+fn waiting_as_long_as_it_takes(db: &Engine, lock: &str, args: &[Arg<'_>]) -> DbResult<()> {
+    let timeout: String = db.value("SELECT current_setting('lock_timeout')", &[])?;
+    db.batch("SET lock_timeout = 0")?;
+    let locked = db.execute(lock, args);
     db.execute(
         "SELECT set_config('lock_timeout', ?1, false)",
         args![&timeout],
-    )
-    .map_err(fail)?;
-    locked.map(|_| ()).map_err(fail)
+    )?;
+    locked.map(|_| ())
 }
 
 impl Store {
@@ -314,13 +328,21 @@ impl Store {
         if !self.is_postgres() {
             return Ok(());
         }
-        self.db()
-            .execute(
-                "SELECT pg_advisory_lock(?1, ?2)",
-                args![LOCK_RUN, lock_key(run_id)],
-            )
+        let db = self.db();
+        let fail = |source| self.error(source);
+        db.execute(
+            "SELECT pg_advisory_lock(?1, ?2)",
+            args![LOCK_RUN, lock_key(run_id)],
+        )
+        .map_err(fail)?;
+        // What dead runs went through tells a worker nothing more.
+        let forget_dead = format!(
+            "DELETE FROM partition_runs p WHERE p.run_id <> ?1 AND NOT {}",
+            alive("?2")
+        );
+        db.execute(&forget_dead, args![run_id, LOCK_RUN])
             .map(|_| ())
-            .map_err(|source| self.error(source))
+            .map_err(fail)
     }
 
     /// Whether run `run_id` is dead: no connection holds its lock.
@@ -340,25 +362,17 @@ impl Store {
             .map_err(|source| self.error(source))
     }
 
-    /// Tries to take partition `partition` of the run at `now` for run
-    /// `run_id`: [`Taken::Held`] while another worker holds it (`wait`:
-    /// wait for it instead), [`Taken::Done`] once one went through it.
-    pub fn take_partition(
-        &self,
-        now: i64,
-        partition: u32,
-        run_id: i64,
-        wait: bool,
-    ) -> Result<Taken> {
+    /// Tries to take partition `partition` for run `run_id`:
+    /// [`Taken::Held`] while another worker holds it (`wait`: wait for it
+    /// instead), [`Taken::Done`] once a worker beside this one (a run
+    /// still alive, or begun after this one) went through it.
+    pub fn take_partition(&self, partition: u32, run_id: i64, wait: bool) -> Result<Taken> {
         let db = self.db();
         let fail = |source| self.error(source);
         let key = i32::try_from(partition).unwrap_or(i32::MAX);
         if wait {
-            db.execute(
-                "SELECT pg_advisory_lock(?1, ?2)",
-                args![LOCK_PARTITION, key],
-            )
-            .map_err(fail)?;
+            let lock = "SELECT pg_advisory_lock(?1, ?2)";
+            waiting_as_long_as_it_takes(db, lock, args![LOCK_PARTITION, key]).map_err(fail)?;
         } else if !db
             .value::<bool>(
                 "SELECT pg_try_advisory_lock(?1, ?2)",
@@ -368,46 +382,39 @@ impl Store {
         {
             return Ok(Taken::Held);
         }
-        let (done, begun_by_another) = db
-            .one(
-                "SELECT coalesce(max(finished), 0) = 1, coalesce(max((run_id <> ?3)::int), 0) = 1
-                 FROM partition_runs WHERE now = ?1 AND partition = ?2",
-                args![now, i64::from(partition), run_id],
-                |row| Ok((row.get::<bool>(0)?, row.get::<bool>(1)?)),
+        let done: bool = db
+            .value(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM partition_runs p
+                     WHERE p.partition = ?1 AND p.finished = 1 AND p.run_id <> ?2
+                       AND (p.run_id > ?2 OR {}))",
+                    alive("?3")
+                ),
+                args![i64::from(partition), run_id, LOCK_RUN],
             )
-            .map_err(fail)?
-            .unwrap_or((false, false));
+            .map_err(fail)?;
         if done {
             self.release_partition(partition)?;
             return Ok(Taken::Done);
         }
         self.write_db(|db| {
             db.execute(
-                "INSERT INTO partition_runs (now, partition, run_id) VALUES (?1, ?2, ?3)
+                "INSERT INTO partition_runs (partition, run_id) VALUES (?1, ?2)
                  ON CONFLICT DO NOTHING",
-                args![now, i64::from(partition), run_id],
+                args![i64::from(partition), run_id],
             )
         })?;
-        Ok(Taken::Yes {
-            fresh: !begun_by_another,
-        })
+        Ok(Taken::Yes)
     }
 
-    /// Records that run `run_id` went through `partition` of the run at
-    /// `now` (`done`), and lets it go.
-    pub fn finish_partition(
-        &self,
-        now: i64,
-        partition: u32,
-        run_id: i64,
-        done: bool,
-    ) -> Result<()> {
+    /// Records that run `run_id` went through `partition` (`done`), and
+    /// lets it go.
+    pub fn finish_partition(&self, partition: u32, run_id: i64, done: bool) -> Result<()> {
         if done {
             self.write_db(|db| {
                 db.execute(
-                    "UPDATE partition_runs SET finished = 1
-                     WHERE now = ?1 AND partition = ?2 AND run_id = ?3",
-                    args![now, i64::from(partition), run_id],
+                    "UPDATE partition_runs SET finished = 1 WHERE partition = ?1 AND run_id = ?2",
+                    args![i64::from(partition), run_id],
                 )
             })?;
         }
@@ -448,9 +455,8 @@ impl Store {
 /// What [`Store::take_partition`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Taken {
-    /// This worker holds it now; `fresh`: no other run began it, so the
-    /// ledger read at the run's start still tells its whole story.
-    Yes { fresh: bool },
+    /// This worker holds it now.
+    Yes,
     /// Another worker holds it.
     Held,
     /// A worker went through it in this run.
@@ -562,31 +568,41 @@ mod tests {
             password_file: None,
         };
         let other = crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+        store.hold_run(1).unwrap();
+        other.hold_run(2).unwrap();
+        assert_eq!(store.take_partition(3, 1, false).unwrap(), Taken::Yes);
+        assert_eq!(other.take_partition(3, 2, false).unwrap(), Taken::Held);
+        store.finish_partition(3, 1, false).unwrap();
         assert_eq!(
-            store.take_partition(100, 3, 1, false).unwrap(),
-            Taken::Yes { fresh: true }
+            other.take_partition(3, 2, false).unwrap(),
+            Taken::Yes,
+            "not finished"
         );
-        assert_eq!(other.take_partition(100, 3, 2, false).unwrap(), Taken::Held);
-        store.finish_partition(100, 3, 1, false).unwrap();
+        other.finish_partition(3, 2, true).unwrap();
         assert_eq!(
-            other.take_partition(100, 3, 2, false).unwrap(),
-            Taken::Yes { fresh: false },
-            "begun by run 1, not finished"
+            store.take_partition(3, 1, true).unwrap(),
+            Taken::Done,
+            "finished by a run beside it"
         );
-        other.finish_partition(100, 3, 2, true).unwrap();
-        assert_eq!(store.take_partition(100, 3, 1, true).unwrap(), Taken::Done);
-        assert_eq!(
-            other.take_partition(200, 3, 2, false).unwrap(),
-            Taken::Yes { fresh: true }
-        );
+        let third = crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+        drop(other);
+        let mut taken = Taken::Done;
+        for _ in 0..100 {
+            taken = third.take_partition(3, 3, false).unwrap();
+            if taken == Taken::Yes {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(taken, Taken::Yes, "a run that is over shares nothing");
         store.hold_run(7).unwrap();
-        assert!(!other.run_is_dead(7).unwrap());
-        assert!(other.run_is_dead(8).unwrap());
+        assert!(!third.run_is_dead(7).unwrap());
+        assert!(third.run_is_dead(8).unwrap());
         drop(store);
         // The server ends the session and its locks with the connection.
         let mut dead = false;
         for _ in 0..100 {
-            dead = other.run_is_dead(7).unwrap();
+            dead = third.run_is_dead(7).unwrap();
             if dead {
                 break;
             }

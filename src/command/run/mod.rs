@@ -215,16 +215,16 @@ pub fn run(
         ..config.policy.clone()
     };
     let candidates = store.candidates(oldest, now)?;
-    let history = store.history(oldest, now, now, &policy)?;
+    // Workers sharing a run read the ledger partition by partition.
     let shared = partitions::shared(&store, options);
     let decisions = if shared {
         Vec::new()
     } else {
-        plan::plan(&candidates, &history, &policy, &config.steps, now)
-    };
-    if !shared {
+        let history = store.history(oldest, now, now, &policy)?;
+        let decisions = plan::plan(&candidates, &history, &policy, &config.steps, now);
         record_passed_over(&store, config, &candidates, &decisions, run_id, now)?;
-    }
+        decisions
+    };
     // `--cart`/`--step`: the one mail asked for, whatever the plan and the
     // ledger say of it.
     let unrecorded = chosen::Unrecorded(&store);
@@ -274,7 +274,6 @@ pub fn run(
             config,
             policy: &policy,
             candidates: &candidates,
-            history: &history,
             oldest,
             now,
             run_id,
@@ -283,7 +282,7 @@ pub fn run(
     } else {
         batches.run(&composer, &decisions)?;
     }
-    batches.finish()?;
+    batches.drain(true)?;
     let Batches {
         mut printer,
         settled,
@@ -536,8 +535,9 @@ impl<'a, 'o> Batches<'a, 'o> {
         })
     }
 
-    /// Waits for the mails still on their way, and closes the transport.
-    fn finish(&mut self) -> Result<()> {
+    /// Waits for the mails still on their way, and closes the transport
+    /// (`close`) or keeps it open.
+    fn drain(&mut self, close: bool) -> Result<()> {
         let Batches {
             sender,
             printer,
@@ -545,9 +545,14 @@ impl<'a, 'o> Batches<'a, 'o> {
             candidates,
             ..
         } = self;
-        let last = sender.finish(&mut |cart, step, decision| {
+        let mut report = |cart: &usize, step: &str, decision| {
             printer.emit(out, &candidates[*cart], Some(step), &decision);
-        })?;
+        };
+        let last = if close {
+            sender.finish(&mut report)?
+        } else {
+            sender.drain(&mut report)?
+        };
         self.settled.add(last);
         Ok(())
     }

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use super::{Batches, RunOptions, record_passed_over};
 use crate::compose::Composer;
 use crate::config::Config;
+use crate::deliver::ledger;
 use crate::error::Result;
-use crate::plan::{self, Candidate, History, Policy};
+use crate::plan::{self, Candidate, Policy};
 use crate::store::postgres::{PARTITIONS, partition_of};
 use crate::store::{Store, Taken};
 
@@ -28,9 +29,6 @@ pub(super) struct Window<'a> {
     pub config: &'a Config,
     pub policy: &'a Policy,
     pub candidates: &'a [Candidate],
-    /// The ledger as the run read it after settling dead runs' claims:
-    /// true for a partition no other worker has started since.
-    pub history: &'a History,
     pub oldest: DateTime<Utc>,
     pub now: DateTime<Utc>,
     pub run_id: i64,
@@ -51,41 +49,21 @@ impl Window<'_> {
         }
         let start = u32::try_from(self.run_id.rem_euclid(i64::from(PARTITIONS))).unwrap_or(0);
         let order = (0..PARTITIONS).map(|offset| (start + offset) % PARTITIONS);
-        let now = self.now.timestamp();
         let mut held_by_others = Vec::new();
         for partition in order {
-            if members[partition as usize].is_empty() {
+            let carts = &members[partition as usize];
+            if carts.is_empty() {
                 continue;
             }
-            match self
-                .store
-                .take_partition(now, partition, self.run_id, false)?
-            {
-                Taken::Yes { fresh } => {
-                    self.send(
-                        partition,
-                        &members[partition as usize],
-                        fresh,
-                        batches,
-                        composer,
-                    )?;
-                }
+            match self.store.take_partition(partition, self.run_id, false)? {
+                Taken::Yes => self.send(partition, carts, batches, composer)?,
                 Taken::Held => held_by_others.push(partition),
                 Taken::Done => {}
             }
         }
         for partition in held_by_others {
-            if let Taken::Yes { fresh } =
-                self.store
-                    .take_partition(now, partition, self.run_id, true)?
-            {
-                self.send(
-                    partition,
-                    &members[partition as usize],
-                    fresh,
-                    batches,
-                    composer,
-                )?;
+            if self.store.take_partition(partition, self.run_id, true)? == Taken::Yes {
+                self.send(partition, &members[partition as usize], batches, composer)?;
             }
         }
         Ok(())
@@ -97,7 +75,6 @@ impl Window<'_> {
         &self,
         partition: u32,
         members: &[usize],
-        fresh: bool,
         batches: &mut Batches<'_, '_>,
         composer: &Composer<'_>,
     ) -> Result<()> {
@@ -105,18 +82,21 @@ impl Window<'_> {
             .iter()
             .map(|&index| self.candidates[index].clone())
             .collect();
-        // Another worker began this partition (and died): its claims are
-        // in the ledger, not in the history read at the start.
-        let reread;
-        let history = if fresh {
-            self.history
-        } else {
-            reread = self
-                .store
-                .history(self.oldest, self.now, self.now, self.policy)?;
-            &reread
-        };
-        let mut decisions = plan::plan(&carts, history, self.policy, &self.config.steps, self.now);
+        // Other workers may have sent to these addresses since this one
+        // started, or died sending: their claims are settled (released
+        // ones due again in this run), and the ledger read as it is now.
+        let recovered = ledger::recover(
+            self.store,
+            &self.config.store_path,
+            self.run_id,
+            self.now,
+            &self.config.delivery,
+        )?;
+        batches.printer.summary.recovered.add(recovered);
+        let history = self
+            .store
+            .history(self.oldest, self.now, self.now, self.policy)?;
+        let mut decisions = plan::plan(&carts, &history, self.policy, &self.config.steps, self.now);
         for decision in &mut decisions {
             decision.cart = members[decision.cart];
         }
@@ -129,8 +109,10 @@ impl Window<'_> {
             self.now,
         )?;
         batches.run(composer, &decisions)?;
+        // Done means recorded: a partition's mails are all answered
+        // before another worker may pass it by.
+        batches.drain(false)?;
         let done = batches.settled.fatal.is_none() && !batches.stopping();
-        self.store
-            .finish_partition(self.now.timestamp(), partition, self.run_id, done)
+        self.store.finish_partition(partition, self.run_id, done)
     }
 }
