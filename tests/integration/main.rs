@@ -22,6 +22,7 @@ mod coupons;
 mod crash;
 mod db_sources;
 mod dkim;
+mod engines;
 mod faults;
 mod first_hour;
 mod hostile_files;
