@@ -1,10 +1,26 @@
 #!/bin/sh
 # Benchmark (not a test): a Magento-shaped MariaDB (the magento2 fixture's
 # schema) with N quotes of 3 items each, generated inside MariaDB
-# (seq_1_to_N of the Sequence engine). Prints side by side: recart's first
-# import through the magento2 preset (carts/s), the same rows exported as
-# CSV (SELECT ... INTO OUTFILE) then `recart import`, and an idle
-# incremental run (nothing changed since the watermark).
+# (seq_1_to_N of the Sequence engine): a quote every 30 s from 2025-10-01
+# (a million: until 2026-09-11), each saved again within the hour. All
+# were last active long before --now (2026-11-21) minus policy.max_age (7
+# days): as in a shop's database, where most active quotes are old, the
+# runs' planning finds no candidate, so the runs measure the source.
+# Prints, side by side:
+#   - "recart run, first import": an empty store, the watermark unset: the
+#     whole of `recart run` (connect, carts and items queries, grouping,
+#     the store's bulk load, an empty plan). carts/s = N / wall time.
+#   - "recart run, idle": the same run again, nothing changed since the
+#     watermark: what an hourly run of a quiet shop costs (the carts query
+#     with :since, re-reading the watermark's own second).
+#   - the anchor, the database's own bulk export then `recart import`:
+#     the same rows joined into a table, `mysqldump --tab` of it (the
+#     server writes the file itself, as SELECT ... INTO OUTFILE) and
+#     `recart import` of the CSV (with its header prepended); without
+#     mysqldump, SELECT ... INTO OUTFILE of the join. Each part is timed
+#     and the sum is given in carts/s.
+# Each line gives recart's CPU (user + sys) and the server's (MariaDB runs
+# on the same cores); wall times are noisy on a shared machine.
 #   benches/db-source.sh [N]     (default 1000000)
 #   benches/db-source.sh --quick (20000)
 # Needs mariadb-server; run as root (the server runs as user mysql).
@@ -38,8 +54,8 @@ sql magento <<SQL
 SET time_zone = '+00:00';
 INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active, items_count,
                    customer_email, customer_firstname, quote_currency_code)
-SELECT seq, 1, '2026-11-20 00:00:00' + INTERVAL (seq DIV 100) SECOND,
-       '2026-11-20 00:00:00' + INTERVAL (seq DIV 10) SECOND, 1, 3,
+SELECT seq, 1, '2025-10-01 00:00:00' + INTERVAL (seq * 30) SECOND,
+       '2025-10-01 00:00:00' + INTERVAL (seq * 30 + seq MOD 3600) SECOND, 1, 3,
        CONCAT('p', seq, '@example.com'), CONCAT('P', seq), 'EUR'
 FROM seq_1_to_$N;
 INSERT INTO quote_item (quote_id, sku, name, qty, price)
@@ -73,41 +89,62 @@ TOML
 }
 export RECART_SECRET=benchmark-secret-benchmark-secret
 NOW=2026-11-21T12:00:00Z
-measure() { # label, count, command...
+server_cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; } # centiseconds
+measure() { # label, carts (0: no rate), command...
     label=$1; count=$2; shift 2
+    before=$(server_cpu)
     /usr/bin/time -f "%e %U %S %M" -o "$WORK/time" "$@" > /dev/null 2> "$WORK/stderr" || {
         cat "$WORK/stderr"; exit 1; }
     read -r secs user sys kb < "$WORK/time"
     cpu=$(echo "$user + $sys" | bc)
-    rate=$(echo "$count / ($secs + 0.001)" | bc)
-    echo "$label: $secs s (CPU $cpu s), $rate carts/s, peak RSS $((kb / 1024)) MB"
+    server=$(echo "scale=2; ($(server_cpu) - $before) / 100" | bc)
+    rate=""
+    [ "$count" -gt 0 ] && rate=", $(echo "$count / ($secs + 0.001)" | bc) carts/s"
+    echo "$label: $secs s (CPU $cpu s, the server's $server s)$rate, peak RSS $((kb / 1024)) MB"
 }
 config "$WORK/db" "url = \"mysql://root@127.0.0.1:$PORT/magento\"
 preset = \"magento2\""
 cd "$WORK/db"
 measure "recart run, first import from MariaDB" "$N" "$BIN" run --quiet --now "$NOW"
-measure "recart run, idle (nothing changed)" "$N" "$BIN" run --quiet --now "$NOW"
-# The same rows as native CSV through the server, then recart import.
+measure "recart run, idle (nothing changed)" 0 "$BIN" run --quiet --now "$NOW"
+# The anchor: the same rows as native CSV, exported by the server, then
+# recart import.
 config "$WORK/csv" "path = \"carts.csv\""
-export_csv() {
-    sql magento -e "SET time_zone = '+00:00';
-SELECT 'cart_id','email','first_name','locale','currency','status','accepts_marketing',
-       'created_at','updated_at','sku','product_name','category','quantity','unit_price',
-       'image_url','product_url'
-UNION ALL
-SELECT q.entity_id, q.customer_email, q.customer_firstname, '', q.quote_currency_code, 'open',
-       1, DATE_FORMAT(q.created_at, '%Y-%m-%dT%H:%i:%sZ'),
-       DATE_FORMAT(q.updated_at, '%Y-%m-%dT%H:%i:%sZ'), i.sku, i.name, '',
-       CAST(i.qty AS UNSIGNED), i.price, '', ''
-FROM quote q JOIN quote_item i ON i.quote_id = q.entity_id
+HEADER=cart_id,email,first_name,locale,currency,status,accepts_marketing,created_at,updated_at,sku,product_name,category,quantity,unit_price,image_url,product_url
+JOIN="SELECT q.entity_id, q.customer_email, q.customer_firstname, '' AS locale,
+       q.quote_currency_code, 'open' AS status, 1 AS accepts_marketing,
+       DATE_FORMAT(q.created_at, '%Y-%m-%dT%H:%i:%sZ') AS created_at,
+       DATE_FORMAT(q.updated_at, '%Y-%m-%dT%H:%i:%sZ') AS updated_at, i.sku, i.name,
+       '' AS category, CAST(i.qty AS UNSIGNED) AS qty, i.price, '' AS image_url,
+       '' AS product_url
+FROM quote q JOIN quote_item i ON i.quote_id = q.entity_id"
+now() { date +%s.%N; }
+cd "$WORK/csv"
+SERVER_BEFORE=$(server_cpu)
+START=$(now)
+if command -v mysqldump > /dev/null; then
+    HOW="mysqldump --tab"
+    sql magento -e "SET time_zone = '+00:00'; CREATE TABLE recart_export AS $JOIN"
+    JOINED=$(now)
+    mysqldump -h 127.0.0.1 -P "$PORT" -u root --tab="$WORK/dump" \
+        --fields-terminated-by=, --fields-optionally-enclosed-by='"' \
+        --lines-terminated-by='\n' magento recart_export
+    DUMPED="$WORK/dump/recart_export.txt"
+else
+    HOW="SELECT ... INTO OUTFILE"
+    JOINED=$START
+    sql magento -e "SET time_zone = '+00:00'; $JOIN
 INTO OUTFILE '$WORK/dump/carts.csv' FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"'
 LINES TERMINATED BY '\n'"
-    mv "$WORK/dump/carts.csv" "$WORK/csv/carts.csv"
-}
-cd "$WORK/csv"
-START=$(date +%s.%N)
-export_csv
-MID=$(date +%s.%N)
+    DUMPED="$WORK/dump/carts.csv"
+fi
+{ echo "$HEADER"; cat "$DUMPED"; } > carts.csv
+rm "$DUMPED"
+EXPORTED=$(now)
+SERVER_EXPORT=$(echo "scale=2; ($(server_cpu) - $SERVER_BEFORE) / 100" | bc)
 measure "recart import of that CSV" "$N" "$BIN" import --now "$NOW" carts.csv
-END=$(date +%s.%N)
-echo "CSV export then recart import: $(echo "$END - $START" | bc) s in all (export $(echo "$MID - $START" | bc) s), $(echo "$N / ($END - $START)" | bc) carts/s"
+END=$(now)
+echo "$HOW then recart import: $(echo "$END - $START" | bc) s in all \
+(join $(echo "$JOINED - $START" | bc) s, export $(echo "$EXPORTED - $JOINED" | bc) s, \
+the server's CPU $SERVER_EXPORT s), \
+$(echo "$N / ($END - $START)" | bc) carts/s"

@@ -21,6 +21,7 @@ use rusqlite::types::Value;
 
 use crate::error::{Error, Result};
 
+use super::grouped::{Grouped, Handover};
 use super::table::Table;
 use super::{Format, Options, Sink, Summary, TimeFormat, group, native};
 
@@ -328,7 +329,9 @@ pub fn check(source: &DatabaseSource) -> Result<Vec<&'static str>> {
 }
 
 enum Message {
-    Row(u64, csv::ByteRecord),
+    /// A batch's rows, with their numbers: one hand-over a batch, not a
+    /// row (a million carts are three million rows).
+    Rows(Vec<(u64, csv::ByteRecord)>),
     /// The newest `updated_at` of the carts handed over so far: once they
     /// are stored, the watermark may move to it.
     Mark(Value),
@@ -425,6 +428,7 @@ impl Feed {
             by_cart.entry(key).or_default().push(index);
         }
         let updated_at = CART_FIELDS.iter().position(|f| *f == "updated_at").unwrap();
+        let mut rows = Vec::with_capacity(carts.len().max(items.len()));
         for cart in carts {
             self.line += 1;
             let mut head = csv::ByteRecord::new();
@@ -445,23 +449,20 @@ impl Feed {
                 _ => Vec::new(),
             };
             let lines = by_cart.get(&key).map_or(&[][..], Vec::as_slice);
-            let mut records = Vec::with_capacity(lines.len().max(1));
             if lines.is_empty() {
                 let mut record = head.clone();
                 for _ in ITEM_FIELDS {
                     record.push_field(b"");
                 }
-                records.push(record);
+                rows.push((self.line, record));
             }
             for &index in lines {
                 let mut record = head.clone();
                 self.record(ITEM_FIELDS, &self.items_columns, &items[index], &mut record);
-                records.push(record);
-            }
-            for record in records {
-                self.stopped |= self.carts.send(Message::Row(self.line, record)).is_err();
+                rows.push((self.line, record));
             }
         }
+        self.stopped |= self.carts.send(Message::Rows(rows)).is_err();
         if let Some((_, value)) = &self.newest {
             self.stopped |= self.carts.send(Message::Mark(value.clone())).is_err();
         }
@@ -482,6 +483,7 @@ impl Feed {
             .iter()
             .position(|f| *f == "created_at")
             .unwrap();
+        let mut rows = Vec::with_capacity(orders.len());
         for order in orders {
             self.line += 1;
             let mut record = csv::ByteRecord::new();
@@ -497,8 +499,9 @@ impl Feed {
                     self.newest = Some((at, order[index].watermark()));
                 }
             }
-            self.stopped |= self.orders.send(Message::Row(self.line, record)).is_err();
+            rows.push((self.line, record));
         }
+        self.stopped |= self.orders.send(Message::Rows(rows)).is_err();
         !self.stopped
     }
 
@@ -508,10 +511,12 @@ impl Feed {
     }
 }
 
-type Shared = std::rc::Rc<std::cell::RefCell<Option<Value>>>;
+pub(super) type Shared = std::rc::Rc<std::cell::RefCell<Option<Value>>>;
 
 struct Records {
     receiver: mpsc::Receiver<Message>,
+    /// The rest of the batch being read.
+    rows: std::vec::IntoIter<(u64, csv::ByteRecord)>,
     watermark: Shared,
     /// The last [`Message::Mark`] read: every row before it was handed to
     /// the grouping, so once the grouping stores its batch, all are.
@@ -522,8 +527,14 @@ impl Iterator for Records {
     type Item = Result<(u64, csv::ByteRecord)>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if let Some(row) = self.rows.next() {
+                return Some(Ok(row));
+            }
             return match self.receiver.recv().ok()? {
-                Message::Row(line, record) => Some(Ok((line, record))),
+                Message::Rows(rows) => {
+                    self.rows = rows.into_iter();
+                    continue;
+                }
                 Message::Mark(value) => {
                     *self.marked.borrow_mut() = Some(value);
                     continue;
@@ -535,46 +546,6 @@ impl Iterator for Records {
                 Message::Failed(error) => Some(Err(error)),
             };
         }
-    }
-}
-
-/// The sink of the carts' grouping: after each batch of carts is stored,
-/// the watermark moves to the newest `updated_at` handed over before the
-/// batch was cut (carts are read by `updated_at`, so a read that dies
-/// later re-reads at most one batch).
-struct Marking<'a> {
-    sink: &'a mut dyn Sink,
-    marked: Shared,
-    mark: &'a mut dyn FnMut(Value) -> Result<()>,
-}
-
-impl Marking<'_> {
-    fn stored(&mut self) -> Result<()> {
-        let value = self.marked.borrow_mut().take();
-        value.map_or(Ok(()), |value| (self.mark)(value))
-    }
-}
-
-impl Sink for Marking<'_> {
-    fn format(&mut self, format: Format, detected: bool) {
-        self.sink.format(format, detected);
-    }
-    fn carts(&mut self, carts: Vec<crate::model::Cart>) -> Result<()> {
-        self.sink.carts(carts)?;
-        self.stored()
-    }
-    fn snapshots(&mut self, snapshots: Vec<crate::model::Snapshot>) -> Result<()> {
-        self.sink.snapshots(snapshots)?;
-        self.stored()
-    }
-    fn orders(&mut self, orders: Vec<crate::model::Order>) -> Result<()> {
-        self.sink.orders(orders)
-    }
-    fn rejected(&mut self, error: super::RowError) -> Result<()> {
-        self.sink.rejected(error)
-    }
-    fn progress(&mut self, bytes: u64) {
-        self.sink.progress(bytes);
     }
 }
 
@@ -616,8 +587,8 @@ pub fn read_marking(
     mark: &mut dyn FnMut(Value) -> Result<()>,
 ) -> Result<Read> {
     let name = source.name();
-    let (carts_sender, carts_receiver) = mpsc::sync_channel::<Message>(4 * BATCH);
-    let (orders_sender, orders_receiver) = mpsc::sync_channel::<Message>(4 * BATCH);
+    let (carts_sender, carts_receiver) = mpsc::sync_channel::<Message>(4);
+    let (orders_sender, orders_receiver) = mpsc::sync_channel::<Message>(4);
     let mut feed = Feed {
         name: name.clone(),
         carts: carts_sender,
@@ -650,39 +621,42 @@ pub fn read_marking(
             }
         }
     });
-    let marked = Shared::default();
-    let carts = group_rows(
-        &name,
-        Records {
-            receiver: carts_receiver,
-            watermark: Shared::default(),
-            marked: std::rc::Rc::clone(&marked),
-        },
-        CART_FIELDS.iter().chain(ITEM_FIELDS),
-        now,
-        source,
-        &mut Marking { sink, marked, mark },
-        false,
-    );
-    let orders = match carts {
-        Ok(_) if source.orders_query.is_some() => Some(group_rows(
-            &name,
-            Records {
-                receiver: orders_receiver,
-                watermark: Shared::default(),
-                marked: Shared::default(),
-            },
-            ORDER_FIELDS.iter(),
-            now,
-            source,
-            sink,
-            true,
-        )),
-        _ => {
-            drop(orders_receiver);
-            None
+    // Three threads, as a file's import has: the driver reads and turns
+    // rows into native records, the grouping validates and hashes them,
+    // and this one stores the batches (the store is one connection).
+    let (carts, orders) = std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::sync_channel::<Grouped>(2);
+        let grouping =
+            scope.spawn(move || group_all(source, now, carts_receiver, orders_receiver, sender));
+        let mut failed = None;
+        for grouped in &receiver {
+            let done = match grouped {
+                Grouped::Snapshots(snapshots, marked) => sink
+                    .snapshots(snapshots)
+                    .and_then(|()| marked.map_or(Ok(()), &mut *mark)),
+                Grouped::Orders(orders) => sink.orders(orders),
+                Grouped::Rejected(error) => sink.rejected(error),
+                Grouped::Progress(bytes) => {
+                    sink.progress(bytes);
+                    Ok(())
+                }
+            };
+            if let Err(error) = done {
+                failed = Some(error);
+                break;
+            }
         }
-    };
+        // The grouping's next hand-over fails, and it stops; so does the
+        // driver's once the grouping drops its rows.
+        drop(receiver);
+        let grouped = grouping
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match failed {
+            Some(error) => (Err(error), None),
+            None => grouped,
+        }
+    });
     let _ = worker.join();
     let (carts, watermark) = carts?;
     let (orders, orders_watermark) = match orders.transpose()? {
@@ -695,6 +669,59 @@ pub fn read_marking(
         orders,
         orders_watermark,
     })
+}
+
+type Grouping = Result<(Summary, Option<Value>)>;
+
+/// The grouping thread: the carts, then the orders if the carts were read.
+fn group_all(
+    source: &DatabaseSource,
+    now: Option<DateTime<Utc>>,
+    carts: mpsc::Receiver<Message>,
+    orders: mpsc::Receiver<Message>,
+    sender: mpsc::SyncSender<Grouped>,
+) -> (Grouping, Option<Grouping>) {
+    let name = source.name();
+    let marked = Shared::default();
+    let mut handover = Handover {
+        sender,
+        marked: std::rc::Rc::clone(&marked),
+        name: name.clone(),
+    };
+    let records = Records {
+        receiver: carts,
+        rows: Vec::new().into_iter(),
+        watermark: Shared::default(),
+        marked,
+    };
+    let carts = group_rows(
+        &name,
+        records,
+        CART_FIELDS.iter().chain(ITEM_FIELDS),
+        now,
+        source,
+        &mut handover,
+        false,
+    );
+    if carts.is_err() || source.orders_query.is_none() {
+        return (carts, None);
+    }
+    let records = Records {
+        receiver: orders,
+        rows: Vec::new().into_iter(),
+        watermark: Shared::default(),
+        marked: Shared::default(),
+    };
+    let orders = group_rows(
+        &name,
+        records,
+        ORDER_FIELDS.iter(),
+        now,
+        source,
+        &mut handover,
+        true,
+    );
+    (carts, Some(orders))
 }
 
 fn group_rows<'a>(

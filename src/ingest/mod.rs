@@ -9,6 +9,7 @@ mod catalog;
 pub mod database;
 mod decode;
 mod group;
+mod grouped;
 pub mod mysql;
 mod native;
 pub mod postgres;

@@ -78,6 +78,7 @@ pub(super) fn run(
         .exec_iter(carts_query.as_str(), ())
         .map_err(|error| feed.fail("carts_query", error))?;
     feed.carts_columns(&names(carts.columns().as_ref()))?;
+    let carts_types = types(carts.columns().as_ref());
     if !source.items_query.contains(":cart_ids") {
         return Err(feed.fail(
             "items_query",
@@ -92,7 +93,7 @@ pub(super) fn run(
             .transpose()
             .map_err(|error| feed.fail("carts_query", error))?;
         if let Some(row) = row {
-            batch.push(cells(row));
+            batch.push(cells(row, &carts_types));
             if batch.len() < BATCH {
                 continue;
             }
@@ -113,9 +114,11 @@ pub(super) fn run(
             .exec_iter(query.as_str(), ())
             .map_err(|error| feed.fail("orders_query", error))?;
         feed.orders_columns(&names(orders.columns().as_ref()))?;
+        let orders_types = types(orders.columns().as_ref());
         for row in orders {
             batch.push(cells(
                 row.map_err(|error| feed.fail("orders_query", error))?,
+                &orders_types,
             ));
             if batch.len() == BATCH {
                 if !feed.orders(&batch) {
@@ -177,9 +180,10 @@ fn items_of(
         feed.items_columns(&names(result.columns().as_ref()), true)?;
         *known = true;
     }
+    let types = types(result.columns().as_ref());
     result
         .map(|row| {
-            row.map(cells)
+            row.map(|row| cells(row, &types))
                 .map_err(|error| feed.fail("items_query", error))
         })
         .collect()
@@ -192,17 +196,18 @@ fn names(columns: &[mysql::Column]) -> Vec<String> {
         .collect()
 }
 
-fn cells(row: Row) -> Vec<Cell> {
-    let types: Vec<ColumnType> = row
-        .columns_ref()
-        .iter()
-        .map(mysql::Column::column_type)
-        .collect();
+/// A row's values as cells; `types`: its columns' ([`types`]).
+fn cells(row: Row, types: &[ColumnType]) -> Vec<Cell> {
     row.unwrap()
         .into_iter()
         .zip(types)
-        .map(|(value, kind)| cell(value, kind))
+        .map(|(value, kind)| cell(value, *kind))
         .collect()
+}
+
+/// The columns' types, looked up once a result rather than once a row.
+fn types(columns: &[mysql::Column]) -> Vec<ColumnType> {
+    columns.iter().map(mysql::Column::column_type).collect()
 }
 
 /// A value as its column typed it: `DECIMAL` arrives as its digits

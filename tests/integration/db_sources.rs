@@ -50,6 +50,23 @@ fn magento2_quotes_are_imported_and_an_order_stops_the_reminders() {
     assert_eq!(for_cart(&decisions, "102")[0].email, "grace@example.com");
 
     t.recart(&["run", "--now", NOW]).expect_status(3);
+    // After the watermark (09:25): a quote never saved again (updated_at
+    // zero) and one saved again are read; the preset finds them through
+    // the index on updated_at.
+    server.execute(
+        "magento_preset",
+        "SET time_zone = '+00:00';
+         INSERT INTO quote VALUES
+           (106, 1, '2026-11-21 10:00:00', '0000-00-00 00:00:00', 1, 1, 'new@example.com',
+            'New', 'EUR'),
+           (107, 1, '2026-11-20 10:00:00', '2026-11-21 10:30:00', 1, 1, 'back@example.com',
+            'Back', 'EUR');
+         INSERT INTO quote_item (quote_id, sku, name, qty, price) VALUES
+           (106, 'CUP', 'Cup', 1.0000, 9.0000), (107, 'CUP', 'Cup', 1.0000, 9.0000);",
+    );
+    t.recart(&["run", "--now", NOW]).expect_status(0);
+    let stored = "SELECT count(*) FROM carts WHERE id IN ('106', '107')";
+    assert_eq!(t.store().count(stored), 2);
     server.execute(
         "magento_preset",
         "SET time_zone = '+00:00';
