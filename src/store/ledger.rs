@@ -2,15 +2,12 @@
 //! claim → send → confirm protocol that makes every (cart, step) go out at
 //! most once, even across crashed or overlapping runs.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::Result;
 use crate::model::{SendState, normalize_email};
-use crate::plan::{History, OrderFact, Policy, SendRecord};
 
-use super::engine::{DbError, DbResult, Engine, Row, args};
+use super::engine::{DbResult, Engine, Row, args};
 use super::{Store, count_to_sql, from_unix, to_unix};
 
 /// A send about to be attempted.
@@ -164,92 +161,6 @@ fn write_order<'k>(db: &Engine, keys: impl Iterator<Item = (&'k str, &'k str)>) 
 }
 
 impl Store {
-    /// Ledger entries, recent sends, orders and suppressions that concern
-    /// the open carts last active within `[oldest, newest]`.
-    pub fn history(
-        &self,
-        oldest: DateTime<Utc>,
-        newest: DateTime<Utc>,
-        now: DateTime<Utc>,
-        policy: &Policy,
-    ) -> Result<History> {
-        let db = self.db();
-        let run = || -> DbResult<History> {
-            let mut history = History::default();
-            let orders_since = to_unix(oldest.min(now - policy.purchased_within));
-            let (oldest, newest) = (to_unix(oldest), to_unix(newest));
-            db.each(HISTORY_SENDS, args![oldest, newest], |row| {
-                let record = SendRecord {
-                    state: row
-                        .text(2)?
-                        .parse::<SendState>()
-                        .unwrap_or(SendState::Unknown),
-                    attempts: u32::try_from(row.get::<i64>(3)?)
-                        .map_err(|_| DbError::Value("column 3: attempts out of range".into()))?,
-                    at: from_unix(row.get(4)?),
-                };
-                history
-                    .sends
-                    .entry(row.get(0)?)
-                    .or_default()
-                    .insert(row.get(1)?, record);
-                Ok(())
-            })?;
-            // A claimed or unknown send may have reached the inbox: it counts
-            // for the caps like a sent one.
-            let caps_since = now - policy.cooldown.max(policy.window);
-            db.each(RECENT_SENDS, args![to_unix(caps_since)], |row| {
-                history.add_recent(row.get(0)?, from_unix(row.get(1)?), row.text(2)?);
-                Ok(())
-            })?;
-            let mut last_order: Option<String> = None;
-            db.each(HISTORY_ORDERS, args![oldest, newest, orders_since], |row| {
-                let id = row.text(0)?;
-                let sku: Option<String> = row.get(3)?;
-                let facts = history.orders.entry(row.get(1)?).or_default();
-                // One fact per order; its SKUs come one row each.
-                if last_order.as_deref() != Some(id) {
-                    facts.push(OrderFact {
-                        created_at: from_unix(row.get(2)?),
-                        skus: HashSet::default(),
-                    });
-                    last_order = Some(id.to_owned());
-                }
-                if let (Some(sku), Some(fact)) = (sku, facts.last_mut()) {
-                    fact.skus.insert(sku);
-                }
-                Ok(())
-            })?;
-            db.each(HISTORY_SUPPRESSED, args![oldest, newest], |row| {
-                history.suppressed.insert(row.get(0)?);
-                Ok(())
-            })?;
-            // Forgotten people are known by a hash only: match the
-            // candidates' addresses against it.
-            let mut forgotten = HashSet::new();
-            db.each("SELECT email_hash FROM forgotten", args![], |row| {
-                forgotten.insert(row.get::<String>(0)?);
-                Ok(())
-            })?;
-            if !forgotten.is_empty() {
-                db.each(
-                    "SELECT DISTINCT email_norm FROM carts
-                     WHERE status = 'open' AND updated_at BETWEEN ?1 AND ?2",
-                    args![oldest, newest],
-                    |row| {
-                        let address = row.text(0)?;
-                        if forgotten.contains(&super::forget_hash(address)) {
-                            history.suppressed.insert(address.to_owned());
-                        }
-                        Ok(())
-                    },
-                )?;
-            }
-            Ok(history)
-        };
-        run().map_err(|source| self.error(source))
-    }
-
     /// Claims sends before they leave, in one transaction (IMMEDIATE on
     /// `SQLite`). A claim succeeds only for a (cart, step) with no ledger
     /// entry or one in `retry`, whose cart is still open and whose address

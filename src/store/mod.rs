@@ -12,6 +12,7 @@ mod clicks;
 mod copy;
 mod coupons;
 pub mod engine;
+mod history;
 mod inbox;
 mod items;
 mod ledger;

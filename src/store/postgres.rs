@@ -147,6 +147,8 @@ CREATE INDEX sends_recent ON sends (claimed_at, state, email_norm, step);
 CREATE INDEX sends_by_sent_at ON sends (sent_at) WHERE sent_at IS NOT NULL;
 CREATE INDEX sends_by_message_id ON sends (message_id) WHERE message_id IS NOT NULL;
 CREATE INDEX sends_claimed ON sends (run_id) WHERE state = 'claimed';
+-- A partition's recent sends, by address (workers read them so).
+CREATE INDEX sends_by_address ON sends (email_norm, claimed_at);
 
 CREATE TABLE suppressions (
     email_norm TEXT COLLATE "C" PRIMARY KEY,

@@ -36,10 +36,28 @@ fn said(out: &crate::harness::Output) -> String {
     text.lines()
         .filter(|line| !line.contains("duration_s") && !line.contains(" in 0."))
         .map(|line| {
-            line.split(" in ")
+            let line = line
+                .split(" in ")
                 .next()
                 .unwrap_or(line)
-                .replace("recart.db", "STORE")
+                .replace("recart.db", "STORE");
+            // `runs` and `suppress list` say when by the wall clock.
+            let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+            if !line.contains(&today) {
+                return line;
+            }
+            line.split_whitespace()
+                .map(|word| {
+                    if word.contains(&today) || word.contains(':') && word.len() == 8 {
+                        "<clock>"
+                    } else if word.ends_with('s') && word[..word.len() - 1].parse::<u32>().is_ok() {
+                        "<took>"
+                    } else {
+                        word
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect::<Vec<_>>()
         .join("\n")

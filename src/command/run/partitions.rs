@@ -93,9 +93,13 @@ impl Window<'_> {
             &self.config.delivery,
         )?;
         batches.printer.summary.recovered.add(recovered);
-        let history = self
-            .store
-            .history(self.oldest, self.now, self.now, self.policy)?;
+        let ids: Vec<String> = carts.iter().map(|cart| cart.id.clone()).collect();
+        let mut addresses: Vec<String> = carts.iter().map(|cart| cart.email_norm.clone()).collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        let history =
+            self.store
+                .history_of(&ids, &addresses, self.oldest, self.now, self.policy)?;
         let mut decisions = plan::plan(&carts, &history, self.policy, &self.config.steps, self.now);
         for decision in &mut decisions {
             decision.cart = members[decision.cart];
