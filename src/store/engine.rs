@@ -544,6 +544,25 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// A PostgreSQL-only statement in its own words (`$N`), with the
+    /// driver's own parameter types (arrays for `unnest`), prepared once;
+    /// its rows. `None` on `SQLite`.
+    pub fn postgres_query(
+        &self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Option<DbResult<Vec<postgres::Row>>> {
+        let Engine::Postgres(pg) = self else {
+            return None;
+        };
+        Some(
+            pg.prepare(sql)
+                .and_then(|statement| Ok(pg.client.borrow_mut().query(&statement, params)?)),
+        )
+    }
+}
+
 impl Postgres {
     fn prepare(&self, sql: &str) -> DbResult<postgres::Statement> {
         if let Some(statement) = self.statements.borrow().get(sql) {

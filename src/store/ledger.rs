@@ -178,7 +178,15 @@ impl Store {
         } else {
             CLAIM
         };
+        let reclaimable = if resend_unknown {
+            "sends.state IN ('retry', 'unknown')"
+        } else {
+            "sends.state = 'retry'"
+        };
         self.write_db(|db| {
+            if let Some(won) = super::claim_sets::claim(db, reclaimable, run_id, now, claims) {
+                return won;
+            }
             let order = write_order(
                 db,
                 claims
@@ -248,6 +256,14 @@ impl Store {
         max_attempts: u32,
     ) -> Result<()> {
         self.write_db(|db| {
+            let handed: Vec<&Confirmation> = outcomes
+                .iter()
+                .filter(|(_, handed_over)| *handed_over)
+                .map(|(outcome, _)| outcome)
+                .collect();
+            // PostgreSQL: the outcomes of the mails handed over at once.
+            let at_once = super::claim_sets::confirm(db, run_id, now, &handed, max_attempts);
+            let at_once = at_once.transpose()?.is_some();
             let order = write_order(
                 db,
                 outcomes
@@ -256,6 +272,9 @@ impl Store {
             );
             for index in order {
                 let (outcome, handed_over) = &outcomes[index];
+                if *handed_over && at_once {
+                    continue;
+                }
                 if *handed_over {
                     db.execute(
                         CONFIRM,

@@ -8,6 +8,7 @@ mod bulk;
 mod candidates;
 mod carts;
 mod catalog;
+mod claim_sets;
 mod clicks;
 mod copy;
 mod coupons;
