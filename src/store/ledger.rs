@@ -183,6 +183,13 @@ impl Store {
         } else {
             "sends.state = 'retry'"
         };
+        // PostgreSQL, outside a dry run: one statement, atomic by itself,
+        // one round trip.
+        if !self.db().in_transaction()
+            && let Some(won) = super::claim_sets::claim(self.db(), reclaimable, run_id, now, claims)
+        {
+            return won.map_err(|source| self.error(source));
+        }
         self.write_db(|db| {
             if let Some(won) = super::claim_sets::claim(db, reclaimable, run_id, now, claims) {
                 return won;
@@ -255,6 +262,14 @@ impl Store {
         outcomes: &[(Confirmation, bool)],
         max_attempts: u32,
     ) -> Result<()> {
+        if !self.db().in_transaction() && outcomes.iter().all(|(_, handed_over)| *handed_over) {
+            let handed: Vec<&Confirmation> = outcomes.iter().map(|(outcome, _)| outcome).collect();
+            if let Some(done) =
+                super::claim_sets::confirm(self.db(), run_id, now, &handed, max_attempts)
+            {
+                return done.map_err(|source| self.error(source));
+            }
+        }
         self.write_db(|db| {
             let handed: Vec<&Confirmation> = outcomes
                 .iter()

@@ -112,10 +112,10 @@ impl Window<'_> {
             self.run_id,
             self.now,
         )?;
+        // Done once its mails are claimed (some may still be on their way:
+        // if this worker dies with them, a run after it, which passes by no
+        // partition of a dead run, sends what it had not handed over).
         batches.run(composer, &decisions)?;
-        // Done means recorded: a partition's mails are all answered
-        // before another worker may pass it by.
-        batches.drain(false)?;
         let done = batches.settled.fatal.is_none() && !batches.stopping();
         self.store.finish_partition(partition, self.run_id, done)
     }
