@@ -535,12 +535,21 @@ impl Store {
         // `rarray(?)`: a batch's ids bound as one parameter.
         rusqlite::vtab::array::load_module(&conn).map_err(fail)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Migrations::from_slice(MIGRATIONS)
-            .to_latest(&mut conn)
-            .map_err(|error| Error::Migration {
-                path: path.to_path_buf(),
-                message: error.to_string(),
-            })?;
+        let migrations = Migrations::from_slice(MIGRATIONS);
+        let mut migrated = migrations.to_latest(&mut conn);
+        // Two commands opening a new store at once both read version 0;
+        // the second then finds the first's tables. Read again from where
+        // the other left it (a migration that truly fails fails again).
+        for _ in 0..3 {
+            if migrated.is_ok() {
+                break;
+            }
+            migrated = migrations.to_latest(&mut conn);
+        }
+        migrated.map_err(|error| Error::Migration {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        })?;
         Ok(Store {
             conn: Engine::Sqlite(conn),
             path: path.to_path_buf(),
