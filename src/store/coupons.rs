@@ -273,12 +273,7 @@ mod tests {
     /// is on (another worker).
     fn postgres_worker(name: &str) -> Store {
         let server = std::env::var("RECART_TEST_POSTGRES").unwrap();
-        let url = crate::config::StoreUrl {
-            url: format!("{}/{name}", server.trim_end_matches('/')),
-            password_env: None,
-            password_file: None,
-        };
-        Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap()
+        crate::store::testing::connect(&format!("{}/{name}", server.trim_end_matches('/')))
     }
 
     #[test]

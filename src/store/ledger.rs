@@ -895,16 +895,6 @@ mod tests {
         assert_eq!(dead(now() + lease * 2), [first, second]);
     }
 
-    /// Another connection to the same PostgreSQL database: another worker.
-    fn worker(url: &str) -> Store {
-        let url = crate::config::StoreUrl {
-            url: url.to_owned(),
-            password_env: None,
-            password_file: None,
-        };
-        Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap()
-    }
-
     /// On PostgreSQL a claim is dead when its run is: no connection holds
     /// the run's lock. Its age does not matter, and a live run's claims
     /// are never dead, however old.
@@ -914,7 +904,7 @@ mod tests {
             return;
         };
         let url = store.path().display().to_string();
-        let other = worker(&url);
+        let other = crate::store::testing::connect(&url);
         open_carts(&store, &["a", "b", "c", "d"]);
         let (live, gone, never) = (
             store.start_run(now(), now()).unwrap(),
@@ -974,7 +964,7 @@ mod tests {
             .collect();
         let barrier = std::sync::Barrier::new(2);
         let work = |run_id: i64, reversed: bool| {
-            let store = worker(&url);
+            let store = crate::store::testing::connect(&url);
             let mut claims = claims.clone();
             if reversed {
                 claims.reverse();

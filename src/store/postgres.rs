@@ -28,14 +28,14 @@ const LOCK_MIGRATE: i32 = 0x7263_0003;
 const LOCK_IMPORT: i32 = 0x7263_0004;
 const LOCK_RUNS: i32 = 0x7263_0005;
 
-/// SQL: whether run `p.run_id` is alive (its connection holds its lock);
-/// `lock_run` is the placeholder bound to [`LOCK_RUN`].
-fn alive(lock_run: &str) -> String {
+/// SQL: whether run `run` (an SQL expression) is alive: its connection
+/// holds its lock; `lock_run` is the placeholder bound to [`LOCK_RUN`].
+fn alive(lock_run: &str, run: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM pg_locks
                  WHERE locktype = 'advisory' AND granted
                    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                   AND classid = {lock_run}::int::oid AND objid = p.run_id::int::oid
+                   AND classid = {lock_run}::int::oid AND objid = {run}::int::oid
                    AND objsubid = 2)"
     )
 }
@@ -340,7 +340,7 @@ impl Store {
         // What dead runs went through tells a worker nothing more.
         let forget_dead = format!(
             "DELETE FROM partition_runs p WHERE p.run_id <> ?1 AND NOT {}",
-            alive("?2")
+            alive("?2", "p.run_id")
         );
         db.execute(&forget_dead, args![run_id, LOCK_RUN])
             .map(|_| ())
@@ -354,11 +354,7 @@ impl Store {
         }
         self.db()
             .value(
-                "SELECT NOT EXISTS (
-                     SELECT 1 FROM pg_locks
-                     WHERE locktype = 'advisory' AND granted
-                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                       AND classid = ?1::int::oid AND objid = ?2::int::oid AND objsubid = 2)",
+                &format!("SELECT NOT {}", alive("?1", "?2")),
                 args![LOCK_RUN, lock_key(run_id)],
             )
             .map_err(|source| self.error(source))
@@ -390,7 +386,7 @@ impl Store {
                     "SELECT EXISTS (SELECT 1 FROM partition_runs p
                      WHERE p.partition = ?1 AND p.finished = 1 AND p.run_id <> ?2
                        AND (p.run_id > ?2 OR {}))",
-                    alive("?3")
+                    alive("?3", "p.run_id")
                 ),
                 args![i64::from(partition), run_id, LOCK_RUN],
             )
@@ -498,7 +494,7 @@ pub fn open_url(url: &str, password_env: Option<&str>) -> Result<Store> {
 #[cfg(test)]
 mod tests {
     use super::{PARTITIONS, Taken, partition_of};
-    use crate::store::testing::{both_stores, postgres_store};
+    use crate::store::testing::{both_stores, connect, postgres_store};
     use rusqlite::types::Value;
 
     #[test]
@@ -538,12 +534,8 @@ mod tests {
         let Some(first) = postgres_store("recart_unit_run_lock") else {
             return;
         };
-        let url = crate::config::StoreUrl {
-            url: first.path().display().to_string(),
-            password_env: None,
-            password_file: None,
-        };
-        let open = || crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+        let url = first.path().display().to_string();
+        let open = || connect(&url);
         let (second, erasure) = (open(), open());
         first.lock_runs(false).unwrap();
         second.lock_runs(false).unwrap();
@@ -564,12 +556,8 @@ mod tests {
         let Some(store) = postgres_store("recart_unit_partitions") else {
             return;
         };
-        let url = crate::config::StoreUrl {
-            url: store.path().display().to_string(),
-            password_env: None,
-            password_file: None,
-        };
-        let other = crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+        let url = store.path().display().to_string();
+        let other = connect(&url);
         store.hold_run(1).unwrap();
         other.hold_run(2).unwrap();
         assert_eq!(store.take_partition(3, 1, false).unwrap(), Taken::Yes);
@@ -586,7 +574,7 @@ mod tests {
             Taken::Done,
             "finished by a run beside it"
         );
-        let third = crate::store::Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+        let third = connect(&url);
         drop(other);
         let mut taken = Taken::Done;
         for _ in 0..100 {

@@ -34,12 +34,18 @@ pub fn postgres_store(name: &str) -> Option<Store> {
     admin
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .unwrap();
+    Some(connect(&format!("{server}/{name}")))
+}
+
+/// A connection to the PostgreSQL store at `url` (a store's `path()`): a
+/// second one to the same database is another worker.
+pub fn connect(url: &str) -> Store {
     let url = crate::config::StoreUrl {
-        url: format!("{server}/{name}"),
+        url: url.to_owned(),
         password_env: None,
         password_file: None,
     };
-    Some(Store::open_postgres(&url, super::BUSY_TIMEOUT).unwrap())
+    Store::open_postgres(&url, super::BUSY_TIMEOUT).unwrap()
 }
 
 /// The same test's stores on both engines, named for its messages: an

@@ -252,12 +252,7 @@ fn recovery_settles_only_the_claims_of_dead_runs() {
     let store_path = journals.path().join("recart.db");
     for (engine, store) in stores("recart_unit_ledger_recovery", &["sent-1", "sent-2"]) {
         let live = store.is_postgres().then(|| {
-            let url = crate::config::StoreUrl {
-                url: store.path().display().to_string(),
-                password_env: None,
-                password_file: None,
-            };
-            let live = Store::open_postgres(&url, crate::store::BUSY_TIMEOUT).unwrap();
+            let live = crate::store::testing::connect(&store.path().display().to_string());
             live.hold_run(6).unwrap();
             live
         });
