@@ -491,18 +491,11 @@ impl<'a, T> Sender<'a, T> {
     /// Waits for every group on its way, records it, and ends the
     /// transport's sessions. The journal has served once every claim is
     /// confirmed.
-    /// Waits for every mail on its way and records it; the transport
-    /// stays open.
-    pub fn drain(&mut self, report: Report<'_, T>) -> Result<Settled> {
+    pub fn finish(&mut self, report: Report<'_, T>) -> Result<Settled> {
         let mut settled = Settled::default();
         while !self.in_flight.is_empty() {
             settled.add(self.settle(report)?);
         }
-        Ok(settled)
-    }
-
-    pub fn finish(&mut self, report: Report<'_, T>) -> Result<Settled> {
-        let settled = self.drain(report)?;
         if let Some(transport) = &mut self.transport {
             transport.finish();
         }

@@ -282,7 +282,7 @@ pub fn run(
     } else {
         batches.run(&composer, &decisions)?;
     }
-    batches.drain(true)?;
+    batches.finish()?;
     let Batches {
         mut printer,
         settled,
@@ -535,9 +535,8 @@ impl<'a, 'o> Batches<'a, 'o> {
         })
     }
 
-    /// Waits for the mails still on their way, and closes the transport
-    /// (`close`) or keeps it open.
-    fn drain(&mut self, close: bool) -> Result<()> {
+    /// Waits for the mails still on their way, and closes the transport.
+    fn finish(&mut self) -> Result<()> {
         let Batches {
             sender,
             printer,
@@ -545,14 +544,9 @@ impl<'a, 'o> Batches<'a, 'o> {
             candidates,
             ..
         } = self;
-        let mut report = |cart: &usize, step: &str, decision| {
+        let last = sender.finish(&mut |cart, step, decision| {
             printer.emit(out, &candidates[*cart], Some(step), &decision);
-        };
-        let last = if close {
-            sender.finish(&mut report)?
-        } else {
-            sender.drain(&mut report)?
-        };
+        })?;
         self.settled.add(last);
         Ok(())
     }
