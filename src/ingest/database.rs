@@ -628,34 +628,20 @@ pub fn read_marking(
         let (sender, receiver) = mpsc::sync_channel::<Grouped>(2);
         let grouping =
             scope.spawn(move || group_all(source, now, carts_receiver, orders_receiver, sender));
-        let mut failed = None;
-        for grouped in &receiver {
-            let done = match grouped {
-                Grouped::Snapshots(snapshots, marked) => sink
-                    .snapshots(snapshots)
-                    .and_then(|()| marked.map_or(Ok(()), &mut *mark)),
-                Grouped::Orders(orders) => sink.orders(orders),
-                Grouped::Rejected(error) => sink.rejected(error),
-                Grouped::Progress(bytes) => {
-                    sink.progress(bytes);
-                    Ok(())
-                }
-            };
-            if let Err(error) = done {
-                failed = Some(error);
-                break;
+        let take = |grouped| match grouped {
+            Grouped::Snapshots(snapshots, marked) => sink
+                .snapshots(snapshots)
+                .and_then(|()| marked.map_or(Ok(()), &mut *mark)),
+            Grouped::Orders(orders) => sink.orders(orders),
+            Grouped::Rejected(error) => sink.rejected(error),
+            Grouped::Progress(bytes) => {
+                sink.progress(bytes);
+                Ok(())
             }
-        }
-        // The grouping's next hand-over fails, and it stops; so does the
-        // driver's once the grouping drops its rows.
-        drop(receiver);
-        let grouped = grouping
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        match failed {
-            Some(error) => (Err(error), None),
-            None => grouped,
-        }
+        };
+        // Once the grouping stops, so does the driver: the grouping drops
+        // its rows.
+        super::consume(receiver, grouping, take, |error| (Err(error), None))
     });
     let _ = worker.join();
     let (carts, watermark) = carts?;

@@ -254,37 +254,49 @@ pub fn read_file_alongside(path: &Path, options: &Options, sink: &mut dyn Sink) 
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel(2);
         let reader = scope.spawn(move || read_file(path, options, &mut Forward { sender, path }));
-        let mut failed = None;
-        for event in &receiver {
-            let done = match event {
-                Event::Format(format, detected) => {
-                    sink.format(format, detected);
-                    Ok(())
-                }
-                Event::Snapshots(snapshots) => sink.snapshots(snapshots),
-                Event::Orders(orders) => sink.orders(orders),
-                Event::Products(products) => sink.products(products),
-                Event::Rejected(error) => sink.rejected(error),
-                Event::Progress(bytes) => {
-                    sink.progress(bytes);
-                    Ok(())
-                }
-            };
-            if let Err(error) = done {
-                failed = Some(error);
-                break;
+        let take = |event| match event {
+            Event::Format(format, detected) => {
+                sink.format(format, detected);
+                Ok(())
             }
-        }
-        // The reader's next send fails, and it stops.
-        drop(receiver);
-        let read = reader
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        match failed {
-            Some(error) => Err(error),
-            None => read,
-        }
+            Event::Snapshots(snapshots) => sink.snapshots(snapshots),
+            Event::Orders(orders) => sink.orders(orders),
+            Event::Products(products) => sink.products(products),
+            Event::Rejected(error) => sink.rejected(error),
+            Event::Progress(bytes) => {
+                sink.progress(bytes);
+                Ok(())
+            }
+        };
+        consume(receiver, reader, take, Err)
     })
+}
+
+/// Hands what a producer thread sends (`receiver`) to `take`, in order,
+/// until `take` fails; then lets the producer go (its next send fails, and
+/// it stops) and waits for it. A failed `take`'s error, made a result by
+/// `failed`, wins over what the producer returns.
+pub(crate) fn consume<E, R>(
+    receiver: std::sync::mpsc::Receiver<E>,
+    producer: std::thread::ScopedJoinHandle<'_, R>,
+    mut take: impl FnMut(E) -> Result<()>,
+    failed: impl FnOnce(Error) -> R,
+) -> R {
+    let mut error = None;
+    for event in &receiver {
+        if let Err(failure) = take(event) {
+            error = Some(failure);
+            break;
+        }
+    }
+    drop(receiver);
+    let produced = producer
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    match error {
+        Some(error) => failed(error),
+        None => produced,
+    }
 }
 
 /// What the reader thread of [`read_file_alongside`] hands over, in order.
