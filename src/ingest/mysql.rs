@@ -4,8 +4,9 @@
 //!
 //! Two sessions, both read-only and REPEATABLE READ, each in one
 //! transaction started `WITH CONSISTENT SNAPSHOT`: one streams the carts
-//! (MySQL cannot run a query while another's rows are being read on the
-//! same session), the other reads a batch's items and then the orders.
+//! on a thread of its own, a batch ahead (MySQL cannot run a query while
+//! another's rows are being read on the same session), the other reads a
+//! batch's items and then the orders.
 //! Sessions are in UTC, so `TIMESTAMP` columns arrive in UTC; `DATETIME`
 //! is read in the source's `timezone`.
 
@@ -41,7 +42,8 @@ pub(super) fn connect(source: &DatabaseSource, url: &str) -> std::result::Result
         .query_first("SELECT VERSION()")
         .map_err(|error| error.to_string())?
         .unwrap_or_default();
-    let timeout = if version.contains("MariaDB") {
+    let mariadb = version.contains("MariaDB");
+    let timeout = if mariadb {
         format!(
             "SET SESSION max_statement_time = {}",
             source.timeout.as_secs_f64()
@@ -62,7 +64,21 @@ pub(super) fn connect(source: &DatabaseSource, url: &str) -> std::result::Result
         conn.query_drop(statement)
             .map_err(|error| format!("{statement}: {error}"))?;
     }
+    if mariadb {
+        // A batch's long `IN` list is then read as ranges of the index,
+        // not turned into a temporary table joined and sorted (about a
+        // fifth less of the server's time). MariaDB before 10.3.18 has no
+        // such setting, and nothing to turn off.
+        let _ = conn.query_drop("SET SESSION in_predicate_conversion_threshold = 0");
+    }
     Ok(conn)
+}
+
+/// What the carts' reader hands on: their columns first, then batches.
+enum Carts {
+    Columns(Vec<String>),
+    Batch(Vec<Vec<Cell>>),
+    Failed(String),
 }
 
 pub(super) fn run(
@@ -71,43 +87,39 @@ pub(super) fn run(
     since: &Since,
     feed: &mut Feed,
 ) -> Result<()> {
-    let mut carts_session = connect(source, url).map_err(|error| feed.fail("connect", error))?;
+    let carts_session = connect(source, url).map_err(|error| feed.fail("connect", error))?;
     let mut items_session = connect(source, url).map_err(|error| feed.fail("connect", error))?;
-    let carts_query = with_since(&source.carts_query, since.carts.as_ref(), true);
-    let mut carts = carts_session
-        .exec_iter(carts_query.as_str(), ())
-        .map_err(|error| feed.fail("carts_query", error))?;
-    feed.carts_columns(&names(carts.columns().as_ref()))?;
-    let carts_types = types(carts.columns().as_ref());
     if !source.items_query.contains(":cart_ids") {
         return Err(feed.fail(
             "items_query",
             "has no :cart_ids (expected e.g. WHERE quote_id IN (:cart_ids))",
         ));
     }
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut items_known = false;
-    let mut next = || carts.next();
-    loop {
-        let row = next()
-            .transpose()
-            .map_err(|error| feed.fail("carts_query", error))?;
-        if let Some(row) = row {
-            batch.push(cells(row, &carts_types));
-            if batch.len() < BATCH {
-                continue;
+    let carts_query = with_since(&source.carts_query, since.carts.as_ref(), true);
+    // The carts are read a batch ahead on a thread of their own, while
+    // this one reads the items of the batch before: the server looks
+    // them up while the next carts are decoded.
+    std::thread::scope(|scope| {
+        let (batches, received) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || read_carts(carts_session, &carts_query, &batches));
+        let mut items_known = false;
+        for message in received {
+            let batch = match message {
+                Carts::Columns(names) => {
+                    feed.carts_columns(&names)?;
+                    continue;
+                }
+                Carts::Failed(error) => return Err(feed.fail("carts_query", error)),
+                Carts::Batch(batch) => batch,
+            };
+            let items = items_of(source, &batch, &mut items_session, feed, &mut items_known)?;
+            if !feed.carts(&batch, &items) {
+                return Ok(());
             }
         }
-        if batch.is_empty() {
-            break;
-        }
-        let items = items_of(source, &batch, &mut items_session, feed, &mut items_known)?;
-        if !feed.carts(&batch, &items) {
-            return Ok(());
-        }
-        batch.clear();
-    }
-    feed.carts_done();
+        feed.carts_done();
+        Ok(())
+    })?;
     if let Some(query) = &source.orders_query {
         let query = with_since(query, since.orders.as_ref(), true);
         let orders = items_session
@@ -115,6 +127,7 @@ pub(super) fn run(
             .map_err(|error| feed.fail("orders_query", error))?;
         feed.orders_columns(&names(orders.columns().as_ref()))?;
         let orders_types = types(orders.columns().as_ref());
+        let mut batch = Vec::with_capacity(BATCH);
         for row in orders {
             batch.push(cells(
                 row.map_err(|error| feed.fail("orders_query", error))?,
@@ -130,6 +143,48 @@ pub(super) fn run(
         feed.orders(&batch);
     }
     Ok(())
+}
+
+/// Streams `query`'s carts to `batches`, [`BATCH`] at a time; stops when
+/// the receiver has gone (the read was stopped or failed).
+fn read_carts(mut session: Conn, query: &str, batches: &std::sync::mpsc::SyncSender<Carts>) {
+    let mut carts = match session.exec_iter(query, ()) {
+        Ok(carts) => carts,
+        Err(error) => {
+            let _ = batches.send(Carts::Failed(error.to_string()));
+            return;
+        }
+    };
+    let carts_types = types(carts.columns().as_ref());
+    if batches
+        .send(Carts::Columns(names(carts.columns().as_ref())))
+        .is_err()
+    {
+        return;
+    }
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let row = match carts.next().transpose() {
+            Ok(row) => row,
+            Err(error) => {
+                let _ = batches.send(Carts::Failed(error.to_string()));
+                return;
+            }
+        };
+        let done = row.is_none();
+        if let Some(row) = row {
+            batch.push(cells(row, &carts_types));
+        }
+        if (done && !batch.is_empty()) || batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if batches.send(Carts::Batch(full)).is_err() {
+                return;
+            }
+        }
+        if done {
+            return;
+        }
+    }
 }
 
 /// Runs each of `queries` once, wrapped to return at most one row

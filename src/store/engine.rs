@@ -561,6 +561,26 @@ impl Engine {
                 .and_then(|statement| Ok(pg.client.borrow_mut().query(&statement, params)?)),
         )
     }
+
+    /// Like [`Engine::postgres_query`], but planned for these values each
+    /// time (an unnamed statement, one round trip): for statements over a
+    /// table a run grows, whose plan cached while it was small (a scan of
+    /// it all) would stay while it grows. `None` on `SQLite`.
+    pub fn postgres_query_replanned(
+        &self,
+        sql: &str,
+        params: &[(&(dyn postgres::types::ToSql + Sync), postgres::types::Type)],
+    ) -> Option<DbResult<Vec<postgres::Row>>> {
+        let Engine::Postgres(pg) = self else {
+            return None;
+        };
+        Some(
+            pg.client
+                .borrow_mut()
+                .query_typed(&to_postgres(sql), params)
+                .map_err(Into::into),
+        )
+    }
 }
 
 impl Postgres {

@@ -284,6 +284,56 @@ fn show_preset_prints_a_block_to_copy() {
         .expect_stderr_contains("woocommerce");
 }
 
+/// More carts than a batch (2,000): read a batch ahead of their items,
+/// each batch's items in one query, every cart with its own; and a carts
+/// query the server refuses is named, nothing of it stored, and the run
+/// ends partial (3), as for any source it cannot read.
+#[test]
+fn many_batches_keep_their_items_and_a_refused_carts_query_is_named() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    let url = server.database("magento_batches", &fixture("magento2"));
+    server.execute(
+        "magento_batches",
+        "SET time_zone = '+00:00';
+         INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active,
+                            items_count, customer_email, customer_firstname, quote_currency_code)
+         SELECT 1000 + seq, 1, '2026-11-01 00:00:00' + INTERVAL seq MINUTE,
+                '2026-11-01 00:00:00' + INTERVAL seq MINUTE, 1, 1,
+                CONCAT('p', seq, '@example.com'), 'P', 'EUR'
+         FROM seq_1_to_4500;
+         INSERT INTO quote_item (quote_id, sku, name, qty, price)
+         SELECT 1000 + seq, CONCAT('SKU-', seq), 'Thing', seq MOD 3 + 1, 1.5000
+         FROM seq_1_to_4500;",
+    );
+    let t = shop_with(&format!("url = \"{url}\"\npreset = \"magento2\""));
+    t.recart(&["run", "--now", NOW]).expect_status(3);
+    let store = t.store();
+    assert_eq!(
+        store.count("SELECT count(*) FROM carts WHERE length(id) = 4"),
+        4500
+    );
+    // Each cart its own item: quantity seq mod 3 + 1, SKU-seq.
+    assert_eq!(
+        store.count(
+            "SELECT count(*) FROM carts WHERE length(id) = 4 AND item_count = (id - 1000) % 3 + 1
+               AND items LIKE '%\"SKU-' || (id - 1000) || '\"%'"
+        ),
+        4500
+    );
+    let t = shop_with(&format!(
+        "url = \"{url}\"
+carts_query = \"SELECT entity_id AS cart_id, customer_email AS email, quote_currency_code AS currency, updated_typo AS updated_at FROM quote WHERE :since IS NULL OR updated_at >= :since\"
+items_query = \"SELECT quote_id AS cart_id, qty AS quantity, price AS unit_price FROM quote_item WHERE quote_id IN (:cart_ids)\""
+    ));
+    t.recart(&["run", "--now", NOW])
+        .expect_status(3)
+        .expect_stderr_contains(&format!("{url}: carts_query: "))
+        .expect_stderr_contains("Unknown column 'updated_typo'");
+    assert_eq!(t.store().count("SELECT count(*) FROM carts"), 0);
+}
+
 #[test]
 fn check_runs_each_query_and_names_the_one_that_fails() {
     let Some(server) = db_servers::mariadb() else {
