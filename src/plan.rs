@@ -325,6 +325,19 @@ impl History {
             .or_default()
             .push(RecentSend { at, step });
     }
+
+    /// Takes in `other`, the history of other carts and addresses.
+    pub fn absorb(&mut self, other: History) {
+        self.sends.extend(other.sends);
+        for (email_norm, sends) in other.sent_to {
+            for send in sends {
+                let step = &other.recent_steps[send.step as usize];
+                self.add_recent(email_norm.clone(), send.at, step);
+            }
+        }
+        self.orders.extend(other.orders);
+        self.suppressed.extend(other.suppressed);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1237,3 +1237,37 @@ fn a_resent_unknown_send_does_not_hold_back_itself_only() {
     assert_eq!(with_recent(&["1h", "24h"]), skip(SkipReason::Cooldown));
     assert_eq!(with_recent(&["24h"]), skip(SkipReason::Cooldown));
 }
+
+#[test]
+fn a_history_read_in_halves_absorbs_into_the_whole() {
+    let steps_of = |history: &History, address: &str| -> Vec<(String, DateTime<Utc>)> {
+        history.sent_to[address]
+            .iter()
+            .map(|send| (history.recent_steps[send.step as usize].clone(), send.at))
+            .collect()
+    };
+    let (early, late) = (at("2026-03-01T10:00:00Z"), at("2026-03-02T10:00:00Z"));
+    let mut first = History::default();
+    first.add_recent("a@example.com".into(), early, "second");
+    mark(&mut first, "1", "first", SendState::Sent);
+    let mut second = History::default();
+    // Its step names are numbered in another order than the first's.
+    second.add_recent("b@example.com".into(), early, "first");
+    second.add_recent("b@example.com".into(), late, "second");
+    mark(&mut second, "2", "first", SendState::Unknown);
+    second.suppressed.insert("c@example.com".into());
+    second.orders.insert("b@example.com".into(), Vec::new());
+    first.absorb(second);
+    assert_eq!(
+        steps_of(&first, "a@example.com"),
+        [("second".into(), early)]
+    );
+    assert_eq!(
+        steps_of(&first, "b@example.com"),
+        [("first".into(), early), ("second".into(), late)]
+    );
+    assert_eq!(first.sends.len(), 2);
+    assert_eq!(first.sends["2"]["first"].state, SendState::Unknown);
+    assert!(first.suppressed.contains("c@example.com"));
+    assert!(first.orders.contains_key("b@example.com"));
+}

@@ -6,6 +6,8 @@
 //! waits for the others': those a live worker finishes are done; those a
 //! dead worker held come free with its connection and are taken over.
 
+use std::sync::mpsc;
+
 use chrono::{DateTime, Utc};
 
 use super::{Batches, RunOptions, record_passed_over};
@@ -13,7 +15,7 @@ use crate::compose::Composer;
 use crate::config::Config;
 use crate::deliver::ledger;
 use crate::error::Result;
-use crate::plan::{self, Candidate, Policy};
+use crate::plan::{self, Candidate, History, Policy};
 use crate::store::postgres::{PARTITIONS, partition_of};
 use crate::store::{Store, Taken};
 
@@ -34,6 +36,18 @@ pub(super) struct Window<'a> {
     pub run_id: i64,
 }
 
+/// A second connection on a thread of its own, for reads only (see
+/// [`Window::history_of`]): it answers each request of carts and
+/// addresses with their history.
+struct Reader {
+    requests: mpsc::Sender<(Vec<String>, Vec<String>)>,
+    answers: mpsc::Receiver<Result<History>>,
+}
+
+/// From how many carts in the window a run reads the ledger on two
+/// connections (below it, a second connection costs more than it saves).
+const READ_IN_HALVES: usize = 2_000;
+
 impl Window<'_> {
     /// Plans and sends the partitions this worker takes: first those free
     /// now (starting at a place of its own, so that workers starting
@@ -42,6 +56,40 @@ impl Window<'_> {
         &self,
         batches: &mut Batches<'_, '_>,
         composer: &Composer<'_>,
+    ) -> Result<()> {
+        if self.candidates.len() < READ_IN_HALVES {
+            return self.send_partitions(batches, composer, None);
+        }
+        std::thread::scope(|scope| {
+            let (requests, asked) = mpsc::channel::<(Vec<String>, Vec<String>)>();
+            let (answer, answers) = mpsc::channel();
+            let (oldest, now, policy, config) = (self.oldest, self.now, self.policy, self.config);
+            scope.spawn(move || {
+                let store = Store::open_configured(config);
+                for (ids, addresses) in asked {
+                    let history = match &store {
+                        Ok(store) => store.history_of(&ids, &addresses, oldest, now, policy),
+                        Err(error) => Err(crate::error::Error::Input {
+                            path: config.store_path.clone(),
+                            message: format!("a second connection: {error}"),
+                        }),
+                    };
+                    if answer.send(history).is_err() {
+                        return;
+                    }
+                }
+            });
+            let reader = Reader { requests, answers };
+            // The reader's thread ends when its requests do.
+            self.send_partitions(batches, composer, Some(&reader))
+        })
+    }
+
+    fn send_partitions(
+        &self,
+        batches: &mut Batches<'_, '_>,
+        composer: &Composer<'_>,
+        reader: Option<&Reader>,
     ) -> Result<()> {
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); PARTITIONS as usize];
         for (index, candidate) in self.candidates.iter().enumerate() {
@@ -56,14 +104,20 @@ impl Window<'_> {
                 continue;
             }
             match self.store.take_partition(partition, self.run_id, false)? {
-                Taken::Yes => self.send(partition, carts, batches, composer)?,
+                Taken::Yes => self.send(partition, carts, batches, composer, reader)?,
                 Taken::Held => held_by_others.push(partition),
                 Taken::Done => {}
             }
         }
         for partition in held_by_others {
             if self.store.take_partition(partition, self.run_id, true)? == Taken::Yes {
-                self.send(partition, &members[partition as usize], batches, composer)?;
+                self.send(
+                    partition,
+                    &members[partition as usize],
+                    batches,
+                    composer,
+                    reader,
+                )?;
             }
         }
         Ok(())
@@ -77,6 +131,7 @@ impl Window<'_> {
         members: &[usize],
         batches: &mut Batches<'_, '_>,
         composer: &Composer<'_>,
+        reader: Option<&Reader>,
     ) -> Result<()> {
         let carts: Vec<Candidate> = members
             .iter()
@@ -97,9 +152,7 @@ impl Window<'_> {
         let mut addresses: Vec<String> = carts.iter().map(|cart| cart.email_norm.clone()).collect();
         addresses.sort_unstable();
         addresses.dedup();
-        let history =
-            self.store
-                .history_of(&ids, &addresses, self.oldest, self.now, self.policy)?;
+        let history = self.history_of(&ids, &addresses, reader)?;
         let mut decisions = plan::plan(&carts, &history, self.policy, &self.config.steps, self.now);
         for decision in &mut decisions {
             decision.cart = members[decision.cart];
@@ -118,5 +171,39 @@ impl Window<'_> {
         batches.run(composer, &decisions)?;
         let done = batches.settled.fatal.is_none() && !batches.stopping();
         self.store.finish_partition(partition, self.run_id, done)
+    }
+
+    /// What the plan needs of the past of a partition's carts: with a
+    /// second connection, half the carts and addresses read on each at
+    /// once (the server's lookups are most of an idle run's time, and
+    /// recart waits for them). The reader only reads, after the partition
+    /// was taken: every write still goes over the connection holding the
+    /// locks.
+    fn history_of(
+        &self,
+        ids: &[String],
+        addresses: &[String],
+        reader: Option<&Reader>,
+    ) -> Result<History> {
+        let (oldest, now, policy) = (self.oldest, self.now, self.policy);
+        let Some(reader) = reader else {
+            return self.store.history_of(ids, addresses, oldest, now, policy);
+        };
+        let (ids, other_ids) = ids.split_at(ids.len() / 2);
+        let (addresses, other_addresses) = addresses.split_at(addresses.len() / 2);
+        let asked = reader
+            .requests
+            .send((other_ids.to_vec(), other_addresses.to_vec()))
+            .is_ok();
+        let mut history = self.store.history_of(ids, addresses, oldest, now, policy)?;
+        let other = match reader.answers.recv() {
+            Ok(other) if asked => other?,
+            // Its thread is gone (it cannot be, but for a panic): read here.
+            _ => self
+                .store
+                .history_of(other_ids, other_addresses, oldest, now, policy)?,
+        };
+        history.absorb(other);
+        Ok(history)
     }
 }
