@@ -37,10 +37,10 @@ pub(super) fn connect(source: &DatabaseSource, url: &str) -> std::result::Result
     let opts = OptsBuilder::from_opts(options(url)?)
         .pass(password)
         .tcp_connect_timeout(Some(source.timeout));
-    let mut conn = Conn::new(opts).map_err(|error| format!("cannot connect: {error}"))?;
+    let mut conn = Conn::new(opts).map_err(|error| format!("cannot connect: {}", said(&error)))?;
     let version: String = conn
         .query_first("SELECT VERSION()")
-        .map_err(|error| error.to_string())?
+        .map_err(|error| said(&error))?
         .unwrap_or_default();
     let mariadb = version.contains("MariaDB");
     let timeout = if mariadb {
@@ -62,7 +62,7 @@ pub(super) fn connect(source: &DatabaseSource, url: &str) -> std::result::Result
         "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
     ] {
         conn.query_drop(statement)
-            .map_err(|error| format!("{statement}: {error}"))?;
+            .map_err(|error| format!("{statement}: {}", said(&error)))?;
     }
     if mariadb {
         // A batch's long `IN` list is then read as ranges of the index,
@@ -124,13 +124,13 @@ pub(super) fn run(
         let query = with_since(query, since.orders.as_ref(), true);
         let orders = items_session
             .exec_iter(query.as_str(), ())
-            .map_err(|error| feed.fail("orders_query", error))?;
+            .map_err(|error| feed.fail("orders_query", said(&error)))?;
         feed.orders_columns(&names(orders.columns().as_ref()))?;
         let orders_types = types(orders.columns().as_ref());
         let mut batch = Vec::with_capacity(BATCH);
         for row in orders {
             batch.push(cells(
-                row.map_err(|error| feed.fail("orders_query", error))?,
+                row.map_err(|error| feed.fail("orders_query", said(&error)))?,
                 &orders_types,
             ));
             if batch.len() == BATCH {
@@ -151,7 +151,7 @@ fn read_carts(mut session: Conn, query: &str, batches: &std::sync::mpsc::SyncSen
     let mut carts = match session.exec_iter(query, ()) {
         Ok(carts) => carts,
         Err(error) => {
-            let _ = batches.send(Carts::Failed(error.to_string()));
+            let _ = batches.send(Carts::Failed(said(&error)));
             return;
         }
     };
@@ -167,7 +167,7 @@ fn read_carts(mut session: Conn, query: &str, batches: &std::sync::mpsc::SyncSen
         let row = match carts.next().transpose() {
             Ok(row) => row,
             Err(error) => {
-                let _ = batches.send(Carts::Failed(error.to_string()));
+                let _ = batches.send(Carts::Failed(said(&error)));
                 return;
             }
         };
@@ -205,10 +205,10 @@ pub(super) fn probe(
         let query = at_most_one_row(&with_since(query, None, true).replace(":cart_ids", "NULL"));
         let result = session
             .exec_iter(query.as_str(), ())
-            .map_err(|error| (name, error.to_string()))?;
+            .map_err(|error| (name, said(&error)))?;
         let columns = names(result.columns().as_ref());
         for row in result {
-            row.map_err(|error| (name, error.to_string()))?;
+            row.map_err(|error| (name, said(&error)))?;
         }
         probe_columns(name, &columns, true).map_err(|error| (name, error))?;
     }
@@ -230,7 +230,7 @@ fn items_of(
     let query = source.items_query.replace(":cart_ids", &ids.join(","));
     let result = session
         .exec_iter(query.as_str(), ())
-        .map_err(|error| feed.fail("items_query", error))?;
+        .map_err(|error| feed.fail("items_query", said(&error)))?;
     if !*known {
         feed.items_columns(&names(result.columns().as_ref()), true)?;
         *known = true;
@@ -239,9 +239,21 @@ fn items_of(
     result
         .map(|row| {
             row.map(|row| cells(row, &types))
-                .map_err(|error| feed.fail("items_query", error))
+                .map_err(|error| feed.fail("items_query", said(&error)))
         })
         .collect()
+}
+
+/// The error in the server's or the system's own words, without the
+/// driver's wrapping (`MySqlError { ERROR 1054 (42S22): … }`).
+fn said(error: &mysql::Error) -> String {
+    match error {
+        mysql::Error::MySqlError(error) => error.to_string(),
+        mysql::Error::IoError(error) => error.to_string(),
+        mysql::Error::DriverError(error) => error.to_string(),
+        mysql::Error::UrlError(error) => error.to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn names(columns: &[mysql::Column]) -> Vec<String> {

@@ -329,7 +329,8 @@ items_query = \"SELECT quote_id AS cart_id, qty AS quantity, price AS unit_price
     ));
     t.recart(&["run", "--now", NOW])
         .expect_status(3)
-        .expect_stderr_contains(&format!("{url}: carts_query: "))
+        // The server's own words, without the driver's wrapping.
+        .expect_stderr_contains(&format!("{url}: carts_query: ERROR 1054 (42S22): "))
         .expect_stderr_contains("Unknown column 'updated_typo'");
     assert_eq!(t.store().count("SELECT count(*) FROM carts"), 0);
 }
