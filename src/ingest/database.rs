@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone as _, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rusqlite::types::Value;
 
@@ -24,6 +24,10 @@ use crate::error::{Error, Result};
 use super::grouped::{Grouped, Handover};
 use super::table::Table;
 use super::{Format, Options, Sink, Summary, TimeFormat, group, native};
+
+mod cell;
+
+pub use cell::{Cell, with_since};
 
 /// Cart fields `carts_query` may return.
 pub const CART_FIELDS: &[&str] = &[
@@ -123,111 +127,6 @@ impl DatabaseSource {
     pub fn password(&self) -> std::result::Result<Option<String>, String> {
         crate::config::password(self.password_env.as_deref(), self.password_file.as_deref())
     }
-}
-
-/// One value of a result, as its database typed it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Int(i64),
-    Float(f64),
-    Text(Vec<u8>),
-    /// An exact number (DECIMAL, NUMERIC): its digits, never a float.
-    Decimal(String),
-    /// A time stored without a zone: read in the source's `timezone`.
-    Naive(NaiveDateTime),
-    /// A time with its zone (`TIMESTAMP WITH TIME ZONE`, MySQL's
-    /// `TIMESTAMP` read in a UTC session).
-    At(DateTime<Utc>),
-}
-
-impl Cell {
-    /// The text a CSV field would hold: NULL is blank, integer times are
-    /// unix seconds, zoneless times are read in `zone`.
-    fn text(&self, field: &str, zone: Tz) -> Vec<u8> {
-        let time = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::AutoSi, true).into_bytes();
-        match self {
-            Cell::Null => Vec::new(),
-            Cell::Int(seconds) if field == "created_at" || field == "updated_at" => {
-                DateTime::from_timestamp(*seconds, 0)
-                    .map_or_else(|| seconds.to_string().into_bytes(), time)
-            }
-            Cell::Int(number) => number.to_string().into_bytes(),
-            Cell::Float(number) => number.to_string().into_bytes(),
-            Cell::Text(bytes) => bytes.clone(),
-            Cell::Decimal(digits) => trim_zeros(digits).as_bytes().to_vec(),
-            Cell::Naive(at) => match zone.from_local_datetime(at).earliest() {
-                Some(local) => time(local.with_timezone(&Utc)),
-                // A time skipped by a DST change: the shop cannot have
-                // written it; the row's reader reports the text.
-                None => at.to_string().into_bytes(),
-            },
-            Cell::At(at) => time(*at),
-        }
-    }
-
-    /// The value as stored for a watermark: what the database gave, so
-    /// that `:since` compares with its own kind of value.
-    pub fn watermark(&self) -> Value {
-        match self {
-            Cell::Null => Value::Null,
-            Cell::Int(number) => Value::Integer(*number),
-            Cell::Float(number) => Value::Real(*number),
-            Cell::Text(bytes) => Value::Text(String::from_utf8_lossy(bytes).into_owned()),
-            Cell::Decimal(digits) => Value::Text(digits.clone()),
-            Cell::Naive(at) => Value::Text(at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()),
-            Cell::At(at) => Value::Text(at.to_rfc3339_opts(SecondsFormat::Micros, true)),
-        }
-    }
-
-    /// An SQL literal of an id (`:cart_ids` in MySQL).
-    pub fn literal(&self) -> String {
-        match self {
-            Cell::Int(number) => number.to_string(),
-            other => quote(&String::from_utf8_lossy(&other.text("", Tz::UTC))),
-        }
-    }
-}
-
-/// A decimal without the zeros its scale adds: Magento's `qty` 2.0000 is
-/// the whole number 2, its `price` 19.9900 the amount 19.99.
-fn trim_zeros(digits: &str) -> &str {
-    if digits.contains('.') {
-        digits.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        digits
-    }
-}
-
-/// A string literal, escaped for MySQL and PostgreSQL alike (backslashes
-/// doubled too: MySQL reads them as escapes; PostgreSQL's `E''` form).
-fn quote(text: &str) -> String {
-    let escaped = text.replace('\\', "\\\\").replace('\'', "''");
-    if escaped.len() == text.len() {
-        format!("'{text}'")
-    } else if text.contains('\\') {
-        format!("E'{escaped}'")
-    } else {
-        format!("'{escaped}'")
-    }
-}
-
-/// `query` with `:since` replaced by the watermark as a literal (NULL on
-/// the first run). The watermark is the database's own value, so the
-/// server compares it with its own kind; a literal also lets PostgreSQL
-/// infer the type from the comparison.
-pub fn with_since(query: &str, since: Option<&Value>, mysql: bool) -> String {
-    let literal = match since {
-        None | Some(Value::Null) => "NULL".to_string(),
-        Some(Value::Integer(number)) => number.to_string(),
-        Some(Value::Real(number)) => number.to_string(),
-        Some(Value::Text(text)) if mysql => {
-            format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
-        }
-        Some(Value::Text(text)) => quote(text),
-        Some(Value::Blob(bytes)) => quote(&String::from_utf8_lossy(bytes)),
-    };
-    query.replace(":since", &literal)
 }
 
 /// For each field, the query's column holding it.
@@ -408,10 +307,16 @@ impl Feed {
         columns: &[Option<usize>],
         row: &[Cell],
         into: &mut csv::ByteRecord,
+        buffer: &mut Vec<u8>,
     ) {
         for (field, column) in fields.iter().zip(columns) {
             match column.and_then(|index| row.get(index)) {
-                Some(cell) => into.push_field(&cell.text(field, self.zone)),
+                Some(Cell::Text(bytes)) => into.push_field(bytes),
+                Some(cell) => {
+                    buffer.clear();
+                    cell.write_text(field, self.zone, buffer);
+                    into.push_field(buffer);
+                }
                 None => into.push_field(b""),
             }
         }
@@ -422,17 +327,42 @@ impl Feed {
     /// reader stopped; stop reading.
     pub fn carts(&mut self, carts: &[Vec<Cell>], items: &[Vec<Cell>]) -> bool {
         let item_cart = self.items_columns.get(ITEM_FIELDS.len()).copied().flatten();
+        let key = |cell: &Cell| {
+            let mut key = Vec::new();
+            cell.write_text("", Tz::UTC, &mut key);
+            key
+        };
+        // Items come in runs of a cart's (as queries order them): one key
+        // a run, not an item.
         let mut by_cart: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        let mut run: Option<(&Cell, Vec<usize>)> = None;
         for (index, item) in items.iter().enumerate() {
-            let key = item_cart.map_or_else(Vec::new, |column| item[column].text("", Tz::UTC));
-            by_cart.entry(key).or_default().push(index);
+            let cart = item_cart.map_or(&Cell::Null, |column| &item[column]);
+            match &mut run {
+                Some((same, lines)) if *same == cart => lines.push(index),
+                _ => {
+                    if let Some((cart, lines)) = run.replace((cart, vec![index])) {
+                        by_cart.entry(key(cart)).or_default().extend(lines);
+                    }
+                }
+            }
+        }
+        if let Some((cart, lines)) = run {
+            by_cart.entry(key(cart)).or_default().extend(lines);
         }
         let updated_at = CART_FIELDS.iter().position(|f| *f == "updated_at").unwrap();
         let mut rows = Vec::with_capacity(carts.len().max(items.len()));
+        let mut buffer = Vec::new();
         for cart in carts {
             self.line += 1;
             let mut head = csv::ByteRecord::new();
-            self.record(CART_FIELDS, &self.carts_columns, cart, &mut head);
+            self.record(
+                CART_FIELDS,
+                &self.carts_columns,
+                cart,
+                &mut head,
+                &mut buffer,
+            );
             if let Some(index) = self.carts_columns[updated_at] {
                 let parsed = std::str::from_utf8(&head[updated_at])
                     .ok()
@@ -444,11 +374,11 @@ impl Feed {
                     self.newest = Some((at, cart[index].watermark()));
                 }
             }
-            let key = match (item_cart, self.cart_id_column()) {
-                (Some(_), Some(column)) => cart[column].text("", Tz::UTC),
-                _ => Vec::new(),
-            };
-            let lines = by_cart.get(&key).map_or(&[][..], Vec::as_slice);
+            buffer.clear();
+            if let (Some(_), Some(column)) = (item_cart, self.cart_id_column()) {
+                cart[column].write_text("", Tz::UTC, &mut buffer);
+            }
+            let lines = by_cart.get(&buffer).map_or(&[][..], Vec::as_slice);
             if lines.is_empty() {
                 let mut record = head.clone();
                 for _ in ITEM_FIELDS {
@@ -458,7 +388,13 @@ impl Feed {
             }
             for &index in lines {
                 let mut record = head.clone();
-                self.record(ITEM_FIELDS, &self.items_columns, &items[index], &mut record);
+                self.record(
+                    ITEM_FIELDS,
+                    &self.items_columns,
+                    &items[index],
+                    &mut record,
+                    &mut buffer,
+                );
                 rows.push((self.line, record));
             }
         }
@@ -484,10 +420,17 @@ impl Feed {
             .position(|f| *f == "created_at")
             .unwrap();
         let mut rows = Vec::with_capacity(orders.len());
+        let mut buffer = Vec::new();
         for order in orders {
             self.line += 1;
             let mut record = csv::ByteRecord::new();
-            self.record(ORDER_FIELDS, &self.orders_columns, order, &mut record);
+            self.record(
+                ORDER_FIELDS,
+                &self.orders_columns,
+                order,
+                &mut record,
+                &mut buffer,
+            );
             if let Some(index) = self.orders_columns[created_at] {
                 let parsed = std::str::from_utf8(&record[created_at])
                     .ok()
@@ -741,43 +684,4 @@ fn group_rows<'a>(
     drop(table);
     let watermark = watermark.borrow_mut().take();
     Ok((summary, watermark))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zoneless_times_are_read_in_the_sources_zone() {
-        let at = NaiveDateTime::parse_from_str("2026-03-06 10:00:00", "%Y-%m-%d %H:%M:%S").unwrap();
-        let paris: Tz = "Europe/Paris".parse().unwrap();
-        assert_eq!(
-            Cell::Naive(at).text("updated_at", paris),
-            b"2026-03-06T09:00:00Z"
-        );
-        assert_eq!(
-            Cell::Naive(at).text("updated_at", Tz::UTC),
-            b"2026-03-06T10:00:00Z"
-        );
-        assert_eq!(
-            Cell::Naive(at).watermark(),
-            Value::Text("2026-03-06 10:00:00.000000".into())
-        );
-    }
-
-    #[test]
-    fn since_is_a_literal_and_ids_are_quoted() {
-        let query = "SELECT 1 WHERE :since IS NULL OR t >= :since";
-        assert_eq!(
-            with_since(query, None, true),
-            "SELECT 1 WHERE NULL IS NULL OR t >= NULL"
-        );
-        let since = Value::Text("2026-03-06 10:00:00".into());
-        assert!(with_since(query, Some(&since), false).ends_with("t >= '2026-03-06 10:00:00'"));
-        assert_eq!(Cell::Text(b"it's".to_vec()).literal(), "'it''s'");
-        assert_eq!(Cell::Int(7).literal(), "7");
-        assert_eq!(Cell::Decimal("19.9900".into()).text("", Tz::UTC), b"19.99");
-        assert_eq!(Cell::Decimal("2.0000".into()).text("", Tz::UTC), b"2");
-        assert_eq!(Cell::Decimal("100".into()).text("", Tz::UTC), b"100");
-    }
 }

@@ -81,6 +81,15 @@ enum Carts {
     Failed(String),
 }
 
+/// What the items' reader hands on: the carts' and the items' columns,
+/// then each batch of carts with its items.
+enum Read {
+    CartsColumns(Vec<String>),
+    ItemsColumns(Vec<String>),
+    Batch(Vec<Vec<Cell>>, Vec<Vec<Cell>>),
+    Failed(&'static str, String),
+}
+
 pub(super) fn run(
     source: &DatabaseSource,
     url: &str,
@@ -88,7 +97,7 @@ pub(super) fn run(
     feed: &mut Feed,
 ) -> Result<()> {
     let carts_session = connect(source, url).map_err(|error| feed.fail("connect", error))?;
-    let mut items_session = connect(source, url).map_err(|error| feed.fail("connect", error))?;
+    let items_session = connect(source, url).map_err(|error| feed.fail("connect", error))?;
     if !source.items_query.contains(":cart_ids") {
         return Err(feed.fail(
             "items_query",
@@ -96,30 +105,34 @@ pub(super) fn run(
         ));
     }
     let carts_query = with_since(&source.carts_query, since.carts.as_ref(), true);
-    // The carts are read a batch ahead on a thread of their own, while
-    // this one reads the items of the batch before: the server looks
-    // them up while the next carts are decoded.
-    std::thread::scope(|scope| {
-        let (batches, received) = std::sync::mpsc::sync_channel(1);
+    // Three stages, each on its thread: the carts are read a batch ahead,
+    // the items of a batch are read while the batch before is turned into
+    // rows here; so the server works on both queries while recart works.
+    let items_session = std::thread::scope(|scope| {
+        let (batches, carts) = std::sync::mpsc::sync_channel(1);
+        let (read, received) = std::sync::mpsc::sync_channel(1);
         scope.spawn(move || read_carts(carts_session, &carts_query, &batches));
-        let mut items_known = false;
+        let items =
+            scope.spawn(move || read_items(items_session, &source.items_query, &carts, &read));
         for message in received {
-            let batch = match message {
-                Carts::Columns(names) => {
-                    feed.carts_columns(&names)?;
-                    continue;
+            match message {
+                Read::CartsColumns(names) => feed.carts_columns(&names)?,
+                Read::ItemsColumns(names) => feed.items_columns(&names, true)?,
+                Read::Failed(query, error) => return Err(feed.fail(query, error)),
+                Read::Batch(carts, items) => {
+                    if !feed.carts(&carts, &items) {
+                        return Ok(None);
+                    }
                 }
-                Carts::Failed(error) => return Err(feed.fail("carts_query", error)),
-                Carts::Batch(batch) => batch,
-            };
-            let items = items_of(source, &batch, &mut items_session, feed, &mut items_known)?;
-            if !feed.carts(&batch, &items) {
-                return Ok(());
             }
         }
         feed.carts_done();
-        Ok(())
+        Ok(items.join().ok())
     })?;
+    // None: the read was stopped.
+    let Some(mut items_session) = items_session else {
+        return Ok(());
+    };
     if let Some(query) = &source.orders_query {
         let query = with_since(query, since.orders.as_ref(), true);
         let orders = items_session
@@ -215,33 +228,69 @@ pub(super) fn probe(
     Ok(())
 }
 
-/// The items of a batch of carts, in one query.
+/// Reads the items of each batch of carts from `carts`, in one query a
+/// batch, and hands both on to `read`. Returns the session, for the
+/// orders.
+fn read_items(
+    mut session: Conn,
+    query: &str,
+    carts: &std::sync::mpsc::Receiver<Carts>,
+    read: &std::sync::mpsc::SyncSender<Read>,
+) -> Conn {
+    let mut id_column = None;
+    let mut items_known = false;
+    for message in carts {
+        let message = match message {
+            Carts::Columns(names) => {
+                id_column = names.iter().position(|name| name == "cart_id");
+                Read::CartsColumns(names)
+            }
+            Carts::Failed(error) => Read::Failed("carts_query", error),
+            Carts::Batch(batch) => {
+                match id_column.map(|column| items_of(query, column, &batch, &mut session)) {
+                    None => Read::Batch(batch, Vec::new()),
+                    Some(Ok((names, items))) => {
+                        if !items_known {
+                            items_known = true;
+                            if read.send(Read::ItemsColumns(names)).is_err() {
+                                break;
+                            }
+                        }
+                        Read::Batch(batch, items)
+                    }
+                    Some(Err(error)) => Read::Failed("items_query", error),
+                }
+            }
+        };
+        let failed = matches!(message, Read::Failed(..));
+        if read.send(message).is_err() || failed {
+            break;
+        }
+    }
+    session
+}
+
+/// The items of a batch of carts, in one query, and the query's columns.
 fn items_of(
-    source: &DatabaseSource,
+    query: &str,
+    id_column: usize,
     carts: &[Vec<Cell>],
     session: &mut Conn,
-    feed: &mut Feed,
-    known: &mut bool,
-) -> Result<Vec<Vec<Cell>>> {
-    let Some(column) = feed.cart_id_column() else {
-        return Ok(Vec::new());
-    };
-    let ids: Vec<String> = carts.iter().map(|cart| cart[column].literal()).collect();
-    let query = source.items_query.replace(":cart_ids", &ids.join(","));
+) -> std::result::Result<(Vec<String>, Vec<Vec<Cell>>), String> {
+    let ids: Vec<String> = carts.iter().map(|cart| cart[id_column].literal()).collect();
+    let query = query.replace(":cart_ids", &ids.join(","));
     let result = session
         .exec_iter(query.as_str(), ())
-        .map_err(|error| feed.fail("items_query", said(&error)))?;
-    if !*known {
-        feed.items_columns(&names(result.columns().as_ref()), true)?;
-        *known = true;
-    }
+        .map_err(|error| said(&error))?;
+    let names = names(result.columns().as_ref());
     let types = types(result.columns().as_ref());
-    result
+    let items = result
         .map(|row| {
             row.map(|row| cells(row, &types))
-                .map_err(|error| feed.fail("items_query", said(&error)))
+                .map_err(|error| said(&error))
         })
-        .collect()
+        .collect::<std::result::Result<_, _>>()?;
+    Ok((names, items))
 }
 
 /// The error in the server's or the system's own words, without the
