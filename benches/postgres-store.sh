@@ -38,7 +38,7 @@ chmod 755 "$WORK"
 SINK_PID=
 cleanup() {
   [[ -n $SINK_PID ]] && kill "$SINK_PID" 2>/dev/null || true
-  "$ROOT/scripts/postgres-for-tests" stop
+  TMPDIR=$WORK "$ROOT/scripts/postgres-for-tests" stop
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -46,7 +46,8 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin recart --
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}/release
 BIN=$TARGET/recart
 GEN=$TARGET/examples/gen_store
-eval "$("$ROOT/scripts/postgres-for-tests" start)"
+# A server of its own (under WORK): a test server that is running stays.
+eval "$(TMPDIR=$WORK "$ROOT/scripts/postgres-for-tests" start)"
 PG=$RECART_TEST_POSTGRES
 psql() { command psql -q -h 127.0.0.1 -p "${PG##*:}" -U postgres "$@"; }
 
