@@ -75,7 +75,7 @@ pub struct Snapshot {
 
 impl Cart {
     /// The cart's value in minor units of its currency. An import refuses
-    /// a cart whose lines or total pass `i64` (`ingest::add_item`), so a
+    /// a cart whose lines or total pass `i64` (`ingest::line_item`), so a
     /// stored cart's total is exact.
     pub fn total_minor(&self) -> i64 {
         // Saturating: a cart made elsewhere must not panic.

@@ -10,6 +10,7 @@ pub mod database;
 mod decode;
 mod group;
 mod grouped;
+mod line_item;
 pub mod mysql;
 mod native;
 pub mod postgres;
@@ -30,7 +31,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
 use crate::error::{Error, Result};
-use crate::model::{Cart, LineItem, Order, Snapshot, known_offset, parse_time};
+use crate::model::{Cart, Order, Snapshot, known_offset, parse_time};
 
 /// The input formats `import --format` and `[[sources]] format` name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -538,66 +539,6 @@ pub fn check_date_format(format: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
-}
-
-/// Adds a line to a cart. A line repeating an earlier one's SKU (or, without
-/// SKUs, its name) at the same unit price is merged into it, quantities
-/// summed: the cart's total stays the export's, and the mail shows one line
-/// per product. Every amount must fit: a line's total (quantity × unit
-/// price), the cart's total and a merged quantity; the row that passes
-/// one is an error naming `quantity` (the file's column for it) or
-/// `unit_price`, so a stored cart's figures are exact, never clamped.
-pub(crate) fn add_item(
-    row: &table::Row<'_>,
-    cart: &mut Cart,
-    item: LineItem,
-    quantity: &str,
-    unit_price: &str,
-) -> Result<(), RowError> {
-    let largest = || cart.currency.minor_to_amount(i64::MAX);
-    let Some(line_total) = item.checked_line_total_minor() else {
-        return Err(row.error(
-            quantity,
-            format!(
-                "{} at {} each comes to more than the largest amount recart stores ({})",
-                item.quantity,
-                cart.currency.minor_to_amount(item.unit_price_minor),
-                largest()
-            ),
-        ));
-    };
-    if cart.total_minor().checked_add(line_total).is_none() {
-        return Err(row.error(
-            unit_price,
-            format!(
-                "brings the cart's total past the largest amount recart stores ({})",
-                largest()
-            ),
-        ));
-    }
-    let same = |other: &LineItem| {
-        other.unit_price_minor == item.unit_price_minor
-            && if item.sku.is_empty() {
-                other.sku.is_empty() && other.name == item.name
-            } else {
-                other.sku == item.sku
-            }
-    };
-    match cart.items.iter_mut().find(|other| same(other)) {
-        Some(other) => {
-            other.quantity = other.quantity.checked_add(item.quantity).ok_or_else(|| {
-                row.error(
-                    quantity,
-                    format!(
-                        "with the cart's earlier rows of this product, the quantity passes {}",
-                        u32::MAX
-                    ),
-                )
-            })?;
-        }
-        None => cart.items.push(item),
-    }
-    Ok(())
 }
 
 #[cfg(test)]

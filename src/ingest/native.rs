@@ -1,10 +1,23 @@
 //! recart's own CSV formats: carts (one row per line item) and orders.
 
-use crate::model::{Cart, CartStatus, Currency, LineItem, Order, parse_bool, parse_email};
+use crate::model::{Cart, CartStatus, Currency, Order, parse_bool, parse_email};
 
 use super::group::Grouping;
+use super::line_item::LineColumns;
 use super::table::Row;
-use super::{RowError, TimeFormat, add_item};
+use super::{RowError, TimeFormat};
+
+/// The native format's line columns.
+const LINES: LineColumns = LineColumns {
+    sku: "sku",
+    name: "product_name",
+    quantity: "quantity",
+    unit_price: "unit_price",
+    category: Some("category"),
+    image_url: Some("image_url"),
+    product_url: Some("product_url"),
+    price_may_be_blank: true,
+};
 
 pub const CART_COLUMNS_REQUIRED: &[&str] = &[
     "cart_id",
@@ -171,9 +184,7 @@ fn start_cart(row: &Row<'_>, cart_id: &str, times: &TimeFormat) -> Result<Cart, 
         },
         items: Vec::new(),
     };
-    if let Some(item) = read_item(row, &cart.currency)? {
-        add_item(row, &mut cart, item, "quantity", "unit_price")?;
-    }
+    LINES.add_from(row, &mut cart)?;
     Ok(cart)
 }
 
@@ -200,55 +211,8 @@ fn continue_cart(row: &Row<'_>, cart: &mut Cart) -> Result<(), RowError> {
             ),
         ));
     }
-    if let Some(item) = read_item(row, &cart.currency)? {
-        add_item(row, cart, item, "quantity", "unit_price")?;
-    }
+    LINES.add_from(row, cart)?;
     Ok(())
-}
-
-fn read_item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, RowError> {
-    let sku = row.id("sku")?;
-    let name = row.name("product_name")?;
-    let quantity = row.get("quantity")?;
-    let unit_price = row.get("unit_price")?;
-    if sku.is_empty() && name.is_empty() && quantity.is_empty() && unit_price.is_empty() {
-        // A cart row without an item: an empty cart.
-        return Ok(None);
-    }
-    if sku.is_empty() && name.is_empty() {
-        return Err(row.error(
-            "sku",
-            "is blank and so is product_name; expected either".into(),
-        ));
-    }
-    let quantity: u32 = quantity.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-        row.error(
-            "quantity",
-            format!("{quantity:?} is not a positive whole number"),
-        )
-    })?;
-    // Blank: not known here (a platform that keeps prices in its
-    // catalog); 0 is what the catalog fills at render.
-    let unit_price_minor = if unit_price.is_empty() {
-        0
-    } else {
-        currency
-            .parse_amount(unit_price)
-            .map_err(|message| row.error("unit_price", message))?
-    };
-    Ok(Some(LineItem {
-        sku: sku.to_string(),
-        name: if name.is_empty() {
-            sku.to_string()
-        } else {
-            name
-        },
-        category: row.name("category")?,
-        quantity,
-        unit_price_minor,
-        image_url: row.get("image_url")?.to_string(),
-        product_url: row.get("product_url")?.to_string(),
-    }))
 }
 
 fn read_order(row: &Row<'_>, id: &str, times: &TimeFormat) -> Result<Order, RowError> {

@@ -11,11 +11,24 @@
 //! The checkouts export has no "updated at" column: its `Created at` is the
 //! only time of a checkout, so it is the cart's last activity too.
 
-use crate::model::{Cart, CartStatus, Currency, LineItem, Order, parse_bool, parse_email};
+use crate::model::{Cart, CartStatus, Currency, Order, parse_bool, parse_email};
 
 use super::group::Grouping;
+use super::line_item::LineColumns;
 use super::table::{Header, Row};
-use super::{RowError, TimeFormat, add_item};
+use super::{RowError, TimeFormat};
+
+/// An abandoned-checkouts export's line columns.
+const LINES: LineColumns = LineColumns {
+    sku: "Lineitem sku",
+    name: "Lineitem name",
+    quantity: "Lineitem quantity",
+    unit_price: "Lineitem price",
+    category: None,
+    image_url: None,
+    product_url: None,
+    price_may_be_blank: false,
+};
 
 /// Columns both exports share and recart needs.
 const REQUIRED: &[&str] = &[
@@ -172,57 +185,15 @@ impl Grouping for Checkouts {
             sms_consent: false,
             items: Vec::new(),
         };
-        if let Some(item) = item(row, &cart.currency)? {
-            add_item(row, &mut cart, item, "Lineitem quantity", "Lineitem price")?;
-        }
+        LINES.add_from(row, &mut cart)?;
         Ok(Some(cart))
     }
 
     fn add(&self, row: &Row<'_>, cart: &mut Cart) -> Result<(), RowError> {
         agree(row, &cart.email, &cart.currency)?;
-        if let Some(item) = item(row, &cart.currency)? {
-            add_item(row, cart, item, "Lineitem quantity", "Lineitem price")?;
-        }
+        LINES.add_from(row, cart)?;
         Ok(())
     }
-}
-
-fn item(row: &Row<'_>, currency: &Currency) -> Result<Option<LineItem>, RowError> {
-    let sku = row.id("Lineitem sku")?;
-    let name = row.name("Lineitem name")?;
-    let quantity = row.get("Lineitem quantity")?;
-    let price = row.get("Lineitem price")?;
-    if sku.is_empty() && name.is_empty() && quantity.is_empty() && price.is_empty() {
-        return Ok(None);
-    }
-    if sku.is_empty() && name.is_empty() {
-        return Err(row.error(
-            "Lineitem name",
-            "is blank and so is Lineitem sku; expected either".into(),
-        ));
-    }
-    let quantity: u32 = quantity.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-        row.error(
-            "Lineitem quantity",
-            format!("{quantity:?} is not a positive whole number"),
-        )
-    })?;
-    let unit_price_minor = currency
-        .parse_amount(price)
-        .map_err(|message| row.error("Lineitem price", message))?;
-    Ok(Some(LineItem {
-        sku: sku.to_string(),
-        name: if name.is_empty() {
-            sku.to_string()
-        } else {
-            name
-        },
-        category: String::new(),
-        quantity,
-        unit_price_minor,
-        image_url: String::new(),
-        product_url: String::new(),
-    }))
 }
 
 /// Orders → orders with their SKUs. They carry no checkout id, so they mark
