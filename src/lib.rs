@@ -19,6 +19,7 @@ pub mod init;
 pub mod model;
 pub mod output;
 pub mod plan;
+pub mod postgres_url;
 pub mod render;
 pub mod report;
 pub mod serve;

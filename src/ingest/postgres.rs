@@ -7,35 +7,23 @@
 //! portal a batch at a time, and each batch's items queried between.
 
 use postgres::types::Type;
-use postgres::{Client, Config, IsolationLevel, NoTls, Row};
+use postgres::{Client, IsolationLevel, Row};
 
 use crate::error::Result;
+use crate::postgres_url::PostgresUrl;
 
 use super::database::{
     BATCH, Cell, DatabaseSource, Feed, Since, at_most_one_row, probe_columns, with_since,
 };
 
-/// The URL's settings, refusing a password in it.
-pub fn options(url: &str) -> std::result::Result<Config, String> {
-    let config: Config = url
-        .parse()
-        .map_err(|error| format!("{url:?} is not a PostgreSQL URL: {error}"))?;
-    if config.get_password().is_some() {
-        return Err("holds a password: give it in password_env or password_file".into());
-    }
-    Ok(config)
-}
-
 /// Opens a read-only session with the statement time limit, in UTC.
 pub(super) fn connect(source: &DatabaseSource, url: &str) -> std::result::Result<Client, String> {
-    let mut config = options(url)?;
+    let mut url = PostgresUrl::parse(url)?;
     if let Some(password) = source.password()? {
-        config.password(password);
+        url.config.password(password);
     }
-    config.connect_timeout(source.timeout);
-    let mut client = config
-        .connect(NoTls)
-        .map_err(|error| format!("cannot connect: {error}"))?;
+    url.config.connect_timeout(source.timeout);
+    let mut client = url.connect()?;
     client
         .batch_execute(&format!(
             "SET default_transaction_read_only = on; SET statement_timeout = {}; \

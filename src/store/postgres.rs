@@ -9,7 +9,9 @@
 //! whoever sees it so: no lease to wait out, and no stale owner that
 //! confirms after a take-over (see ARCHITECTURE, "Several workers").
 
-use postgres::{Client, NoTls};
+use postgres::Client;
+
+use crate::postgres_url::PostgresUrl;
 
 use crate::config::StoreUrl;
 use crate::error::{Error, Result};
@@ -48,15 +50,15 @@ pub const PARTITIONS: u32 = 16;
 /// recart's schema first on the search path; waits up to `busy` for a
 /// lock before a statement fails.
 pub fn connect(url: &StoreUrl, busy: std::time::Duration) -> std::result::Result<Client, String> {
-    let mut config = crate::ingest::postgres::options(&url.url)?;
+    let mut server = PostgresUrl::parse(&url.url)?;
     if let Some(password) = url.password()? {
-        config.password(password);
+        server.config.password(password);
     }
-    config.connect_timeout(std::time::Duration::from_secs(30));
-    config.application_name("recart");
-    let mut client = config
-        .connect(NoTls)
-        .map_err(|error| format!("cannot connect: {error}"))?;
+    server
+        .config
+        .connect_timeout(std::time::Duration::from_secs(30));
+    server.config.application_name("recart");
+    let mut client = server.connect()?;
     client
         .batch_execute(&format!(
             "SET TIME ZONE 'UTC'; SET lock_timeout = {}; \

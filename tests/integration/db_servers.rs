@@ -152,12 +152,25 @@ pub fn postgres() -> Option<&'static Server> {
                 .arg(bindir.join("initdb"))
                 .args(["-A", "trust", "-U", "postgres", "-D"])
                 .arg(&data));
+            // TLS too (plain connections stay allowed): a certificate for
+            // 127.0.0.1 from a private CA, whose file `ca_file` names.
+            let pki = crate::smtp_tls::Pki::new();
+            std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
+            std::fs::write(data.join("server.crt"), &pki.server_pem).unwrap();
+            std::fs::write(data.join("server.key"), pki.server_key.serialize_pem()).unwrap();
+            run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(data.join("server.crt"))
+                .arg(data.join("server.key")));
+            run(Command::new("chmod")
+                .args(["600"])
+                .arg(data.join("server.key")));
             let port = free_port();
             watch(
                 &dir,
                 &format!(
                     "runuser -u postgres -- {} -D {} -p {port} -k {} -c listen_addresses=127.0.0.1 \
-                     -c fsync=off",
+                     -c fsync=off -c ssl=on",
                     bindir.join("postgres").display(),
                     data.display(),
                     dir.display()
@@ -240,5 +253,10 @@ impl Server {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The CA of the PostgreSQL server's certificate (for 127.0.0.1).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 }

@@ -32,6 +32,7 @@ mod import;
 mod init;
 mod operator;
 mod policy;
+mod postgres_tls;
 mod privacy;
 mod report_chart;
 mod report_loop;

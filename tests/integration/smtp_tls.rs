@@ -19,17 +19,19 @@ use crate::{
     smtp_server::{SmtpServer, TlsMode},
 };
 
-/// A private CA and a certificate it issued for 127.0.0.1.
-struct Pki {
-    ca_pem: String,
+/// A private CA and a certificate it issued for 127.0.0.1 (also the
+/// PostgreSQL test server's: `db_servers`).
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
     ca_der: CertificateDer<'static>,
     ca_key: KeyPair,
+    pub(crate) server_pem: String,
     server_der: CertificateDer<'static>,
-    server_key: KeyPair,
+    pub(crate) server_key: KeyPair,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -50,16 +52,13 @@ impl Pki {
             .distinguished_name
             .push(DnType::CommonName, "relay.test.invalid");
         server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server_der = server
-            .signed_by(&server_key, &issuer)
-            .unwrap()
-            .der()
-            .clone();
+        let server_cert = server.signed_by(&server_key, &issuer).unwrap();
         Pki {
             ca_pem,
             ca_der,
             ca_key,
-            server_der,
+            server_pem: server_cert.pem(),
+            server_der: server_cert.der().clone(),
             server_key,
         }
     }
