@@ -38,7 +38,7 @@ impl PostgresUrl {
     /// Reads `url`, refusing a password in it, and the CA file its
     /// `sslrootcert` names.
     pub fn parse(url: &str) -> Result<PostgresUrl, String> {
-        let (rest, sslmode, rootcert) = take_tls_options(url);
+        let (rest, [sslmode, rootcert]) = take_query_options(url, ["sslmode", "sslrootcert"]);
         let mut config: Config = rest
             .parse()
             .map_err(|error| format!("{url:?} is not a PostgreSQL URL: {error}"))?;
@@ -99,33 +99,34 @@ impl PostgresUrl {
     }
 }
 
-/// `url` without its `sslmode` and `sslrootcert` (which the driver does
-/// not take as recart does), and their values.
-fn take_tls_options(url: &str) -> (String, Option<String>, Option<String>) {
+/// `url` without the query options `keys` (which the driver does not
+/// take as recart does), and their values. Also MySQL's URL's.
+pub(crate) fn take_query_options<const N: usize>(
+    url: &str,
+    keys: [&str; N],
+) -> (String, [Option<String>; N]) {
+    let mut values = [const { None }; N];
     let Ok(mut parsed) = url::Url::parse(url) else {
-        return (url.to_string(), None, None);
+        return (url.to_string(), values);
     };
-    let (mut sslmode, mut rootcert) = (None, None);
     let kept: Vec<(String, String)> = parsed
         .query_pairs()
-        .filter_map(|(key, value)| match &*key {
-            "sslmode" => {
-                sslmode = Some(value.into_owned());
-                None
-            }
-            "sslrootcert" => {
-                rootcert = Some(value.into_owned());
-                None
-            }
-            _ => Some((key.into_owned(), value.into_owned())),
-        })
+        .filter_map(
+            |(key, value)| match keys.iter().position(|known| *known == key) {
+                Some(index) => {
+                    values[index] = Some(value.into_owned());
+                    None
+                }
+                None => Some((key.into_owned(), value.into_owned())),
+            },
+        )
         .collect();
     if kept.is_empty() {
         parsed.set_query(None);
     } else {
         parsed.query_pairs_mut().clear().extend_pairs(kept);
     }
-    (parsed.to_string(), sslmode, rootcert)
+    (parsed.to_string(), values)
 }
 
 /// Mozilla's roots, and the certificates of `rootcert` (PEM).

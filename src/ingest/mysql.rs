@@ -12,32 +12,70 @@
 
 use mysql::consts::ColumnType;
 use mysql::prelude::Queryable as _;
-use mysql::{Conn, Opts, OptsBuilder, Row, Value};
+use mysql::{Conn, Opts, OptsBuilder, Row, SslOpts, Value};
 
 use crate::error::Result;
+use crate::postgres_url::take_query_options;
 
 use super::database::{
     BATCH, Cell, DatabaseSource, Feed, Since, at_most_one_row, probe_columns, with_since,
 };
 
-/// The URL's options, refusing a password in it.
+/// The URL's options, refusing a password in it. TLS as MySQL's own
+/// `ssl-mode` asks: `REQUIRED`, `VERIFY_CA` and `VERIFY_IDENTITY` all
+/// check the server's certificate and name, against Mozilla's roots and
+/// the CA file `ssl-ca` (`DISABLED`, `PREFERRED` or none: plain).
 pub fn options(url: &str) -> std::result::Result<Opts, String> {
+    let (rest, [mode, ca]) = take_query_options(url, ["ssl-mode", "ssl-ca"]);
     let opts =
-        Opts::from_url(url).map_err(|error| format!("{url:?} is not a MySQL URL: {error}"))?;
+        Opts::from_url(&rest).map_err(|error| format!("{url:?} is not a MySQL URL: {error}"))?;
     if opts.get_pass().is_some() {
         return Err("holds a password: give it in password_env or password_file".into());
     }
-    Ok(opts)
+    match mode.as_deref().map(str::to_ascii_uppercase).as_deref() {
+        None | Some("DISABLED" | "PREFERRED") => match ca {
+            Some(_) => Err("ssl-ca is for TLS: add ssl-mode=VERIFY_IDENTITY".into()),
+            None => Ok(opts),
+        },
+        Some("REQUIRED" | "VERIFY_CA" | "VERIFY_IDENTITY") => {
+            let mut tls = SslOpts::default();
+            if let Some(ca) = ca {
+                let text = std::fs::read_to_string(&ca)
+                    .map_err(|error| format!("ssl-ca {ca}: {error}"))?;
+                if !text.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(format!("ssl-ca {ca}: holds no PEM certificate"));
+                }
+                tls = tls.with_root_cert_path(Some(std::path::PathBuf::from(ca)));
+            }
+            Ok(OptsBuilder::from_opts(opts).ssl_opts(tls).into())
+        }
+        Some(_) => Err(format!(
+            "ssl-mode={} is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY",
+            mode.unwrap_or_default()
+        )),
+    }
 }
 
 /// Opens a session: read-only, REPEATABLE READ, UTC, the statement time
 /// limit, in a consistent-snapshot transaction.
 pub(super) fn connect(source: &DatabaseSource, url: &str) -> std::result::Result<Conn, String> {
     let password = source.password()?;
-    let opts = OptsBuilder::from_opts(options(url)?)
+    let opts = options(url)?;
+    let tls = opts.get_ssl_opts().is_some();
+    let opts = OptsBuilder::from_opts(opts)
         .pass(password)
         .tcp_connect_timeout(Some(source.timeout));
-    let mut conn = Conn::new(opts).map_err(|error| format!("cannot connect: {}", said(&error)))?;
+    let mut conn = Conn::new(opts).map_err(|error| {
+        let text = said(&error);
+        if tls && text.contains("certificate") {
+            format!(
+                "cannot connect: {text} (the server's certificate: give the CA that signed it \
+                 with ssl-ca=FILE in the URL)"
+            )
+        } else {
+            format!("cannot connect: {text}")
+        }
+    })?;
     let version: String = conn
         .query_first("SELECT VERSION()")
         .map_err(|error| said(&error))?
@@ -301,6 +339,7 @@ fn said(error: &mysql::Error) -> String {
         mysql::Error::IoError(error) => error.to_string(),
         mysql::Error::DriverError(error) => error.to_string(),
         mysql::Error::UrlError(error) => error.to_string(),
+        mysql::Error::TlsError(error) => format!("TLS: {error}"),
         other => other.to_string(),
     }
 }
@@ -358,5 +397,29 @@ fn cell(value: Value, kind: ColumnType) -> Cell {
             }
         }
         Value::Time(..) => Cell::Text(value.as_sql(true).trim_matches('\'').as_bytes().to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::options;
+
+    #[test]
+    fn ssl_mode_decides_tls_and_the_driver_sees_neither_option() {
+        let plain = options("mysql://u@h:3306/db?ssl-mode=PREFERRED").unwrap();
+        assert!(plain.get_ssl_opts().is_none());
+        let tls = options("mysql://u@h:3306/db?ssl-mode=verify_identity").unwrap();
+        assert!(tls.get_ssl_opts().is_some());
+        assert_eq!(tls.get_db_name(), Some("db"));
+        let error = options("mysql://u@h/db?ssl-mode=SOMETIMES").unwrap_err();
+        assert!(
+            error.starts_with("ssl-mode=SOMETIMES is not one of"),
+            "{error}"
+        );
+        let error = options("mysql://u@h/db?ssl-ca=/ca.pem").unwrap_err();
+        assert!(error.contains("add ssl-mode=VERIFY_IDENTITY"), "{error}");
+        let error =
+            options("mysql://u@h/db?ssl-mode=REQUIRED&ssl-ca=/nonexistent.pem").unwrap_err();
+        assert!(error.starts_with("ssl-ca /nonexistent.pem: "), "{error}");
     }
 }

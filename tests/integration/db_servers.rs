@@ -91,6 +91,23 @@ fn server_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// TLS too (plain connections stay allowed): a certificate for 127.0.0.1
+/// from a private CA, whose file `ca_file` names, and its key, in `keys`
+/// (`server.crt`, `server.key`) for the server's `user`.
+fn write_tls_files(dir: &Path, keys: &Path, user: &str) {
+    let pki = crate::smtp_tls::Pki::new();
+    std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
+    std::fs::write(keys.join("server.crt"), &pki.server_pem).unwrap();
+    std::fs::write(keys.join("server.key"), pki.server_key.serialize_pem()).unwrap();
+    run(Command::new("chown")
+        .arg(format!("{user}:{user}"))
+        .arg(keys.join("server.crt"))
+        .arg(keys.join("server.key")));
+    run(Command::new("chmod")
+        .args(["600"])
+        .arg(keys.join("server.key")));
+}
+
 /// The MariaDB server (`mariadbd`), root without a password.
 pub fn mariadb() -> Option<&'static Server> {
     static SERVER: OnceLock<Option<Server>> = OnceLock::new();
@@ -110,16 +127,18 @@ pub fn mariadb() -> Option<&'static Server> {
             run(Command::new("mariadb-install-db")
                 .args(["--user=mysql", "--auth-root-authentication-method=normal"])
                 .arg(format!("--datadir={}", data.display())));
+            write_tls_files(&dir, &dir, "mysql");
             let port = free_port();
             watch(
                 &dir,
                 &format!(
                     "{} --no-defaults --user=mysql --datadir={} --port={port} \
-                     --bind-address=127.0.0.1 --socket={}/mysqld.sock --skip-grant-tables \
-                     --innodb-flush-log-at-trx-commit=0",
+                     --bind-address=127.0.0.1 --socket={dir}/mysqld.sock --skip-grant-tables \
+                     --innodb-flush-log-at-trx-commit=0 --ssl-cert={dir}/server.crt \
+                     --ssl-key={dir}/server.key",
                     server.display(),
                     data.display(),
-                    dir.display()
+                    dir = dir.display()
                 ),
             );
             wait_for(port, &dir);
@@ -152,19 +171,7 @@ pub fn postgres() -> Option<&'static Server> {
                 .arg(bindir.join("initdb"))
                 .args(["-A", "trust", "-U", "postgres", "-D"])
                 .arg(&data));
-            // TLS too (plain connections stay allowed): a certificate for
-            // 127.0.0.1 from a private CA, whose file `ca_file` names.
-            let pki = crate::smtp_tls::Pki::new();
-            std::fs::write(dir.join("ca.pem"), &pki.ca_pem).unwrap();
-            std::fs::write(data.join("server.crt"), &pki.server_pem).unwrap();
-            std::fs::write(data.join("server.key"), pki.server_key.serialize_pem()).unwrap();
-            run(Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(data.join("server.crt"))
-                .arg(data.join("server.key")));
-            run(Command::new("chmod")
-                .args(["600"])
-                .arg(data.join("server.key")));
+            write_tls_files(&dir, &data, "postgres");
             let port = free_port();
             watch(
                 &dir,
@@ -255,7 +262,7 @@ impl Server {
         &self.dir
     }
 
-    /// The CA of the PostgreSQL server's certificate (for 127.0.0.1).
+    /// The CA of the server's certificate (for 127.0.0.1).
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("ca.pem")
     }

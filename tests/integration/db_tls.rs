@@ -1,8 +1,9 @@
-//! TLS to PostgreSQL, for the store and for a shop's database: the test
-//! server also speaks TLS, with a certificate for 127.0.0.1 from a
-//! private CA (`db_servers`). `sslmode=verify-full` with that CA in
-//! `sslrootcert` connects; `sslmode=require` without it is refused, since
-//! recart checks the certificate, and the error says how to give the CA.
+//! TLS to PostgreSQL, for the store and for a shop's database, and to a
+//! shop's MariaDB: the test servers also speak TLS, with a certificate for
+//! 127.0.0.1 from a private CA (`db_servers`). `sslmode=verify-full` with
+//! that CA in `sslrootcert` (MySQL: `ssl-mode=VERIFY_IDENTITY`, `ssl-ca`)
+//! connects; `sslmode=require` without it is refused, since recart checks
+//! the certificate, and the error says how to give the CA.
 
 use crate::db_servers;
 use crate::fixtures::{Config, NOW, Transport, shop};
@@ -48,31 +49,67 @@ fn a_shop_database_over_tls_checks_the_servers_certificate() {
     let Some(server) = db_servers::postgres() else {
         return;
     };
+    let verified = format!(
+        "sslmode=verify-full&sslrootcert={}",
+        server.ca_file().display()
+    );
+    check_source(
+        server,
+        "sylius",
+        &verified,
+        "sslmode=require",
+        "sslrootcert=FILE",
+    );
+}
+
+#[test]
+fn a_shop_mariadb_over_tls_checks_the_servers_certificate() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    let verified = format!(
+        "ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        server.ca_file().display()
+    );
+    check_source(
+        server,
+        "magento2",
+        &verified,
+        "ssl-mode=REQUIRED",
+        "ssl-ca=FILE",
+    );
+}
+
+/// `recart check` of the preset's source: it connects with `verified`'s
+/// options and not with `unchecked`'s, whose error names `hint`.
+fn check_source(
+    server: &db_servers::Server,
+    preset: &str,
+    verified: &str,
+    unchecked: &str,
+    hint: &str,
+) {
     let sql = std::fs::read_to_string(format!(
-        "{}/tests/data/presets/sylius.sql",
+        "{}/tests/data/presets/{preset}.sql",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    let url = server.database("recart_it_tls_source", &sql);
+    let url = server.database(&format!("recart_it_tls_{preset}"), &sql);
     let source = |query: &str| {
         let mut config = Config::new(Transport::File);
         config.sources.clear();
         config.extra = format!(
-            "[[sources]]\nurl = \"{url}?{query}\"\npreset = \"sylius\"\ntimezone = \"UTC\"\n"
+            "[[sources]]\nurl = \"{url}?{query}\"\npreset = \"{preset}\"\ntimezone = \"UTC\"\n"
         );
         shop(&config)
     };
-    let verified = source(&format!(
-        "sslmode=verify-full&sslrootcert={}",
-        server.ca_file().display()
-    ));
-    verified
+    source(verified)
         .recart(&["check"])
         .expect_success()
         .expect_stdout_contains("carts_query");
-    source("sslmode=require")
+    source(unchecked)
         .recart(&["check"])
         .expect_status(1)
         .expect_stderr_contains("connect: cannot connect: ")
-        .expect_stderr_contains("sslrootcert=FILE");
+        .expect_stderr_contains(hint);
 }
