@@ -121,6 +121,10 @@ pub(crate) fn take_query_options<const N: usize>(
             },
         )
         .collect();
+    if values.iter().all(Option::is_none) {
+        // Nothing taken: the URL exactly as given.
+        return (url.to_string(), values);
+    }
     if kept.is_empty() {
         parsed.set_query(None);
     } else {
