@@ -3,11 +3,11 @@
 //! file), and TLS as its `sslmode` asks.
 //!
 //! `sslmode=require`, `verify-ca` and `verify-full` all mean TLS with the
-//! server's certificate checked, its chain against Mozilla's roots and the
-//! CA file `sslrootcert` names, and its name against the host's (libpq's
-//! `require` checks nothing; recart does not send a password to a server
-//! it has not recognised). Without `sslmode`, or with `disable`, `allow`
-//! or `prefer`, the connection is plain.
+//! server's certificate checked: its chain against Mozilla's roots and the
+//! CA file `sslrootcert` names (`system`: those roots alone), its name
+//! against the host's. (libpq's `require` checks nothing; recart does not
+//! send a password to a server it has not recognised.) Without `sslmode`,
+//! or with `disable`, `allow` or `prefer`, the connection is plain.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,7 +55,9 @@ impl PostgresUrl {
             }
             Some("require" | "verify-ca" | "verify-full") => {
                 config.ssl_mode(SslMode::Require);
-                Some(Arc::new(client_config(rootcert.as_deref().map(Path::new))?))
+                // libpq's `sslrootcert=system`: the roots recart trusts anyway.
+                let file = rootcert.as_deref().filter(|file| *file != "system");
+                Some(Arc::new(client_config(file.map(Path::new))?))
             }
             Some(other) => {
                 return Err(format!(
@@ -184,6 +186,12 @@ mod tests {
         assert!(
             error.starts_with("sslrootcert /nonexistent.pem: "),
             "{error}"
+        );
+        assert!(
+            PostgresUrl::parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=system")
+                .unwrap()
+                .tls
+                .is_some()
         );
         let error = PostgresUrl::parse("postgres://u@h/db?sslrootcert=/ca.pem").unwrap_err();
         assert!(error.contains("add sslmode=verify-full"), "{error}");
