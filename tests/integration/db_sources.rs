@@ -367,3 +367,24 @@ items_query = \"SELECT quote_id AS cart_id, qty AS quantity, price AS unit_price
         .expect_status(1)
         .expect_stderr_contains("carts_query: returns a column \"store_id\"");
 }
+
+/// An items query the server refuses during a run (read on the items'
+/// own thread) is named with the server's words; no cart of the source is
+/// stored and the run ends 3, as for any unreadable source.
+#[test]
+fn a_refused_items_query_in_a_run_is_named_and_stores_nothing() {
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    let url = server.database("magento_items_refused", &fixture("magento2"));
+    let t = shop_with(&format!(
+        "url = \"{url}\"
+carts_query = \"SELECT entity_id AS cart_id, customer_email AS email, quote_currency_code AS currency, updated_at FROM quote WHERE :since IS NULL OR updated_at >= :since\"
+items_query = \"SELECT quote_id AS cart_id, qty_typo AS quantity, price AS unit_price FROM quote_item WHERE quote_id IN (:cart_ids)\""
+    ));
+    t.recart(&["run", "--now", NOW])
+        .expect_status(3)
+        .expect_stderr_contains(&format!("{url}: items_query: ERROR 1054 (42S22): "))
+        .expect_stderr_contains("Unknown column 'qty_typo'");
+    assert_eq!(t.store().count("SELECT count(*) FROM carts"), 0);
+}
