@@ -386,8 +386,20 @@ impl Feed {
                 }
                 rows.push((self.line, record));
             }
-            for &index in lines {
-                let mut record = head.clone();
+            for (nth, &index) in lines.iter().enumerate() {
+                // A cart's later rows carry its id alone: the grouping reads
+                // a cart's fields from its first row (a later row's may be
+                // blank), so they are neither copied nor parsed again.
+                let mut record = if nth == 0 {
+                    head.clone()
+                } else {
+                    let mut later =
+                        csv::ByteRecord::with_capacity(64, CART_FIELDS.len() + ITEM_FIELDS.len());
+                    for (field, text) in head.iter().enumerate() {
+                        later.push_field(if field == 0 { text } else { b"" });
+                    }
+                    later
+                };
                 self.record(
                     ITEM_FIELDS,
                     &self.items_columns,
