@@ -165,3 +165,55 @@ fn the_store_scenarios_go_alike_on_both_engines() {
         ],
     );
 }
+
+/// A role the server allows one connection (`CONNECTION LIMIT 1`): a run
+/// whose window is large enough to read the ledger on a second connection
+/// reads it all on its one, and sends as ever.
+#[test]
+fn a_role_allowed_one_connection_runs_on_it_alone() {
+    let Some(server) = db_servers::postgres() else {
+        return;
+    };
+    server.execute(
+        "postgres",
+        "DROP ROLE IF EXISTS recart_it_one; CREATE ROLE recart_it_one LOGIN CONNECTION LIMIT 1;",
+    );
+    server.execute(
+        "postgres",
+        "CREATE DATABASE recart_it_one OWNER recart_it_one;",
+    );
+    let url = format!(
+        "postgres://recart_it_one@127.0.0.1:{}/recart_it_one",
+        server.port
+    );
+    let config = Config::new(Transport::File);
+    let toml = config.to_toml().replace(
+        "[store]\npath = \"recart.db\"\n",
+        &format!("[store]\nurl = \"{url}\"\n"),
+    );
+    // 2,200 open carts due (more than the 2,000 from which a run reads the
+    // ledger in halves), two per address.
+    let mut csv = format!("{}\n", crate::fixtures::NATIVE_HEADER);
+    for n in 0..1100 {
+        for (suffix, updated) in [("a", "09:00"), ("b", "10:00")] {
+            csv.push_str(&format!(
+                "O-{n:05}-{suffix},o{n:05}@example.com,C{n},en-GB,EUR,open,true,\
+                 2026-11-21T08:00:00Z,2026-11-21T{updated}:00Z,SKU-{n},Thing {n},Stuff,1,12.50,,\n"
+            ));
+        }
+    }
+    let t = shop(&config)
+        .file("recart.toml", toml)
+        .file("many.csv", csv);
+    t.recart(&["import", "many.csv"]).expect_success();
+    t.recart(&["run", "--now", NOW]).expect_success();
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let sent: i64 = client
+        .query_one(
+            "SELECT count(*) FROM recart.sends WHERE cart_id LIKE 'O-%' AND state = 'sent'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(sent, 1100, "one mail an address, the newer cart's");
+}

@@ -65,15 +65,13 @@ impl Window<'_> {
             let (answer, answers) = mpsc::channel();
             let (oldest, now, policy, config) = (self.oldest, self.now, self.policy, self.config);
             scope.spawn(move || {
-                let store = Store::open_configured(config);
+                // A server or role that allows this worker one connection:
+                // the thread ends, and every read goes over the first.
+                let Ok(store) = Store::open_configured(config) else {
+                    return;
+                };
                 for (ids, addresses) in asked {
-                    let history = match &store {
-                        Ok(store) => store.history_of(&ids, &addresses, oldest, now, policy),
-                        Err(error) => Err(crate::error::Error::Input {
-                            path: config.store_path.clone(),
-                            message: format!("a second connection: {error}"),
-                        }),
-                    };
+                    let history = store.history_of(&ids, &addresses, oldest, now, policy);
                     if answer.send(history).is_err() {
                         return;
                     }
@@ -198,7 +196,8 @@ impl Window<'_> {
         let mut history = self.store.history_of(ids, addresses, oldest, now, policy)?;
         let other = match reader.answers.recv() {
             Ok(other) if asked => other?,
-            // Its thread is gone (it cannot be, but for a panic): read here.
+            // Its thread is gone (no second connection could be had, or
+            // it panicked): read here.
             _ => self
                 .store
                 .history_of(other_ids, other_addresses, oldest, now, policy)?,
