@@ -6,6 +6,8 @@
 //! three steps over days, unknown sends settled by hand, the report and
 //! erasure.
 
+use std::fmt::Write as _;
+
 use crate::db_servers;
 use crate::fixtures::{ADA, Config, GRACE, NOW, Transport, shop};
 use crate::harness::Test;
@@ -196,10 +198,12 @@ fn a_role_allowed_one_connection_runs_on_it_alone() {
     let mut csv = format!("{}\n", crate::fixtures::NATIVE_HEADER);
     for n in 0..1100 {
         for (suffix, updated) in [("a", "09:00"), ("b", "10:00")] {
-            csv.push_str(&format!(
+            writeln!(
+                csv,
                 "O-{n:05}-{suffix},o{n:05}@example.com,C{n},en-GB,EUR,open,true,\
-                 2026-11-21T08:00:00Z,2026-11-21T{updated}:00Z,SKU-{n},Thing {n},Stuff,1,12.50,,\n"
-            ));
+                 2026-11-21T08:00:00Z,2026-11-21T{updated}:00Z,SKU-{n},Thing {n},Stuff,1,12.50,,"
+            )
+            .unwrap();
         }
     }
     let t = shop(&config)
