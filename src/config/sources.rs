@@ -173,6 +173,24 @@ fn database(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Option<Da
             "give password_env or password_file, not both",
         ));
     }
+    let items_query = query(
+        "items_query",
+        &source.items_query,
+        preset.as_ref().map(|p| p.items_query.as_str()),
+    )?;
+    // A server's items come a batch of carts at a time (SQLite's a cart at
+    // a time: its driver checks `:cart_id`).
+    let example = match kind {
+        Kind::Mysql(_) => Some("WHERE quote_id IN (:cart_ids)"),
+        Kind::Postgres(_) => Some("WHERE order_id = ANY(:cart_ids)"),
+        Kind::Sqlite(_) => None,
+    };
+    if let Some(example) = example.filter(|_| !items_query.contains(":cart_ids")) {
+        return Err(cx.fail(
+            key("items_query"),
+            format!("has no :cart_ids (expected e.g. {example})"),
+        ));
+    }
     Ok(Some(DatabaseSource {
         kind,
         carts_query: query(
@@ -180,11 +198,7 @@ fn database(cx: &Context<'_>, key: &str, source: &RawSource) -> Result<Option<Da
             &source.carts_query,
             preset.as_ref().map(|p| p.carts_query.as_str()),
         )?,
-        items_query: query(
-            "items_query",
-            &source.items_query,
-            preset.as_ref().map(|p| p.items_query.as_str()),
-        )?,
+        items_query,
         orders_query: given(
             &source.orders_query,
             preset.as_ref().map(|p| p.orders_query.as_str()),

@@ -415,3 +415,22 @@ fn syntax_errors_keep_toml_s_own_message() {
         .to_string();
     assert!(message.contains("TOML parse error at line"), "{message}");
 }
+
+#[test]
+fn a_servers_items_query_must_take_a_batch_of_cart_ids() {
+    for (url, example) in [
+        ("mysql://u@h/shop", "WHERE quote_id IN (:cart_ids)"),
+        ("postgres://u@h/shop", "WHERE order_id = ANY(:cart_ids)"),
+    ] {
+        let source = format!(
+            "{MINIMAL}\n[[sources]]\nurl = \"{url}\"\ncarts_query = \"SELECT 1\"\n\
+             items_query = \"SELECT 1 WHERE cart_id = :cart_id\"\n"
+        );
+        let error = parse(&source).unwrap_err().to_string();
+        assert!(error.contains("sources[0].items_query"), "{error}");
+        assert!(
+            error.contains(&format!("has no :cart_ids (expected e.g. {example})")),
+            "{error}"
+        );
+    }
+}
