@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -253,6 +254,9 @@ pub struct Feed {
     newest: Option<(DateTime<Utc>, Value)>,
     stopped: bool,
     carts_finished: bool,
+    /// Raised by a signal: the read ends at the next batch, as if its
+    /// rows had ended there (what was stored stays, and so does its mark).
+    stop: Option<Arc<AtomicBool>>,
 }
 
 impl Feed {
@@ -326,6 +330,9 @@ impl Feed {
     /// column, or all the first cart's when there is none). `false`: the
     /// reader stopped; stop reading.
     pub fn carts(&mut self, carts: &[Vec<Cell>], items: &[Vec<Cell>]) -> bool {
+        if self.stop_asked() {
+            return false;
+        }
         let item_cart = self.items_columns.get(ITEM_FIELDS.len()).copied().flatten();
         let key = |cell: &Cell| {
             let mut key = Vec::new();
@@ -425,8 +432,21 @@ impl Feed {
         self.carts_finished = true;
     }
 
+    /// Whether a signal asked the read to stop (the batch in hand is not
+    /// handed over).
+    fn stop_asked(&mut self) -> bool {
+        self.stopped |= self
+            .stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(Ordering::Relaxed));
+        self.stopped
+    }
+
     /// A batch of orders.
     pub fn orders(&mut self, orders: &[Vec<Cell>]) -> bool {
+        if self.stop_asked() {
+            return false;
+        }
         let created_at = ORDER_FIELDS
             .iter()
             .position(|f| *f == "created_at")
@@ -461,7 +481,10 @@ impl Feed {
     }
 
     fn orders_done(&mut self) {
+        // A read stopped early moves no orders' watermark: what `newest`
+        // holds then may be the carts'.
         let newest = self.newest.take().map(|(_, value)| value);
+        let newest = newest.filter(|_| self.carts_finished && !self.stopped);
         let _ = self.orders.send(Message::Done(newest));
     }
 }
@@ -529,17 +552,19 @@ pub fn read(
     now: Option<DateTime<Utc>>,
     sink: &mut dyn Sink,
 ) -> Result<Read> {
-    read_marking(source, since, now, sink, &mut |_| Ok(()))
+    read_marking(source, since, now, sink, &mut |_| Ok(()), None)
 }
 
 /// [`read`], calling `mark` with the carts' watermark after each batch of
-/// carts `sink` stored.
+/// carts `sink` stored; once `stop` is raised, the read ends at the next
+/// batch (its rows so far stored and marked, the orders not read).
 pub fn read_marking(
     source: &DatabaseSource,
     since: Since,
     now: Option<DateTime<Utc>>,
     sink: &mut dyn Sink,
     mark: &mut dyn FnMut(Value) -> Result<()>,
+    stop: Option<Arc<AtomicBool>>,
 ) -> Result<Read> {
     let name = source.name();
     let (carts_sender, carts_receiver) = mpsc::sync_channel::<Message>(4);
@@ -557,6 +582,7 @@ pub fn read_marking(
         newest: None,
         stopped: false,
         carts_finished: false,
+        stop,
     };
     let job = source.clone();
     let worker = std::thread::spawn(move || {
@@ -696,4 +722,61 @@ fn group_rows<'a>(
     drop(table);
     let watermark = watermark.borrow_mut().take();
     Ok((summary, watermark))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A read stopped by a signal after some carts were handed over moves
+    /// no orders' watermark: the newest time it holds is the carts'.
+    #[test]
+    fn a_stopped_read_moves_no_orders_watermark() {
+        let (carts, carts_received) = mpsc::sync_channel(8);
+        let (orders, orders_received) = mpsc::sync_channel(8);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut feed = Feed {
+            name: PathBuf::from("shop"),
+            carts,
+            orders,
+            zone: Tz::UTC,
+            times: TimeFormat::new(None, None),
+            carts_columns: Vec::new(),
+            items_columns: Vec::new(),
+            orders_columns: Vec::new(),
+            line: 0,
+            newest: None,
+            stopped: false,
+            carts_finished: false,
+            stop: Some(Arc::clone(&stop)),
+        };
+        let names = ["cart_id", "email", "currency", "updated_at"].map(String::from);
+        feed.carts_columns(&names).unwrap();
+        feed.items_columns(
+            &["cart_id".into(), "quantity".into(), "unit_price".into()],
+            true,
+        )
+        .unwrap();
+        let cart = |id: i64, at: &str| {
+            vec![
+                Cell::Int(id),
+                Cell::Text(b"a@example.com".to_vec()),
+                Cell::Text(b"EUR".to_vec()),
+                Cell::Text(at.as_bytes().to_vec()),
+            ]
+        };
+        assert!(feed.carts(&[cart(1, "2026-11-01T10:00:00Z")], &[]));
+        stop.store(true, Ordering::Relaxed);
+        assert!(!feed.carts(&[cart(2, "2026-11-02T10:00:00Z")], &[]));
+        feed.orders_done();
+        let marks: Vec<Message> = carts_received.try_iter().collect();
+        assert!(
+            matches!(marks.last(), Some(Message::Mark(_))),
+            "the first batch's mark"
+        );
+        assert!(matches!(
+            orders_received.try_recv(),
+            Ok(Message::Done(None))
+        ));
+    }
 }

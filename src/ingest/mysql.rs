@@ -143,9 +143,16 @@ pub(super) fn run(
     let items_session = std::thread::scope(|scope| {
         let (batches, carts) = std::sync::mpsc::sync_channel(1);
         let (read, received) = std::sync::mpsc::sync_channel(1);
+        let carts_connection = carts_session.connection_id();
         scope.spawn(move || read_carts(carts_session, &carts_query, &batches));
-        let items =
-            scope.spawn(move || read_items(items_session, &source.items_query, &carts, &read));
+        let items = scope.spawn(move || {
+            read_items(
+                items_session,
+                (&source.items_query, carts_connection),
+                &carts,
+                &read,
+            )
+        });
         for message in received {
             match message {
                 Read::CartsColumns(names) => feed.carts_columns(&names)?,
@@ -256,10 +263,12 @@ pub(super) fn probe(
 
 /// Reads the items of each batch of carts from `carts`, in one query a
 /// batch, and hands both on to `read`. Returns the session, for the
-/// orders.
+/// orders. If the read ends before the carts do (stopped, or failed), the
+/// carts' query (on connection `carts_connection`) is killed: its session
+/// would otherwise read the rest of its rows before closing.
 fn read_items(
     mut session: Conn,
-    query: &str,
+    (query, carts_connection): (&str, u32),
     carts: &std::sync::mpsc::Receiver<Carts>,
     read: &std::sync::mpsc::SyncSender<Read>,
 ) -> Conn {
@@ -290,6 +299,8 @@ fn read_items(
         };
         let failed = matches!(message, Read::Failed(..));
         if read.send(message).is_err() || failed {
+            // Best effort: without the right to, the rows are read out.
+            let _ = session.query_drop(format!("KILL QUERY {carts_connection}"));
             break;
         }
     }

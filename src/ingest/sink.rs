@@ -528,13 +528,16 @@ pub fn import_file(
 /// store — its carts, then its orders — and moves each watermark to the
 /// newest row read, once its rows are stored (the carts' after each
 /// batch). `now`: see [`ingest::Options::now`]; `audience`: as for
-/// [`import_file`]. One result for the carts, one for the orders.
+/// [`import_file`]. One result for the carts, one for the orders. Once
+/// `stop` is raised (a signal), the read ends at the next batch: what was
+/// stored stays, with its watermark.
 pub fn import_database(
     store: &Store,
     source: &ingest::database::DatabaseSource,
     now: Option<chrono::DateTime<chrono::Utc>>,
     audience: Audience,
     out: &mut Output,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Vec<Result<FileImport>> {
     let name = source.name();
     let key = source.watermark_key();
@@ -561,9 +564,14 @@ pub fn import_database(
     let mut sink = StoreSink::new(store, &name, out, None, progress, audience, reported);
     // After each stored batch of carts: a read that dies later re-reads
     // at most one batch.
-    let read = ingest::database::read_marking(source, since, now, &mut sink, &mut |value| {
-        store.set_watermark(&key, &value)
-    });
+    let read = ingest::database::read_marking(
+        source,
+        since,
+        now,
+        &mut sink,
+        &mut |value| store.set_watermark(&key, &value),
+        stop,
+    );
     let finished = sink.finish();
     let stored = (|| {
         let read = read?;

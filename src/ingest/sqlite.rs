@@ -375,6 +375,7 @@ mod tests {
                 marks.push(value);
                 Ok(())
             },
+            None,
         );
         // The store's own error, not the grouping's "reading stopped": the
         // batches are grouped on a thread of their own and stored here.

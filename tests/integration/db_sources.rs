@@ -388,3 +388,91 @@ items_query = \"SELECT quote_id AS cart_id, qty_typo AS quantity, price AS unit_
         .expect_stderr_contains("Unknown column 'qty_typo'");
     assert_eq!(t.store().count("SELECT count(*) FROM carts"), 0);
 }
+
+/// SIGTERM during an import from a slow shop database ends the read at
+/// the next batch: the run exits 5, the carts query is killed rather than
+/// read out (the server counts the `KILL`), what was stored stays and no
+/// orders' watermark moves; the next run imports the rest.
+#[test]
+fn sigterm_during_an_import_stops_it_at_the_next_batch() {
+    use mysql::prelude::Queryable as _;
+    let Some(server) = db_servers::mariadb() else {
+        return;
+    };
+    let url = server.database("magento_sigterm", &fixture("magento2"));
+    server.execute(
+        "magento_sigterm",
+        "SET time_zone = '+00:00';
+         INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active,
+                            items_count, customer_email, customer_firstname, quote_currency_code)
+         SELECT 1000 + seq, 1, '2026-11-01 00:00:00' + INTERVAL seq MINUTE,
+                '2026-11-01 00:00:00' + INTERVAL seq MINUTE, 1, 1,
+                CONCAT('p', seq, '@example.com'), 'P', 'EUR'
+         FROM seq_1_to_10000;
+         INSERT INTO quote_item (quote_id, sku, name, qty, price)
+         SELECT 1000 + seq, CONCAT('SKU-', seq), 'Thing', 1, 1.5000 FROM seq_1_to_10000;",
+    );
+    // The server takes half a millisecond a quote, in the index's order: a
+    // batch of 2,000 a second.
+    let t = shop_with(&format!(
+        "url = \"{url}\"
+carts_query = \"SELECT entity_id AS cart_id, customer_email AS email, quote_currency_code AS currency, updated_at FROM quote FORCE INDEX (quote_updated_at) WHERE (:since IS NULL OR updated_at >= :since) AND SLEEP(0.0005) = 0 ORDER BY updated_at, entity_id\"
+items_query = \"SELECT quote_id AS cart_id, sku, qty AS quantity, price AS unit_price FROM quote_item WHERE quote_id IN (:cart_ids)\"
+orders_query = \"SELECT increment_id AS order_id, customer_email AS email, quote_id AS cart_id, grand_total AS total, order_currency_code AS currency, created_at FROM sales_order WHERE :since IS NULL OR created_at >= :since\""
+    ));
+    let mut admin = mysql::Conn::new(mysql::Opts::from_url(&url).unwrap()).unwrap();
+    let kills = |admin: &mut mysql::Conn| -> u64 {
+        let row: Option<(String, u64)> = admin
+            .query_first("SHOW GLOBAL STATUS LIKE 'Com_kill'")
+            .unwrap();
+        row.unwrap().1
+    };
+    let kills_before = kills(&mut admin);
+    let mut child = t.spawn(&["run", "--now", NOW]);
+    // Once its carts query runs, the run has its signal handlers.
+    let started = std::time::Instant::now();
+    loop {
+        let running: Option<u64> = admin
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE '%SLEEP(0.0005)%' AND INFO NOT LIKE '%PROCESSLIST%'",
+            )
+            .unwrap();
+        if running.unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_mins(1),
+            "the carts query did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5), "a run stopped by a signal exits 5");
+    assert!(
+        kills(&mut admin) > kills_before,
+        "the carts query was killed"
+    );
+    let store = t.store();
+    let stored = store.count("SELECT count(*) FROM carts WHERE CAST(id AS INTEGER) > 1000");
+    assert!(stored < 10_000, "the import stopped early: {stored} carts");
+    assert_eq!(stored % 2000, 0, "whole batches: {stored} carts");
+    assert_eq!(
+        store.count("SELECT count(*) FROM source_watermarks WHERE source LIKE '%orders%'"),
+        0,
+        "no orders were read, so no orders' watermark"
+    );
+    drop(store);
+    // The fixture's quote 102 has no e-mail: reported, the run partial.
+    t.recart(&["run", "--now", NOW]).expect_status(3);
+    assert_eq!(
+        t.store()
+            .count("SELECT count(*) FROM carts WHERE CAST(id AS INTEGER) > 1000"),
+        10_000
+    );
+}

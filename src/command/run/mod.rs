@@ -202,7 +202,7 @@ pub fn run(
     // Workers of one PostgreSQL store import one at a time: the second
     // finds the snapshots unchanged, the watermarks moved.
     let imported =
-        store.importing_alone(|| import_sources(config, &store, now, &mut summary, out))?;
+        store.importing_alone(|| import_sources(config, &store, options, &mut summary, out))?;
 
     // The candidate window, by index: open carts active up to now (the
     // ones not yet due are listed as such) and at most `max_age` ago —
@@ -658,15 +658,22 @@ impl<'a, 'o> Batches<'a, 'o> {
 fn import_sources(
     config: &Config,
     store: &Store,
-    now: DateTime<Utc>,
+    options: &RunOptions,
     summary: &mut RunSummary,
     out: &mut Output,
 ) -> Result<Completion> {
+    let now = options.now;
     let mut imports = Imports::default();
     // Catalogs first: a cart's products are known when it is planned.
     for source in config.catalogs.iter().chain(&config.sources) {
+        // A signal: the sources not begun are left for the next run.
+        if options.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
         if let Some(database) = &source.database {
-            for import in import_database(store, database, Some(now), Audience::Schedule, out) {
+            let stop = Some(Arc::clone(&options.stop));
+            for import in import_database(store, database, Some(now), Audience::Schedule, out, stop)
+            {
                 imports.take(import, out)?;
             }
             continue;
