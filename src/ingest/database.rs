@@ -260,6 +260,30 @@ pub struct Feed {
 }
 
 impl Feed {
+    fn new(
+        name: PathBuf,
+        (carts, orders): (mpsc::SyncSender<Message>, mpsc::SyncSender<Message>),
+        zone: Tz,
+        times: TimeFormat,
+        stop: Option<Arc<AtomicBool>>,
+    ) -> Feed {
+        Feed {
+            name,
+            carts,
+            orders,
+            zone,
+            times,
+            carts_columns: Vec::new(),
+            items_columns: Vec::new(),
+            orders_columns: Vec::new(),
+            line: 0,
+            newest: None,
+            stopped: false,
+            carts_finished: false,
+            stop,
+        }
+    }
+
     /// An error of `query` (the database's own words).
     pub fn fail(&self, query: &str, error: impl std::fmt::Display) -> Error {
         Error::Input {
@@ -569,21 +593,13 @@ pub fn read_marking(
     let name = source.name();
     let (carts_sender, carts_receiver) = mpsc::sync_channel::<Message>(4);
     let (orders_sender, orders_receiver) = mpsc::sync_channel::<Message>(4);
-    let mut feed = Feed {
-        name: name.clone(),
-        carts: carts_sender,
-        orders: orders_sender,
-        zone: source.timezone,
-        times: TimeFormat::new(source.date_format.clone(), now),
-        carts_columns: Vec::new(),
-        items_columns: Vec::new(),
-        orders_columns: Vec::new(),
-        line: 0,
-        newest: None,
-        stopped: false,
-        carts_finished: false,
+    let mut feed = Feed::new(
+        name.clone(),
+        (carts_sender, orders_sender),
+        source.timezone,
+        TimeFormat::new(source.date_format.clone(), now),
         stop,
-    };
+    );
     let job = source.clone();
     let worker = std::thread::spawn(move || {
         let result = match &job.kind {
@@ -735,21 +751,13 @@ mod tests {
         let (carts, carts_received) = mpsc::sync_channel(8);
         let (orders, orders_received) = mpsc::sync_channel(8);
         let stop = Arc::new(AtomicBool::new(false));
-        let mut feed = Feed {
-            name: PathBuf::from("shop"),
-            carts,
-            orders,
-            zone: Tz::UTC,
-            times: TimeFormat::new(None, None),
-            carts_columns: Vec::new(),
-            items_columns: Vec::new(),
-            orders_columns: Vec::new(),
-            line: 0,
-            newest: None,
-            stopped: false,
-            carts_finished: false,
-            stop: Some(Arc::clone(&stop)),
-        };
+        let mut feed = Feed::new(
+            PathBuf::from("shop"),
+            (carts, orders),
+            Tz::UTC,
+            TimeFormat::new(None, None),
+            Some(Arc::clone(&stop)),
+        );
         let names = ["cart_id", "email", "currency", "updated_at"].map(String::from);
         feed.carts_columns(&names).unwrap();
         feed.items_columns(

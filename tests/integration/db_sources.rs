@@ -284,6 +284,27 @@ fn show_preset_prints_a_block_to_copy() {
         .expect_stderr_contains("woocommerce");
 }
 
+/// `count` active quotes (ids from 1001, one a minute from 2026-11-01),
+/// each with its one item: `SKU-n`, quantity n mod 3 + 1.
+fn add_quotes(server: &db_servers::Server, database: &str, count: u32) {
+    server.execute(
+        database,
+        &format!(
+            "SET time_zone = '+00:00';
+             INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active,
+                                items_count, customer_email, customer_firstname,
+                                quote_currency_code)
+             SELECT 1000 + seq, 1, '2026-11-01 00:00:00' + INTERVAL seq MINUTE,
+                    '2026-11-01 00:00:00' + INTERVAL seq MINUTE, 1, 1,
+                    CONCAT('p', seq, '@example.com'), 'P', 'EUR'
+             FROM seq_1_to_{count};
+             INSERT INTO quote_item (quote_id, sku, name, qty, price)
+             SELECT 1000 + seq, CONCAT('SKU-', seq), 'Thing', seq MOD 3 + 1, 1.5000
+             FROM seq_1_to_{count};"
+        ),
+    );
+}
+
 /// More carts than a batch (2,000): read a batch ahead of their items,
 /// each batch's items in one query, every cart with its own; and a carts
 /// query the server refuses is named, nothing of it stored, and the run
@@ -294,19 +315,7 @@ fn many_batches_keep_their_items_and_a_refused_carts_query_is_named() {
         return;
     };
     let url = server.database("magento_batches", &fixture("magento2"));
-    server.execute(
-        "magento_batches",
-        "SET time_zone = '+00:00';
-         INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active,
-                            items_count, customer_email, customer_firstname, quote_currency_code)
-         SELECT 1000 + seq, 1, '2026-11-01 00:00:00' + INTERVAL seq MINUTE,
-                '2026-11-01 00:00:00' + INTERVAL seq MINUTE, 1, 1,
-                CONCAT('p', seq, '@example.com'), 'P', 'EUR'
-         FROM seq_1_to_4500;
-         INSERT INTO quote_item (quote_id, sku, name, qty, price)
-         SELECT 1000 + seq, CONCAT('SKU-', seq), 'Thing', seq MOD 3 + 1, 1.5000
-         FROM seq_1_to_4500;",
-    );
+    add_quotes(server, "magento_batches", 4500);
     let t = shop_with(&format!("url = \"{url}\"\npreset = \"magento2\""));
     t.recart(&["run", "--now", NOW]).expect_status(3);
     let store = t.store();
@@ -400,18 +409,7 @@ fn sigterm_during_an_import_stops_it_at_the_next_batch() {
         return;
     };
     let url = server.database("magento_sigterm", &fixture("magento2"));
-    server.execute(
-        "magento_sigterm",
-        "SET time_zone = '+00:00';
-         INSERT INTO quote (entity_id, store_id, created_at, updated_at, is_active,
-                            items_count, customer_email, customer_firstname, quote_currency_code)
-         SELECT 1000 + seq, 1, '2026-11-01 00:00:00' + INTERVAL seq MINUTE,
-                '2026-11-01 00:00:00' + INTERVAL seq MINUTE, 1, 1,
-                CONCAT('p', seq, '@example.com'), 'P', 'EUR'
-         FROM seq_1_to_10000;
-         INSERT INTO quote_item (quote_id, sku, name, qty, price)
-         SELECT 1000 + seq, CONCAT('SKU-', seq), 'Thing', 1, 1.5000 FROM seq_1_to_10000;",
-    );
+    add_quotes(server, "magento_sigterm", 10_000);
     // The server takes half a millisecond a quote, in the index's order: a
     // batch of 2,000 a second.
     let t = shop_with(&format!(
