@@ -364,7 +364,7 @@ fn store_url(cx: &Context<'_>, raw: &raw::RawStore) -> Result<Option<StoreUrl>> 
             format!("{url:?}: only PostgreSQL (postgres://user@host/db) is supported"),
         ));
     }
-    if let Err(message) = crate::postgres_url::PostgresUrl::parse(url) {
+    if let Err(message) = crate::db_url::PostgresUrl::parse(url) {
         return Err(cx.fail("store.url", message));
     }
     Ok(Some(StoreUrl {

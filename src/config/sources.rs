@@ -225,7 +225,7 @@ fn url_kind(url: &str) -> std::result::Result<Kind, String> {
             Ok(Kind::Mysql(url))
         }
         "postgres" | "postgresql" => {
-            crate::postgres_url::PostgresUrl::parse(url)?;
+            crate::db_url::PostgresUrl::parse(url)?;
             Ok(Kind::Postgres(url.to_string()))
         }
         _ => Err(format!(

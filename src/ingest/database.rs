@@ -358,32 +358,33 @@ impl Feed {
             return false;
         }
         let item_cart = self.items_columns.get(ITEM_FIELDS.len()).copied().flatten();
-        let key = |cell: &Cell| {
-            let mut key = Vec::new();
-            cell.write_text("", Tz::UTC, &mut key);
-            key
-        };
-        // Items come in runs of a cart's (as queries order them): one key
-        // a run, not an item.
-        let mut by_cart: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
-        let mut run: Option<(&Cell, Vec<usize>)> = None;
-        for (index, item) in items.iter().enumerate() {
-            let cart = item_cart.map_or(&Cell::Null, |column| &item[column]);
-            match &mut run {
-                Some((same, lines)) if *same == cart => lines.push(index),
-                _ => {
-                    if let Some((cart, lines)) = run.replace((cart, vec![index])) {
-                        by_cart.entry(key(cart)).or_default().extend(lines);
-                    }
-                }
+        // An id's text, in `buffer`: an item's and its cart's match as
+        // text (an integer id and its digits are one cart).
+        let id_text = |cell: Option<&Cell>, buffer: &mut Vec<u8>| {
+            buffer.clear();
+            if let Some(cell) = cell {
+                cell.write_text("", Tz::UTC, buffer);
             }
-        }
-        if let Some((cart, lines)) = run {
-            by_cart.entry(key(cart)).or_default().extend(lines);
+        };
+        let mut buffer = Vec::new();
+        // Items come in runs of a cart's (as queries order them): one key
+        // a run, not an item (texts and hashes of 3 million items cost a
+        // second and a half of an import of a million carts).
+        let mut by_cart: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        let mut runs = items.iter().enumerate().peekable();
+        while let Some((first, item)) = runs.next() {
+            let cart = item_cart.map(|column| &item[column]);
+            let mut lines = vec![first];
+            while let Some((index, _)) =
+                runs.next_if(|(_, next)| item_cart.map(|column| &next[column]) == cart)
+            {
+                lines.push(index);
+            }
+            id_text(cart, &mut buffer);
+            by_cart.entry(buffer.clone()).or_default().extend(lines);
         }
         let updated_at = CART_FIELDS.iter().position(|f| *f == "updated_at").unwrap();
         let mut rows = Vec::with_capacity(carts.len().max(items.len()));
-        let mut buffer = Vec::new();
         for cart in carts {
             self.line += 1;
             let mut head = csv::ByteRecord::new();
@@ -405,10 +406,10 @@ impl Feed {
                     self.newest = Some((at, cart[index].watermark()));
                 }
             }
-            buffer.clear();
-            if let (Some(_), Some(column)) = (item_cart, self.cart_id_column()) {
-                cart[column].write_text("", Tz::UTC, &mut buffer);
-            }
+            let id = item_cart
+                .and(self.cart_id_column())
+                .map(|column| &cart[column]);
+            id_text(id, &mut buffer);
             let lines = by_cart.get(&buffer).map_or(&[][..], Vec::as_slice);
             if lines.is_empty() {
                 let mut record = head.clone();
@@ -417,19 +418,21 @@ impl Feed {
                 }
                 rows.push((self.line, record));
             }
+            // A cart's later rows carry its id alone (`cart_id` is the
+            // first field): the grouping reads a cart's fields from its
+            // first row (a later row's may be blank), so they are neither
+            // copied nor parsed again.
+            let mut id_only = csv::ByteRecord::new();
+            if lines.len() > 1 {
+                for (field, text) in head.iter().enumerate() {
+                    id_only.push_field(if field == 0 { text } else { b"" });
+                }
+            }
             for (nth, &index) in lines.iter().enumerate() {
-                // A cart's later rows carry its id alone: the grouping reads
-                // a cart's fields from its first row (a later row's may be
-                // blank), so they are neither copied nor parsed again.
                 let mut record = if nth == 0 {
                     head.clone()
                 } else {
-                    let mut later =
-                        csv::ByteRecord::with_capacity(64, CART_FIELDS.len() + ITEM_FIELDS.len());
-                    for (field, text) in head.iter().enumerate() {
-                        later.push_field(if field == 0 { text } else { b"" });
-                    }
-                    later
+                    id_only.clone()
                 };
                 self.record(
                     ITEM_FIELDS,

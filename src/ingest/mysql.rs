@@ -14,8 +14,8 @@ use mysql::consts::ColumnType;
 use mysql::prelude::Queryable as _;
 use mysql::{Conn, Opts, OptsBuilder, Row, SslOpts, Value};
 
+use crate::db_url::{cannot_connect, take_query_options};
 use crate::error::Result;
-use crate::postgres_url::take_query_options;
 
 use super::database::{
     BATCH, Cell, DatabaseSource, Feed, Since, at_most_one_row, probe_columns, with_since,
@@ -65,17 +65,8 @@ pub(super) fn connect(source: &DatabaseSource, url: &str) -> std::result::Result
     let opts = OptsBuilder::from_opts(opts)
         .pass(password)
         .tcp_connect_timeout(Some(source.timeout));
-    let mut conn = Conn::new(opts).map_err(|error| {
-        let text = said(&error);
-        if tls && text.contains("certificate") {
-            format!(
-                "cannot connect: {text} (the server's certificate: give the CA that signed it \
-                 with ssl-ca=FILE in the URL)"
-            )
-        } else {
-            format!("cannot connect: {text}")
-        }
-    })?;
+    let mut conn =
+        Conn::new(opts).map_err(|error| cannot_connect(&said(&error), tls.then_some("ssl-ca")))?;
     let version: String = conn
         .query_first("SELECT VERSION()")
         .map_err(|error| said(&error))?
@@ -274,35 +265,40 @@ fn read_items(
 ) -> Conn {
     let mut id_column = None;
     let mut items_known = false;
-    for message in carts {
-        let message = match message {
-            Carts::Columns(names) => {
-                id_column = names.iter().position(|name| name == "cart_id");
-                Read::CartsColumns(names)
-            }
-            Carts::Failed(error) => Read::Failed("carts_query", error),
-            Carts::Batch(batch) => {
-                match id_column.map(|column| items_of(query, column, &batch, &mut session)) {
-                    None => Read::Batch(batch, Vec::new()),
-                    Some(Ok((names, items))) => {
-                        if !items_known {
-                            items_known = true;
-                            if read.send(Read::ItemsColumns(names)).is_err() {
-                                break;
-                            }
-                        }
-                        Read::Batch(batch, items)
-                    }
-                    Some(Err(error)) => Read::Failed("items_query", error),
+    let ended_early = 'read: {
+        for message in carts {
+            let message = match message {
+                Carts::Columns(names) => {
+                    id_column = names.iter().position(|name| name == "cart_id");
+                    Read::CartsColumns(names)
                 }
+                Carts::Failed(error) => Read::Failed("carts_query", error),
+                Carts::Batch(batch) => {
+                    match id_column.map(|column| items_of(query, column, &batch, &mut session)) {
+                        None => Read::Batch(batch, Vec::new()),
+                        Some(Ok((names, items))) => {
+                            if !items_known {
+                                items_known = true;
+                                if read.send(Read::ItemsColumns(names)).is_err() {
+                                    break 'read true;
+                                }
+                            }
+                            Read::Batch(batch, items)
+                        }
+                        Some(Err(error)) => Read::Failed("items_query", error),
+                    }
+                }
+            };
+            let failed = matches!(message, Read::Failed(..));
+            if read.send(message).is_err() || failed {
+                break 'read true;
             }
-        };
-        let failed = matches!(message, Read::Failed(..));
-        if read.send(message).is_err() || failed {
-            // Best effort: without the right to, the rows are read out.
-            let _ = session.query_drop(format!("KILL QUERY {carts_connection}"));
-            break;
         }
+        false
+    };
+    if ended_early {
+        // Best effort: without the right to, the rows are read out.
+        let _ = session.query_drop(format!("KILL QUERY {carts_connection}"));
     }
     session
 }

@@ -9,8 +9,8 @@
 use postgres::types::Type;
 use postgres::{Client, IsolationLevel, Row};
 
+use crate::db_url::PostgresUrl;
 use crate::error::Result;
-use crate::postgres_url::PostgresUrl;
 
 use super::database::{
     BATCH, Cell, DatabaseSource, Feed, Since, at_most_one_row, probe_columns, with_since,

@@ -11,7 +11,7 @@
 
 use postgres::Client;
 
-use crate::postgres_url::PostgresUrl;
+use crate::db_url::PostgresUrl;
 
 use crate::config::StoreUrl;
 use crate::error::{Error, Result};

@@ -1,6 +1,8 @@
-//! A PostgreSQL URL, as the store and the shop's database sources take
-//! it: libpq's form, without a password (that comes from an env var or a
-//! file), and TLS as its `sslmode` asks.
+//! Database URLs as recart takes them: a PostgreSQL URL (the store's and
+//! a source's) in libpq's form, without a password (that comes from an
+//! env var or a file), with TLS as its `sslmode` asks; and what MySQL's
+//! URL shares with it (the options recart reads itself, the connection
+//! error).
 //!
 //! `sslmode=require`, `verify-ca` and `verify-full` all mean TLS with the
 //! server's certificate checked: its chain against Mozilla's roots and the
@@ -89,15 +91,21 @@ impl PostgresUrl {
                 text = format!("{text}: {inner}");
                 cause = inner.source();
             }
-            if self.tls.is_some() && text.contains("certificate") {
-                format!(
-                    "cannot connect: {text} (the server's certificate: give the CA that \
-                     signed it with sslrootcert=FILE in the URL)"
-                )
-            } else {
-                format!("cannot connect: {text}")
-            }
+            cannot_connect(&text, self.tls.is_some().then_some("sslrootcert"))
         })
+    }
+}
+
+/// A failed connection in the driver's words; over TLS (`ca_option`: the
+/// URL's option naming a CA file), a certificate the server's was not
+/// recognised by says how to give its CA.
+pub(crate) fn cannot_connect(text: &str, ca_option: Option<&str>) -> String {
+    match ca_option {
+        Some(option) if text.contains("certificate") => format!(
+            "cannot connect: {text} (the server's certificate: give the CA that signed it \
+             with {option}=FILE in the URL)"
+        ),
+        _ => format!("cannot connect: {text}"),
     }
 }
 
