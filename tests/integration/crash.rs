@@ -228,12 +228,7 @@ fn sigterm_drains_and_leaves_nothing_unknown() {
         if wait_or_timeout(&mut child, delay).is_some() {
             continue;
         }
-        let term = std::process::Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(term.success());
-        let status = child.wait().unwrap();
+        let status = crate::harness::sigterm(&mut child);
         // It may have ended on its own just before the signal.
         assert!(
             matches!(status.code(), Some(0 | 3 | 5)),

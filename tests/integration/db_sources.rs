@@ -445,12 +445,7 @@ orders_query = \"SELECT increment_id AS order_id, customer_email AS email, quote
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let status = child.wait().unwrap();
+    let status = crate::harness::sigterm(&mut child);
     assert_eq!(status.code(), Some(5), "a run stopped by a signal exits 5");
     assert!(
         kills(&mut admin) > kills_before,

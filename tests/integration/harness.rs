@@ -292,6 +292,16 @@ impl Test {
 /// `dir/<stem>.<extension>`, where recart writes the files of one (cart,
 /// step) (README, "File names"), computed here on its own as the README
 /// says: `<cart>.<step>.<hash>`.
+/// Sends SIGTERM to `child` (a spawned `recart`) and waits for its end.
+pub fn sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    child.wait().unwrap()
+}
+
 pub fn mail_file(dir: &str, cart_id: &str, step: &str, extension: &str) -> String {
     use sha2::{Digest, Sha256};
     let readable = |text: &str, chars: usize| -> String {
